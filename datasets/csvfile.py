@@ -1,0 +1,150 @@
+"""A user's CSV file, read as a forecasting series or as labelled sequences.
+
+Problems are reported as DataError naming the file, the column and the CSV line number
+(the header is line 1). pandas is imported inside the readers to keep CLI start-up fast.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .errors import DataError
+from .forecast import Series
+from .samples import Sequences
+from .spec import DatasetSpec
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+_MISSING = frozenset({"", "nan", "na", "n/a", "null", "none", "#n/a"})
+
+
+def _read(path: Path) -> pd.DataFrame:
+    """Read every cell as text, so that values are parsed and reported here rather than guessed by pandas."""
+    import pandas as pd
+
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, skip_blank_lines=False)
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path}: file is empty") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as error:
+        raise DataError(f"{path}: cannot parse as CSV: {error}") from None
+    frame.columns = [str(column).strip() for column in frame.columns]
+    frame = frame.apply(lambda column: column.str.strip())
+    # Blank lines are dropped here, not by pandas, so that index + 2 stays the line number.
+    frame = frame[~(frame == "").all(axis=1)]
+    if frame.empty:
+        raise DataError(f"{path}: file has a header but no data rows")
+    return frame
+
+
+def _line(frame: pd.DataFrame, position: int) -> int:
+    """Return the CSV line number of the row at `position`."""
+    return int(frame.index[position]) + 2
+
+
+def _require(frame: pd.DataFrame, columns: list[str], role: str, path: Path) -> None:
+    """Raise DataError for the first of `columns` the file lacks, listing the columns it has."""
+    for column in columns:
+        if column not in frame.columns:
+            raise DataError(f"{path}: {role} column {column!r} not found; "
+                            f"available columns: {', '.join(frame.columns)}")
+
+
+def _numeric(frame: pd.DataFrame, column: str, path: Path) -> np.ndarray:
+    """Return a column as finite float64 values, or raise DataError naming the first bad line and value."""
+    import pandas as pd
+
+    text = frame[column]
+    values = pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        position = int(np.argmax(bad))
+        raw = text.iloc[position]
+        if np.isinf(values[position]):
+            problem = f"an infinite value {raw!r}"
+        elif raw.lower() in _MISSING:
+            problem = f"a missing value (NaN, {raw!r})"
+        else:
+            problem = f"a non-numeric value {raw!r}"
+        raise DataError(f"{path}: column {column!r} has {problem} at line {_line(frame, position)}")
+    return values
+
+
+def _looks_numeric(text: pd.Series) -> bool:
+    """Whether most non-missing cells parse as numbers; such a column is then checked strictly.
+
+    A majority rule keeps a stray bad value in a numeric column from silently dropping it.
+    """
+    import pandas as pd
+
+    present = text[~text.str.lower().isin(_MISSING)]
+    return len(present) > 0 and pd.to_numeric(present, errors="coerce").notna().mean() > 0.5
+
+
+def read_series(path: Path, spec: DatasetSpec) -> Series:
+    """Read a forecasting series in file order; inputs default to every numeric column, targets included."""
+    frame = _read(path)
+    _require(frame, spec.targets, "target", path)
+    _require(frame, spec.features or [], "feature", path)
+    targets = {column: _numeric(frame, column, path) for column in spec.targets}
+    features = spec.features or [column for column in frame.columns if _looks_numeric(frame[column])]
+    columns = list(dict.fromkeys(features + spec.targets))
+    values = np.column_stack([targets[c] if c in targets else _numeric(frame, c, path) for c in columns])
+    return Series(values, columns, list(features), spec.targets)
+
+
+def _class_names(labels: np.ndarray) -> list[str]:
+    """Return the distinct labels, in numeric order when all are numbers, else in text order."""
+    names = sorted(set(labels.tolist()))
+    try:
+        return sorted(names, key=float)
+    except ValueError:
+        return names
+
+
+def read_sequences(path: Path, spec: DatasetSpec) -> Sequences:
+    """Read labelled sequences: rows grouped by the `sequence` column in order of first appearance.
+
+    Inputs default to every numeric column except the label and sequence columns.
+    """
+    import pandas as pd
+
+    frame = _read(path)
+    label, sequence = spec.targets[0], spec.sequence
+    _require(frame, [label], "target", path)
+    _require(frame, [sequence], "sequence", path)
+    _require(frame, spec.features or [], "feature", path)
+    if spec.features and {label, sequence} & set(spec.features):
+        raise DataError(f"{path}: the label and sequence columns cannot also be features")
+    features = spec.features or [column for column in frame.columns
+                                 if column not in (label, sequence) and _looks_numeric(frame[column])]
+    if not features:
+        raise DataError(f"{path}: no numeric feature columns besides {label!r} and {sequence!r}")
+    values = np.column_stack([_numeric(frame, column, path) for column in features])
+
+    for column in (sequence, label):
+        empty = (frame[column] == "").to_numpy()
+        if empty.any():
+            line = _line(frame, int(np.argmax(empty)))
+            raise DataError(f"{path}: column {column!r} is empty at line {line}")
+    codes, _ = pd.factorize(frame[sequence])
+    row_labels = frame[label].to_numpy(dtype=str)
+    first = np.unique(codes, return_index=True)[1]  # first row of each sequence, by sequence code
+    changed = row_labels != row_labels[first[codes]]
+    if changed.any():
+        position = int(np.argmax(changed))
+        raise DataError(f"{path}: column {label!r} changes within sequence "
+                        f"{frame[sequence].iloc[position]!r} at line {_line(frame, position)}")
+
+    order = np.argsort(codes, kind="stable")
+    groups = np.split(order, np.flatnonzero(np.diff(codes[order])) + 1)
+    names = _class_names(row_labels)
+    index = {name: i for i, name in enumerate(names)}
+    return Sequences(x=[values[rows] for rows in groups],
+                     y=np.array([index[row_labels[rows[0]]] for rows in groups]),
+                     columns=list(features), labels=names)

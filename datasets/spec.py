@@ -1,0 +1,104 @@
+"""The `dataset:` section of a user's YAML config, validated with pydantic."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from .catalog import FORECASTING, GENERATED, INFOS, unknown_name_message
+
+_CSV_ONLY = ("target", "features", "task", "sequence")
+
+
+class DatasetSpec(BaseModel):
+    """Which data to load and how to window, split and scale it.
+
+    Exactly one of `name` (a built-in set) or `csv` (a file) is given. `window` is
+    checked when loading rather than here, so a search may leave it to each trial.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = None
+    csv: str | None = None
+    target: str | list[str] | None = None
+    features: list[str] | None = Field(default=None, min_length=1)
+    task: Literal["regression", "classification"] | None = None
+    sequence: str | None = None
+    window: int | None = Field(default=None, ge=1)
+    horizon: int = Field(default=1, ge=1)
+    val_fraction: float = Field(default=0.15, gt=0, lt=0.5)
+    test_fraction: float = Field(default=0.15, gt=0, lt=0.5)
+    seed: int = 0
+    length: int | None = Field(default=None, ge=1)
+    seq_len: int | None = Field(default=None, ge=2)
+    scale: bool = True
+
+    @field_validator("name")
+    @classmethod
+    def _known_name(cls, name: str | None) -> str | None:
+        if name is not None and name not in INFOS:
+            raise ValueError(unknown_name_message(name))
+        return name
+
+    @field_validator("target")
+    @classmethod
+    def _nonempty_target(cls, target: str | list[str] | None) -> str | list[str] | None:
+        if isinstance(target, list) and not target:
+            raise ValueError("`target` must name at least one column")
+        return target
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DatasetSpec:
+        if (self.name is None) == (self.csv is None):
+            raise ValueError("give exactly one of `name` (a built-in dataset) or `csv` (a file path)")
+        if self.name is not None:
+            self._check_named()
+        else:
+            self._check_csv()
+        return self
+
+    def _check_named(self) -> None:
+        given = [field for field in _CSV_ONLY if getattr(self, field) is not None]
+        if given:
+            raise ValueError(f"`{given[0]}` applies only to `csv` datasets, not to built-in {self.name!r}")
+        if self.length is not None and self.name not in GENERATED:
+            raise ValueError(f"`length` applies only to synthetic datasets ({', '.join(sorted(GENERATED))})")
+        if self.seq_len is not None and self.name != "adding":
+            raise ValueError("`seq_len` applies only to the 'adding' dataset")
+
+    def _check_csv(self) -> None:
+        if self.target is None:
+            raise ValueError("`target` is required with `csv`: the column(s) to predict or the label column")
+        for field in ("length", "seq_len"):
+            if getattr(self, field) is not None:
+                raise ValueError(f"`{field}` applies only to synthetic datasets, not to `csv`")
+        if self.task == "classification":
+            if self.sequence is None:
+                raise ValueError("`sequence` (the sequence id column) is required for `csv` classification")
+            if len(self.targets) != 1:
+                raise ValueError("`target` must be a single label column for classification")
+        elif self.sequence is not None:
+            raise ValueError("`sequence` applies only to `task: classification`")
+
+    @property
+    def targets(self) -> list[str]:
+        """The target column names as a list (empty for built-in sets)."""
+        if self.target is None:
+            return []
+        return [self.target] if isinstance(self.target, str) else list(self.target)
+
+    @property
+    def forecasting(self) -> bool:
+        """Whether this spec describes a windowed series, which needs `window`."""
+        if self.csv is not None:
+            return self.task != "classification"
+        return self.name in FORECASTING
+
+    def csv_path(self, base_dir: str | Path | None = None) -> Path:
+        """Return the CSV path; a relative one is resolved against `base_dir`, else the working directory."""
+        path = Path(self.csv).expanduser()
+        if not path.is_absolute() and base_dir is not None:
+            path = Path(base_dir) / path
+        return path.resolve()
