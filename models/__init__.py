@@ -1,0 +1,16 @@
+"""Stacked LSTM models and the training loop that every search trial runs."""
+from .lstm import LSTMConfig, StackedLSTM, count_parameters, load_model, save_model
+from .train import EpochResult, FitResult, TrainSettings, evaluate, fit
+
+__all__ = [
+    "LSTMConfig",
+    "StackedLSTM",
+    "count_parameters",
+    "TrainSettings",
+    "EpochResult",
+    "FitResult",
+    "fit",
+    "evaluate",
+    "save_model",
+    "load_model",
+]

@@ -1,0 +1,250 @@
+"""Train one LSTMConfig on one Prepared dataset: the hot loop of every search trial."""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Callable, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from stacktune.datasets.types import Prepared, Split
+
+from .lstm import LSTMConfig, StackedLSTM, Task
+
+OPTIMIZERS = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam}
+EVAL_BATCH = 1024
+
+
+@dataclass
+class TrainSettings:
+    """How to train: optimiser, schedule, seed and hardware; raises ValueError if invalid."""
+
+    lr: float
+    epochs: int
+    batch_size: int = 64
+    weight_decay: float = 0.0
+    optimizer: Literal["adamw", "adam"] = "adamw"
+    grad_clip: float | None = 1.0  # max global gradient norm; None turns clipping off
+    seed: int = 0
+    threads: int | None = None  # torch.set_num_threads for this process; None leaves it alone
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"lr must be a positive number, got {self.lr!r}")
+        for name in ("epochs", "batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if not self.weight_decay >= 0:
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(
+                f"optimizer must be one of {tuple(OPTIMIZERS)}, got {self.optimizer!r}"
+            )
+        if self.grad_clip is not None and not self.grad_clip > 0:
+            raise ValueError(f"grad_clip must be positive or None, got {self.grad_clip!r}")
+        if self.threads is not None and not self.threads >= 1:
+            raise ValueError(f"threads must be a positive int or None, got {self.threads!r}")
+
+
+@dataclass
+class EpochResult:
+    """Losses after one epoch; val_accuracy is None for regression."""
+
+    epoch: int  # 1-based
+    train_loss: float  # mean over the epoch's samples, in training mode
+    val_loss: float
+    val_accuracy: float | None
+    seconds: float
+
+
+@dataclass
+class FitResult:
+    """Outcome of fit; model holds the best epoch's weights and is in eval mode."""
+
+    state: Literal["completed", "diverged", "stopped"]
+    reason: str | None  # why training ended early; None when completed
+    epochs: list[EpochResult]
+    best_epoch: int | None  # None when no epoch had a finite val loss
+    best_val_loss: float  # inf when no epoch had a finite val loss
+    params: int
+    seconds: float
+    model: StackedLSTM
+
+
+@dataclass
+class _Tensors:
+    """A Split held whole on the training device (lengths stay on CPU for packing)."""
+
+    x: Tensor
+    y: Tensor
+    lengths: Tensor | None
+
+    @classmethod
+    def of(cls, split: Split, task: Task, device: torch.device) -> _Tensors:
+        if len(split) == 0:
+            raise ValueError("cannot train or evaluate on an empty split")
+        y_dtype = np.float32 if task == "regression" else np.int64
+        return cls(
+            torch.as_tensor(np.ascontiguousarray(split.x, dtype=np.float32), device=device),
+            torch.as_tensor(np.ascontiguousarray(split.y, dtype=y_dtype), device=device),
+            None if split.lengths is None else torch.as_tensor(split.lengths, dtype=torch.int64),
+        )
+
+
+def _loss_fn(task: Task) -> Callable[[Tensor, Tensor], Tensor]:
+    return F.mse_loss if task == "regression" else F.cross_entropy
+
+
+def _evaluate(model: StackedLSTM, data: _Tensors, task: Task, batch_size: int) -> dict:
+    """Sample-weighted mean loss (and accuracy) of model over data, in eval mode."""
+    loss_fn = _loss_fn(task)
+    n = data.x.shape[0]
+    loss_sum = torch.zeros((), dtype=torch.float64, device=data.x.device)
+    correct = torch.zeros((), dtype=torch.int64, device=data.x.device)
+    model.eval()
+    with torch.inference_mode():
+        for i in range(0, n, batch_size):
+            lengths = None if data.lengths is None else data.lengths[i : i + batch_size]
+            out = model(data.x[i : i + batch_size], lengths)
+            y = data.y[i : i + batch_size]
+            loss_sum += loss_fn(out, y) * y.shape[0]
+            if task == "classification":
+                correct += (out.argmax(dim=1) == y).sum()
+    metrics = {"loss": loss_sum.item() / n}
+    if task == "classification":
+        metrics["accuracy"] = correct.item() / n
+    return metrics
+
+
+def evaluate(
+    model: StackedLSTM,
+    split: Split,
+    *,
+    task: Task,
+    batch_size: int = EVAL_BATCH,
+    device: str = "cpu",
+) -> dict:
+    """Mean loss over split in eval mode, as {"loss"} plus "accuracy" for classification.
+
+    device is where model lives; the split is copied there.
+    """
+    return _evaluate(model, _Tensors.of(split, task, torch.device(device)), task, batch_size)
+
+
+def _train_epoch(
+    model: StackedLSTM,
+    optimizer: torch.optim.Optimizer,
+    data: _Tensors,
+    loss_fn: Callable[[Tensor, Tensor], Tensor],
+    settings: TrainSettings,
+    generator: torch.Generator,
+) -> float:
+    """One pass over data in a seeded random order; returns the sample-weighted mean loss."""
+    model.train()
+    params = list(model.parameters())
+    perm = torch.randperm(data.x.shape[0], generator=generator)
+    # one gather per epoch, so that every batch below is a free contiguous slice
+    on_device = perm.to(data.x.device)
+    x, y = data.x[on_device], data.y[on_device]
+    lengths = None if data.lengths is None else data.lengths[perm]
+    # summed on the device and read once per epoch: a per-batch .item() would force a sync
+    loss_sum = torch.zeros((), dtype=torch.float64, device=x.device)
+    bs = settings.batch_size
+    for i in range(0, x.shape[0], bs):
+        yb = y[i : i + bs]
+        loss = loss_fn(model(x[i : i + bs], None if lengths is None else lengths[i : i + bs]), yb)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if settings.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(params, settings.grad_clip)
+        optimizer.step()
+        loss_sum += loss.detach() * yb.shape[0]
+    return loss_sum.item() / x.shape[0]
+
+
+def _divergence(result: EpochResult) -> str | None:
+    """Why this epoch counts as diverged, or None when both losses are finite."""
+    for name in ("train_loss", "val_loss"):
+        value = getattr(result, name)
+        if not math.isfinite(value):
+            return f"{name} became {value} at epoch {result.epoch}"
+    return None
+
+
+def fit(
+    config: LSTMConfig,
+    data: Prepared,
+    settings: TrainSettings,
+    *,
+    on_epoch: Callable[[EpochResult], bool | None] | None = None,
+) -> FitResult:
+    """Train StackedLSTM(config) on data.train, scoring data.val after every epoch.
+
+    on_epoch sees each finite epoch; returning True stops training ("stopped"). A NaN or
+    infinite loss stops it at once ("diverged"). Returns the best-val-loss model and history.
+    """
+    start = time.perf_counter()
+    if data.task != config.task:
+        raise ValueError(f"config.task is {config.task!r} but the data is {data.task!r}")
+    for name in ("input_size", "output_size"):
+        if getattr(data, name) != getattr(config, name):
+            raise ValueError(
+                f"config.{name} is {getattr(config, name)} but the data has {getattr(data, name)}"
+            )
+    if settings.threads is not None:
+        torch.set_num_threads(settings.threads)
+    device = torch.device(settings.device)
+    torch.manual_seed(settings.seed)
+    model = StackedLSTM(config).to(device)
+    # the fused update is one kernel call instead of several ops per tensor: about 0.6 ms
+    # of a 9 ms step for two 64-unit layers on CPU
+    optimizer = OPTIMIZERS[settings.optimizer](
+        model.parameters(),
+        lr=settings.lr,
+        weight_decay=settings.weight_decay,
+        fused=device.type in ("cpu", "cuda"),
+    )
+    train = _Tensors.of(data.train, config.task, device)
+    val = _Tensors.of(data.val, config.task, device)
+    # a private generator keeps the batch order independent of any other use of torch's RNG
+    generator = torch.Generator().manual_seed(settings.seed)
+    loss_fn = _loss_fn(config.task)
+
+    history: list[EpochResult] = []
+    state, reason = "completed", None
+    best_epoch, best_val_loss, best_weights = None, math.inf, None
+    for epoch in range(1, settings.epochs + 1):
+        epoch_start = time.perf_counter()
+        train_loss = _train_epoch(model, optimizer, train, loss_fn, settings, generator)
+        metrics = _evaluate(model, val, config.task, EVAL_BATCH)
+        seconds = time.perf_counter() - epoch_start
+        result = EpochResult(epoch, train_loss, metrics["loss"], metrics.get("accuracy"), seconds)
+        history.append(result)
+        reason = _divergence(result)
+        if reason is not None:
+            state = "diverged"
+            break
+        if result.val_loss < best_val_loss:
+            best_epoch, best_val_loss = epoch, result.val_loss
+            best_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        if on_epoch is not None and on_epoch(result):
+            state, reason = "stopped", f"on_epoch asked to stop after epoch {epoch}"
+            break
+    if best_weights is not None:
+        model.load_state_dict(best_weights)
+    return FitResult(
+        state=state,
+        reason=reason,
+        epochs=history,
+        best_epoch=best_epoch,
+        best_val_loss=best_val_loss,
+        params=model.num_parameters(),
+        seconds=time.perf_counter() - start,
+        model=model.eval(),
+    )
