@@ -1,0 +1,119 @@
+"""The `stacktune` command: parses arguments and hands over to the module that does the work."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+
+
+def _datasets(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from stacktune.datasets import list_datasets
+
+    rows = [asdict(info) for info in list_datasets()]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    columns = ("name", "task", "length", "channels", "classes", "source")
+    widths = {c: max(len(c), *(len(str(r[c] if r[c] is not None else "-")) for r in rows)) for c in columns}
+    print("  ".join(c.ljust(widths[c]) for c in columns))
+    for row in rows:
+        print("  ".join(str(row[c] if row[c] is not None else "-").ljust(widths[c]) for c in columns))
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .single import print_summary, run_train
+
+    print_summary(run_train(args.config, seed=args.seed, tracking_uri=args.tracking_uri), as_json=args.json)
+    return 0
+
+
+def _search(args: argparse.Namespace) -> int:
+    from .run import run_search_command
+
+    return run_search_command(args)
+
+
+def _export(args: argparse.Namespace) -> int:
+    from .export import export_command
+
+    return export_command(args)
+
+
+def _depth_list(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected depths like 1,2,3, got {text!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="stacktune",
+        description="Tune each depth of a stacked LSTM on its own, with the same budget, and compare the best of each.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="more log output on stderr")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("datasets", help="list the built-in datasets")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_datasets)
+
+    tracking_help = "MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)"
+    p = sub.add_parser("train", help="train one configuration and log it to MLflow")
+    p.add_argument("config", help="a config YAML (the format `stacktune search` exports)")
+    p.add_argument("--seed", type=int, help="override train.seed")
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    p.add_argument("--tracking-uri", help=tracking_help)
+    p.set_defaults(func=_train)
+
+    p = sub.add_parser("search", help="tune every depth with its own Optuna study on Ray Tune")
+    p.add_argument("spec", help="a search spec YAML")
+    p.add_argument("--name", help="override the spec's name (MLflow experiment and output folder)")
+    p.add_argument("--out", default="stacktune-runs", help="output folder (default: ./stacktune-runs)")
+    p.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS, else a local Ray)")
+    p.add_argument("--tracking-uri", help=tracking_help)
+    p.add_argument("--depths", type=_depth_list, help="override the spec's depths, e.g. 1,2,3")
+    p.add_argument("--trials-per-depth", type=int, help="override the spec's trials_per_depth")
+    p.add_argument("--epochs", type=int, help="override train.epochs")
+    p.add_argument("--json", action="store_true", help="print only comparison.json on stdout")
+    p.set_defaults(func=_search)
+
+    p = sub.add_parser("export", help="write a search's best configs again, from MLflow alone")
+    p.add_argument("name", help="the search name (its MLflow experiment)")
+    p.add_argument("--out", default="stacktune-runs", help="output folder (default: ./stacktune-runs)")
+    p.add_argument("--tracking-uri", help=tracking_help)
+    p.set_defaults(func=_export)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose or not getattr(args, "json", False) else logging.WARNING,
+        format="%(message)s",
+        stream=sys.stderr,
+    )
+    from .errors import StacktuneError
+
+    try:
+        return args.func(args)
+    except StacktuneError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

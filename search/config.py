@@ -1,0 +1,263 @@
+"""Typed configuration files: the `stacktune train` config and the search spec.
+
+Both are validated at the edge with pydantic; `load_yaml` turns every problem into a
+`ConfigError` whose one line names the file, the field and the bad value.
+"""
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from stacktune.datasets import DatasetSpec
+
+from .errors import ConfigError
+
+_Strict = ConfigDict(extra="forbid")
+
+
+class ModelSection(BaseModel):
+    """The stack: one width per layer, dropout between layers, optional residuals."""
+
+    model_config = _Strict
+    units: list[int] = Field(min_length=1, max_length=32)
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    residual: bool = False
+    forget_bias: float = 1.0
+
+    @field_validator("units")
+    @classmethod
+    def _positive_units(cls, units: list[int]) -> list[int]:
+        for width in units:
+            if width < 1:
+                raise ValueError(f"every layer needs at least 1 unit, got {width}")
+        return units
+
+
+class TrainSection(BaseModel):
+    """How one configuration is trained."""
+
+    model_config = _Strict
+    lr: float = Field(gt=0.0, le=10.0)
+    epochs: int = Field(30, ge=1, le=100_000)
+    batch_size: int = Field(64, ge=1)
+    weight_decay: float = Field(0.0, ge=0.0)
+    optimizer: Literal["adamw", "adam"] = "adamw"
+    grad_clip: float | None = Field(1.0, gt=0.0)
+    seed: int = 0
+
+
+class TrainConfig(BaseModel):
+    """What `stacktune train` reads and what a search exports."""
+
+    model_config = _Strict
+    dataset: DatasetSpec
+    model: ModelSection
+    train: TrainSection
+    # Written by exports for the reader's benefit; ignored on input.
+    metrics: dict[str, Any] | None = None
+    source: dict[str, Any] | None = None
+
+
+class FloatRange(BaseModel):
+    """A searched float: [low, high], log-uniform when `log`."""
+
+    model_config = _Strict
+    low: float
+    high: float
+    log: bool = False
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "FloatRange":
+        if not self.low < self.high:
+            raise ValueError(f"low must be below high, got [{self.low}, {self.high}]")
+        if self.log and self.low <= 0:
+            raise ValueError(f"a log range needs low > 0, got {self.low}")
+        return self
+
+
+class IntRange(BaseModel):
+    """A searched integer: low..high with a step, or log-uniform."""
+
+    model_config = _Strict
+    low: int = Field(ge=1)
+    high: int = Field(ge=1)
+    step: int = Field(1, ge=1)
+    log: bool = False
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "IntRange":
+        if not self.low <= self.high:
+            raise ValueError(f"low must not exceed high, got {self.low}..{self.high}")
+        if self.log and self.step != 1:
+            raise ValueError("a log range takes no step")
+        return self
+
+
+def _as_float_range(value: Any, *, log: bool) -> Any:
+    """Reads `[low, high]` shorthand as a range and a bare number as a fixed value."""
+    if isinstance(value, (list, tuple)):
+        if len(value) != 2:
+            raise ValueError(f"a range is [low, high], got {list(value)}")
+        return FloatRange(low=value[0], high=value[1], log=log)
+    return value
+
+
+class SpaceSection(BaseModel):
+    """What each depth's study searches. A bare number fixes a setting."""
+
+    model_config = _Strict
+    units: list[int] | IntRange = Field(default_factory=lambda: [16, 32, 64, 128])
+    lr: FloatRange | float = Field(default_factory=lambda: FloatRange(low=1e-4, high=1e-2, log=True))
+    dropout: FloatRange | float = 0.0
+    weight_decay: FloatRange | float = 0.0
+    batch_size: list[int] | int | None = None
+
+    @field_validator("lr", "weight_decay", mode="before")
+    @classmethod
+    def _log_range(cls, value: Any) -> Any:
+        return _as_float_range(value, log=True)
+
+    @field_validator("dropout", mode="before")
+    @classmethod
+    def _linear_range(cls, value: Any) -> Any:
+        return _as_float_range(value, log=False)
+
+    @field_validator("units")
+    @classmethod
+    def _unit_choices(cls, units: list[int] | IntRange) -> list[int] | IntRange:
+        if isinstance(units, list):
+            if not units or any(u < 1 for u in units):
+                raise ValueError(f"units choices must be positive integers, got {units}")
+        return units
+
+    @field_validator("lr")
+    @classmethod
+    def _positive_lr(cls, lr: FloatRange | float) -> FloatRange | float:
+        low = lr.low if isinstance(lr, FloatRange) else lr
+        if not (low > 0 and math.isfinite(low)):
+            raise ValueError(f"the learning rate must be positive, got {low}")
+        return lr
+
+    @field_validator("dropout")
+    @classmethod
+    def _dropout_bounds(cls, dropout: FloatRange | float) -> FloatRange | float:
+        low, high = (dropout.low, dropout.high) if isinstance(dropout, FloatRange) else (dropout, dropout)
+        if low < 0 or high >= 1:
+            raise ValueError(f"dropout must lie in [0, 1), got {low if low < 0 else high}")
+        return dropout
+
+
+class SearchTrainSection(BaseModel):
+    """Training settings shared by every trial."""
+
+    model_config = _Strict
+    epochs: int = Field(20, ge=1, le=100_000)
+    batch_size: int = Field(64, ge=1)
+    optimizer: Literal["adamw", "adam"] = "adamw"
+    grad_clip: float | None = Field(1.0, gt=0.0)
+
+
+class SamplerSection(BaseModel):
+    """Optuna's sampler for every depth's study."""
+
+    model_config = _Strict
+    kind: Literal["tpe", "random"] = "tpe"
+    n_startup_trials: int = Field(5, ge=0)
+
+
+class ResourcesSection(BaseModel):
+    """What Ray reserves for each trial."""
+
+    model_config = _Strict
+    cpus_per_trial: float = Field(1.0, gt=0.0)
+    gpus_per_trial: float = Field(0.0, ge=0.0)
+    max_concurrent: int | None = Field(None, ge=1)
+
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+class SearchSpec(BaseModel):
+    """A whole search: the data, the depths, the budget and the space."""
+
+    model_config = _Strict
+    name: str
+    dataset: DatasetSpec
+    depths: list[int] = Field(min_length=1)
+    trials_per_depth: int = Field(ge=1, le=100_000)
+    space: SpaceSection = Field(default_factory=SpaceSection)
+    train: SearchTrainSection = Field(default_factory=SearchTrainSection)
+    sampler: SamplerSection = Field(default_factory=SamplerSection)
+    resources: ResourcesSection = Field(default_factory=ResourcesSection)
+    storage: str | None = None  # an Optuna storage URL; default: a journal file in the output folder
+    seed: int = 0
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, name: str) -> str:
+        if not _NAME.match(name):
+            raise ValueError(f"use letters, digits, '.', '_' and '-' only, got {name!r}")
+        return name
+
+    @field_validator("depths")
+    @classmethod
+    def _depths(cls, depths: list[int]) -> list[int]:
+        for depth in depths:
+            if not 1 <= depth <= 32:
+                raise ValueError(f"a depth must lie in 1..32, got {depth}")
+        if len(set(depths)) != len(depths):
+            raise ValueError(f"depths must not repeat, got {depths}")
+        return sorted(depths)
+
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """One line for the first problem pydantic found: `field.path: message (got value)`."""
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first["loc"] if not str(part).startswith("function-"))
+    message = first["msg"].removeprefix("Value error, ")
+    shown = first.get("input")
+    got = "" if first["type"] in ("missing",) or isinstance(shown, dict) else f" (got {shown!r})"
+    if "got " in message:
+        got = ""
+    return f"{where or 'config'}: {message}{got}"
+
+
+def read_yaml(path: str | Path) -> dict:
+    """The mapping in a YAML file, or a ConfigError that names the file."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}: not valid YAML{where}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of settings, got {type(data).__name__}")
+    return data
+
+
+def parse(model: type[Model], data: dict, *, source: str) -> Model:
+    """Validates `data` as `model`, raising a one-line ConfigError naming `source`."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"{source}: {describe_validation_error(exc)}") from None
+
+
+def load_yaml(model: type[Model], path: str | Path) -> Model:
+    """Reads and validates a YAML file as `model`."""
+    return parse(model, read_yaml(path), source=str(path))

@@ -1,0 +1,61 @@
+"""What one trial runs on a Ray worker: the trainer on one sampled config, reporting each epoch."""
+from __future__ import annotations
+
+import math
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from .config import SearchSpec
+from .single import build, config_yaml
+from .space import to_train_config
+
+
+def run_trial(config: dict[str, Any], *, data, spec_json: str) -> None:
+    """Trains the trial's config; reports train/val loss per epoch and a final summary.
+
+    The test split travels with `data` but is never evaluated here: a search sees
+    validation loss only.
+    """
+    import ray
+    from ray import tune
+
+    from stacktune.models import fit, save_model
+
+    spec = SearchSpec.model_validate_json(spec_json)
+    depth = config["depth"]
+    cfg = to_train_config(spec, config["params"], depth=depth)
+    threads = max(1, int(spec.resources.cpus_per_trial))
+    device = "cuda" if spec.resources.gpus_per_trial > 0 else "cpu"
+    model_cfg, settings = build(cfg, data, threads=threads, device=device)
+    node_id = ray.get_runtime_context().get_node_id()
+    best = math.inf
+
+    def on_epoch(e) -> None:
+        nonlocal best
+        if math.isfinite(e.val_loss):
+            best = min(best, e.val_loss)
+        metrics = {"epoch": e.epoch, "train_loss": e.train_loss, "val_loss": e.val_loss, "best_val_loss": best, "node_id": node_id}
+        if e.val_accuracy is not None:
+            metrics["val_accuracy"] = e.val_accuracy
+        tune.report(metrics)
+
+    result = fit(model_cfg, data, settings, on_epoch=on_epoch)
+    final = {
+        "final": True,
+        "epoch": len(result.epochs),
+        "best_val_loss": result.best_val_loss,
+        "best_epoch": result.best_epoch,
+        "params": result.params,
+        "state": "failed" if result.state == "diverged" else "completed",
+        "reason": result.reason or "",
+        "train_seconds": sum(e.seconds for e in result.epochs),
+        "node_id": node_id,
+    }
+    if result.state == "diverged":
+        tune.report(final)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        save_model(result.model, Path(tmp) / "model.pt")
+        (Path(tmp) / "config.yaml").write_text(config_yaml(cfg))
+        tune.report(final, checkpoint=tune.Checkpoint.from_directory(tmp))

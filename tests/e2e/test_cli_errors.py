@@ -1,0 +1,113 @@
+"""Bad input: one line `error: …`, the right exit status, no traceback, nothing started."""
+from __future__ import annotations
+
+import socket
+
+import pytest
+import yaml
+
+from conftest import EXAMPLES
+
+
+def _write(tmp_path, name: str, data) -> str:
+    path = tmp_path / name
+    path.write_text(data if isinstance(data, str) else yaml.safe_dump(data))
+    return str(path)
+
+
+def _one_error_line(proc, *needles: str) -> None:
+    lines = [l for l in proc.stderr.splitlines() if l.strip()]
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert lines and lines[-1].startswith("error: "), proc.stderr
+    for needle in needles:
+        assert needle in lines[-1], lines[-1]
+
+
+GOOD_TRAIN = {"dataset": {"name": "sine", "window": 8}, "model": {"units": [8]}, "train": {"lr": 0.01, "epochs": 1}}
+
+
+@pytest.mark.parametrize(
+    "change, needles",
+    [
+        ({"train": {"lr": -1, "epochs": 1}}, ["train.lr", "-1"]),
+        ({"model": {"units": []}}, ["model.units"]),
+        ({"model": {"units": [8, 0]}}, ["model.units", "0"]),
+        ({"model": {"units": [8], "dropout": 1.5}}, ["model.dropout", "1.5"]),
+        ({"dataset": {"name": "nope", "window": 8}}, ["dataset.name", "nope"]),
+        ({"dataset": {"name": "sine"}}, ["window"]),
+        ({"extra": 1}, ["extra"]),
+    ],
+)
+def test_invalid_train_config_exits_2(cli, tmp_path, change, needles):
+    proc = cli("train", _write(tmp_path, "bad.yaml", {**GOOD_TRAIN, **change}), "--tracking-uri", f"sqlite:///{tmp_path}/m.db")
+    assert proc.returncode == 2, proc.stderr
+    _one_error_line(proc, *needles)
+    assert not (tmp_path / "m.db").exists()
+
+
+def test_missing_file_and_broken_yaml_exit_2(cli, tmp_path):
+    proc = cli("train", str(tmp_path / "absent.yaml"))
+    assert proc.returncode == 2
+    _one_error_line(proc, "absent.yaml")
+    proc = cli("train", _write(tmp_path, "broken.yaml", "model: [units\n  - : :"))
+    assert proc.returncode == 2
+    _one_error_line(proc, "broken.yaml", "YAML")
+
+
+def test_bad_csv_names_file_column_and_row(cli, tmp_path):
+    (tmp_path / "d.csv").write_text("t,y\n1,0.5\n2,oops\n3,0.7\n")
+    cfg = {**GOOD_TRAIN, "dataset": {"csv": "d.csv", "target": "y", "window": 2}}
+    proc = cli("train", _write(tmp_path, "csv.yaml", cfg))
+    assert proc.returncode == 2
+    _one_error_line(proc, "d.csv", "y", "oops")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_unreachable_tracking_server_exits_3_before_training(cli, tmp_path):
+    uri = f"http://127.0.0.1:{_free_port()}"
+    proc = cli("train", _write(tmp_path, "ok.yaml", GOOD_TRAIN), "--tracking-uri", uri)
+    assert proc.returncode == 3, proc.stderr
+    _one_error_line(proc, uri)
+    proc = cli("search", str(EXAMPLES / "demo.yaml"), "--tracking-uri", uri, "--out", str(tmp_path / "o"))
+    assert proc.returncode == 3, proc.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_unreachable_ray_cluster_exits_3(cli, tmp_path):
+    proc = cli(
+        "search", str(EXAMPLES / "demo.yaml"), "--address", f"127.0.0.1:{_free_port()}",
+        "--tracking-uri", f"sqlite:///{tmp_path}/m.db", "--out", str(tmp_path / "o"),
+    )
+    assert proc.returncode == 3, proc.stderr
+    _one_error_line(proc, "Ray")
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize(
+    "change, needles",
+    [
+        ({"depths": [0, 2]}, ["depths", "0"]),
+        ({"depths": [2, 2]}, ["depths"]),
+        ({"trials_per_depth": 0}, ["trials_per_depth"]),
+        ({"space": {"lr": [0.1, 0.01]}}, ["space.lr"]),
+        ({"space": {"units": [16, -4]}}, ["space.units", "-4"]),
+        ({"name": "has space"}, ["name"]),
+    ],
+)
+def test_invalid_search_spec_exits_2_and_starts_nothing(cli, tmp_path, change, needles):
+    spec = {**yaml.safe_load((EXAMPLES / "demo.yaml").read_text()), **change}
+    proc = cli("search", _write(tmp_path, "spec.yaml", spec), "--out", str(tmp_path / "o"), "--tracking-uri", f"sqlite:///{tmp_path}/m.db")
+    assert proc.returncode == 2, proc.stderr
+    _one_error_line(proc, *needles)
+    assert not (tmp_path / "o").exists() and not (tmp_path / "m.db").exists()
+
+
+def test_bad_override_flag_exits_2(cli, tmp_path):
+    proc = cli("search", str(EXAMPLES / "demo.yaml"), "--trials-per-depth", "0", "--out", str(tmp_path / "o"))
+    assert proc.returncode == 2
+    _one_error_line(proc, "trials_per_depth")

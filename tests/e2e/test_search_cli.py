@@ -1,0 +1,130 @@
+"""`stacktune search` end to end: real local Ray, a real Optuna journal, a real MLflow store."""
+from __future__ import annotations
+
+import json
+import math
+
+import optuna
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
+
+from conftest import EXAMPLES, run_cli
+
+pytestmark = pytest.mark.slow
+DEPTHS = [1, 2, 3]
+TRIALS = 4
+EPOCHS = 3
+
+
+@pytest.fixture(scope="module")
+def search(tmp_path_factory):
+    """One small search through the CLI, shared by the tests that read it back."""
+    work = tmp_path_factory.mktemp("search")
+    uri = f"sqlite:///{work}/mlflow.db"
+    proc = run_cli(
+        "search", str(EXAMPLES / "sunspots-depths.yaml"),
+        "--name", "e2e", "--depths", "1,2,3", "--trials-per-depth", str(TRIALS), "--epochs", str(EPOCHS),
+        "--out", str(work / "out"), "--tracking-uri", uri, "--json",
+        cwd=work,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    comparison = json.loads(proc.stdout)
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name("e2e")
+    runs = client.search_runs([experiment.experiment_id], max_results=1000)
+    return {"work": work, "uri": uri, "comparison": comparison, "client": client, "experiment": experiment, "runs": runs, "proc": proc}
+
+
+def _role(runs, role):
+    return [r for r in runs if r.data.tags.get("stacktune.role") == role]
+
+
+def test_stdout_is_exactly_comparison_json(search):
+    on_disk = json.loads((search["work"] / "out" / "e2e" / "comparison.json").read_text())
+    assert search["comparison"] == on_disk
+    assert [d["depth"] for d in on_disk["depths"]] == DEPTHS
+    assert on_disk["experiment_id"] == search["experiment"].experiment_id
+
+
+def test_the_run_tree_is_search_then_depths_then_trials(search):
+    runs = search["runs"]
+    (top,) = _role(runs, "search")
+    depth_runs = _role(runs, "depth")
+    assert sorted(r.info.run_name for r in depth_runs) == [f"depth-{d}" for d in DEPTHS]
+    assert all(r.data.tags["mlflow.parentRunId"] == top.info.run_id for r in depth_runs)
+    by_depth = {int(r.data.tags["stacktune.depth"]): r.info.run_id for r in depth_runs}
+    trials = _role(runs, "trial")
+    assert len(trials) == len(DEPTHS) * TRIALS
+    for run in trials:
+        depth = int(run.data.tags["stacktune.depth"])
+        assert run.data.tags["mlflow.parentRunId"] == by_depth[depth]
+        assert run.info.run_name.startswith(f"d{depth}-t")
+        assert run.data.tags["stacktune.state"] in {"completed", "pruned", "failed"}
+        assert run.data.tags["stacktune.node_id"]
+
+
+def test_each_depth_gets_exactly_its_budget_and_optuna_agrees(search):
+    storage = JournalStorage(JournalFileBackend(str(search["work"] / "out" / "e2e" / "optuna.journal")))
+    summaries = {s.study_name: s for s in optuna.get_all_study_summaries(storage)}
+    assert set(summaries) == {f"e2e.depth-{d}" for d in DEPTHS}
+    for entry in search["comparison"]["depths"]:
+        study = optuna.load_study(study_name=f"e2e.depth-{entry['depth']}", storage=storage)
+        trials = study.get_trials()
+        assert len(trials) == TRIALS
+        assert all(t.state.is_finished() for t in trials)
+        assert sum(entry["trials"].values()) == TRIALS
+        assert entry["best_val_loss"] == pytest.approx(study.best_value)
+        # One width per layer, and only this depth's layers.
+        assert set(study.best_params) >= {f"units_{i}" for i in range(entry["depth"])}
+        assert f"units_{entry['depth']}" not in study.best_params
+
+
+def test_trials_carry_params_and_per_epoch_histories(search):
+    client = search["client"]
+    for run in _role(search["runs"], "trial"):
+        params = run.data.params
+        depth = int(params["depth"])
+        assert {f"units_{i}" for i in range(depth)} <= set(params)
+        assert float(params["lr"]) > 0
+        assert int(params["epochs"]) == EPOCHS
+        if run.data.tags["stacktune.state"] != "completed":
+            continue
+        for key in ("train_loss", "val_loss"):
+            history = client.get_metric_history(run.info.run_id, key)
+            assert [m.step for m in sorted(history, key=lambda m: m.step)] == list(range(1, EPOCHS + 1))
+        assert run.data.metrics["n_params"] > 0
+        assert "test_loss" not in run.data.metrics
+
+
+def test_no_run_is_left_running(search):
+    assert all(r.info.status == "FINISHED" for r in search["runs"]), {r.info.run_name: r.info.status for r in search["runs"]}
+
+
+def test_best_trials_log_weights_and_config_and_the_search_holds_comparison(search):
+    client = search["client"]
+    (top,) = _role(search["runs"], "search")
+    assert "comparison.json" in [a.path for a in client.list_artifacts(top.info.run_id)]
+    assert top.data.tags["stacktune.best_depth"] == str(search["comparison"]["best_depth"])
+    assert search["experiment"].tags.get("mlflow.experimentKind") == "custom_model_development"
+    for entry in search["comparison"]["depths"]:
+        run_id = entry["best_trial"]["mlflow_run_id"]
+        assert {"model.pt", "config.yaml"} <= {a.path for a in client.list_artifacts(run_id)}
+        depth_run = client.get_run(entry["mlflow_run_id"])
+        assert depth_run.data.metrics["best_val_loss"] == pytest.approx(entry["best_val_loss"])
+
+
+def test_export_then_train_reproduces_the_best_val_loss(search, tmp_path):
+    work, uri = search["work"], search["uri"]
+    proc = run_cli("export", "e2e", "--out", str(tmp_path), "--tracking-uri", uri, cwd=work)
+    assert proc.returncode == 0, proc.stderr
+    exported = tmp_path / "e2e" / "best" / "overall.yaml"
+    original = work / "out" / "e2e" / "best" / "overall.yaml"
+    assert yaml.safe_load(exported.read_text()) == yaml.safe_load(original.read_text())
+    proc = run_cli("train", str(exported), "--json", "--tracking-uri", uri, cwd=work)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout)
+    reported = search["comparison"]["depths"][[d["depth"] for d in search["comparison"]["depths"]].index(search["comparison"]["best_depth"])]["best_val_loss"]
+    assert math.isclose(result["val_loss"], reported, rel_tol=0.01)
