@@ -134,23 +134,23 @@ def _export_yaml(comparison: dict, entry: dict) -> str:
 
 def print_table(comparison: dict, *, out_dir: Path, tracking_uri: str) -> None:
     """The per-depth table on stdout, then where to look next."""
-    header = f"{'depth':>5}  {'best val_loss':>13}  {'units':<22} {'lr':>9}  {'params':>8}  {'trials c/p/f':>12}  {'time':>7}"
+    header = f"{'depth':>5}  {'best val_loss':>13}  {'units':<22} {'lr':>9}  {'params':>8}  {'trials c/p/f':>12}  {'train time':>10}"
     print(header)
     print("-" * len(header))
     for d in comparison["depths"]:
         t = d["trials"]
         counts = f"{t['completed']}/{t['pruned']}/{t['failed']}"
         if d["best_config"] is None:
-            print(f"{d['depth']:>5}  {'-':>13}  {'-':<22} {'-':>9}  {'-':>8}  {counts:>12}  {d['train_seconds']:>6.0f}s")
+            print(f"{d['depth']:>5}  {'-':>13}  {'-':<22} {'-':>9}  {'-':>8}  {counts:>12}  {d['train_seconds']:>9.0f}s")
             continue
         cfg = d["best_config"]
         units = "[" + ", ".join(map(str, cfg["model"]["units"])) + "]"
         print(
             f"{d['depth']:>5}  {d['best_val_loss']:>13.5f}  {units:<22} {cfg['train']['lr']:>9.2e}  "
-            f"{d['params']:>8}  {counts:>12}  {d['train_seconds']:>6.0f}s"
+            f"{d['params']:>8}  {counts:>12}  {d['train_seconds']:>9.0f}s"
         )
     if "best_depth" in comparison:
-        print(f"\nlowest validation loss: depth {comparison['best_depth']} (one tuned run per depth; see the report for a verdict)")
+        print(f"\nlowest validation loss: depth {comparison['best_depth']} (the best single trial of each depth, on the validation split)")
     print(f"\nbest configs:   {out_dir}/best/  (retrain: stacktune train {out_dir}/best/overall.yaml)")
     print(f"comparison:     {out_dir}/comparison.json")
     ui = f"mlflow ui --backend-store-uri {tracking_uri}" if not tracking_uri.startswith("http") else tracking_uri

@@ -72,7 +72,7 @@ def flat_params(cfg: TrainConfig) -> dict[str, Any]:
 
 def config_yaml(cfg: TrainConfig) -> str:
     """The config as `stacktune train` reads it, without unset optional sections."""
-    return yaml.safe_dump(cfg.model_dump(mode="json", exclude_none=True), sort_keys=False)
+    return yaml.safe_dump(cfg.model_dump(mode="json", exclude_none=True), sort_keys=False, default_flow_style=None)
 
 
 def run_train(config_path: str, *, seed: int | None = None, tracking_uri: str | None = None) -> dict:
