@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -35,3 +36,21 @@ def cli(tmp_path):
         return run_cli(*args, cwd=tmp_path, env=env, timeout=timeout)
 
     return _run
+
+
+@pytest.fixture
+def postgres_url():
+    """A fresh PostgreSQL database on 127.0.0.1 for one test, dropped afterwards."""
+    import psycopg
+
+    name = f"stacktune_test_{uuid.uuid4().hex[:12]}"
+    admin = psycopg.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres", autocommit=True)
+    try:
+        with admin.cursor() as cur:
+            cur.execute(f'CREATE DATABASE "{name}"')
+        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with admin.cursor() as cur:
+            cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        admin.close()

@@ -128,3 +128,18 @@ def test_export_then_train_reproduces_the_best_val_loss(search, tmp_path):
     result = json.loads(proc.stdout)
     reported = search["comparison"]["depths"][[d["depth"] for d in search["comparison"]["depths"]].index(search["comparison"]["best_depth"])]["best_val_loss"]
     assert math.isclose(result["val_loss"], reported, rel_tol=0.01)
+
+
+def test_a_search_keeps_its_studies_in_postgresql_when_the_spec_names_it(tmp_path, postgres_url):
+    spec = yaml.safe_load((EXAMPLES / "demo.yaml").read_text())
+    spec.update(name="pg", depths=[1, 2], trials_per_depth=2, storage=postgres_url)
+    spec["train"]["epochs"] = 1
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
+    proc = run_cli(
+        "search", "spec.yaml", "--out", "out", "--tracking-uri", f"sqlite:///{tmp_path}/m.db", "--json", cwd=tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert not (tmp_path / "out" / "pg" / "optuna.journal").exists()
+    for depth in (1, 2):
+        study = optuna.load_study(study_name=f"pg.depth-{depth}", storage=postgres_url)
+        assert len(study.get_trials(states=[optuna.trial.TrialState.COMPLETE])) == 2

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import optuna
 import pytest
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
@@ -21,8 +23,8 @@ def _spec(**overrides) -> SearchSpec:
     return SearchSpec.model_validate({**raw, **overrides})
 
 
-def _studies(spec: SearchSpec) -> dict[int, optuna.Study]:
-    storage = optuna.storages.InMemoryStorage()
+def _studies(spec: SearchSpec, storage=None) -> dict[int, optuna.Study]:
+    storage = storage or optuna.storages.InMemoryStorage()
     return {
         d: optuna.create_study(study_name=f"s{d}", storage=storage, sampler=make_sampler(spec, d))
         for d in spec.depths
@@ -54,9 +56,19 @@ def test_each_depth_samples_one_width_per_layer_and_its_own_learning_rate():
         assert (params["dropout"] == 0.0) if depth == 1 else (0.0 <= params["dropout"] <= 0.3)
 
 
-def test_completed_pruned_and_failed_trials_are_all_told_to_their_study():
+@pytest.fixture(params=["memory", "journal", "postgres"])
+def storage(request, tmp_path):
+    """Every Optuna storage a search may use: in memory, a journal file, PostgreSQL."""
+    if request.param == "memory":
+        return optuna.storages.InMemoryStorage()
+    if request.param == "journal":
+        return JournalStorage(JournalFileBackend(str(tmp_path / "optuna.journal")))
+    return optuna.storages.RDBStorage(request.getfixturevalue("postgres_url"))
+
+
+def test_completed_pruned_and_failed_trials_are_all_told_to_their_study(storage):
     spec = _spec(depths=[2], trials_per_depth=4)
-    studies = _studies(spec)
+    studies = _studies(spec, storage)
     searcher = DepthSearcher(spec, studies)
     for i in range(4):
         searcher.suggest(f"t{i}")
@@ -70,9 +82,9 @@ def test_completed_pruned_and_failed_trials_are_all_told_to_their_study():
     assert all(t.user_attrs["ray_trial_id"] == f"t{i}" for i, t in enumerate(studies[2].get_trials()))
 
 
-def test_finished_trials_of_a_resumed_study_count_against_the_budget():
+def test_finished_trials_of_a_resumed_study_count_against_the_budget(storage):
     spec = _spec(depths=[1], trials_per_depth=3)
-    studies = _studies(spec)
+    studies = _studies(spec, storage)
     studies[1].optimize(lambda t: t.suggest_float("lr", 1e-3, 1e-2, log=True), n_trials=2)
     searcher = DepthSearcher(spec, studies)
     assert searcher.suggest("a")["depth"] == 1
