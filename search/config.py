@@ -98,6 +98,15 @@ class IntRange(BaseModel):
         return self
 
 
+class MatchedUnits(BaseModel):
+    """Equal widths chosen per depth so that every stack has about `params` weights."""
+
+    model_config = _Strict
+    params: int = Field(ge=16)
+    # Filled in once the data's input and output sizes are known: depth -> width.
+    widths: dict[int, int] | None = None
+
+
 def _as_float_range(value: Any, *, log: bool) -> Any:
     """Reads `[low, high]` shorthand as a range and a bare number as a fixed value."""
     if isinstance(value, (list, tuple)):
@@ -111,7 +120,7 @@ class SpaceSection(BaseModel):
     """What each depth's study searches. A bare number fixes a setting."""
 
     model_config = _Strict
-    units: list[int] | IntRange = Field(default_factory=lambda: [16, 32, 64, 128])
+    units: list[int] | IntRange | MatchedUnits = Field(default_factory=lambda: [16, 32, 64, 128])
     lr: FloatRange | float = Field(default_factory=lambda: FloatRange(low=1e-4, high=1e-2, log=True))
     dropout: FloatRange | float = 0.0
     weight_decay: FloatRange | float = 0.0
@@ -129,7 +138,7 @@ class SpaceSection(BaseModel):
 
     @field_validator("units")
     @classmethod
-    def _unit_choices(cls, units: list[int] | IntRange) -> list[int] | IntRange:
+    def _unit_choices(cls, units: list[int] | IntRange | MatchedUnits) -> list[int] | IntRange | MatchedUnits:
         if isinstance(units, list):
             if not units or any(u < 1 for u in units):
                 raise ValueError(f"units choices must be positive integers, got {units}")
@@ -179,6 +188,25 @@ class ResourcesSection(BaseModel):
     max_concurrent: int | None = Field(None, ge=1)
 
 
+class EvaluationSection(BaseModel):
+    """Re-evaluation of each depth's best on the test split, over several seeds."""
+
+    model_config = _Strict
+    seeds: int = Field(5, ge=0, le=1000)  # 0 turns evaluation (and the report's verdict) off
+    top_k: int = Field(1, ge=1, le=100)
+    confidence: float = Field(0.95, gt=0.5, lt=1.0)
+
+
+class BaselineSection(BaseModel):
+    """The fixed setting people usually compare depths with: one width and learning rate for all."""
+
+    model_config = _Strict
+    units: int = Field(64, ge=1)
+    lr: float = Field(1e-3, gt=0.0, le=10.0)
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    batch_size: int | None = Field(None, ge=1)
+
+
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
@@ -194,6 +222,8 @@ class SearchSpec(BaseModel):
     train: SearchTrainSection = Field(default_factory=SearchTrainSection)
     sampler: SamplerSection = Field(default_factory=SamplerSection)
     resources: ResourcesSection = Field(default_factory=ResourcesSection)
+    evaluation: EvaluationSection = Field(default_factory=EvaluationSection)
+    baseline: BaselineSection | None = Field(default_factory=BaselineSection)
     storage: str | None = None  # an Optuna storage URL; default: a journal file in the output folder
     seed: int = 0
 

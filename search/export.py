@@ -27,9 +27,31 @@ def _trial_counts(study) -> dict[str, int]:
     }
 
 
+def _importance(study) -> dict[str, float] | None:
+    """What mattered in one depth's study (Optuna's fANOVA), or None with too few trials to tell."""
+    import optuna
+    from optuna.importance import FanovaImportanceEvaluator
+
+    try:
+        importance = optuna.importance.get_param_importances(study, evaluator=FanovaImportanceEvaluator(seed=0))
+    except (ValueError, RuntimeError):
+        return None
+    return {name: float(value) for name, value in importance.items()} or None
+
+
+def top_configs(spec: SearchSpec, study, depth: int, k: int) -> list[TrainConfig]:
+    """The `k` best completed trials of a depth's study, as train configs."""
+    from optuna.trial import FixedTrial, TrialState
+
+    done = sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), key=lambda t: t.value)[:k]
+    return [to_train_config(spec, suggest(FixedTrial(t.params), depth=depth, spec=spec), depth=depth) for t in done]
+
+
 def _depth_summary(spec, depth, study, *, client, depth_run, callback) -> dict[str, Any]:
     """One depth's entry of comparison.json; logs its best to MLflow on the way."""
     from optuna.trial import FixedTrial
+
+    from .stats import expected_best, expected_best_std
 
     tally = callback.tally[depth]
     entry: dict[str, Any] = {
@@ -43,6 +65,10 @@ def _depth_summary(spec, depth, study, *, client, depth_run, callback) -> dict[s
         "mlflow_run_id": depth_run,
         "best_trial": None,
     }
+    values = [t.value for t in study.get_trials(deepcopy=False) if t.value is not None]
+    entry["expected_best"] = expected_best(values, n_max=spec.trials_per_depth)
+    entry["expected_best_std"] = expected_best_std(values, n_max=spec.trials_per_depth)
+    entry["importance"] = _importance(study)
     metrics = {f"trials_{k}": v for k, v in entry["trials"].items()} | {"epochs": tally.epochs, "train_seconds": tally.seconds}
     if entry["trials"]["completed"]:
         best = study.best_trial
@@ -56,6 +82,7 @@ def _depth_summary(spec, depth, study, *, client, depth_run, callback) -> dict[s
             best_config=cfg.model_dump(mode="json", exclude_none=True),
             params=int(last["params"]) if "params" in last else None,
             best_trial={"name": f"d{depth}-t{best.number:02d}", "number": best.number, "mlflow_run_id": run_id},
+            val_curve=callback.curves.get(ray_id, []),
         )
         metrics["best_val_loss"] = best.value
         if checkpoint is not None and run_id:
@@ -72,8 +99,8 @@ def _depth_summary(spec, depth, study, *, client, depth_run, callback) -> dict[s
     return entry
 
 
-def summarise(spec: SearchSpec, studies, *, client, experiment_id, search_id, depth_runs, callback, out_dir: Path) -> dict:
-    """Builds comparison.json from the studies (read through Optuna), logs it and writes the exports."""
+def summarise(spec: SearchSpec, studies, *, client, experiment_id, search_id, depth_runs, callback, task: str) -> dict:
+    """Builds comparison.json from the studies (read through Optuna) and logs each depth's best."""
     depths = [
         _depth_summary(spec, d, studies[d], client=client, depth_run=depth_runs[d], callback=callback)
         for d in spec.depths
@@ -83,7 +110,10 @@ def summarise(spec: SearchSpec, studies, *, client, experiment_id, search_id, de
         "experiment_id": experiment_id,
         "mlflow_run_id": search_id,
         "dataset": spec.dataset.model_dump(mode="json", exclude_none=True),
+        "task": task,
         "trials_per_depth": spec.trials_per_depth,
+        "evaluation": None,
+        "baseline": spec.baseline.model_dump() if spec.baseline is not None and spec.evaluation.seeds else None,
         "depths": depths,
     }
     ranked = [d for d in depths if d["best_val_loss"] is not None]
@@ -96,9 +126,17 @@ def summarise(spec: SearchSpec, studies, *, client, experiment_id, search_id, de
         search_id,
         metrics=tracking.epoch_metrics(0, {f"best_val_loss_d{d['depth']}": d["best_val_loss"] for d in ranked}),
     )
+    return comparison
+
+
+def publish(comparison: dict, out_dir: Path, *, client, search_id: str) -> None:
+    """Writes comparison.json, the exports and the report, and attaches them to the search run."""
+    from .report import write_report
+
     write_exports(comparison, out_dir)
     client.log_artifact(search_id, str(out_dir / "comparison.json"))
-    return comparison
+    for path in write_report(comparison, out_dir):
+        client.log_artifact(search_id, str(path), artifact_path="report")
 
 
 def write_exports(comparison: dict, out_dir: Path) -> list[Path]:
@@ -132,39 +170,54 @@ def _export_yaml(comparison: dict, entry: dict) -> str:
     return config_yaml(cfg)
 
 
+def _mean_ci(block: dict | None) -> str:
+    if not block or block.get("test_loss_mean") is None:
+        return "-"
+    low, high = block["test_loss_ci95"]
+    return f"{block['test_loss_mean']:.4f} [{low:.4f}, {high:.4f}]"
+
+
 def print_table(comparison: dict, *, out_dir: Path, tracking_uri: str) -> None:
-    """The per-depth table on stdout, then where to look next."""
-    header = f"{'depth':>5}  {'best val_loss':>13}  {'units':<22} {'lr':>9}  {'params':>8}  {'trials c/p/f':>12}  {'train time':>10}"
+    """The per-depth table on stdout, the verdict, then where to look next."""
+    header = (
+        f"{'depth':>5}  {'best val':>9}  {'units':<18} {'lr':>8}  {'params':>7}  {'trials c/p/f':>12}  "
+        f"{'test loss, tuned [95% CI]':<27}  {'test loss, fixed [95% CI]':<27}"
+    )
     print(header)
     print("-" * len(header))
     for d in comparison["depths"]:
         t = d["trials"]
         counts = f"{t['completed']}/{t['pruned']}/{t['failed']}"
+        tuned, fixed = _mean_ci(d), _mean_ci(d.get("fixed"))
         if d["best_config"] is None:
-            print(f"{d['depth']:>5}  {'-':>13}  {'-':<22} {'-':>9}  {'-':>8}  {counts:>12}  {d['train_seconds']:>9.0f}s")
+            print(f"{d['depth']:>5}  {'-':>9}  {'-':<18} {'-':>8}  {'-':>7}  {counts:>12}  {tuned:<27}  {fixed:<27}")
             continue
         cfg = d["best_config"]
         units = "[" + ", ".join(map(str, cfg["model"]["units"])) + "]"
         print(
-            f"{d['depth']:>5}  {d['best_val_loss']:>13.5f}  {units:<22} {cfg['train']['lr']:>9.2e}  "
-            f"{d['params']:>8}  {counts:>12}  {d['train_seconds']:>9.0f}s"
+            f"{d['depth']:>5}  {d['best_val_loss']:>9.4f}  {units:<18} {cfg['train']['lr']:>8.1e}  "
+            f"{d['params'] or 0:>7}  {counts:>12}  {tuned:<27}  {fixed:<27}"
         )
-    if "best_depth" in comparison:
-        print(f"\nlowest validation loss: depth {comparison['best_depth']} (the best single trial of each depth, on the validation split)")
-    print(f"\nbest configs:   {out_dir}/best/  (retrain: stacktune train {out_dir}/best/overall.yaml)")
+    if comparison.get("conclusion"):
+        print(f"\n{comparison['conclusion']}")
+    elif "best_depth" in comparison:
+        print(f"\nlowest validation loss: depth {comparison['best_depth']} (the best single trial of each depth; no test-split evaluation)")
+    if (out_dir / "report.md").exists():
+        print(f"\nreport:         {out_dir}/report.md")
+    print(f"best configs:   {out_dir}/best/  (retrain: stacktune train {out_dir}/best/overall.yaml)")
     print(f"comparison:     {out_dir}/comparison.json")
     ui = f"mlflow ui --backend-store-uri {tracking_uri}" if not tracking_uri.startswith("http") else tracking_uri
     print(f"browse trials:  {ui}")
 
 
-def export_command(args) -> int:
-    """The CLI's `export`: the best configs of the latest finished search NAME, from MLflow alone."""
-    uri = tracking.resolve_tracking_uri(args.tracking_uri)
+def latest_comparison(name: str, tracking_uri: str | None) -> tuple[Any, str, dict]:
+    """The client, the run id and comparison.json of the latest finished search NAME, from MLflow alone."""
+    uri = tracking.resolve_tracking_uri(tracking_uri)
     tracking.check_tracking(uri)
     client = tracking.client(uri)
-    experiment = client.get_experiment_by_name(args.name)
+    experiment = client.get_experiment_by_name(name)
     if experiment is None:
-        raise ConfigError(f"no search named {args.name!r} in {uri}")
+        raise ConfigError(f"no search named {name!r} in {uri}")
     runs = client.search_runs(
         [experiment.experiment_id],
         filter_string=f"tags.`{tracking.ROLE}` = 'search' and attributes.status = 'FINISHED'",
@@ -172,11 +225,30 @@ def export_command(args) -> int:
         max_results=1,
     )
     if not runs:
-        raise StacktuneError(f"search {args.name!r} has no finished run in {uri}")
+        raise StacktuneError(f"search {name!r} has no finished run in {uri}")
+    run_id = runs[0].info.run_id
     with tempfile.TemporaryDirectory() as tmp:
-        path = client.download_artifacts(runs[0].info.run_id, "comparison.json", tmp)
-        comparison = json.loads(Path(path).read_text())
+        path = client.download_artifacts(run_id, "comparison.json", tmp)
+        return client, run_id, json.loads(Path(path).read_text())
+
+
+def export_command(args) -> int:
+    """The CLI's `export`: the best configs of the latest finished search NAME, from MLflow alone."""
+    _, _, comparison = latest_comparison(args.name, args.tracking_uri)
+    for path in write_exports(comparison, Path(args.out) / args.name):
+        print(path)
+    return 0
+
+
+def report_command(args) -> int:
+    """The CLI's `report`: rebuilds report.md and its plots from MLflow alone and attaches them again."""
+    from .report import write_report
+
+    client, run_id, comparison = latest_comparison(args.name, args.tracking_uri)
     out_dir = Path(args.out) / args.name
-    for path in write_exports(comparison, out_dir):
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = write_report(comparison, out_dir)
+    for path in paths:
+        client.log_artifact(run_id, str(path), artifact_path="report")
         print(path)
     return 0

@@ -17,6 +17,7 @@ from . import tracking
 from .config import SearchSpec, parse, read_yaml
 from .errors import ConfigError, UnreachableError
 from .single import load_data
+from .space import match_widths
 
 log = logging.getLogger("stacktune")
 
@@ -28,13 +29,13 @@ def load_spec(path: str | Path, *, overrides: dict[str, Any] | None = None) -> S
     for key, value in (overrides or {}).items():
         if value is None:
             continue
-        if key == "epochs":
-            raw.setdefault("train", {})
-            if not isinstance(raw["train"], dict):
-                raise ConfigError(f"{path}: train: expected a mapping")
-            raw["train"]["epochs"] = value
-        else:
-            raw[key] = value
+        *sections, leaf = key.split(".")
+        target = raw
+        for section in sections:
+            target = target.setdefault(section, {})
+            if not isinstance(target, dict):
+                raise ConfigError(f"{path}: {section}: expected a mapping")
+        target[leaf] = value
     spec = parse(SearchSpec, raw, source=str(path))
     if spec.dataset.csv:
         spec.dataset.csv = str((path.resolve().parent / spec.dataset.csv).resolve())
@@ -111,7 +112,8 @@ def run_search(spec: SearchSpec, data, *, out: str | Path, tracking_uri: str, ad
     import optuna
     from ray import tune
 
-    from .export import summarise
+    from .evaluate import evaluate_search
+    from .export import publish, summarise
     from .searcher import DepthSearcher
     from .trainable import run_trial
     from .trial_runs import TrialRuns
@@ -180,8 +182,14 @@ def run_search(spec: SearchSpec, data, *, out: str | Path, tracking_uri: str, ad
             tuner.fit()
         comparison = summarise(
             spec, studies, client=client, experiment_id=experiment_id, search_id=search_id,
-            depth_runs=depth_runs, callback=callback, out_dir=out_dir,
+            depth_runs=depth_runs, callback=callback, task=data.task,
         )
+        if spec.evaluation.seeds:
+            evaluate_search(
+                spec, studies, comparison, data, client=client, experiment_id=experiment_id, depth_runs=depth_runs,
+                search_id=search_id, storage_path=str(out_dir / "ray"), quiet=quiet,
+            )
+        publish(comparison, out_dir, client=client, search_id=search_id)
     except BaseException:
         callback.close_open_runs()
         for run_id in all_runs:
@@ -223,9 +231,13 @@ def run_search_command(args) -> int:
     """The CLI's `search`: returns the exit status."""
     from .export import print_table
 
-    overrides = {"name": args.name, "depths": args.depths, "trials_per_depth": args.trials_per_depth, "epochs": args.epochs}
+    overrides = {
+        "name": args.name, "depths": args.depths, "trials_per_depth": args.trials_per_depth,
+        "train.epochs": args.epochs, "evaluation.seeds": args.seeds,
+    }
     spec = load_spec(args.spec, overrides=overrides)
     data = load_data(spec.dataset, base_dir=None)
+    spec = match_widths(spec, input_size=data.input_size, output_size=data.output_size, task=data.task)
     uri = tracking.resolve_tracking_uri(args.tracking_uri)
     tracking.check_tracking(uri)
     address = args.address or os.environ.get("RAY_ADDRESS")

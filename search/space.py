@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .config import FloatRange, IntRange, SearchSpec, TrainConfig
+from .config import FloatRange, IntRange, MatchedUnits, SearchSpec, TrainConfig
 
 
 def _suggest_float(trial, name: str, value: FloatRange | float) -> float:
@@ -22,7 +22,9 @@ def suggest(trial, *, depth: int, spec: SearchSpec) -> dict[str, Any]:
     params: dict[str, Any] = {}
     for layer in range(depth):
         name = f"units_{layer}"
-        if isinstance(space.units, IntRange):
+        if isinstance(space.units, MatchedUnits):
+            params[name] = space.units.widths[depth]
+        elif isinstance(space.units, IntRange):
             r = space.units
             params[name] = trial.suggest_int(name, r.low, r.high, step=r.step, log=r.log)
         else:
@@ -55,3 +57,17 @@ def to_train_config(spec: SearchSpec, params: dict[str, Any], *, depth: int) -> 
             },
         }
     )
+
+
+def match_widths(spec: SearchSpec, *, input_size: int, output_size: int, task: str) -> SearchSpec:
+    """Fills in the width of each depth for `units: {params: N}`: the equal width whose stack is nearest N weights."""
+    if not isinstance(spec.space.units, MatchedUnits):
+        return spec
+    from stacktune.models import LSTMConfig, count_parameters
+
+    def size(depth: int, width: int) -> int:
+        return count_parameters(LSTMConfig(input_size=input_size, units=[width] * depth, output_size=output_size, task=task))
+
+    target = spec.space.units.params
+    widths = {d: min(range(1, 4097), key=lambda w: abs(size(d, w) - target)) for d in spec.depths}
+    return spec.model_copy(update={"space": spec.space.model_copy(update={"units": spec.space.units.model_copy(update={"widths": widths})})})

@@ -49,6 +49,7 @@ class TrialRuns(Callback):
         self._quiet = quiet
         self.run_ids: dict[str, str] = {}  # Ray trial id -> MLflow run id
         self.finals: dict[str, tuple[dict, object]] = {}  # Ray trial id -> (last result, last checkpoint)
+        self.curves: dict[str, list[float]] = {}  # Ray trial id -> val_loss per epoch
         self.tally = {depth: DepthTally() for depth in spec.depths}
         self._seen_node: set[str] = set()
 
@@ -90,6 +91,7 @@ class TrialRuns(Callback):
                 tags["stacktune.reason"] = result["reason"]
         else:
             metrics = tracking.epoch_metrics(result["epoch"], {k: result.get(k) for k in _EPOCH_METRICS})
+            self.curves.setdefault(trial.trial_id, []).append(float(result["val_loss"]))
         tracking.log_batch(self._client, run_id, metrics=metrics, tags=tracking.as_tags(tags))
 
     def _finish(self, trial, *, state: str, reason: str | None = None) -> None:

@@ -17,6 +17,7 @@ pytestmark = pytest.mark.slow
 DEPTHS = [1, 2, 3]
 TRIALS = 4
 EPOCHS = 3
+SEEDS = 2
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +27,7 @@ def search(tmp_path_factory):
     uri = f"sqlite:///{work}/mlflow.db"
     proc = run_cli(
         "search", str(EXAMPLES / "sunspots-depths.yaml"),
-        "--name", "e2e", "--depths", "1,2,3", "--trials-per-depth", str(TRIALS), "--epochs", str(EPOCHS),
+        "--name", "e2e", "--depths", "1,2,3", "--trials-per-depth", str(TRIALS), "--epochs", str(EPOCHS), "--seeds", str(SEEDS),
         "--out", str(work / "out"), "--tracking-uri", uri, "--json",
         cwd=work,
     )
@@ -136,10 +137,60 @@ def test_a_search_keeps_its_studies_in_postgresql_when_the_spec_names_it(tmp_pat
     spec["train"]["epochs"] = 1
     (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
     proc = run_cli(
-        "search", "spec.yaml", "--out", "out", "--tracking-uri", f"sqlite:///{tmp_path}/m.db", "--json", cwd=tmp_path
+        "search", "spec.yaml", "--seeds", "0", "--out", "out", "--tracking-uri", f"sqlite:///{tmp_path}/m.db", "--json", cwd=tmp_path
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert not (tmp_path / "out" / "pg" / "optuna.journal").exists()
     for depth in (1, 2):
         study = optuna.load_study(study_name=f"pg.depth-{depth}", storage=postgres_url)
         assert len(study.get_trials(states=[optuna.trial.TrialState.COMPLETE])) == 2
+
+
+def test_each_best_and_the_fixed_setting_are_retrained_over_seeds_and_logged_as_eval_runs(search):
+    runs = search["runs"]
+    depth_ids = {r.info.run_id: int(r.data.tags["stacktune.depth"]) for r in _role(runs, "depth")}
+    evals = _role(runs, "eval")
+    assert len(evals) == len(DEPTHS) * 2 * SEEDS
+    for run in evals:
+        assert depth_ids[run.data.tags["mlflow.parentRunId"]] == int(run.data.tags["stacktune.depth"])
+        assert run.data.tags["stacktune.eval_kind"] in {"tuned", "fixed"}
+        assert run.data.metrics["test_loss"] > 0
+    comparison = search["comparison"]
+    assert comparison["evaluation"]["finished"] == len(evals)
+    for entry in comparison["depths"]:
+        mine = [r for r in evals if int(r.data.tags["stacktune.depth"]) == entry["depth"]]
+        tuned = sorted((int(r.data.tags["stacktune.seed"]), r.data.metrics["test_loss"]) for r in mine if r.data.tags["stacktune.eval_kind"] == "tuned")
+        assert [loss for _, loss in tuned] == pytest.approx(entry["test_losses"])
+        assert entry["seeds"] == [seed for seed, _ in tuned] and len(entry["seeds"]) == SEEDS
+        low, high = entry["test_loss_ci95"]
+        assert low <= entry["test_loss_mean"] <= high
+        assert entry["fixed"]["test_loss_mean"] > 0 and len(entry["fixed"]["test_losses"]) == SEEDS
+        assert len(entry["expected_best"]) == TRIALS
+        # Best trial configs are retrained with the search's settings, units per layer included.
+        assert len(entry["best_config"]["model"]["units"]) == entry["depth"]
+    verdict = comparison["verdict"]
+    assert verdict["winner"] in DEPTHS or (verdict["winner"] is None and set(verdict["tied"]) <= set(DEPTHS))
+    assert len(verdict["pairs"]) == 3
+    assert isinstance(comparison["conclusion_changed"], bool) and comparison["conclusion"]
+
+
+def test_the_report_and_plots_are_written_and_attached_to_the_search_run(search):
+    out = search["work"] / "out" / "e2e"
+    report = (out / "report.md").read_text()
+    assert "e2e" in report
+    pngs = sorted(p.name for p in out.glob("*.png"))
+    assert "test_loss_by_depth.png" in pngs and "expected_best.png" in pngs
+    for name in pngs:
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    client = search["client"]
+    (top,) = _role(search["runs"], "search")
+    attached = {a.path for a in client.list_artifacts(top.info.run_id, "report")}
+    assert {"report/report.md", "report/test_loss_by_depth.png"} <= attached
+    assert top.data.tags["stacktune.verdict"] == search["comparison"]["conclusion"]
+
+
+def test_report_rebuilds_from_mlflow_alone(search, tmp_path):
+    proc = run_cli("report", "e2e", "--out", str(tmp_path), "--tracking-uri", search["uri"], cwd=search["work"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rebuilt = (tmp_path / "e2e" / "report.md").read_text()
+    assert rebuilt == (search["work"] / "out" / "e2e" / "report.md").read_text()
