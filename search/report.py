@@ -6,31 +6,21 @@ it, how the test numbers were produced and how to retrain any depth. Every field
 comparison.json that evaluation or the baseline would fill may be absent or null; the report
 then says what it can from what is there and leaves out the plots that have no data.
 
-matplotlib is imported lazily (inside the plotting functions), so importing this module is cheap.
+This module writes the markdown; plots.py draws the PNGs (importing matplotlib only when it does),
+so importing this module is cheap.
 """
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from .plots import (CAPTIONS, PLOT_FILES, _entries, _finite, _fixed, _has_test, _interval, _level, _param_label,
+                    _task, _values, _verdict, draw_plots)
+
 __all__ = ["write_report", "PLOT_FILES"]
-
-# The plots this module may write, in the order they appear in the report.
-PLOT_FILES = ("test_loss_by_depth.png", "expected_best.png", "val_curves.png", "importance.png")
-
-_DPI = 110
-_SIZE = (7.0, 4.0)
-_TUNED_COLOUR = "#1f77b4"
-_FIXED_COLOUR = "#7f7f7f"
-_WINNER_COLOUR = "#f2c14e"
 
 
 # ----------------------------------------------------------------------------- small helpers
-
-
-def _finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _num(value: Any, digits: int = 4) -> str:
@@ -46,12 +36,6 @@ def _int(value: Any) -> str:
     return f"{int(value):,}" if _finite(value) else "–"
 
 
-def _interval(ci: Any) -> tuple[float, float] | None:
-    if isinstance(ci, (list, tuple)) and len(ci) == 2 and all(_finite(v) for v in ci):
-        return float(ci[0]), float(ci[1])
-    return None
-
-
 def _mean_ci(mean: Any, ci: Any) -> str:
     """'0.2100 [0.1900, 0.2300]' style: the mean, then its interval when there is one."""
     if not _finite(mean):
@@ -60,20 +44,6 @@ def _mean_ci(mean: Any, ci: Any) -> str:
     if bounds is None:
         return _num(mean)
     return f"{_num(mean)} [{_num(bounds[0])}, {_num(bounds[1])}]"
-
-
-def _values(seq: Any) -> list[float]:
-    """The finite numbers of a list (None, NaN and non-numbers dropped)."""
-    if not isinstance(seq, (list, tuple)):
-        return []
-    return [float(v) for v in seq if _finite(v)]
-
-
-def _series(seq: Any) -> list[float]:
-    """A list as floats with NaN standing in for missing entries (keeps positions for plotting)."""
-    if not isinstance(seq, (list, tuple)):
-        return []
-    return [float(v) if _finite(v) else float("nan") for v in seq]
 
 
 def _join(items: Sequence[str]) -> str:
@@ -86,31 +56,6 @@ def _join(items: Sequence[str]) -> str:
 def _depths_phrase(depths: Iterable[int]) -> str:
     depths = list(depths)
     return ("depth " if len(depths) == 1 else "depths ") + _join([str(d) for d in depths])
-
-
-def _entries(comparison: dict) -> list[dict]:
-    return sorted(
-        (d for d in comparison.get("depths") or [] if isinstance(d, dict) and "depth" in d),
-        key=lambda d: d["depth"],
-    )
-
-
-def _task(comparison: dict) -> str:
-    return "classification" if comparison.get("task") == "classification" else "regression"
-
-
-def _loss_unit(comparison: dict) -> str:
-    return "cross-entropy" if _task(comparison) == "classification" else "MSE, standardised"
-
-
-def _confidence(comparison: dict) -> float:
-    evaluation = comparison.get("evaluation") or {}
-    conf = evaluation.get("confidence") if isinstance(evaluation, dict) else None
-    return float(conf) if _finite(conf) and 0 < conf < 1 else 0.95
-
-
-def _level(comparison: dict) -> str:
-    return f"{_confidence(comparison) * 100:g}%"
 
 
 def _tested_config(entry: dict) -> dict | None:
@@ -128,22 +73,6 @@ def _units(cfg: dict | None) -> str:
 
 def _lr(cfg: dict | None) -> str:
     return _num(((cfg or {}).get("train") or {}).get("lr"))
-
-
-def _has_test(entry: dict) -> bool:
-    return _finite(entry.get("test_loss_mean"))
-
-
-def _fixed(entry: dict) -> dict | None:
-    fixed = entry.get("fixed")
-    return fixed if isinstance(fixed, dict) and _finite(fixed.get("test_loss_mean")) else None
-
-
-def _verdict(comparison: dict, key: str = "verdict") -> dict | None:
-    verdict = comparison.get(key)
-    if not isinstance(verdict, dict) or not (verdict.get("winner") is not None or verdict.get("tied")):
-        return None
-    return verdict
 
 
 def _p_beats(pair: dict, depth: int) -> tuple[float, tuple[float, float] | None] | None:
@@ -171,17 +100,6 @@ def _prose_ci(mean: Any, ci: Any, level: str) -> str:
     if bounds is None:
         return _num(mean)
     return f"{_num(mean)} ({level} CI {_num(bounds[0])}–{_num(bounds[1])})"
-
-
-def _param_label(name: str) -> str:
-    if name.startswith("units_") and name[6:].isdigit():
-        return f"units, layer {int(name[6:]) + 1}"
-    return {
-        "lr": "learning rate",
-        "dropout": "dropout",
-        "weight_decay": "weight decay",
-        "batch_size": "batch size",
-    }.get(name, name.replace("_", " "))
 
 
 def _dataset_text(dataset: Any) -> str:
@@ -487,33 +405,6 @@ def _reproduce_lines(comparison: dict, entries: list[dict]) -> list[str]:
     return lines
 
 
-_READ = {
-    "test_loss_by_depth.png": (
-        "Test loss by depth",
-        "How to read it: lower is better; each marker is a depth's mean test loss over the seeds with its {level} "
-        "interval, faint dots are single seeds, blue is tuned per depth and grey is the one fixed setting; the "
-        "shaded column marks the winner (or the depths tied for first).",
-    ),
-    "expected_best.png": (
-        "Expected best validation loss versus trials",
-        "How to read it: the expected best validation loss if a depth had been given only n trials (Dodge et al. "
-        "2019), with a ±1 std band; a curve still falling at the right edge means that depth would likely gain from "
-        "a larger budget, and curves that cross mean the ranking depends on the budget.",
-    ),
-    "val_curves.png": (
-        "Validation loss per epoch of each depth's best trial",
-        "How to read it: the validation loss of each depth's best search trial after every epoch; a curve that "
-        "turns up at the end is overfitting, one still falling could use more epochs.",
-    ),
-    "importance.png": (
-        "Hyperparameter importance by depth",
-        "How to read it: the longer the bar, the more that parameter explained the spread in validation loss "
-        "among a depth's trials; each depth's bars (one colour) sum to 1, so read a colour top to bottom to see "
-        "what mattered at that depth.",
-    ),
-}
-
-
 def _markdown(comparison: dict, entries: list[dict], plots: list[str]) -> str:
     name = comparison.get("search") or "search"
     level = _level(comparison)
@@ -552,7 +443,7 @@ def _markdown(comparison: dict, entries: list[dict], plots: list[str]) -> str:
     if plots:
         out += ["", "## Plots"]
         for filename in plots:
-            alt, read = _READ[filename]
+            alt, read = CAPTIONS[filename]
             out += ["", f"![{alt}]({filename})", "", read.format(level=level)]
 
     importance = _importance_lines(entries)
@@ -564,194 +455,6 @@ def _markdown(comparison: dict, entries: list[dict], plots: list[str]) -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
-# ----------------------------------------------------------------------------- plots
-
-
-def _depth_colours(entries: list[dict]) -> dict[int, Any]:
-    from matplotlib import colormaps
-
-    cmap = colormaps["tab10"]
-    return {e["depth"]: cmap(i % 10) for i, e in enumerate(entries)}
-
-
-def _new_figure(size=_SIZE):
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=size, dpi=_DPI, layout="constrained")
-    return fig, fig.subplots()
-
-
-def _save(fig, path: Path) -> Path:
-    fig.savefig(path, dpi=_DPI, format="png", metadata={"Software": None})
-    return path
-
-
-def _plot_test_loss(comparison: dict, entries: list[dict], path: Path) -> Path | None:
-    tuned = {e["depth"]: e for e in entries if _has_test(e)}
-    fixed = {e["depth"]: _fixed(e) for e in entries if _fixed(e)}
-    if not tuned and not fixed:
-        return None
-    import numpy as np
-
-    shown = [e["depth"] for e in entries if e["depth"] in tuned or e["depth"] in fixed]
-    xs = {d: i for i, d in enumerate(shown)}
-    both = bool(tuned) and bool(fixed)
-    offset = 0.17 if both else 0.0
-    rng = np.random.default_rng(0)
-    level = _level(comparison)
-    verdict = _verdict(comparison) or {}
-    winner = verdict.get("winner")
-    highlighted = [winner] if winner is not None else [d for d in verdict.get("tied") or [] if len(verdict["tied"]) > 1]
-
-    fig, ax = _new_figure()
-    for d in highlighted:
-        if d in xs:
-            label = "winner (tuned)" if winner is not None else "tied for first (tuned)"
-            first = d == next(h for h in highlighted if h in xs)
-            ax.axvspan(xs[d] - 0.45, xs[d] + 0.45, color=_WINNER_COLOUR, alpha=0.25, lw=0, zorder=0,
-                       label=label if first else None)
-
-    def series(items: dict, shift: float, colour: str, marker: str, label: str) -> None:
-        depths = [d for d in shown if d in items]
-        x = np.array([xs[d] + shift for d in depths])
-        means = np.array([items[d]["test_loss_mean"] for d in depths], dtype=float)
-        lows, highs = [], []
-        for d, m in zip(depths, means):
-            ci = _interval(items[d].get("test_loss_ci95")) or (m, m)
-            lows.append(max(0.0, m - ci[0]))
-            highs.append(max(0.0, ci[1] - m))
-        for xi, d in zip(x, depths):
-            pts = _values(items[d].get("test_losses"))
-            if pts:
-                jitter = rng.uniform(-0.05, 0.05, len(pts))
-                ax.scatter(xi + jitter, pts, s=12, color=colour, alpha=0.3, lw=0, zorder=2)
-        ax.errorbar(x, means, yerr=[lows, highs], fmt=marker, color=colour, ms=7, capsize=4, lw=1.6,
-                    zorder=3, label=f"{label}: mean, {level} CI")
-
-    if tuned:
-        series(tuned, -offset, _TUNED_COLOUR, "o", "tuned per depth")
-    if fixed:
-        series(fixed, offset, _FIXED_COLOUR, "s", "one fixed setting")
-    if any(_values(e.get("test_losses")) for e in tuned.values()) or any(_values(f.get("test_losses")) for f in fixed.values()):
-        ax.scatter([], [], s=12, color="#555555", alpha=0.4, lw=0, label="single seeds")
-
-    ax.set_xticks(range(len(shown)), [str(d) for d in shown])
-    for tick, d in zip(ax.get_xticklabels(), shown):
-        if d in highlighted:
-            tick.set_fontweight("bold")
-    ax.set_xlim(-0.6, len(shown) - 0.4)
-    ax.set_xlabel("depth (stacked LSTM layers)")
-    ax.set_ylabel(f"test loss ({_loss_unit(comparison)})")
-    title = "Test loss by depth: tuned per depth vs one fixed setting" if both else "Test loss by depth"
-    ax.set_title(title)
-    ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=8, loc="best", framealpha=0.9)
-    return _save(fig, path)
-
-
-def _plot_expected_best(comparison: dict, entries: list[dict], path: Path) -> Path | None:
-    curves = {e["depth"]: _series(e.get("expected_best")) for e in entries}
-    curves = {d: c for d, c in curves.items() if any(math.isfinite(v) for v in c)}
-    if not curves:
-        return None
-    import numpy as np
-    from matplotlib.ticker import MaxNLocator
-
-    colours = _depth_colours(entries)
-    fig, ax = _new_figure()
-    longest = 1
-    for e in entries:
-        d = e["depth"]
-        if d not in curves:
-            continue
-        y = np.array(curves[d])
-        x = np.arange(1, y.size + 1)
-        longest = max(longest, y.size)
-        std = np.array(_series(e.get("expected_best_std")))
-        if std.size == y.size:
-            ax.fill_between(x, y - std, y + std, color=colours[d], alpha=0.15, lw=0)
-        ax.plot(x, y, color=colours[d], lw=2, marker="o" if y.size <= 30 else None, ms=3, label=f"depth {d}")
-    ax.set_xlim(0.8, longest + 0.2)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("trials")
-    ax.set_ylabel(f"expected best val loss\n({_loss_unit(comparison)})")
-    ax.set_title("Expected best validation loss vs. number of trials (±1 std)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="upper right", framealpha=0.9, title="depth ± 1 std", title_fontsize=8)
-    return _save(fig, path)
-
-
-def _plot_val_curves(comparison: dict, entries: list[dict], path: Path) -> Path | None:
-    curves = {e["depth"]: _series(e.get("val_curve")) for e in entries}
-    curves = {d: c for d, c in curves.items() if any(math.isfinite(v) for v in c)}
-    if not curves:
-        return None
-    import numpy as np
-    from matplotlib.ticker import MaxNLocator
-
-    colours = _depth_colours(entries)
-    fig, ax = _new_figure()
-    finite = [v for c in curves.values() for v in c if math.isfinite(v)]
-    for e in entries:
-        d = e["depth"]
-        if d not in curves:
-            continue
-        y = np.array(curves[d])
-        x = np.arange(1, y.size + 1)
-        ax.plot(x, y, color=colours[d], lw=1.8, label=f"depth {d}")
-        best = int(np.nanargmin(y))
-        ax.plot(x[best], y[best], marker="o", color=colours[d], ms=5)
-    if min(finite) > 0 and max(finite) / min(finite) > 20:
-        ax.set_yscale("log")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("epoch")
-    ax.set_ylabel(f"validation loss ({_loss_unit(comparison)})")
-    ax.set_title("Validation loss per epoch, best trial of each depth (dot: best epoch)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="upper right", framealpha=0.9)
-    return _save(fig, path)
-
-
-def _plot_importance(comparison: dict, entries: list[dict], path: Path) -> Path | None:
-    tables = {
-        e["depth"]: {k: float(v) for k, v in e["importance"].items() if _finite(v)}
-        for e in entries
-        if isinstance(e.get("importance"), dict)
-    }
-    tables = {d: t for d, t in tables.items() if t}
-    if not tables:
-        return None
-    import numpy as np
-
-    # Most important first, by the total over depths (a parameter a depth lacks counts 0 there).
-    names = sorted({k for t in tables.values() for k in t}, key=lambda k: -sum(t.get(k, 0.0) for t in tables.values()))
-    depths = [e["depth"] for e in entries if e["depth"] in tables]
-    colours = _depth_colours(entries)
-    height = min(7.0, max(_SIZE[1], 1.0 + 0.12 * len(names) * len(depths) + 0.15 * len(names)))
-    fig, ax = _new_figure((_SIZE[0], height))
-    bar = 0.8 / len(depths)
-    y = np.arange(len(names))
-    for i, d in enumerate(depths):
-        values = [tables[d].get(k, np.nan) for k in names]
-        ax.barh(y - 0.4 + bar * (i + 0.5), values, height=bar * 0.95, color=colours[d], label=f"depth {d}")
-    ax.set_yticks(y, [_param_label(k) for k in names])
-    ax.invert_yaxis()
-    ax.set_xlim(0, max(1e-9, max(v for t in tables.values() for v in t.values())) * 1.08)
-    ax.set_xlabel("importance (fANOVA share of validation-loss variance)")
-    ax.set_title("Which hyperparameters mattered, by depth")
-    ax.grid(axis="x", alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right", framealpha=0.9)
-    return _save(fig, path)
-
-
-_PLOTS = {
-    "test_loss_by_depth.png": _plot_test_loss,
-    "expected_best.png": _plot_expected_best,
-    "val_curves.png": _plot_val_curves,
-    "importance.png": _plot_importance,
-}
-
-
 # ----------------------------------------------------------------------------- entry point
 
 
@@ -761,21 +464,9 @@ def write_report(comparison: dict, out_dir: Path) -> list[Path]:
     Previous report files are overwritten, and a plot left over from an earlier report whose data is
     now missing is removed, so report.md never sits beside a stale figure.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    entries = _entries(comparison)
-    written: list[Path] = []
-    with matplotlib.rc_context({"font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9, "axes.spines.top": False,
-                                "axes.spines.right": False}):
-        for filename in PLOT_FILES:
-            path = out_dir / filename
-            if _PLOTS[filename](comparison, entries, path) is not None:
-                written.append(path)
-            elif path.exists():
-                path.unlink()
+    written = draw_plots(comparison, out_dir)
     report = out_dir / "report.md"
-    report.write_text(_markdown(comparison, entries, [p.name for p in written]), encoding="utf-8")
+    report.write_text(_markdown(comparison, _entries(comparison), [p.name for p in written]), encoding="utf-8")
     return [report, *written]
