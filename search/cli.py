@@ -44,6 +44,18 @@ def _export(args: argparse.Namespace) -> int:
     return export_command(args)
 
 
+def _ui(args: argparse.Namespace) -> int:
+    from .ui import ui_command
+
+    return ui_command(args)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from .export import report_command
+
+    return report_command(args)
+
+
 def _depth_list(text: str) -> list[int]:
     try:
         return [int(part) for part in text.split(",") if part.strip()]
@@ -81,7 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--depths", type=_depth_list, help="override the spec's depths, e.g. 1,2,3")
     p.add_argument("--trials-per-depth", type=int, help="override the spec's trials_per_depth")
     p.add_argument("--epochs", type=int, help="override train.epochs")
+    p.add_argument("--seeds", type=int, help="override evaluation.seeds (0: no re-evaluation on the test split)")
     p.add_argument("--json", action="store_true", help="print only comparison.json on stdout")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted search of the same name")
     p.set_defaults(func=_search)
 
     p = sub.add_parser("export", help="write a search's best configs again, from MLflow alone")
@@ -89,6 +103,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="stacktune-runs", help="output folder (default: ./stacktune-runs)")
     p.add_argument("--tracking-uri", help=tracking_help)
     p.set_defaults(func=_export)
+
+    p = sub.add_parser("report", help="rebuild a search's report and plots, from MLflow alone")
+    p.add_argument("name", help="the search name (its MLflow experiment)")
+    p.add_argument("--out", default="stacktune-runs", help="output folder (default: ./stacktune-runs)")
+    p.add_argument("--tracking-uri", help=tracking_help)
+    p.set_defaults(func=_report)
+
+    p = sub.add_parser("ui", help="serve the MLflow UI on 127.0.0.1 over the searches' store, until Ctrl-C")
+    p.add_argument("--tracking-uri", help=tracking_help)
+    p.add_argument("--port", type=int, default=5000, help="port on 127.0.0.1 (default: 5000)")
+    p.add_argument("--name", help="the search to print the runs page of (default: every search in the store)")
+    p.set_defaults(func=_ui)
     return parser
 
 

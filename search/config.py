@@ -16,8 +16,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from stacktune.datasets import DatasetSpec
 
 from .errors import ConfigError
+from .errors_format import Hints, describe, one_line
 
 _Strict = ConfigDict(extra="forbid")
+
+
+def _finite(value: float | None) -> float | None:
+    """Rejects NaN and infinity, which pydantic's bounds let through where a field has none."""
+    if value is not None and not math.isfinite(value):
+        raise ValueError(f"expected a finite number, got {value}")
+    return value
 
 
 class ModelSection(BaseModel):
@@ -37,6 +45,8 @@ class ModelSection(BaseModel):
                 raise ValueError(f"every layer needs at least 1 unit, got {width}")
         return units
 
+    _finite_bias = field_validator("forget_bias")(_finite)
+
 
 class TrainSection(BaseModel):
     """How one configuration is trained."""
@@ -49,6 +59,8 @@ class TrainSection(BaseModel):
     optimizer: Literal["adamw", "adam"] = "adamw"
     grad_clip: float | None = Field(1.0, gt=0.0)
     seed: int = 0
+
+    _finite_values = field_validator("weight_decay", "grad_clip")(_finite)
 
 
 class TrainConfig(BaseModel):
@@ -73,6 +85,8 @@ class FloatRange(BaseModel):
 
     @model_validator(mode="after")
     def _ordered(self) -> "FloatRange":
+        if not (math.isfinite(self.low) and math.isfinite(self.high)):
+            raise ValueError(f"a range needs finite bounds, got [{self.low}, {self.high}]")
         if not self.low < self.high:
             raise ValueError(f"low must be below high, got [{self.low}, {self.high}]")
         if self.log and self.low <= 0:
@@ -140,7 +154,9 @@ class SpaceSection(BaseModel):
     @classmethod
     def _unit_choices(cls, units: list[int] | IntRange | MatchedUnits) -> list[int] | IntRange | MatchedUnits:
         if isinstance(units, list):
-            if not units or any(u < 1 for u in units):
+            if not units:
+                raise ValueError("give at least one units choice, got []")
+            if any(u < 1 for u in units):
                 raise ValueError(f"units choices must be positive integers, got {units}")
         return units
 
@@ -149,16 +165,24 @@ class SpaceSection(BaseModel):
     def _positive_lr(cls, lr: FloatRange | float) -> FloatRange | float:
         low = lr.low if isinstance(lr, FloatRange) else lr
         if not (low > 0 and math.isfinite(low)):
-            raise ValueError(f"the learning rate must be positive, got {low}")
+            raise ValueError(f"the learning rate must be a finite number > 0, got {low}")
         return lr
 
     @field_validator("dropout")
     @classmethod
     def _dropout_bounds(cls, dropout: FloatRange | float) -> FloatRange | float:
         low, high = (dropout.low, dropout.high) if isinstance(dropout, FloatRange) else (dropout, dropout)
-        if low < 0 or high >= 1:
-            raise ValueError(f"dropout must lie in [0, 1), got {low if low < 0 else high}")
+        if not (0 <= low and high < 1):
+            raise ValueError(f"dropout must lie in [0, 1), got {high if 0 <= low else low}")
         return dropout
+
+    @field_validator("weight_decay")
+    @classmethod
+    def _weight_decay_bounds(cls, decay: FloatRange | float) -> FloatRange | float:
+        low = decay.low if isinstance(decay, FloatRange) else decay
+        if not (low >= 0 and math.isfinite(low)):
+            raise ValueError(f"weight decay must be a finite number >= 0, got {low}")
+        return decay
 
 
 class SearchTrainSection(BaseModel):
@@ -169,6 +193,8 @@ class SearchTrainSection(BaseModel):
     batch_size: int = Field(64, ge=1)
     optimizer: Literal["adamw", "adam"] = "adamw"
     grad_clip: float | None = Field(1.0, gt=0.0)
+
+    _finite_clip = field_validator("grad_clip")(_finite)
 
 
 class SamplerSection(BaseModel):
@@ -186,6 +212,17 @@ class ResourcesSection(BaseModel):
     cpus_per_trial: float = Field(1.0, gt=0.0)
     gpus_per_trial: float = Field(0.0, ge=0.0)
     max_concurrent: int | None = Field(None, ge=1)
+
+    _finite_resources = field_validator("cpus_per_trial", "gpus_per_trial")(_finite)
+
+
+class PruningSection(BaseModel):
+    """Early stopping of hopeless trials, each compared only with trials of its own depth."""
+
+    model_config = _Strict
+    kind: Literal["none", "asha"] = "none"
+    grace_epochs: int = Field(2, ge=1)
+    reduction: float = Field(3.0, gt=1.0)
 
 
 class EvaluationSection(BaseModel):
@@ -222,6 +259,7 @@ class SearchSpec(BaseModel):
     train: SearchTrainSection = Field(default_factory=SearchTrainSection)
     sampler: SamplerSection = Field(default_factory=SamplerSection)
     resources: ResourcesSection = Field(default_factory=ResourcesSection)
+    pruning: PruningSection = Field(default_factory=PruningSection)
     evaluation: EvaluationSection = Field(default_factory=EvaluationSection)
     baseline: BaselineSection | None = Field(default_factory=BaselineSection)
     storage: str | None = None  # an Optuna storage URL; default: a journal file in the output folder
@@ -248,16 +286,24 @@ class SearchSpec(BaseModel):
 Model = TypeVar("Model", bound=BaseModel)
 
 
-def describe_validation_error(error: ValidationError) -> str:
-    """One line for the first problem pydantic found: `field.path: message (got value)`."""
-    first = error.errors()[0]
-    where = ".".join(str(part) for part in first["loc"] if not str(part).startswith("function-"))
-    message = first["msg"].removeprefix("Value error, ")
-    shown = first.get("input")
-    got = "" if first["type"] in ("missing",) or isinstance(shown, dict) else f" (got {shown!r})"
-    if "got " in message:
-        got = ""
-    return f"{where or 'config'}: {message}{got}"
+# How a union field's valid forms read in a message when the value fits none of them.
+_UNION_FORMS: Hints = {
+    (SpaceSection, "units"): "a list of choices like [16, 32, 64], a range {low, high, step} or {params: N}",
+    (SpaceSection, "lr"): "a positive number, a range [low, high] or {low, high, log}",
+    (SpaceSection, "dropout"): "a number in [0, 1), a range [low, high] or {low, high}",
+    (SpaceSection, "weight_decay"): "a number >= 0, a range [low, high] or {low, high, log}",
+    (SpaceSection, "batch_size"): "a list of choices like [32, 64], a single integer or null",
+    (DatasetSpec, "target"): "a column name or a list of column names",
+}
+
+
+def describe_validation_error(error: ValidationError, model: type[BaseModel] | None = None, data: Any = None) -> str:
+    """One line for the most useful problem pydantic found: `field.path: what is wrong, got value`.
+
+    With `model` (the class validated) and `data` (its input), unknown keys get a did-you-mean,
+    wrong types and bounds say what would be valid, and union fields list their forms.
+    """
+    return describe(error, model, data, _UNION_FORMS)
 
 
 def read_yaml(path: str | Path) -> dict:
@@ -275,6 +321,10 @@ def read_yaml(path: str | Path) -> dict:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
         raise ConfigError(f"{path}: not valid YAML{where}") from None
+    except (ValueError, OverflowError) as exc:  # e.g. a date like 2024-13-45, or a 5000-digit number
+        raise ConfigError(one_line(f"{path}: not valid YAML ({exc})")) from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid YAML (nested too deeply)") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of settings, got {type(data).__name__}")
     return data
@@ -285,7 +335,7 @@ def parse(model: type[Model], data: dict, *, source: str) -> Model:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(f"{source}: {describe_validation_error(exc)}") from None
+        raise ConfigError(one_line(f"{source}: {describe_validation_error(exc, model, data)}")) from None
 
 
 def load_yaml(model: type[Model], path: str | Path) -> Model:

@@ -19,7 +19,9 @@ from .space import suggest, to_train_config
 def _trial_counts(study) -> dict[str, int]:
     from optuna.trial import TrialState
 
-    states = [t.state for t in study.get_trials(deepcopy=False)]
+    from .searcher import counted_trials
+
+    states = [t.state for t in counted_trials(study)]
     return {
         "completed": states.count(TrialState.COMPLETE),
         "pruned": states.count(TrialState.PRUNED),
@@ -47,21 +49,38 @@ def top_configs(spec: SearchSpec, study, depth: int, k: int) -> list[TrainConfig
     return [to_train_config(spec, suggest(FixedTrial(t.params), depth=depth, spec=spec), depth=depth) for t in done]
 
 
-def _depth_summary(spec, depth, study, *, client, depth_run, callback) -> dict[str, Any]:
+def _run_of(client, depth_run: str, ray_id: str) -> str | None:
+    """The MLflow run of a trial that ran before a resume, found by its Ray trial id."""
+    experiment_id = client.get_run(depth_run).info.experiment_id
+    runs = client.search_runs([experiment_id], filter_string=f"tags.`stacktune.ray_trial_id` = '{ray_id}'", max_results=1)
+    return runs[0].info.run_id if runs else None
+
+
+def _saved_checkpoint(storage_path: Path, ray_id: str) -> Path | None:
+    """The newest checkpoint folder a trial left in Ray's storage, if any."""
+    found = sorted(storage_path.glob(f"*/*-{ray_id}/checkpoint_*"))
+    return found[-1] if found else None
+
+
+def _depth_summary(spec, depth, study, *, client, depth_run, callback, storage_path: Path) -> dict[str, Any]:
     """One depth's entry of comparison.json; logs its best to MLflow on the way."""
     from optuna.trial import FixedTrial
 
     from .stats import expected_best, expected_best_std
 
-    tally = callback.tally[depth]
+    from .searcher import counted_trials
+
+    counted = counted_trials(study)
+    epochs = sum(int(t.user_attrs.get("epoch", 0)) for t in counted)
+    seconds = sum(float(t.user_attrs.get("train_seconds", 0.0)) for t in counted)
     entry: dict[str, Any] = {
         "depth": depth,
         "best_val_loss": None,
         "best_config": None,
         "trials": _trial_counts(study),
         "params": None,
-        "epochs": tally.epochs,
-        "train_seconds": round(tally.seconds, 3),
+        "epochs": epochs,
+        "train_seconds": round(seconds, 3),
         "mlflow_run_id": depth_run,
         "best_trial": None,
     }
@@ -69,18 +88,18 @@ def _depth_summary(spec, depth, study, *, client, depth_run, callback) -> dict[s
     entry["expected_best"] = expected_best(values, n_max=spec.trials_per_depth)
     entry["expected_best_std"] = expected_best_std(values, n_max=spec.trials_per_depth)
     entry["importance"] = _importance(study)
-    metrics = {f"trials_{k}": v for k, v in entry["trials"].items()} | {"epochs": tally.epochs, "train_seconds": tally.seconds}
+    metrics = {f"trials_{k}": v for k, v in entry["trials"].items()} | {"epochs": epochs, "train_seconds": seconds}
     if entry["trials"]["completed"]:
         best = study.best_trial
         ray_id = best.user_attrs["ray_trial_id"]
         params = suggest(FixedTrial(best.params), depth=depth, spec=spec)
         cfg = to_train_config(spec, params, depth=depth)
-        last, checkpoint = callback.finals.get(ray_id, ({}, None))
-        run_id = callback.run_ids.get(ray_id)
+        _, checkpoint = callback.finals.get(ray_id, ({}, None))
+        run_id = callback.run_ids.get(ray_id) or _run_of(client, depth_run, ray_id)
         entry.update(
             best_val_loss=best.value,
             best_config=cfg.model_dump(mode="json", exclude_none=True),
-            params=int(last["params"]) if "params" in last else None,
+            params=int(best.user_attrs["params"]) if "params" in best.user_attrs else None,
             best_trial={"name": f"d{depth}-t{best.number:02d}", "number": best.number, "mlflow_run_id": run_id},
             val_curve=callback.curves.get(ray_id, []),
         )
@@ -88,6 +107,8 @@ def _depth_summary(spec, depth, study, *, client, depth_run, callback) -> dict[s
         if checkpoint is not None and run_id:
             with checkpoint.as_directory() as folder:
                 client.log_artifacts(run_id, folder)
+        elif run_id and (saved := _saved_checkpoint(storage_path, ray_id)) is not None:
+            client.log_artifacts(run_id, str(saved))  # the best trial ran before a resume
             client.set_tag(run_id, "stacktune.best", "true")
         tracking.log_batch(
             client,
@@ -99,10 +120,10 @@ def _depth_summary(spec, depth, study, *, client, depth_run, callback) -> dict[s
     return entry
 
 
-def summarise(spec: SearchSpec, studies, *, client, experiment_id, search_id, depth_runs, callback, task: str) -> dict:
+def summarise(spec: SearchSpec, studies, *, client, experiment_id, search_id, depth_runs, callback, task: str, storage_path: Path) -> dict:
     """Builds comparison.json from the studies (read through Optuna) and logs each depth's best."""
     depths = [
-        _depth_summary(spec, d, studies[d], client=client, depth_run=depth_runs[d], callback=callback)
+        _depth_summary(spec, d, studies[d], client=client, depth_run=depth_runs[d], callback=callback, storage_path=storage_path)
         for d in spec.depths
     ]
     comparison = {

@@ -5,6 +5,7 @@ import contextlib
 import json
 import logging
 import os
+import shlex
 import shutil
 import socket
 import sys
@@ -15,7 +16,7 @@ from urllib.parse import urlparse
 
 from . import tracking
 from .config import SearchSpec, parse, read_yaml
-from .errors import ConfigError, UnreachableError
+from .errors import ConfigError, StacktuneError, UnreachableError
 from .single import load_data
 from .space import match_widths
 
@@ -83,28 +84,95 @@ def _storage(spec: SearchSpec, out_dir: Path):
     return optuna.storages.JournalStorage(JournalFileBackend(str(out_dir / "optuna.journal")))
 
 
-def create_studies(spec: SearchSpec, storage) -> dict:
-    """One fresh study per depth; an earlier search of the same name is replaced."""
+def prepare_studies(spec: SearchSpec, storage, *, resume: bool) -> dict:
+    """One study per depth: fresh ones (an earlier search of the name is replaced), or the existing ones on resume.
+
+    On resume, trials a killed driver left RUNNING are closed as failed and marked `interrupted`,
+    so they neither count against the budget nor stay open.
+    """
     import optuna
+    from optuna.trial import TrialState
 
     from .searcher import make_sampler, study_name
 
     studies = {}
     for depth in spec.depths:
         name = study_name(spec.name, depth)
-        try:
-            optuna.delete_study(study_name=name, storage=storage)
-        except KeyError:
-            pass
-        study = optuna.create_study(study_name=name, storage=storage, sampler=make_sampler(spec, depth), direction="minimize")
+        if not resume:
+            try:
+                optuna.delete_study(study_name=name, storage=storage)
+            except KeyError:
+                pass
+        study = optuna.create_study(
+            study_name=name, storage=storage, sampler=make_sampler(spec, depth), direction="minimize", load_if_exists=resume
+        )
+        for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING)):
+            storage.set_trial_user_attr(trial._trial_id, "interrupted", True)
+            storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
         study.set_user_attr("search", spec.name)
         study.set_user_attr("depth", depth)
         studies[depth] = study
     return studies
 
 
-def run_search(spec: SearchSpec, data, *, out: str | Path, tracking_uri: str, address: str | None = None, quiet: bool = False) -> dict:
-    """Runs the whole search and returns comparison.json's content; writes the exports."""
+class SearchInterrupted(StacktuneError):
+    """The search stopped before every depth had its trials (Ctrl-C, SIGTERM)."""
+
+    exit_code = 130
+
+
+def _open_runs(client, experiment_id: str, spec: SearchSpec, *, resume: bool) -> tuple[str, dict[int, str]]:
+    """The search run and its depth runs: new ones, or on resume those of the unfinished search."""
+    if resume:
+        previous = client.search_runs(
+            [experiment_id],
+            filter_string=f"tags.`{tracking.ROLE}` = 'search' and tags.`{tracking.SEARCH}` = '{spec.name}'",
+            order_by=["attributes.start_time DESC"],
+            max_results=1,
+        )
+        if previous and previous[0].info.status != "FINISHED":
+            search_id = previous[0].info.run_id
+            client.update_run(search_id, status="RUNNING")
+            children = client.search_runs([experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{search_id}'")
+            depth_runs = {int(r.data.tags[tracking.DEPTH]): r.info.run_id for r in children if r.data.tags.get(tracking.ROLE) == "depth"}
+            for run_id in depth_runs.values():
+                client.update_run(run_id, status="RUNNING")
+            _close_cut_off_trials(client, experiment_id, list(depth_runs.values()))
+            depth_runs.update(_new_depth_runs(client, experiment_id, spec, search_id, [d for d in spec.depths if d not in depth_runs]))
+            return search_id, depth_runs
+    search_id = client.create_run(
+        experiment_id,
+        run_name=f"search-{time.strftime('%Y%m%d-%H%M%S')}",
+        tags={tracking.ROLE: "search", tracking.SEARCH: spec.name, "mlflow.note.content": _describe(spec)},
+    ).info.run_id
+    tracking.log_batch(client, search_id, params=tracking.as_params(_search_params(spec)))
+    return search_id, _new_depth_runs(client, experiment_id, spec, search_id, spec.depths)
+
+
+def _new_depth_runs(client, experiment_id: str, spec: SearchSpec, search_id: str, depths: list[int]) -> dict[int, str]:
+    tags = {"mlflow.parentRunId": search_id, tracking.ROLE: "depth", tracking.SEARCH: spec.name}
+    return {
+        d: client.create_run(experiment_id, run_name=f"depth-{d}", tags={**tags, tracking.DEPTH: str(d)}).info.run_id
+        for d in depths
+    }
+
+
+def _close_cut_off_trials(client, experiment_id: str, depth_runs: list[str]) -> None:
+    """Trial runs a killed driver left RUNNING end as KILLED, tagged `interrupted`."""
+    for depth_run in depth_runs:
+        open_runs = client.search_runs(
+            [experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{depth_run}' and attributes.status = 'RUNNING'"
+        )
+        for run in open_runs:
+            client.set_tag(run.info.run_id, tracking.STATE, "interrupted")
+            client.set_terminated(run.info.run_id, status="KILLED")
+
+
+def run_search(
+    spec: SearchSpec, data, *, out: str | Path, tracking_uri: str, address: str | None = None, quiet: bool = False,
+    resume: bool = False,
+) -> dict:
+    """Runs the whole search (or what an interrupted one still owes) and returns comparison.json's content."""
     # Trials are logged to MLflow; Ray's own CSV/JSON loggers and console tables would duplicate it.
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
@@ -114,6 +182,7 @@ def run_search(spec: SearchSpec, data, *, out: str | Path, tracking_uri: str, ad
 
     from .evaluate import evaluate_search
     from .export import publish, summarise
+    from .pruning import make_scheduler
     from .searcher import DepthSearcher
     from .trainable import run_trial
     from .trial_runs import TrialRuns
@@ -122,67 +191,67 @@ def run_search(spec: SearchSpec, data, *, out: str | Path, tracking_uri: str, ad
     # Results are read from the callback, not from Ray's result files, which are switched off above.
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
     out_dir = Path(out).resolve() / spec.name
-    if out_dir.exists():
+    if resume and not out_dir.is_dir():
+        raise ConfigError(f"nothing to resume: {out_dir} holds no search named {spec.name!r}")
+    if not resume and out_dir.exists():
         log.info("replacing the earlier search in %s", out_dir)
         shutil.rmtree(out_dir)
-    out_dir.mkdir(parents=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
     client = tracking.client(tracking_uri)
     experiment_id = tracking.ensure_experiment(client, spec.name)
-    search_run = client.create_run(
-        experiment_id,
-        run_name=f"search-{time.strftime('%Y%m%d-%H%M%S')}",
-        tags={tracking.ROLE: "search", tracking.SEARCH: spec.name, "mlflow.note.content": _describe(spec)},
-    )
-    search_id = search_run.info.run_id
-    tracking.log_batch(client, search_id, params=tracking.as_params(_search_params(spec)))
-    depth_runs = {
-        d: client.create_run(
-            experiment_id,
-            run_name=f"depth-{d}",
-            tags={"mlflow.parentRunId": search_id, tracking.ROLE: "depth", tracking.DEPTH: str(d), tracking.SEARCH: spec.name},
-        ).info.run_id
-        for d in spec.depths
-    }
-    callback = TrialRuns(client=client, experiment_id=experiment_id, spec=spec, depth_runs=depth_runs, quiet=quiet)
+    search_id, depth_runs = _open_runs(client, experiment_id, spec, resume=resume)
+    scheduler = make_scheduler(spec)
+    pruned = scheduler.pruned if scheduler is not None else set()
+    callback = TrialRuns(client=client, experiment_id=experiment_id, spec=spec, depth_runs=depth_runs, quiet=quiet, pruned=pruned)
     all_runs = [search_id, *depth_runs.values()]
     try:
         start_ray(address)
-        studies = create_studies(spec, _storage(spec, out_dir))
-        resources = {"cpu": spec.resources.cpus_per_trial, "gpu": spec.resources.gpus_per_trial}
-        trainable = tune.with_resources(
-            tune.with_parameters(run_trial, data=data, spec_json=spec.model_dump_json()), resources
-        )
-        tuner = tune.Tuner(
-            trainable,
-            tune_config=tune.TuneConfig(
-                search_alg=DepthSearcher(spec, studies, metric="best_val_loss"),
-                metric="best_val_loss",
-                mode="min",
-                num_samples=len(spec.depths) * spec.trials_per_depth,
-                max_concurrent_trials=spec.resources.max_concurrent,
-                # A fresh worker per trial would pay torch's import every time.
-                reuse_actors=True,
-                trial_name_creator=_trial_name,
-                trial_dirname_creator=_trial_name,
-            ),
-            run_config=tune.RunConfig(
-                name="tune",
-                storage_path=str(out_dir / "ray"),
-                callbacks=[callback],
-                verbose=0,
-                failure_config=tune.FailureConfig(max_failures=1),
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-            ),
-        )
-        if not quiet:
-            total = len(spec.depths) * spec.trials_per_depth
-            print(f"searching {spec.name}: depths {spec.depths}, {spec.trials_per_depth} trials each ({total} in all)", file=sys.stderr)
-        # stdout is the command's answer (the table or comparison.json); Ray's chatter goes to stderr.
-        with contextlib.redirect_stdout(sys.stderr):
-            tuner.fit()
+        studies = prepare_studies(spec, _storage(spec, out_dir), resume=resume)
+        searcher = DepthSearcher(spec, studies, metric="best_val_loss", pruned=pruned)
+        owed = searcher.remaining()
+        if owed:
+            resources = {"cpu": spec.resources.cpus_per_trial, "gpu": spec.resources.gpus_per_trial}
+            trainable = tune.with_resources(
+                tune.with_parameters(run_trial, data=data, spec_json=spec.model_dump_json()), resources
+            )
+            tuner = tune.Tuner(
+                trainable,
+                tune_config=tune.TuneConfig(
+                    search_alg=searcher,
+                    scheduler=scheduler,
+                    metric="best_val_loss",
+                    mode="min",
+                    num_samples=owed,
+                    max_concurrent_trials=spec.resources.max_concurrent,
+                    # A fresh worker per trial would pay torch's import every time.
+                    reuse_actors=True,
+                    trial_name_creator=_trial_name,
+                    trial_dirname_creator=_trial_name,
+                ),
+                run_config=tune.RunConfig(
+                    name=f"tune-{time.strftime('%Y%m%d-%H%M%S')}",
+                    storage_path=str(out_dir / "ray"),
+                    callbacks=[callback],
+                    verbose=0,
+                    failure_config=tune.FailureConfig(max_failures=1),
+                    checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                ),
+            )
+            if not quiet:
+                print(
+                    f"{'resuming' if resume else 'searching'} {spec.name}: depths {spec.depths}, "
+                    f"{spec.trials_per_depth} trials each ({owed} to run)",
+                    file=sys.stderr,
+                )
+            # stdout is the command's answer (the table or comparison.json); Ray's chatter goes to stderr.
+            with contextlib.redirect_stdout(sys.stderr):
+                tuner.fit()
+            # Ray Tune ends fit() quietly on Ctrl-C; what is still owed tells an interrupted run apart.
+            if (left := searcher.remaining()) > 0:
+                raise SearchInterrupted(f"the search stopped with {left} trial(s) still to run")
         comparison = summarise(
             spec, studies, client=client, experiment_id=experiment_id, search_id=search_id,
-            depth_runs=depth_runs, callback=callback, task=data.task,
+            depth_runs=depth_runs, callback=callback, task=data.task, storage_path=out_dir / "ray",
         )
         if spec.evaluation.seeds:
             evaluate_search(
@@ -190,11 +259,12 @@ def run_search(spec: SearchSpec, data, *, out: str | Path, tracking_uri: str, ad
                 search_id=search_id, storage_path=str(out_dir / "ray"), quiet=quiet,
             )
         publish(comparison, out_dir, client=client, search_id=search_id)
-    except BaseException:
+    except BaseException as exc:
+        interrupted = isinstance(exc, (KeyboardInterrupt, SearchInterrupted))
         callback.close_open_runs()
         for run_id in all_runs:
             if client.get_run(run_id).info.status == "RUNNING":
-                client.set_terminated(run_id, status="KILLED" if isinstance(sys.exc_info()[1], KeyboardInterrupt) else "FAILED")
+                client.set_terminated(run_id, status="KILLED" if interrupted else "FAILED")
         raise
     for run_id in all_runs:
         client.set_terminated(run_id, status="FINISHED")
@@ -242,7 +312,12 @@ def run_search_command(args) -> int:
     tracking.check_tracking(uri)
     address = args.address or os.environ.get("RAY_ADDRESS")
     check_ray_address(address)
-    comparison = run_search(spec, data, out=args.out, tracking_uri=uri, address=address, quiet=args.json)
+    try:
+        comparison = run_search(spec, data, out=args.out, tracking_uri=uri, address=address, quiet=args.json, resume=args.resume)
+    except (SearchInterrupted, KeyboardInterrupt) as exc:
+        again = " ".join(shlex.quote(a) for a in ["stacktune", *sys.argv[1:]] if a != "--resume")
+        print(f"error: {exc or 'interrupted'}; finished trials are kept. Continue with: {again} --resume", file=sys.stderr)
+        return 130
     if args.json:
         print(json.dumps(comparison, indent=2))
     else:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import warnings
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,14 @@ def make_sampler(spec: SearchSpec, depth: int) -> optuna.samplers.BaseSampler:
         )
 
 
+def counted_trials(study: optuna.Study) -> list:
+    """The finished trials that count against a depth's budget (not those cut off by a killed driver)."""
+    return [
+        t for t in study.get_trials(deepcopy=False)
+        if t.state.is_finished() and not t.user_attrs.get("interrupted")
+    ]
+
+
 class DepthSearcher(Searcher):
     """Routes each new Ray Tune trial to the depth furthest behind and asks that depth's study.
 
@@ -42,16 +51,20 @@ class DepthSearcher(Searcher):
     failed trials are all told to their study, so no sampler is starved of outcomes.
     """
 
-    def __init__(self, spec: SearchSpec, studies: dict[int, optuna.Study], *, metric: str = "val_loss"):
+    def __init__(
+        self, spec: SearchSpec, studies: dict[int, optuna.Study], *, metric: str = "val_loss", pruned: set[str] | None = None
+    ):
         super().__init__(metric=metric, mode="min")
         self._spec = spec
         self._studies = studies
+        self._pruned = pruned if pruned is not None else set()
         # A resumed study already holds finished trials; they count against the budget.
-        self._asked = {
-            depth: sum(t.state.is_finished() for t in study.get_trials(deepcopy=False))
-            for depth, study in studies.items()
-        }
+        self._asked = {depth: len(counted_trials(study)) for depth, study in studies.items()}
         self._live: dict[str, tuple[int, optuna.trial.Trial]] = {}
+
+    def remaining(self) -> int:
+        """Trials still owed to some depth: above zero after an interrupted run."""
+        return sum(self._spec.trials_per_depth - len(counted_trials(s)) for s in self._studies.values())
 
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
         behind = [d for d in self._spec.depths if self._asked[d] < self._spec.trials_per_depth]
@@ -64,13 +77,23 @@ class DepthSearcher(Searcher):
         self._live[trial_id] = (depth, trial)
         return {"depth": depth, "number": trial.number, "params": suggest(trial, depth=depth, spec=self._spec)}
 
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        # Intermediate values let TPE rank pruned trials by how far they got.
+        depth, trial = self._live.get(trial_id, (None, None))
+        if trial is not None and not result.get("final") and math.isfinite(result.get("val_loss", math.nan)):
+            trial.report(float(result["val_loss"]), int(result["epoch"]))
+
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         depth, trial = self._live.pop(trial_id, (None, None))
         if trial is None:
             return
         study = self._studies[depth]
-        state = (result or {}).get("state")
-        if error or result is None or state == "failed":
+        result = result or {}
+        for key in ("epoch", "train_seconds", "params"):
+            if key in result:
+                trial.set_user_attr(key, result[key])
+        state = "pruned" if trial_id in self._pruned else result.get("state")
+        if error or not result or state == "failed":
             study.tell(trial, state=TrialState.FAIL)
         elif state == "pruned":
             study.tell(trial, state=TrialState.PRUNED)

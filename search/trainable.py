@@ -29,13 +29,17 @@ def run_trial(config: dict[str, Any], *, data, spec_json: str) -> None:
     device = "cuda" if spec.resources.gpus_per_trial > 0 else "cpu"
     model_cfg, settings = build(cfg, data, threads=threads, device=device)
     node_id = ray.get_runtime_context().get_node_id()
-    best = math.inf
+    best, seconds = math.inf, 0.0
 
     def on_epoch(e) -> None:
-        nonlocal best
+        nonlocal best, seconds
         if math.isfinite(e.val_loss):
             best = min(best, e.val_loss)
-        metrics = {"epoch": e.epoch, "train_loss": e.train_loss, "val_loss": e.val_loss, "best_val_loss": best, "node_id": node_id}
+        seconds += e.seconds
+        metrics = {
+            "epoch": e.epoch, "train_loss": e.train_loss, "val_loss": e.val_loss, "best_val_loss": best,
+            "train_seconds": seconds, "node_id": node_id,
+        }
         if e.val_accuracy is not None:
             metrics["val_accuracy"] = e.val_accuracy
         tune.report(metrics)

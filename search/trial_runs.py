@@ -41,7 +41,10 @@ class DepthTally:
 class TrialRuns(Callback):
     """Creates one MLflow run per trial under its depth run, logs each epoch, closes it once."""
 
-    def __init__(self, *, client, experiment_id: str, spec: SearchSpec, depth_runs: dict[int, str], quiet: bool):
+    def __init__(
+        self, *, client, experiment_id: str, spec: SearchSpec, depth_runs: dict[int, str], quiet: bool, pruned: set[str] | None = None
+    ):
+        self._pruned = pruned if pruned is not None else set()
         self._client = client
         self._experiment_id = experiment_id
         self._spec = spec
@@ -98,7 +101,8 @@ class TrialRuns(Callback):
         run_id = self._run_for(trial)
         last = trial.last_result or {}
         self.finals[trial.trial_id] = (last, trial.checkpoint)
-        state = last.get("state", state) if state == "completed" else state
+        if state == "completed":
+            state = "pruned" if trial.trial_id in self._pruned else last.get("state", state)
         tags = {tracking.STATE: state}
         if reason:
             tags["stacktune.reason"] = reason
