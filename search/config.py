@@ -28,6 +28,13 @@ def _finite(value: float | None) -> float | None:
     return value
 
 
+def _usable_csv_path(dataset: DatasetSpec) -> DatasetSpec:
+    """Rejects a `csv` path no file system accepts, before anything resolves it."""
+    if dataset.csv is not None and "\x00" in dataset.csv:
+        raise ValueError(f"`csv` cannot contain a NUL character, got {dataset.csv!r}")
+    return dataset
+
+
 class ModelSection(BaseModel):
     """The stack: one width per layer, dropout between layers, optional residuals."""
 
@@ -52,7 +59,7 @@ class TrainSection(BaseModel):
     """How one configuration is trained."""
 
     model_config = _Strict
-    lr: float = Field(gt=0.0, le=10.0)
+    lr: float = Field(gt=0.0, allow_inf_nan=False)
     epochs: int = Field(30, ge=1, le=100_000)
     batch_size: int = Field(64, ge=1)
     weight_decay: float = Field(0.0, ge=0.0)
@@ -73,6 +80,8 @@ class TrainConfig(BaseModel):
     # Written by exports for the reader's benefit; ignored on input.
     metrics: dict[str, Any] | None = None
     source: dict[str, Any] | None = None
+
+    _usable_path = field_validator("dataset")(_usable_csv_path)
 
 
 class FloatRange(BaseModel):
@@ -245,6 +254,7 @@ class BaselineSection(BaseModel):
 
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+_URL = re.compile(r"^[A-Za-z][\w+]*://")  # what SQLAlchemy can parse as dialect[+driver]://...
 
 
 class SearchSpec(BaseModel):
@@ -271,6 +281,15 @@ class SearchSpec(BaseModel):
         if not _NAME.match(name):
             raise ValueError(f"use letters, digits, '.', '_' and '-' only, got {name!r}")
         return name
+
+    _usable_path = field_validator("dataset")(_usable_csv_path)
+
+    @field_validator("storage")
+    @classmethod
+    def _storage_url(cls, storage: str | None) -> str | None:
+        if storage is not None and not _URL.match(storage):
+            raise ValueError(f"expected a database URL like postgresql://user@host/db or sqlite:///optuna.db, got {storage!r}")
+        return storage
 
     @field_validator("depths")
     @classmethod
@@ -315,6 +334,8 @@ def read_yaml(path: str | Path) -> dict:
         raise ConfigError(f"{path}: no such file") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start})") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -1,0 +1,145 @@
+"""A search survives what happens to real searches: a killed driver, a diverging trial, early stopping."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+
+import optuna
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import TrialState
+
+from conftest import EXAMPLES, run_cli
+
+pytestmark = pytest.mark.slow
+
+
+def _write_spec(tmp_path, **changes) -> str:
+    spec = yaml.safe_load((EXAMPLES / "demo.yaml").read_text())
+    spec.update({"evaluation": {"seeds": 0}, **changes})
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return str(path)
+
+
+def _runs(uri: str, name: str):
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name(name)
+    return client.search_runs([experiment.experiment_id], max_results=1000)
+
+
+def _journal(tmp_path, name: str):
+    return JournalStorage(JournalFileBackend(str(tmp_path / "out" / name / "optuna.journal")))
+
+
+def _finished(storage, name: str, depths) -> int:
+    total = 0
+    for depth in depths:
+        try:
+            study = optuna.load_study(study_name=f"{name}.depth-{depth}", storage=storage)
+        except KeyError:
+            continue
+        total += sum(t.state.is_finished() for t in study.get_trials(deepcopy=False))
+    return total
+
+
+def test_a_search_whose_driver_is_killed_resumes_to_exactly_its_budget(tmp_path):
+    depths, trials = [1, 2], 4
+    spec = _write_spec(tmp_path, name="resume", depths=depths, trials_per_depth=trials, train={"epochs": 6, "batch_size": 32})
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    args = [sys.executable, "-m", "stacktune.search.cli", "search", spec, "--out", "out", "--tracking-uri", uri]
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "MLFLOW_TRACKING_URI")}
+    driver = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240
+        journal = tmp_path / "out" / "resume" / "optuna.journal"
+        while time.monotonic() < deadline:
+            if journal.exists() and _finished(_journal(tmp_path, "resume"), "resume", depths) >= 3:
+                break
+            assert driver.poll() is None, "the search ended before it could be killed"
+            time.sleep(0.5)
+        else:
+            pytest.fail("no trial finished in time")
+        driver.send_signal(signal.SIGKILL)
+        driver.wait(timeout=30)
+    finally:
+        # The killed driver's local Ray goes with it; make sure nothing of it outlives the test.
+        try:
+            os.killpg(driver.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    time.sleep(2)
+    proc = run_cli("search", spec, "--out", "out", "--tracking-uri", uri, "--resume", "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    comparison = json.loads(proc.stdout)
+    assert [sum(d["trials"].values()) for d in comparison["depths"]] == [trials] * len(depths)
+
+    runs = _runs(uri, "resume")
+    assert not [r for r in runs if r.info.status == "RUNNING"]
+    assert len([r for r in runs if r.data.tags.get("stacktune.role") == "search"]) == 1
+    trial_runs = [r for r in runs if r.data.tags.get("stacktune.role") == "trial"]
+    counted = [r for r in trial_runs if r.data.tags.get("stacktune.state") in {"completed", "pruned", "failed"}]
+    assert Counter(int(r.data.tags["stacktune.depth"]) for r in counted) == {d: trials for d in depths}
+    assert len({r.info.run_name for r in trial_runs}) == len(trial_runs), "a trial was logged twice"
+    cut_off = [r for r in trial_runs if r not in counted]
+    assert all(r.info.status == "KILLED" and r.data.tags["stacktune.state"] == "interrupted" for r in cut_off)
+
+    storage = _journal(tmp_path, "resume")
+    for depth in depths:
+        study = optuna.load_study(study_name=f"resume.depth-{depth}", storage=storage)
+        kept = [t for t in study.get_trials() if not t.user_attrs.get("interrupted")]
+        assert len(kept) == trials and all(t.state.is_finished() for t in study.get_trials())
+
+
+def test_a_diverging_configuration_fails_alone_and_the_search_completes(tmp_path):
+    spec = _write_spec(
+        tmp_path, name="nan", depths=[1, 2], trials_per_depth=4, train={"epochs": 2, "batch_size": 32},
+        space={"units": [8], "lr": [1.0e-3, 1.0e30]}, sampler={"kind": "random"},
+    )
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    proc = run_cli("search", spec, "--out", "out", "--tracking-uri", uri, "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    trial_runs = [r for r in _runs(uri, "nan") if r.data.tags.get("stacktune.role") == "trial"]
+    states = Counter(r.data.tags["stacktune.state"] for r in trial_runs)
+    assert states["failed"] >= 1 and states["completed"] >= 1 and sum(states.values()) == 8
+    for run in trial_runs:
+        if run.data.tags["stacktune.state"] == "failed":
+            assert run.info.status == "FAILED"
+            assert "nan" in run.data.tags["stacktune.reason"] or "inf" in run.data.tags["stacktune.reason"]
+    storage = _journal(tmp_path, "nan")
+    told = Counter(t.state for d in (1, 2) for t in optuna.load_study(study_name=f"nan.depth-{d}", storage=storage).get_trials())
+    assert told[TrialState.FAIL] == states["failed"] and told[TrialState.COMPLETE] == states["completed"]
+
+
+def test_early_stopping_within_depth_prunes_trials_and_keeps_the_budget(tmp_path):
+    spec = _write_spec(
+        tmp_path, name="prune", depths=[1, 3], trials_per_depth=6, train={"epochs": 6, "batch_size": 32},
+        pruning={"kind": "asha", "grace_epochs": 1, "reduction": 2}, resources={"max_concurrent": 1},
+        sampler={"kind": "random"},
+    )
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    proc = run_cli("search", spec, "--out", "out", "--tracking-uri", uri, "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    comparison = json.loads(proc.stdout)
+    assert [sum(d["trials"].values()) for d in comparison["depths"]] == [6, 6]
+    client = MlflowClient(tracking_uri=uri)
+    trial_runs = [r for r in _runs(uri, "prune") if r.data.tags.get("stacktune.role") == "trial"]
+    pruned = [r for r in trial_runs if r.data.tags["stacktune.state"] == "pruned"]
+    assert pruned, "ASHA stopped nothing"
+    for run in pruned:
+        assert run.info.status == "FINISHED"
+        assert len(client.get_metric_history(run.info.run_id, "val_loss")) < 6
+    storage = _journal(tmp_path, "prune")
+    told = sum(
+        t.state == TrialState.PRUNED for d in (1, 3) for t in optuna.load_study(study_name=f"prune.depth-{d}", storage=storage).get_trials()
+    )
+    assert told == len(pruned)
+    assert sum(d["epochs"] for d in comparison["depths"]) < 2 * 6 * 6
