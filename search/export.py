@@ -200,8 +200,12 @@ def _mean_ci(block: dict | None) -> str:
 
 def print_table(comparison: dict, *, out_dir: Path, tracking_uri: str) -> None:
     """The per-depth table on stdout, the verdict, then where to look next."""
+    def units_of(d: dict) -> str:
+        return "[" + ", ".join(map(str, d["best_config"]["model"]["units"])) + "]" if d["best_config"] else "-"
+
+    uw = max(18, *(len(units_of(d)) for d in comparison["depths"]))
     header = (
-        f"{'depth':>5}  {'best val':>9}  {'units':<18} {'lr':>8}  {'params':>7}  {'trials c/p/f':>12}  "
+        f"{'depth':>5}  {'best val':>9}  {'units':<{uw}} {'lr':>8}  {'params':>7}  {'trials c/p/f':>12}  "
         f"{'test loss, tuned [95% CI]':<27}  {'test loss, fixed [95% CI]':<27}"
     )
     print(header)
@@ -211,12 +215,11 @@ def print_table(comparison: dict, *, out_dir: Path, tracking_uri: str) -> None:
         counts = f"{t['completed']}/{t['pruned']}/{t['failed']}"
         tuned, fixed = _mean_ci(d), _mean_ci(d.get("fixed"))
         if d["best_config"] is None:
-            print(f"{d['depth']:>5}  {'-':>9}  {'-':<18} {'-':>8}  {'-':>7}  {counts:>12}  {tuned:<27}  {fixed:<27}")
+            print(f"{d['depth']:>5}  {'-':>9}  {'-':<{uw}} {'-':>8}  {'-':>7}  {counts:>12}  {tuned:<27}  {fixed:<27}")
             continue
         cfg = d["best_config"]
-        units = "[" + ", ".join(map(str, cfg["model"]["units"])) + "]"
         print(
-            f"{d['depth']:>5}  {d['best_val_loss']:>9.4f}  {units:<18} {cfg['train']['lr']:>8.1e}  "
+            f"{d['depth']:>5}  {d['best_val_loss']:>9.4f}  {units_of(d):<{uw}} {cfg['train']['lr']:>8.1e}  "
             f"{d['params'] or 0:>7}  {counts:>12}  {tuned:<27}  {fixed:<27}"
         )
     if comparison.get("conclusion"):
