@@ -28,12 +28,16 @@ def _read(path: Path) -> pd.DataFrame:
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, skip_blank_lines=False)
+        # index_col=False: a row longer than the header is an error, not a silent index.
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, skip_blank_lines=False, index_col=False)
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: file is empty") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as error:
         raise DataError(f"{path}: cannot parse as CSV: {error}") from None
     frame.columns = [str(column).strip() for column in frame.columns]
+    repeated = sorted({c for c in frame.columns if list(frame.columns).count(c) > 1})
+    if repeated:
+        raise DataError(f"{path}: column {repeated[0]!r} appears more than once in the header")
     frame = frame.apply(lambda column: column.str.strip())
     # Blank lines are dropped here, not by pandas, so that index + 2 stays the line number.
     frame = frame[~(frame == "").all(axis=1)]

@@ -54,7 +54,7 @@ def describe(error: ValidationError, model: type[BaseModel] | None = None, data:
     if chosen[1].union is not None:
         text = _describe_union(chosen, walked, data, hints or {})
     else:
-        text = _describe_one(*chosen)
+        text = _describe_one(*chosen, data)
     return one_line(text)
 
 
@@ -108,14 +108,16 @@ def _walk(model: type[BaseModel] | None, loc: tuple) -> _Where:
     return where
 
 
-def _describe_one(error: dict, where: _Where) -> str:
+def _describe_one(error: dict, where: _Where, data: Any = None) -> str:
     kind, value, loc = error["type"], error.get("input"), error["loc"]
     at = ".".join(where.path) or "config"
     if kind in ("extra_forbidden", "invalid_key"):
         key = value if kind == "invalid_key" else (loc[-1] if loc else "")
         if kind == "invalid_key":
             at = ".".join(where.path[:-1] + [str(key)])
-        return f"{at}: {_unknown_key(key, where.parent)}"
+        given = _lookup(data, where.path[:-1])
+        taken = {str(k) for k in given} if isinstance(given, dict) else set()
+        return f"{at}: {_unknown_key(key, where.parent, taken)}"
     if kind == "missing":
         form = _form(where.annotation)
         return f"{at}: required key is missing" + (f"; expected {form}" if form else "")
@@ -158,7 +160,7 @@ def _describe_union(chosen: tuple, walked: list, data: Any, hints: Hints) -> str
         group = branches[tag]
         e, w = next((item for item in group if item[0]["type"] == "extra_forbidden"), group[0])
         if not (len(e["loc"]) == tag_index + 1 and e["type"] in _TYPE_ERRORS):
-            return _describe_one(e, w)
+            return _describe_one(e, w, data)
     at = ".".join(where.path[:path_length]) or "config"
     forms = hints.get((owner, field_name)) or _form(union) or "another value"
     return f"{at}: expected {forms}, got {_show(value)}"
@@ -181,13 +183,14 @@ def _branch_for(value: Any, branches: dict[str, list], union: Any) -> str | None
     return next((tag for tag, m in members.items() if wanted is not None and m is wanted), None)
 
 
-def _unknown_key(key: Any, parent: type[BaseModel] | None) -> str:
+def _unknown_key(key: Any, parent: type[BaseModel] | None, taken: set[str]) -> str:
+    """`unknown key` with the closest valid key (one not yet given first), else the list of valid keys."""
     valid = list(parent.model_fields) if parent is not None else []
     if isinstance(key, str) and valid:
         lowered = {name.lower(): name for name in valid}
-        close = difflib.get_close_matches(key.lower(), list(lowered), n=1, cutoff=0.6)
-        if close:
-            return f"unknown key; did you mean {lowered[close[0]]!r}?"
+        close = [lowered[m] for m in difflib.get_close_matches(key.lower(), list(lowered), n=3, cutoff=0.6)]
+        if close:  # a key not yet given is the likelier meaning: `lgo` next to `low` is `log`
+            return f"unknown key; did you mean {next((m for m in close if m not in taken), close[0])!r}?"
     if valid:
         return f"unknown key; valid keys are {', '.join(valid)}"
     return "unknown key"
