@@ -230,8 +230,8 @@ def print_table(comparison: dict, *, out_dir: Path, tracking_uri: str) -> None:
         print(f"\nreport:         {out_dir}/report.md")
     print(f"best configs:   {out_dir}/best/  (retrain: stacktune train {out_dir}/best/overall.yaml)")
     print(f"comparison:     {out_dir}/comparison.json")
-    ui = f"mlflow ui --backend-store-uri {tracking_uri}" if not tracking_uri.startswith("http") else tracking_uri
-    print(f"browse trials:  {ui}")
+    store = "" if tracking_uri == tracking.DEFAULT_TRACKING_URI else f" --tracking-uri {tracking_uri}"
+    print(f"browse trials:  stacktune ui --name {comparison['search']}{store}")
 
 
 def latest_comparison(name: str, tracking_uri: str | None) -> tuple[Any, str, dict]:
