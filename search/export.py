@@ -205,22 +205,22 @@ def print_table(comparison: dict, *, out_dir: Path, tracking_uri: str) -> None:
 
     uw = max(18, *(len(units_of(d)) for d in comparison["depths"]))
     header = (
-        f"{'depth':>5}  {'best val':>9}  {'units':<{uw}} {'lr':>8}  {'params':>7}  {'trials c/p/f':>12}  "
+        f"{'depth':>5}  {'best val':>9}  {'units':<{uw}} {'lr':>8}  {'params':>7}  {'trials c/p/f':>12}  {'time':>6}  "
         f"{'test loss, tuned [95% CI]':<27}  {'test loss, fixed [95% CI]':<27}"
     )
     print(header)
     print("-" * len(header))
     for d in comparison["depths"]:
         t = d["trials"]
-        counts = f"{t['completed']}/{t['pruned']}/{t['failed']}"
+        counts = f"{t['completed']}/{t['pruned']}/{t['failed']}  {d['train_seconds']:>5.0f}s"
         tuned, fixed = _mean_ci(d), _mean_ci(d.get("fixed"))
         if d["best_config"] is None:
-            print(f"{d['depth']:>5}  {'-':>9}  {'-':<{uw}} {'-':>8}  {'-':>7}  {counts:>12}  {tuned:<27}  {fixed:<27}")
+            print(f"{d['depth']:>5}  {'-':>9}  {'-':<{uw}} {'-':>8}  {'-':>7}  {counts:>20}  {tuned:<27}  {fixed:<27}")
             continue
         cfg = d["best_config"]
         print(
             f"{d['depth']:>5}  {d['best_val_loss']:>9.4f}  {units_of(d):<{uw}} {cfg['train']['lr']:>8.1e}  "
-            f"{d['params'] or 0:>7}  {counts:>12}  {tuned:<27}  {fixed:<27}"
+            f"{d['params'] or 0:>7}  {counts:>20}  {tuned:<27}  {fixed:<27}"
         )
     if comparison.get("conclusion"):
         print(f"\n{comparison['conclusion']}")
