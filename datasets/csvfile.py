@@ -5,6 +5,7 @@ Problems are reported as DataError naming the file, the column and the CSV line 
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,8 +29,13 @@ def _read(path: Path) -> pd.DataFrame:
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     try:
-        # index_col=False: a row longer than the header is an error, not a silent index.
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, skip_blank_lines=False, index_col=False)
+        # index_col=False stops pandas from turning a row's extra leading fields into an index;
+        # the warning it gives instead (the row is cut short) is made an error, so nothing is lost silently.
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False, skip_blank_lines=False, index_col=False)
+    except pd.errors.ParserWarning:
+        raise DataError(f"{path}: a row has more fields than the header") from None
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: file is empty") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as error:
