@@ -34,7 +34,8 @@ def ui_command(args) -> int:
     uri = check_store_exists(uri)
     check_port_free(args.port)
     server = UIServer(uri, args.port, verbose=args.verbose)
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    # Ctrl-C and `kill` both stop the server first; SIGINT is set too, as a shell ignores it in background jobs.
+    previous = {sig: signal.signal(sig, _raise_interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         # The server takes seconds to import MLflow; open the store here meanwhile.
         server.launch()
@@ -49,7 +50,8 @@ def ui_command(args) -> int:
         return 0
     finally:
         server.stop()
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def shown(uri: str) -> str:
@@ -64,8 +66,15 @@ def shown(uri: str) -> str:
 
 
 def runs_page_url(base_url: str, experiment_id: str) -> str:
-    """The address of an experiment's training runs page (MLflow 3's UI routes after '#')."""
-    return f"{base_url.rstrip('/')}/#/experiments/{experiment_id}/runs"
+    """The address of an experiment's runs page (MLflow 3's UI routes after '#').
+
+    Oldest first, so that the tree reads depth-1, depth-2, … and d1-t00, d1-t01, … (sorting by
+    anything but the start time would flatten it). MLflow 3.17's sidebar switches between
+    "GenAI" (its default) and "Model training" for every page; `workflowType` opens this one on
+    the training side, where a search's runs belong.
+    """
+    query = "orderByKey=attributes.start_time&orderByAsc=true&workflowType=machine_learning"
+    return f"{base_url.rstrip('/')}/#/experiments/{experiment_id}/runs?{query}"
 
 
 def check_store_exists(uri: str) -> str:
@@ -247,8 +256,10 @@ class UIServer:
                 sys.stderr.write(line)
 
     def _healthy(self) -> bool:
+        # Straight to 127.0.0.1, never through a proxy from the environment.
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
         try:
-            with urllib.request.urlopen(self.base_url + "health", timeout=2) as response:
+            with opener.open(self.base_url + "health", timeout=2) as response:
                 return response.status == 200
         except (urllib.error.URLError, OSError, ValueError):
             return False
