@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
+import time
 from typing import Any
 
 from ray import tune
@@ -92,9 +93,15 @@ class EvalRuns(Callback):
         cfg = TrainConfig.model_validate(job["config"])
         cfg.train.seed = job["seed"]
         rank = f"-r{job['rank']}" if job["rank"] else ""
+        kind = "best" if job["kind"] == "tuned" else "fixed"
+        number = job["seed"] % SEED_OFFSET + 1
+        ended = int(time.time() * 1000)
+        # The run is written once the job is done; its start is when training began.
+        started = ended - int(1000 * float(metrics.get("train_seconds", 0.0) or 0.0))
         run = self._client.create_run(
             self._experiment_id,
-            run_name=f"d{job['depth']}-{job['kind']}{rank}-s{job['seed']}",
+            start_time=started,
+            run_name=f"d{job['depth']}-{kind}{rank}-{number}",
             tags={
                 "mlflow.parentRunId": self._depth_runs[job["depth"]],
                 tracking.ROLE: "eval",
@@ -112,7 +119,7 @@ class EvalRuns(Callback):
             params=tracking.as_params(flat_params(cfg)),
             metrics=tracking.epoch_metrics(int(metrics.get("epochs", 0) or 0), values),
         )
-        self._client.set_terminated(run.info.run_id, status=status)
+        self._client.set_terminated(run.info.run_id, status=status, end_time=ended)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         metrics = trial.last_result or {}

@@ -145,7 +145,11 @@ def summarise(spec: SearchSpec, studies, *, client, experiment_id, search_id, de
     tracking.log_batch(
         client,
         search_id,
-        metrics=tracking.epoch_metrics(0, {f"best_val_loss_d{d['depth']}": d["best_val_loss"] for d in ranked}),
+        metrics=tracking.epoch_metrics(
+            0,
+            {f"best_val_loss_d{d['depth']}": d["best_val_loss"] for d in ranked}
+            | ({"best_val_loss": min(d["best_val_loss"] for d in ranked)} if ranked else {}),
+        ),
     )
     return comparison
 

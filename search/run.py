@@ -142,7 +142,7 @@ def _open_runs(client, experiment_id: str, spec: SearchSpec, *, resume: bool) ->
             return search_id, depth_runs
     search_id = client.create_run(
         experiment_id,
-        run_name=f"search-{time.strftime('%Y%m%d-%H%M%S')}",
+        run_name=f"search-{time.strftime('%m%d-%H%M%S')}",
         tags={tracking.ROLE: "search", tracking.SEARCH: spec.name, "mlflow.note.content": _describe(spec)},
     ).info.run_id
     tracking.log_batch(client, search_id, params=tracking.as_params(_search_params(spec)))

@@ -195,7 +195,7 @@ def test_runs_page_shows_the_run_tree_and_val_loss(search, ui, browser_page, tmp
     top = page.locator(f'a[href*="/runs/{search_run}"]').first
     top.wait_for()
     search_name = top.inner_text().strip()
-    assert re.fullmatch(r"search-\d{8}-\d{6}", search_name), search_name
+    assert re.fullmatch(r"search-\d{4}-\d{6}", search_name), search_name
     # MLflow opens an assistant side panel on a first visit; close it so the table gets the width.
     close = page.locator('[data-component-id="mlflow.assistant.chat_panel.close"]')
     if close.count():
