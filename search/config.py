@@ -221,6 +221,7 @@ class ResourcesSection(BaseModel):
     cpus_per_trial: float = Field(1.0, gt=0.0)
     gpus_per_trial: float = Field(0.0, ge=0.0)
     max_concurrent: int | None = Field(None, ge=1)
+    max_failures: int = Field(1, ge=0, le=100)  # times a trial whose worker or node died is restarted
 
     _finite_resources = field_validator("cpus_per_trial", "gpus_per_trial")(_finite)
 

@@ -154,7 +154,7 @@ def run_jobs(spec: SearchSpec, jobs: list[dict], data, *, storage_path: str, cli
             storage_path=storage_path,
             callbacks=[callback],
             verbose=0,
-            failure_config=tune.FailureConfig(max_failures=1),
+            failure_config=tune.FailureConfig(max_failures=spec.resources.max_failures),
         ),
     )
     with contextlib.redirect_stdout(sys.stderr):

@@ -233,7 +233,7 @@ def run_search(
                     storage_path=str(out_dir / "ray"),
                     callbacks=[callback],
                     verbose=0,
-                    failure_config=tune.FailureConfig(max_failures=1),
+                    failure_config=tune.FailureConfig(max_failures=spec.resources.max_failures),
                     checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
                 ),
             )
@@ -312,8 +312,19 @@ def run_search_command(args) -> int:
     tracking.check_tracking(uri)
     address = args.address or os.environ.get("RAY_ADDRESS")
     check_ray_address(address)
+    if not address:
+        # Ray's single-machine mode: every Ray process listens on 127.0.0.1 only. Read when Ray is
+        # first imported, so it is set before anything below imports it.
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     try:
-        comparison = run_search(spec, data, out=args.out, tracking_uri=uri, address=address, quiet=args.json, resume=args.resume)
+        # stdout is the command's answer alone; whatever Ray prints while it runs goes to stderr.
+        with contextlib.redirect_stdout(sys.stderr):
+            try:
+                comparison = run_search(spec, data, out=args.out, tracking_uri=uri, address=address, quiet=args.json, resume=args.resume)
+            finally:
+                import ray
+
+                ray.shutdown()
     except (SearchInterrupted, KeyboardInterrupt) as exc:
         again = " ".join(shlex.quote(a) for a in ["stacktune", *sys.argv[1:]] if a != "--resume")
         print(f"error: {exc or 'interrupted'}; finished trials are kept. Continue with: {again} --resume", file=sys.stderr)

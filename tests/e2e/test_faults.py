@@ -1,0 +1,360 @@
+"""A search rides out faults of the machines around it: a Ray node that dies, an MLflow server that stops answering."""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections import Counter
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
+
+from conftest import EXAMPLES
+
+pytestmark = pytest.mark.slow
+
+# `ray start`, with every node on 127.0.0.1. Ray swaps a loopback node address for the host's
+# outward one unless RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0, and with that set it refuses to start
+# a worker node (multi-node is for Linux). Nodes here run Ray's own CLI with the address lookup
+# pinned to 127.0.0.1 and worker nodes allowed, so every node binds, and is reached on, loopback.
+_RAY_CLI = """
+import sys
+import ray._private.ray_constants as constants
+import ray._private.services as services
+constants.ENABLE_RAY_CLUSTER = True
+services.get_node_ip_address = lambda address=None: "127.0.0.1"
+from ray.scripts.scripts import main
+sys.argv[0] = "ray"
+sys.exit(main())
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        pass
+
+
+def _processes_under(folder: Path) -> dict[int, list[str]]:
+    """pid -> command line of the processes whose command line names `folder` (this test's own)."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            args = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if any(str(folder) in arg for arg in args):
+            found[int(entry.name)] = args
+    return found
+
+
+def _kill_processes_under(folder: Path) -> None:
+    """Ends what is left of this test's Ray processes: only those whose command line names its own folder."""
+    for pid in _processes_under(folder):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + 10
+    while _processes_under(folder) and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+
+class LocalRayCluster:
+    """A head (no CPUs, so trials run elsewhere) and worker nodes of one CPU each, each its own process tree."""
+
+    def __init__(self):
+        # A short root: Ray's unix sockets live below it and their paths are limited to 107 bytes.
+        self.root = Path(tempfile.mkdtemp(prefix="st-ray-", dir="/tmp"))
+        self.port = _free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        self.env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+        # A token of its own: no other Ray on this machine can join it, nor it theirs.
+        self.env.update(RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0", RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32))
+        self.nodes: dict[str, subprocess.Popen] = {}
+
+    def _start_node(self, name: str, *args: str) -> None:
+        folder = self.root / name
+        cmd = [
+            sys.executable, "-c", _RAY_CLI, "start", "--block", "--node-ip-address=127.0.0.1", "--disable-usage-stats",
+            f"--temp-dir={folder}", f"--dashboard-agent-listen-port={_free_port()}", f"--metrics-export-port={_free_port()}",
+            "--object-store-memory=100000000", *args,
+        ]
+        with open(self.root / f"{name}.log", "ab") as log:
+            self.nodes[name] = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=self.env, start_new_session=True)
+
+    def start(self, workers: int, timeout: float = 240) -> None:
+        self._start_node(
+            "head", "--head", f"--port={self.port}", "--num-cpus=0", "--include-dashboard=false",
+            f"--dashboard-port={_free_port()}",
+        )
+        self._wait_started("head", timeout)
+        for i in range(workers):
+            self._start_node(f"w{i}", f"--address={self.address}", "--num-cpus=1")
+        for i in range(workers):
+            self._wait_started(f"w{i}", timeout)
+        self.node_ids = {name: self._node_id(name) for name in self.nodes}
+
+    def _wait_started(self, name: str, timeout: float) -> None:
+        log = self.root / f"{name}.log"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            text = log.read_text(errors="replace") if log.exists() else ""
+            if "Ray runtime started" in text:
+                return
+            assert self.nodes[name].poll() is None, f"ray node {name} exited:\n{text[-3000:]}"
+            time.sleep(0.5)
+        raise AssertionError(f"ray node {name} did not start in {timeout} s:\n{log.read_text(errors='replace')[-3000:]}")
+
+    def _node_id(self, name: str) -> str:
+        """The node id its raylet was started with."""
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            for args in _processes_under(self.root / name).values():
+                if args[0].endswith("raylet"):
+                    for arg in args:
+                        if arg.startswith("--node_id="):
+                            return arg.split("=", 1)[1]
+            time.sleep(0.5)
+        raise AssertionError(f"no raylet found for ray node {name}")
+
+    def kill(self, name: str) -> None:
+        """The node dies at once: its raylet, agents and the trial workers it runs."""
+        _kill_group(self.nodes[name])
+        _kill_processes_under(self.root / name)
+
+    def stop(self) -> None:
+        for name in sorted(self.nodes, key=lambda n: n == "head"):
+            _kill_group(self.nodes[name])
+        _kill_processes_under(self.root)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+@pytest.fixture
+def cluster():
+    ray_cluster = LocalRayCluster()
+    try:
+        ray_cluster.start(workers=2)
+        yield ray_cluster
+    finally:
+        ray_cluster.stop()
+
+
+def _write_spec(tmp_path, **changes) -> str:
+    spec = yaml.safe_load((EXAMPLES / "demo.yaml").read_text())
+    spec.update({"evaluation": {"seeds": 0}, **changes})
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return str(path)
+
+
+def _finished(journal: Path, name: str, depths) -> int:
+    storage = JournalStorage(JournalFileBackend(str(journal)))
+    total = 0
+    for depth in depths:
+        try:
+            study = optuna.load_study(study_name=f"{name}.depth-{depth}", storage=storage)
+        except KeyError:
+            continue
+        total += sum(t.state.is_finished() for t in study.get_trials(deepcopy=False))
+    return total
+
+
+def _trial_runs(uri: str, name: str) -> list:
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name(name)
+    if experiment is None:
+        return []
+    runs = client.search_runs([experiment.experiment_id], max_results=1000)
+    return [r for r in runs if r.data.tags.get("stacktune.role") == "trial"]
+
+
+def _start_search(tmp_path, spec: str, uri: str, *, env: dict, extra=()) -> subprocess.Popen:
+    args = [sys.executable, "-m", "stacktune.search.cli", "search", spec, "--out", "out", "--tracking-uri", uri, "--json", *extra]
+    env = {**env, "PYTHONUNBUFFERED": "1"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    env.pop("RAY_ADDRESS", None)
+    with open(tmp_path / "stdout", "wb") as out, open(tmp_path / "stderr", "wb") as err:
+        return subprocess.Popen(args, cwd=tmp_path, env=env, stdout=out, stderr=err, start_new_session=True)
+
+
+def _wait_for(proc: subprocess.Popen, tmp_path, what: str, check, timeout: float = 300, every: float = 0.5):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        if proc.poll() is not None:
+            pytest.fail(f"the search ended before {what}:\n{(tmp_path / 'stderr').read_text()[-3000:]}")
+        time.sleep(every)
+    pytest.fail(f"timed out waiting until {what}:\n{(tmp_path / 'stderr').read_text()[-3000:]}")
+
+
+def test_a_trial_whose_node_dies_restarts_elsewhere_in_the_same_mlflow_run(tmp_path, cluster):
+    # Enough epochs (a few seconds a trial) that a trial can be caught halfway.
+    depths, trials, epochs = [1, 2], 3, 60
+    name = "nodes"
+    spec = _write_spec(
+        tmp_path, name=name, depths=depths, trials_per_depth=trials, train={"epochs": epochs, "batch_size": 32},
+        resources={"cpus_per_trial": 1, "max_concurrent": 2},
+    )
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    journal = tmp_path / "out" / name / "optuna.journal"
+    workers = {cluster.node_ids[n]: n for n in ("w0", "w1")}
+    driver = _start_search(tmp_path, spec, uri, env=cluster.env, extra=("--address", cluster.address))
+    try:
+        _wait_for(driver, tmp_path, "a trial finished", lambda: journal.exists() and _finished(journal, name, depths) >= 1)
+
+        def training_on_a_worker():
+            # A trial in its first epochs on a worker node: killing that node cuts it off mid-training.
+            for run in _trial_runs(uri, name):
+                node = run.data.tags.get("stacktune.node_id")
+                if run.info.status == "RUNNING" and node in workers and run.data.metrics.get("val_loss") is not None:
+                    history = MlflowClient(tracking_uri=uri).get_metric_history(run.info.run_id, "val_loss")
+                    if len(history) <= epochs // 2:
+                        return run
+            return None
+
+        victim = _wait_for(driver, tmp_path, "a trial was training on a worker node", training_on_a_worker, every=0.2)
+        killed = workers[victim.data.tags["stacktune.node_id"]]
+        cluster.kill(killed)
+        driver.wait(timeout=600)
+    finally:
+        _kill_group(driver)
+    stderr = (tmp_path / "stderr").read_text()
+    assert driver.returncode == 0, stderr[-4000:]
+    # Read from the file: Ray's notice that the node died may reach the driver's stdout late.
+    comparison = json.loads((tmp_path / "out" / name / "comparison.json").read_text())
+    assert [sum(d["trials"].values()) for d in comparison["depths"]] == [trials] * len(depths)
+
+    storage = JournalStorage(JournalFileBackend(str(journal)))
+    for depth in depths:
+        study = optuna.load_study(study_name=f"{name}.depth-{depth}", storage=storage)
+        assert len(study.get_trials()) == trials and all(t.state.is_finished() for t in study.get_trials())
+
+    runs = _trial_runs(uri, name)
+    assert len(runs) == len(depths) * trials, "a restarted trial got a second MLflow run"
+    assert Counter(int(r.data.tags["stacktune.depth"]) for r in runs) == {d: trials for d in depths}
+    assert not [r for r in runs if r.info.status == "RUNNING"]
+    assert len({r.info.run_name for r in runs}) == len(runs)
+
+    (again,) = [r for r in runs if r.info.run_id == victim.info.run_id]
+    assert again.data.tags["stacktune.restarts"] == "1", stderr[-3000:]
+    assert again.info.status == "FINISHED" and again.data.tags["stacktune.state"] == "completed"
+    survivor = next(n for n in ("w0", "w1") if n != killed)
+    assert again.data.tags["stacktune.node_id"] == cluster.node_ids[survivor]
+    assert again.data.tags["stacktune.restart_reason"], "the restart does not say why"
+    steps = [m.step for m in MlflowClient(tracking_uri=uri).get_metric_history(again.info.run_id, "val_loss")]
+    # The cut-off attempt's epochs stay; the restart trained every epoch again, on top of them.
+    assert set(steps) == set(range(1, epochs + 1)) and epochs < len(steps) < 2 * epochs
+
+
+class MlflowServer:
+    """A real `mlflow server` on 127.0.0.1 that a test stops and starts again on the same port and store."""
+
+    def __init__(self, folder: Path):
+        self.port = _free_port()
+        self.uri = f"http://127.0.0.1:{self.port}"
+        self._store = f"sqlite:///{folder}/server.db"
+        self._log = folder / "server.log"
+        self._proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 180) -> None:
+        env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+        cmd = [
+            sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(self.port),
+            "--backend-store-uri", self._store, "--workers", "1",
+        ]
+        with open(self._log, "ab") as log:
+            self._proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self._proc.poll() is None, self._log.read_text()[-3000:]
+            try:
+                with urllib.request.urlopen(f"{self.uri}/health", timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.5)
+        raise AssertionError(f"mlflow server did not answer in {timeout} s: {self._log.read_text()[-3000:]}")
+
+    def stop(self) -> None:
+        if self._proc is not None:
+            _kill_group(self._proc)
+            self._proc = None
+
+
+@pytest.fixture
+def mlflow_server(tmp_path):
+    server = MlflowServer(tmp_path)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+def test_trials_train_on_while_mlflow_is_down_and_their_logs_arrive_once_it_is_back(tmp_path, mlflow_server):
+    depths, trials, epochs = [1, 2], 3, 60
+    name = "outage"
+    spec = _write_spec(
+        tmp_path, name=name, depths=depths, trials_per_depth=trials, train={"epochs": epochs, "batch_size": 32},
+        resources={"cpus_per_trial": 1, "max_concurrent": 2},
+    )
+    uri = mlflow_server.uri
+    journal = tmp_path / "out" / name / "optuna.journal"
+    # The search starts a local Ray; this keeps its node on 127.0.0.1 (see _RAY_CLI).
+    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+    driver = _start_search(tmp_path, spec, uri, env=env)
+    try:
+        _wait_for(driver, tmp_path, "trials logged epochs", lambda: any(r.data.metrics.get("val_loss") is not None for r in _trial_runs(uri, name)))
+        mlflow_server.stop()
+        finished_before = _finished(journal, name, depths)
+        _wait_for(driver, tmp_path, "the search noticed", lambda: "does not answer" in (tmp_path / "stderr").read_text())
+        # Training goes on without the server.
+        _wait_for(driver, tmp_path, "a trial finished while MLflow was down", lambda: _finished(journal, name, depths) > finished_before)
+        mlflow_server.start()
+        driver.wait(timeout=600)
+    finally:
+        _kill_group(driver)
+    stderr = (tmp_path / "stderr").read_text()
+    assert driver.returncode == 0, stderr[-4000:]
+    assert "answers again" in stderr and "could not be made" not in stderr
+
+    runs = _trial_runs(uri, name)
+    assert len(runs) == len(depths) * trials
+    assert Counter(int(r.data.tags["stacktune.depth"]) for r in runs) == {d: trials for d in depths}
+    assert all(r.info.status == "FINISHED" and r.data.tags["stacktune.state"] == "completed" for r in runs)
+    client = MlflowClient(tracking_uri=uri)
+    for run in runs:
+        history = client.get_metric_history(run.info.run_id, "val_loss")
+        assert sorted(m.step for m in history) == list(range(1, epochs + 1)), run.info.run_name
+        assert run.data.params  # the config, logged when the run was created
+        assert "best_val_loss" in run.data.metrics
