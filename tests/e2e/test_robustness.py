@@ -143,3 +143,35 @@ def test_early_stopping_within_depth_prunes_trials_and_keeps_the_budget(tmp_path
     )
     assert told == len(pruned)
     assert sum(d["epochs"] for d in comparison["depths"]) < 2 * 6 * 6
+
+
+def test_ctrl_c_stops_cleanly_exits_130_and_says_how_to_resume(tmp_path):
+    depths, trials = [1, 2], 3
+    spec = _write_spec(tmp_path, name="sigint", depths=depths, trials_per_depth=trials, train={"epochs": 6, "batch_size": 32})
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    args = [sys.executable, "-m", "stacktune.search.cli", "search", spec, "--out", "out", "--tracking-uri", uri]
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "MLFLOW_TRACKING_URI")}
+    driver = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240
+        journal = tmp_path / "out" / "sigint" / "optuna.journal"
+        while time.monotonic() < deadline:
+            if journal.exists() and _finished(_journal(tmp_path, "sigint"), "sigint", depths) >= 1:
+                break
+            assert driver.poll() is None, "the search ended before it could be interrupted"
+            time.sleep(0.5)
+        else:
+            pytest.fail("no trial finished in time")
+        driver.send_signal(signal.SIGINT)
+        _, stderr = driver.communicate(timeout=120)
+    finally:
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+    assert driver.returncode == 130, stderr[-3000:]
+    last = [line for line in stderr.splitlines() if line.strip()][-1]
+    assert last.startswith("error: ") and "--resume" in last and "Traceback" not in stderr
+    assert not [r for r in _runs(uri, "sigint") if r.info.status == "RUNNING"]
+
+    proc = run_cli("search", spec, "--out", "out", "--tracking-uri", uri, "--resume", "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert [sum(d["trials"].values()) for d in json.loads(proc.stdout)["depths"]] == [trials] * len(depths)
