@@ -1,9 +1,10 @@
 """Train one LSTMConfig on one Prepared dataset: the hot loop of every search trial."""
 from __future__ import annotations
 
+import copy
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field, replace
 from typing import Callable, Literal
 
 import numpy as np
@@ -61,6 +62,8 @@ class EpochResult:
     val_loss: float
     val_accuracy: float | None
     seconds: float
+    # Everything needed to continue after this epoch (see fit's resume_from); set every state_every epochs.
+    state: dict | None = field(default=None, repr=False)
 
 
 @dataclass
@@ -183,11 +186,15 @@ def fit(
     settings: TrainSettings,
     *,
     on_epoch: Callable[[EpochResult], bool | None] | None = None,
+    state_every: int = 0,
+    resume_from: dict | None = None,
 ) -> FitResult:
     """Train StackedLSTM(config) on data.train, scoring data.val after every epoch.
 
     on_epoch sees each finite epoch; returning True stops training ("stopped"). A NaN or
-    infinite loss stops it at once ("diverged"). Returns the best-val-loss model and history.
+    infinite loss stops it at once ("diverged"). Every `state_every` epochs the EpochResult
+    carries a `state` that `resume_from` continues from exactly as if training had not stopped.
+    Returns the best-val-loss model and history.
     """
     start = time.perf_counter()
     if data.task != config.task:
@@ -219,7 +226,16 @@ def fit(
     history: list[EpochResult] = []
     state, reason = "completed", None
     best_epoch, best_val_loss, best_weights = None, math.inf, None
-    for epoch in range(1, settings.epochs + 1):
+    first = 1
+    if resume_from is not None:
+        model.load_state_dict(resume_from["model"])
+        optimizer.load_state_dict(resume_from["optimizer"])
+        generator.set_state(resume_from["generator"])
+        torch.set_rng_state(resume_from["torch_rng"])
+        history = [EpochResult(**e) for e in resume_from["history"]]
+        best_epoch, best_val_loss, best_weights = resume_from["best_epoch"], resume_from["best_val_loss"], resume_from["best_weights"]
+        first = resume_from["epoch"] + 1
+    for epoch in range(first, settings.epochs + 1):
         epoch_start = time.perf_counter()
         train_loss = _train_epoch(model, optimizer, train, loss_fn, settings, generator)
         metrics = _evaluate(model, val, config.task, EVAL_BATCH)
@@ -233,6 +249,19 @@ def fit(
         if result.val_loss < best_val_loss:
             best_epoch, best_val_loss = epoch, result.val_loss
             best_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        if state_every and epoch % state_every == 0 and epoch < settings.epochs:
+            result = replace(result, state={
+                "epoch": epoch,
+                # copies: training goes on and would change these tensors in place
+                "model": copy.deepcopy(model.state_dict()),
+                "optimizer": copy.deepcopy(optimizer.state_dict()),
+                "generator": generator.get_state(),
+                "torch_rng": torch.get_rng_state(),
+                "history": [{**asdict(e), "state": None} for e in history],
+                "best_epoch": best_epoch,
+                "best_val_loss": best_val_loss,
+                "best_weights": best_weights,
+            })
         if on_epoch is not None and on_epoch(result):
             state, reason = "stopped", f"on_epoch asked to stop after epoch {epoch}"
             break

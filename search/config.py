@@ -202,6 +202,8 @@ class SearchTrainSection(BaseModel):
     batch_size: int = Field(64, ge=1)
     optimizer: Literal["adamw", "adam"] = "adamw"
     grad_clip: float | None = Field(1.0, gt=0.0)
+    # A trial whose worker dies restarts from its last state, saved every this many epochs (0: never).
+    checkpoint_every: int = Field(5, ge=0)
 
     _finite_clip = field_validator("grad_clip")(_finite)
 

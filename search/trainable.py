@@ -10,6 +10,22 @@ from .config import SearchSpec
 from .single import build, config_yaml
 from .space import to_train_config
 
+STATE_FILE = "state.pt"
+
+
+def _saved_state() -> dict | None:
+    """The training state of this trial's last epoch checkpoint, when Ray Tune restarted it."""
+    import torch
+    from ray import tune
+
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is None:
+        return None
+    with checkpoint.as_directory() as folder:
+        path = Path(folder) / STATE_FILE
+        # Our own file, written by this trainable: it holds optimizer and RNG state, not only tensors.
+        return torch.load(path, weights_only=False) if path.exists() else None
+
 
 def run_trial(config: dict[str, Any], *, data, spec_json: str) -> None:
     """Trains the trial's config; reports train/val loss per epoch and a final summary.
@@ -18,6 +34,7 @@ def run_trial(config: dict[str, Any], *, data, spec_json: str) -> None:
     validation loss only.
     """
     import ray
+    import torch
     from ray import tune
 
     from stacktune.models import fit, save_model
@@ -29,7 +46,9 @@ def run_trial(config: dict[str, Any], *, data, spec_json: str) -> None:
     device = "cuda" if spec.resources.gpus_per_trial > 0 else "cpu"
     model_cfg, settings = build(cfg, data, threads=threads, device=device)
     node_id = ray.get_runtime_context().get_node_id()
-    best, seconds = math.inf, 0.0
+    resume = _saved_state()
+    best = resume["best_val_loss"] if resume else math.inf
+    seconds = sum(e["seconds"] for e in resume["history"]) if resume else 0.0
 
     def on_epoch(e) -> None:
         nonlocal best, seconds
@@ -42,9 +61,15 @@ def run_trial(config: dict[str, Any], *, data, spec_json: str) -> None:
         }
         if e.val_accuracy is not None:
             metrics["val_accuracy"] = e.val_accuracy
-        tune.report(metrics)
+        if e.state is None:
+            tune.report(metrics)
+            return
+        # A trial restarted on another worker continues from here (see _saved_state).
+        with tempfile.TemporaryDirectory() as tmp:
+            torch.save(e.state, Path(tmp) / STATE_FILE)
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
 
-    result = fit(model_cfg, data, settings, on_epoch=on_epoch)
+    result = fit(model_cfg, data, settings, on_epoch=on_epoch, state_every=spec.train.checkpoint_every, resume_from=resume)
     final = {
         "final": True,
         "epoch": len(result.epochs),

@@ -198,3 +198,21 @@ def test_fit_rejects_a_config_that_does_not_match_the_data():
 def test_settings_reject_bad_values(kwargs, bad):
     with pytest.raises(ValueError, match=bad):
         TrainSettings(**{"lr": 1e-3, "epochs": 1, **kwargs})
+
+
+def test_resuming_from_a_saved_state_continues_exactly_as_if_never_stopped():
+    from stacktune.datasets.types import Prepared, Split
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(96, 6, 1)).astype(np.float32)
+    y = x[:, -1, :] * 0.5
+    data = Prepared("toy", "regression", 1, 1, Split(x[:64], y[:64]), Split(x[64:80], y[64:80]), Split(x[80:], y[80:]))
+    cfg = LSTMConfig(input_size=1, units=[8, 8], output_size=1, dropout=0.2)
+    settings = TrainSettings(lr=0.01, epochs=6, batch_size=16, seed=3, threads=1)
+    whole = fit(cfg, data, settings)
+    saved = []
+    fit(cfg, data, settings, state_every=3, on_epoch=lambda e: saved.append(e.state) if e.state else None)
+    assert [s["epoch"] for s in saved] == [3]
+    resumed = fit(cfg, data, settings, resume_from=saved[0])
+    assert [e.val_loss for e in resumed.epochs] == [e.val_loss for e in whole.epochs]
+    assert resumed.best_val_loss == whole.best_val_loss and resumed.best_epoch == whole.best_epoch
