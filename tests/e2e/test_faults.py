@@ -6,12 +6,10 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections import Counter
 from pathlib import Path
 
@@ -22,7 +20,7 @@ from mlflow.tracking import MlflowClient
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 
-from conftest import EXAMPLES
+from conftest import EXAMPLES, MlflowServer, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -40,12 +38,6 @@ from ray.scripts.scripts import main
 sys.argv[0] = "ray"
 sys.exit(main())
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
@@ -92,7 +84,7 @@ class LocalRayCluster:
     def __init__(self):
         # A short root: Ray's unix sockets live below it and their paths are limited to 107 bytes.
         self.root = Path(tempfile.mkdtemp(prefix="st-ray-", dir="/tmp"))
-        self.port = _free_port()
+        self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
         self.env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
         # A token of its own: no other Ray on this machine can join it, nor it theirs.
@@ -103,7 +95,7 @@ class LocalRayCluster:
         folder = self.root / name
         cmd = [
             sys.executable, "-c", _RAY_CLI, "start", "--block", "--node-ip-address=127.0.0.1", "--disable-usage-stats",
-            f"--temp-dir={folder}", f"--dashboard-agent-listen-port={_free_port()}", f"--metrics-export-port={_free_port()}",
+            f"--temp-dir={folder}", f"--dashboard-agent-listen-port={free_port()}", f"--metrics-export-port={free_port()}",
             "--object-store-memory=100000000", *args,
         ]
         with open(self.root / f"{name}.log", "ab") as log:
@@ -112,7 +104,7 @@ class LocalRayCluster:
     def start(self, workers: int, timeout: float = 240) -> None:
         self._start_node(
             "head", "--head", f"--port={self.port}", "--num-cpus=0", "--include-dashboard=false",
-            f"--dashboard-port={_free_port()}",
+            f"--dashboard-port={free_port()}",
         )
         self._wait_started("head", timeout)
         for i in range(workers):
@@ -274,42 +266,6 @@ def test_a_trial_whose_node_dies_restarts_elsewhere_in_the_same_mlflow_run(tmp_p
     # The restart continued from the trial's last saved state (every 5 epochs by default), so only the
     # epochs since then were trained twice; the cut-off attempt's epochs stay in the history.
     assert set(steps) == set(range(1, epochs + 1)) and epochs <= len(steps) < epochs + 2 * 5
-
-
-class MlflowServer:
-    """A real `mlflow server` on 127.0.0.1 that a test stops and starts again on the same port and store."""
-
-    def __init__(self, folder: Path):
-        self.port = _free_port()
-        self.uri = f"http://127.0.0.1:{self.port}"
-        self._store = f"sqlite:///{folder}/server.db"
-        self._log = folder / "server.log"
-        self._proc: subprocess.Popen | None = None
-
-    def start(self, timeout: float = 180) -> None:
-        env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-        cmd = [
-            sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(self.port),
-            "--backend-store-uri", self._store, "--workers", "1",
-        ]
-        with open(self._log, "ab") as log:
-            self._proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self._proc.poll() is None, self._log.read_text()[-3000:]
-            try:
-                with urllib.request.urlopen(f"{self.uri}/health", timeout=2) as response:
-                    if response.status == 200:
-                        return
-            except OSError:
-                pass
-            time.sleep(0.5)
-        raise AssertionError(f"mlflow server did not answer in {timeout} s: {self._log.read_text()[-3000:]}")
-
-    def stop(self) -> None:
-        if self._proc is not None:
-            _kill_group(self._proc)
-            self._proc = None
 
 
 @pytest.fixture

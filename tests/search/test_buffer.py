@@ -1,67 +1,16 @@
 """Trial writes survive a tracking server that stops answering: kept in order, written when it returns."""
 from __future__ import annotations
 
-import os
-import signal
 import socket
-import subprocess
-import sys
 import time
-import urllib.request
 
 import pytest
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
+from conftest import MlflowServer, free_port
+
 from stacktune.search.buffer import RUN_KEY, BufferedWriter
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class MlflowServer:
-    """A real `mlflow server` on 127.0.0.1 that a test can stop and start again on the same port and store."""
-
-    def __init__(self, folder):
-        self.port = _free_port()
-        self.uri = f"http://127.0.0.1:{self.port}"
-        self._store = f"sqlite:///{folder}/mlflow.db"
-        self._log = folder / "server.log"
-        self._proc: subprocess.Popen | None = None
-
-    def start(self, timeout: float = 180) -> None:
-        env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-        cmd = [
-            sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(self.port),
-            "--backend-store-uri", self._store, "--workers", "1",
-        ]
-        with open(self._log, "ab") as log:
-            self._proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self._proc.poll() is None, self._log.read_text()[-3000:]
-            try:
-                with urllib.request.urlopen(f"{self.uri}/health", timeout=2) as response:
-                    if response.status == 200:
-                        return
-            except OSError:
-                pass
-            time.sleep(0.5)
-        raise AssertionError(f"mlflow server did not answer in {timeout} s: {self._log.read_text()[-3000:]}")
-
-    def stop(self) -> None:
-        """Stops the server and its workers at once, the way a crashed host would."""
-        if self._proc is None:
-            return
-        try:
-            os.killpg(self._proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self._proc.wait(timeout=30)
-        self._proc = None
 
 
 @pytest.fixture
@@ -129,7 +78,7 @@ def test_writes_made_while_the_server_is_down_arrive_in_order_once_it_is_back(se
 
 def test_what_never_reaches_the_store_is_listed_on_stderr_not_dropped(capsys):
     # Nothing listens on this port: every write fails at once.
-    client = MlflowClient(tracking_uri=f"http://127.0.0.1:{_free_port()}")
+    client = MlflowClient(tracking_uri=f"http://127.0.0.1:{free_port()}")
     writer = BufferedWriter(client, retry_after=0.1, max_retry_after=0.2)
     started = time.monotonic()
     ref = writer.create_run("1", run_name="d3-t04", tags={})
