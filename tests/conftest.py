@@ -107,3 +107,17 @@ class MlflowServer:
             pass
         self._proc.wait(timeout=30)
         self._proc = None
+
+
+def finished_trials(storage, name: str, depths) -> int:
+    """How many trials of search `name` have finished, across its depths' studies (read through Optuna)."""
+    import optuna
+
+    total = 0
+    for depth in depths:
+        try:
+            study = optuna.load_study(study_name=f"{name}.depth-{depth}", storage=storage)
+        except KeyError:
+            continue
+        total += sum(t.state.is_finished() for t in study.get_trials(deepcopy=False))
+    return total

@@ -20,7 +20,7 @@ from mlflow.tracking import MlflowClient
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 
-from conftest import EXAMPLES, MlflowServer, free_port
+from conftest import EXAMPLES, MlflowServer, finished_trials, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -167,15 +167,7 @@ def _write_spec(tmp_path, **changes) -> str:
 
 
 def _finished(journal: Path, name: str, depths) -> int:
-    storage = JournalStorage(JournalFileBackend(str(journal)))
-    total = 0
-    for depth in depths:
-        try:
-            study = optuna.load_study(study_name=f"{name}.depth-{depth}", storage=storage)
-        except KeyError:
-            continue
-        total += sum(t.state.is_finished() for t in study.get_trials(deepcopy=False))
-    return total
+    return finished_trials(JournalStorage(JournalFileBackend(str(journal))), name, depths)
 
 
 def _trial_runs(uri: str, name: str) -> list:

@@ -17,7 +17,7 @@ from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
-from conftest import EXAMPLES, run_cli
+from conftest import EXAMPLES, finished_trials, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -40,17 +40,6 @@ def _journal(tmp_path, name: str):
     return JournalStorage(JournalFileBackend(str(tmp_path / "out" / name / "optuna.journal")))
 
 
-def _finished(storage, name: str, depths) -> int:
-    total = 0
-    for depth in depths:
-        try:
-            study = optuna.load_study(study_name=f"{name}.depth-{depth}", storage=storage)
-        except KeyError:
-            continue
-        total += sum(t.state.is_finished() for t in study.get_trials(deepcopy=False))
-    return total
-
-
 def test_a_search_whose_driver_is_killed_resumes_to_exactly_its_budget(tmp_path):
     depths, trials = [1, 2], 4
     spec = _write_spec(tmp_path, name="resume", depths=depths, trials_per_depth=trials, train={"epochs": 6, "batch_size": 32})
@@ -62,7 +51,7 @@ def test_a_search_whose_driver_is_killed_resumes_to_exactly_its_budget(tmp_path)
         deadline = time.monotonic() + 240
         journal = tmp_path / "out" / "resume" / "optuna.journal"
         while time.monotonic() < deadline:
-            if journal.exists() and _finished(_journal(tmp_path, "resume"), "resume", depths) >= 3:
+            if journal.exists() and finished_trials(_journal(tmp_path, "resume"), "resume", depths) >= 3:
                 break
             assert driver.poll() is None, "the search ended before it could be killed"
             time.sleep(0.5)
@@ -156,7 +145,7 @@ def test_ctrl_c_stops_cleanly_exits_130_and_says_how_to_resume(tmp_path):
         deadline = time.monotonic() + 240
         journal = tmp_path / "out" / "sigint" / "optuna.journal"
         while time.monotonic() < deadline:
-            if journal.exists() and _finished(_journal(tmp_path, "sigint"), "sigint", depths) >= 1:
+            if journal.exists() and finished_trials(_journal(tmp_path, "sigint"), "sigint", depths) >= 1:
                 break
             assert driver.poll() is None, "the search ended before it could be interrupted"
             time.sleep(0.5)
