@@ -1,6 +1,7 @@
 """Train one LSTMConfig on one Prepared dataset: the hot loop of every search trial."""
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import time
@@ -33,6 +34,8 @@ class TrainSettings:
     seed: int = 0
     threads: int | None = None  # torch.set_num_threads for this process; None leaves it alone
     device: str = "cpu"
+    # "bf16": forward passes under bfloat16 autocast (Tensor Cores on a GPU); weights and optimizer stay fp32
+    precision: Literal["fp32", "bf16"] = "fp32"
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.lr) and self.lr > 0):
@@ -49,6 +52,8 @@ class TrainSettings:
             )
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise ValueError(f"grad_clip must be positive or None, got {self.grad_clip!r}")
+        if self.precision not in ("fp32", "bf16"):
+            raise ValueError(f"precision must be 'fp32' or 'bf16', got {self.precision!r}")
         if self.threads is not None and not self.threads >= 1:
             raise ValueError(f"threads must be a positive int or None, got {self.threads!r}")
 
@@ -104,19 +109,26 @@ def _loss_fn(task: Task) -> Callable[[Tensor, Tensor], Tensor]:
     return F.mse_loss if task == "regression" else F.cross_entropy
 
 
-def _evaluate(model: StackedLSTM, data: _Tensors, task: Task, batch_size: int) -> dict:
+def _autocast(device: torch.device, precision: str):
+    """bfloat16 autocast for "bf16", else a no-op context (cheaper per batch than a disabled autocast)."""
+    if precision == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def _evaluate(model: StackedLSTM, data: _Tensors, task: Task, batch_size: int, precision: str = "fp32") -> dict:
     """Sample-weighted mean loss (and accuracy) of model over data, in eval mode."""
     loss_fn = _loss_fn(task)
     n = data.x.shape[0]
     loss_sum = torch.zeros((), dtype=torch.float64, device=data.x.device)
     correct = torch.zeros((), dtype=torch.int64, device=data.x.device)
     model.eval()
-    with torch.inference_mode():
+    with torch.inference_mode(), _autocast(data.x.device, precision):
         for i in range(0, n, batch_size):
             lengths = None if data.lengths is None else data.lengths[i : i + batch_size]
             out = model(data.x[i : i + batch_size], lengths)
             y = data.y[i : i + batch_size]
-            loss_sum += loss_fn(out, y) * y.shape[0]
+            loss_sum += loss_fn(out.float(), y) * y.shape[0]
             if task == "classification":
                 correct += (out.argmax(dim=1) == y).sum()
     metrics = {"loss": loss_sum.item() / n}
@@ -161,7 +173,9 @@ def _train_epoch(
     bs = settings.batch_size
     for i in range(0, x.shape[0], bs):
         yb = y[i : i + bs]
-        loss = loss_fn(model(x[i : i + bs], None if lengths is None else lengths[i : i + bs]), yb)
+        with _autocast(x.device, settings.precision):
+            out = model(x[i : i + bs], None if lengths is None else lengths[i : i + bs])
+        loss = loss_fn(out.float(), yb)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if settings.grad_clip is not None:
@@ -238,7 +252,7 @@ def fit(
     for epoch in range(first, settings.epochs + 1):
         epoch_start = time.perf_counter()
         train_loss = _train_epoch(model, optimizer, train, loss_fn, settings, generator)
-        metrics = _evaluate(model, val, config.task, EVAL_BATCH)
+        metrics = _evaluate(model, val, config.task, EVAL_BATCH, settings.precision)
         seconds = time.perf_counter() - epoch_start
         result = EpochResult(epoch, train_loss, metrics["loss"], metrics.get("accuracy"), seconds)
         history.append(result)

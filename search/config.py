@@ -65,6 +65,7 @@ class TrainSection(BaseModel):
     weight_decay: float = Field(0.0, ge=0.0)
     optimizer: Literal["adamw", "adam"] = "adamw"
     grad_clip: float | None = Field(1.0, gt=0.0)
+    precision: Literal["fp32", "bf16"] = "fp32"  # bf16: autocast forward passes, for GPUs with Tensor Cores
     seed: int = 0
 
     _finite_values = field_validator("weight_decay", "grad_clip")(_finite)
@@ -202,6 +203,7 @@ class SearchTrainSection(BaseModel):
     batch_size: int = Field(64, ge=1)
     optimizer: Literal["adamw", "adam"] = "adamw"
     grad_clip: float | None = Field(1.0, gt=0.0)
+    precision: Literal["fp32", "bf16"] = "fp32"
     # A trial whose worker dies restarts from its last state, saved every this many epochs (0: never).
     checkpoint_every: int = Field(5, ge=0)
 
@@ -256,6 +258,7 @@ class BaselineSection(BaseModel):
     batch_size: int | None = Field(None, ge=1)
 
 
+GPU_UNITS_MULTIPLE = 8
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _URL = re.compile(r"^[A-Za-z][\w+]*://")  # what SQLAlchemy can parse as dialect[+driver]://...
 
@@ -303,6 +306,16 @@ class SearchSpec(BaseModel):
         if len(set(depths)) != len(depths):
             raise ValueError(f"depths must not repeat, got {depths}")
         return sorted(depths)
+
+    @model_validator(mode="after")
+    def _gpu_friendly_widths(self) -> "SearchSpec":
+        # On a GPU, widths that are multiples of 8 fill Tensor Core tiles; a range without its own step gets one.
+        units = self.space.units
+        if self.resources.gpus_per_trial > 0 and isinstance(units, IntRange) and not units.log and "step" not in units.model_fields_set:
+            low = -(-units.low // GPU_UNITS_MULTIPLE) * GPU_UNITS_MULTIPLE
+            if low <= units.high:
+                self.space.units = units.model_copy(update={"low": low, "step": GPU_UNITS_MULTIPLE})
+        return self
 
 
 Model = TypeVar("Model", bound=BaseModel)

@@ -61,23 +61,28 @@ def plan_jobs(spec: SearchSpec, candidates: dict[int, list[TrainConfig]]) -> lis
     return jobs
 
 
-def run_eval(config: dict[str, Any], *, data, threads: int) -> None:
+def run_eval(config: dict[str, Any], *, data, threads: int, gpus: float = 0.0) -> None:
     """Retrains one configuration with one seed and reports its validation and test scores."""
+    import torch
+
     from stacktune.models import evaluate, fit
+
+    from .trainable import pick_device
 
     job = config["job"]
     cfg = TrainConfig.model_validate(job["config"])
     cfg.train.seed = job["seed"]
-    model_cfg, settings = build(cfg, data, threads=threads)
+    device = pick_device(gpus, cuda_available=torch.cuda.is_available())
+    model_cfg, settings = build(cfg, data, threads=threads, device=device)
     result = fit(model_cfg, data, settings)
     metrics = {"val_loss": result.best_val_loss, "params": result.params, "epochs": len(result.epochs),
                "train_seconds": sum(e.seconds for e in result.epochs), "state": result.state}
     if result.state != "diverged":
-        test = evaluate(result.model, data.test, task=data.task)
+        test = evaluate(result.model, data.test, task=data.task, device=device)
         metrics["test_loss"] = test["loss"]
         if "accuracy" in test:
             metrics["test_accuracy"] = test["accuracy"]
-            metrics["val_accuracy"] = evaluate(result.model, data.val, task=data.task)["accuracy"]
+            metrics["val_accuracy"] = evaluate(result.model, data.val, task=data.task, device=device)["accuracy"]
     tune.report(metrics)
 
 
@@ -137,7 +142,7 @@ def run_jobs(spec: SearchSpec, jobs: list[dict], data, *, storage_path: str, cli
     callback = EvalRuns(client=client, experiment_id=experiment_id, search=spec.name, depth_runs=depth_runs)
     threads = max(1, int(spec.resources.cpus_per_trial))
     trainable = tune.with_resources(
-        tune.with_parameters(run_eval, data=data, threads=threads),
+        tune.with_parameters(run_eval, data=data, threads=threads, gpus=spec.resources.gpus_per_trial),
         {"cpu": spec.resources.cpus_per_trial, "gpu": spec.resources.gpus_per_trial},
     )
     tuner = tune.Tuner(

@@ -51,6 +51,7 @@ def build(cfg: TrainConfig, data, *, threads: int | None = None, device: str = "
         seed=cfg.train.seed,
         threads=threads,
         device=device,
+        precision=cfg.train.precision,
     )
     return model, settings
 

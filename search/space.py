@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .config import FloatRange, IntRange, MatchedUnits, SearchSpec, TrainConfig
+from .config import GPU_UNITS_MULTIPLE, FloatRange, IntRange, MatchedUnits, SearchSpec, TrainConfig
 
 
 def _suggest_float(trial, name: str, value: FloatRange | float) -> float:
@@ -53,6 +53,7 @@ def to_train_config(spec: SearchSpec, params: dict[str, Any], *, depth: int) -> 
                 "weight_decay": params["weight_decay"],
                 "optimizer": spec.train.optimizer,
                 "grad_clip": spec.train.grad_clip,
+                "precision": spec.train.precision,
                 "seed": spec.seed,
             },
         }
@@ -69,5 +70,7 @@ def match_widths(spec: SearchSpec, *, input_size: int, output_size: int, task: s
         return count_parameters(LSTMConfig(input_size=input_size, units=[width] * depth, output_size=output_size, task=task))
 
     target = spec.space.units.params
-    widths = {d: min(range(1, 4097), key=lambda w: abs(size(d, w) - target)) for d in spec.depths}
+    # On a GPU, multiples of 8 (Tensor Core tiles) only.
+    step = GPU_UNITS_MULTIPLE if spec.resources.gpus_per_trial > 0 else 1
+    widths = {d: min(range(step, 4097, step), key=lambda w: abs(size(d, w) - target)) for d in spec.depths}
     return spec.model_copy(update={"space": spec.space.model_copy(update={"units": spec.space.units.model_copy(update={"widths": widths})})})

@@ -23,8 +23,17 @@ def _saved_state() -> dict | None:
         return None
     with checkpoint.as_directory() as folder:
         path = Path(folder) / STATE_FILE
-        # Our own file, written by this trainable: it holds optimizer and RNG state, not only tensors.
-        return torch.load(path, weights_only=False) if path.exists() else None
+        # Tensors, numbers and plain containers only: a checkpoint on shared storage can never run code here.
+        return torch.load(path, map_location="cpu", weights_only=True) if path.exists() else None
+
+
+def pick_device(gpus_per_trial: float, *, cuda_available: bool) -> str:
+    """"cuda" when the trial was given a GPU or a share of one (Ray sets which through CUDA_VISIBLE_DEVICES), else "cpu"."""
+    if gpus_per_trial <= 0:
+        return "cpu"
+    if not cuda_available:
+        raise RuntimeError(f"resources.gpus_per_trial is {gpus_per_trial:g} but this worker has no CUDA device PyTorch can use")
+    return "cuda"
 
 
 def run_trial(config: dict[str, Any], *, data, spec_json: str) -> None:
@@ -43,7 +52,7 @@ def run_trial(config: dict[str, Any], *, data, spec_json: str) -> None:
     depth = config["depth"]
     cfg = to_train_config(spec, config["params"], depth=depth)
     threads = max(1, int(spec.resources.cpus_per_trial))
-    device = "cuda" if spec.resources.gpus_per_trial > 0 else "cpu"
+    device = pick_device(spec.resources.gpus_per_trial, cuda_available=torch.cuda.is_available())
     model_cfg, settings = build(cfg, data, threads=threads, device=device)
     node_id = ray.get_runtime_context().get_node_id()
     resume = _saved_state()
