@@ -56,11 +56,30 @@ def _report(args: argparse.Namespace) -> int:
     return report_command(args)
 
 
+def _cluster(name: str):
+    """The handler of a cluster command, imported only when it runs."""
+
+    def handler(args: argparse.Namespace) -> int:
+        from . import submit
+
+        return getattr(submit, f"{name}_command")(args)
+
+    return handler
+
+
 def _depth_list(text: str) -> list[int]:
     try:
         return [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected depths like 1,2,3, got {text!r}") from None
+
+
+def _add_overrides(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--name", help="override the spec's name (MLflow experiment and output folder)")
+    p.add_argument("--depths", type=_depth_list, help="override the spec's depths, e.g. 1,2,3")
+    p.add_argument("--trials-per-depth", type=int, help="override the spec's trials_per_depth")
+    p.add_argument("--epochs", type=int, help="override train.epochs")
+    p.add_argument("--seeds", type=int, help="override evaluation.seeds (0: no re-evaluation on the test split)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -86,17 +105,47 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("search", help="tune every depth with its own Optuna study on Ray Tune")
     p.add_argument("spec", help="a search spec YAML")
-    p.add_argument("--name", help="override the spec's name (MLflow experiment and output folder)")
     p.add_argument("--out", default="stacktune-runs", help="output folder (default: ./stacktune-runs)")
     p.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS, else a local Ray)")
     p.add_argument("--tracking-uri", help=tracking_help)
-    p.add_argument("--depths", type=_depth_list, help="override the spec's depths, e.g. 1,2,3")
-    p.add_argument("--trials-per-depth", type=int, help="override the spec's trials_per_depth")
-    p.add_argument("--epochs", type=int, help="override train.epochs")
-    p.add_argument("--seeds", type=int, help="override evaluation.seeds (0: no re-evaluation on the test split)")
+    _add_overrides(p)
     p.add_argument("--json", action="store_true", help="print only comparison.json on stdout")
     p.add_argument("--resume", action="store_true", help="continue an interrupted search of the same name")
+    p.add_argument(
+        "--storage-path",
+        help="where trial checkpoints go on a multi-node cluster: a folder every node sees, or s3://bucket/prefix "
+        "(default: $STACKTUNE_STORAGE_PATH, else OUT/NAME/ray)",
+    )
+    # Set by `stacktune submit`: the job's folder, outside which a spec may name no file.
+    p.add_argument("--confine", help=argparse.SUPPRESS)
     p.set_defaults(func=_search)
+
+    address_help = "the cluster's Jobs API, like http://HEAD:8265 (default: $RAY_ADDRESS)"
+    p = sub.add_parser("submit", help="run a search as a job on a Ray cluster (the spec and its CSV travel with it)")
+    p.add_argument("spec", help="a search spec YAML")
+    p.add_argument("--address", help=address_help)
+    p.add_argument("--tracking-uri", help="MLflow tracking URI the job logs to (default: the cluster's $MLFLOW_TRACKING_URI)")
+    p.add_argument("--storage-path", help="trial checkpoints: a folder every node sees, or s3://bucket/prefix "
+                   "(default: the cluster's $STACKTUNE_STORAGE_PATH)")
+    p.add_argument("--wait", action="store_true", help="follow the job's log and exit with the search's own status")
+    _add_overrides(p)
+    p.set_defaults(func=_cluster("submit"))
+
+    p = sub.add_parser("jobs", help="list the searches submitted to a Ray cluster")
+    p.add_argument("--address", help=address_help)
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_cluster("jobs"))
+
+    p = sub.add_parser("logs", help="print a submitted search's log")
+    p.add_argument("job", help="the job id `stacktune submit` printed")
+    p.add_argument("--address", help=address_help)
+    p.add_argument("--follow", "-f", action="store_true", help="follow the log until the job ends")
+    p.set_defaults(func=_cluster("logs"))
+
+    p = sub.add_parser("stop", help="stop a submitted search (finished trials are kept)")
+    p.add_argument("job", help="the job id `stacktune submit` printed")
+    p.add_argument("--address", help=address_help)
+    p.set_defaults(func=_cluster("stop"))
 
     p = sub.add_parser("export", help="write a search's best configs again, from MLflow alone")
     p.add_argument("name", help="the search name (its MLflow experiment)")

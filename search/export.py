@@ -2,12 +2,10 @@
 from __future__ import annotations
 
 import json
-import math
 import tempfile
 from pathlib import Path
 from typing import Any
 
-import yaml
 
 from . import tracking
 from .config import SearchSpec, TrainConfig
@@ -56,13 +54,15 @@ def _run_of(client, depth_run: str, ray_id: str) -> str | None:
     return runs[0].info.run_id if runs else None
 
 
-def _saved_checkpoint(storage_path: Path, ray_id: str) -> Path | None:
-    """The newest checkpoint folder a trial left in Ray's storage, if any."""
-    found = sorted(storage_path.glob(f"*/*-{ray_id}/checkpoint_*"))
+def _saved_checkpoint(storage_path: str, ray_id: str) -> Path | None:
+    """The newest checkpoint folder a trial left in Ray's storage (on a filesystem this process sees), if any."""
+    if "://" in storage_path:
+        return None
+    found = sorted(Path(storage_path).glob(f"*/*-{ray_id}/checkpoint_*"))
     return found[-1] if found else None
 
 
-def _depth_summary(spec, depth, study, *, client, depth_run, callback, storage_path: Path) -> dict[str, Any]:
+def _depth_summary(spec, depth, study, *, client, depth_run, callback, storage_path: str) -> dict[str, Any]:
     """One depth's entry of comparison.json; logs its best to MLflow on the way."""
     from optuna.trial import FixedTrial
 
@@ -109,6 +109,7 @@ def _depth_summary(spec, depth, study, *, client, depth_run, callback, storage_p
                 client.log_artifacts(run_id, folder)
         elif run_id and (saved := _saved_checkpoint(storage_path, ray_id)) is not None:
             client.log_artifacts(run_id, str(saved))  # the best trial ran before a resume
+        if run_id:
             client.set_tag(run_id, "stacktune.best", "true")
         tracking.log_batch(
             client,
@@ -120,7 +121,7 @@ def _depth_summary(spec, depth, study, *, client, depth_run, callback, storage_p
     return entry
 
 
-def summarise(spec: SearchSpec, studies, *, client, experiment_id, search_id, depth_runs, callback, task: str, storage_path: Path) -> dict:
+def summarise(spec: SearchSpec, studies, *, client, experiment_id, search_id, depth_runs, callback, task: str, storage_path: str) -> dict:
     """Builds comparison.json from the studies (read through Optuna) and logs each depth's best."""
     depths = [
         _depth_summary(spec, d, studies[d], client=client, depth_run=depth_runs[d], callback=callback, storage_path=storage_path)

@@ -23,9 +23,26 @@ from .space import match_widths
 log = logging.getLogger("stacktune")
 
 
-def load_spec(path: str | Path, *, overrides: dict[str, Any] | None = None) -> SearchSpec:
-    """Reads a search spec, applies command-line overrides, and anchors a CSV path to the spec's folder."""
+OPTUNA_STORAGE_ENV = "STACKTUNE_OPTUNA_STORAGE"  # the studies' database when a spec names none (a cluster's)
+STORAGE_PATH_ENV = "STACKTUNE_STORAGE_PATH"  # trial checkpoints: a path every node sees, or s3://bucket/prefix
+
+
+def load_spec(path: str | Path, *, overrides: dict[str, Any] | None = None, confine: str | Path | None = None) -> SearchSpec:
+    """Reads a search spec, applies command-line overrides, and anchors a CSV path to the spec's folder.
+
+    With `confine` (a submitted job's folder), the spec may not make the search read or write files outside it.
+    """
     path = Path(path)
+    spec = parse(SearchSpec, read_overridden(path, overrides), source=str(path))
+    if spec.dataset.csv:
+        spec.dataset.csv = str((path.resolve().parent / spec.dataset.csv).resolve())
+    if confine is not None:
+        _check_confined(spec, Path(confine).resolve(), source=str(path))
+    return spec
+
+
+def read_overridden(path: Path, overrides: dict[str, Any] | None) -> dict[str, Any]:
+    """The spec file's mapping with each non-None `section.key` override set in it."""
     raw = read_yaml(path)
     for key, value in (overrides or {}).items():
         if value is None:
@@ -37,10 +54,25 @@ def load_spec(path: str | Path, *, overrides: dict[str, Any] | None = None) -> S
             if not isinstance(target, dict):
                 raise ConfigError(f"{path}: {section}: expected a mapping")
         target[leaf] = value
-    spec = parse(SearchSpec, raw, source=str(path))
-    if spec.dataset.csv:
-        spec.dataset.csv = str((path.resolve().parent / spec.dataset.csv).resolve())
-    return spec
+    return raw
+
+
+def spec_overrides(args) -> dict[str, Any]:
+    """The spec fields that `search` and `submit` options override."""
+    return {
+        "name": args.name, "depths": args.depths, "trials_per_depth": args.trials_per_depth,
+        "train.epochs": args.epochs, "evaluation.seeds": args.seeds,
+    }
+
+
+def _check_confined(spec: SearchSpec, folder: Path, *, source: str) -> None:
+    """Raises ConfigError when a spec names a file outside `folder`: a CSV, or an SQLite study database."""
+    named = {"dataset.csv": spec.dataset.csv}
+    if spec.storage and spec.storage.startswith("sqlite"):
+        named["storage"] = spec.storage.split(":///", 1)[-1] or "."
+    for field, value in named.items():
+        if value and not Path(folder, value).resolve().is_relative_to(folder):
+            raise ConfigError(f"{source}: {field}: {value!r} lies outside the job's folder; submit files that travel with the job")
 
 
 def check_ray_address(address: str | None) -> None:
@@ -72,6 +104,31 @@ def start_ray(address: str | None) -> None:
             ray.init(num_cpus=os.cpu_count(), include_dashboard=False, _node_ip_address="127.0.0.1", **kwargs)
     except (ConnectionError, TimeoutError, RuntimeError) as exc:
         raise UnreachableError(f"cannot start or reach Ray ({str(exc).splitlines()[0]})") from None
+
+
+def check_resources(spec: SearchSpec) -> None:
+    """Raises ConfigError when no node of the cluster could ever hold one trial (Ray would wait forever)."""
+    import ray
+
+    need = {"CPU": spec.resources.cpus_per_trial, "GPU": spec.resources.gpus_per_trial}
+    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+    if any(all(node.get(kind, 0.0) >= amount for kind, amount in need.items() if amount) for node in nodes):
+        return
+    have = ", ".join(f"{n.get('CPU', 0):g} CPU / {n.get('GPU', 0):g} GPU" for n in nodes) or "no nodes"
+    field = "gpus_per_trial" if spec.resources.gpus_per_trial and not any(n.get("GPU") for n in nodes) else "cpus_per_trial"
+    raise ConfigError(
+        f"resources.{field}: no node of the Ray cluster can hold a trial of {spec.resources.cpus_per_trial:g} CPU "
+        f"and {spec.resources.gpus_per_trial:g} GPU (its nodes have {have})"
+    )
+
+
+def storage_path_for(spec: SearchSpec, out_dir: Path, shared: str | None) -> str:
+    """Where Ray Tune keeps trial checkpoints: `shared` (a path every node sees, or s3://...) per search, else out_dir/ray."""
+    if not shared:
+        return str(out_dir / "ray")
+    if "://" in shared:
+        return f"{shared.rstrip('/')}/{spec.name}"
+    return str(Path(shared).resolve() / spec.name)
 
 
 def _storage(spec: SearchSpec, out_dir: Path):
@@ -170,9 +227,12 @@ def _close_cut_off_trials(client, experiment_id: str, depth_runs: list[str]) -> 
 
 def run_search(
     spec: SearchSpec, data, *, out: str | Path, tracking_uri: str, address: str | None = None, quiet: bool = False,
-    resume: bool = False,
+    resume: bool = False, shared_storage: str | None = None,
 ) -> dict:
-    """Runs the whole search (or what an interrupted one still owes) and returns comparison.json's content."""
+    """Runs the whole search (or what an interrupted one still owes) and returns comparison.json's content.
+
+    `shared_storage` is where trial checkpoints go when trials run on several nodes (see storage_path_for).
+    """
     # Trials are logged to MLflow; Ray's own CSV/JSON loggers and console tables would duplicate it.
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
@@ -204,8 +264,12 @@ def run_search(
     pruned = scheduler.pruned if scheduler is not None else set()
     callback = TrialRuns(client=client, experiment_id=experiment_id, spec=spec, depth_runs=depth_runs, quiet=quiet, pruned=pruned)
     all_runs = [search_id, *depth_runs.values()]
+    storage_path = storage_path_for(spec, out_dir, shared_storage)
+    if not resume and shared_storage and "://" not in storage_path:
+        shutil.rmtree(storage_path, ignore_errors=True)
     try:
         start_ray(address)
+        check_resources(spec)
         studies = prepare_studies(spec, _storage(spec, out_dir), resume=resume)
         searcher = DepthSearcher(spec, studies, metric="best_val_loss", pruned=pruned)
         owed = searcher.remaining()
@@ -230,7 +294,7 @@ def run_search(
                 ),
                 run_config=tune.RunConfig(
                     name=f"tune-{time.strftime('%Y%m%d-%H%M%S')}",
-                    storage_path=str(out_dir / "ray"),
+                    storage_path=storage_path,
                     callbacks=[callback],
                     verbose=0,
                     failure_config=tune.FailureConfig(max_failures=spec.resources.max_failures),
@@ -251,12 +315,12 @@ def run_search(
                 raise SearchInterrupted(f"the search stopped with {left} trial(s) still to run")
         comparison = summarise(
             spec, studies, client=client, experiment_id=experiment_id, search_id=search_id,
-            depth_runs=depth_runs, callback=callback, task=data.task, storage_path=out_dir / "ray",
+            depth_runs=depth_runs, callback=callback, task=data.task, storage_path=storage_path,
         )
         if spec.evaluation.seeds:
             evaluate_search(
                 spec, studies, comparison, data, client=client, experiment_id=experiment_id, depth_runs=depth_runs,
-                search_id=search_id, storage_path=str(out_dir / "ray"), quiet=quiet,
+                search_id=search_id, storage_path=storage_path, quiet=quiet,
             )
         publish(comparison, out_dir, client=client, search_id=search_id)
     except BaseException as exc:
@@ -301,11 +365,11 @@ def run_search_command(args) -> int:
     """The CLI's `search`: returns the exit status."""
     from .export import print_table
 
-    overrides = {
-        "name": args.name, "depths": args.depths, "trials_per_depth": args.trials_per_depth,
-        "train.epochs": args.epochs, "evaluation.seeds": args.seeds,
-    }
-    spec = load_spec(args.spec, overrides=overrides)
+    spec = load_spec(args.spec, overrides=spec_overrides(args), confine=args.confine)
+    if spec.storage is None and (url := os.environ.get(OPTUNA_STORAGE_ENV)):
+        if "://" not in url:  # the value is not echoed: it may hold a password
+            raise ConfigError(f"${OPTUNA_STORAGE_ENV}: expected a database URL like postgresql://user@host/db")
+        spec.storage = url
     data = load_data(spec.dataset, base_dir=None)
     spec = match_widths(spec, input_size=data.input_size, output_size=data.output_size, task=data.task)
     uri = tracking.resolve_tracking_uri(args.tracking_uri)
@@ -320,7 +384,10 @@ def run_search_command(args) -> int:
         # stdout is the command's answer alone; whatever Ray prints while it runs goes to stderr.
         with contextlib.redirect_stdout(sys.stderr):
             try:
-                comparison = run_search(spec, data, out=args.out, tracking_uri=uri, address=address, quiet=args.json, resume=args.resume)
+                comparison = run_search(
+                    spec, data, out=args.out, tracking_uri=uri, address=address, quiet=args.json, resume=args.resume,
+                    shared_storage=args.storage_path or os.environ.get(STORAGE_PATH_ENV),
+                )
             finally:
                 import ray
 

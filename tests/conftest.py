@@ -1,11 +1,15 @@
 """Shared fixtures: running the real `stacktune` command as a user does."""
 from __future__ import annotations
 
+import contextlib
 import os
+import secrets
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 import uuid
@@ -45,6 +49,13 @@ def cli(tmp_path):
 @pytest.fixture
 def postgres_url():
     """A fresh PostgreSQL database on 127.0.0.1 for one test, dropped afterwards."""
+    with postgres_database() as url:
+        yield url
+
+
+@contextlib.contextmanager
+def postgres_database():
+    """Creates a PostgreSQL database on 127.0.0.1, yields its URL, and drops it on the way out."""
     import psycopg
 
     name = f"stacktune_test_{uuid.uuid4().hex[:12]}"
@@ -68,20 +79,26 @@ def free_port() -> int:
 
 
 class MlflowServer:
-    """A real `mlflow server` on 127.0.0.1 that a test can stop and start again on the same port and store."""
+    """A real `mlflow server` on 127.0.0.1 that a test can stop and start again on the same port and store.
 
-    def __init__(self, folder: Path):
+    Artifacts are served by the server itself (`mlflow-artifacts:`), from a folder of the test's.
+    """
+
+    def __init__(self, folder: Path, *, backend: str | None = None, args: tuple[str, ...] = (), env: dict | None = None):
         self.port = free_port()
         self.uri = f"http://127.0.0.1:{self.port}"
-        self._store = f"sqlite:///{folder}/server.db"
+        self._store = backend or f"sqlite:///{folder}/server.db"
+        self._artifacts = folder / "server-artifacts"
+        self._args, self._env = args, env or {}
         self._log = folder / "server.log"
         self._proc: subprocess.Popen | None = None
 
     def start(self, timeout: float = 180) -> None:
-        env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+        env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **self._env}
         cmd = [
             sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(self.port),
-            "--backend-store-uri", self._store, "--workers", "1",
+            "--backend-store-uri", self._store, "--artifacts-destination", str(self._artifacts), "--workers", "1",
+            *self._args,
         ]
         with open(self._log, "ab") as log:
             self._proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
@@ -121,3 +138,134 @@ def finished_trials(storage, name: str, depths) -> int:
             continue
         total += sum(t.state.is_finished() for t in study.get_trials(deepcopy=False))
     return total
+
+
+# `ray start`, with every node on 127.0.0.1. Ray swaps a loopback node address for the host's
+# outward one unless RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0, and with that set it refuses to start
+# a worker node (multi-node is for Linux). Nodes here run Ray's own CLI with the address lookup
+# pinned to 127.0.0.1 and worker nodes allowed, so every node binds, and is reached on, loopback.
+_RAY_CLI = """
+import sys
+import ray._private.ray_constants as constants
+import ray._private.services as services
+constants.ENABLE_RAY_CLUSTER = True
+services.get_node_ip_address = lambda address=None: "127.0.0.1"
+from ray.scripts.scripts import main
+sys.argv[0] = "ray"
+sys.exit(main())
+"""
+
+
+def kill_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        pass
+
+
+def _processes_under(folder: Path) -> dict[int, list[str]]:
+    """pid -> command line of the processes whose command line names `folder` (this test's own)."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            args = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if any(str(folder) in arg for arg in args):
+            found[int(entry.name)] = args
+    return found
+
+
+def _kill_processes_under(folder: Path) -> None:
+    """Ends what is left of this test's Ray processes: only those whose command line names its own folder."""
+    for pid in _processes_under(folder):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + 10
+    while _processes_under(folder) and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+
+class LocalRayCluster:
+    """A head (no CPUs unless asked, so trials run elsewhere) and worker nodes of one CPU each, each its own process tree."""
+
+    def __init__(self, env: dict[str, str] | None = None):
+        # A short root: Ray's unix sockets live below it and their paths are limited to 107 bytes.
+        self.root = Path(tempfile.mkdtemp(prefix="st-ray-", dir="/tmp"))
+        self.port = free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        self.dashboard = f"http://127.0.0.1:{free_port()}"
+        self.env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "MLFLOW_TRACKING_URI")}
+        # A token of its own: no other Ray on this machine can join it, nor it theirs. Jobs find `stacktune`
+        # on PATH, as they do in the cluster's image.
+        self.env.update(
+            RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0", RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32),
+            PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}", **(env or {}),
+        )
+        self.nodes: dict[str, subprocess.Popen] = {}
+
+    def _start_node(self, name: str, *args: str) -> None:
+        folder = self.root / name
+        cmd = [
+            sys.executable, "-c", _RAY_CLI, "start", "--block", "--node-ip-address=127.0.0.1", "--disable-usage-stats",
+            f"--temp-dir={folder}", f"--dashboard-agent-listen-port={free_port()}", f"--metrics-export-port={free_port()}",
+            "--object-store-memory=100000000", *args,
+        ]
+        with open(self.root / f"{name}.log", "ab") as log:
+            self.nodes[name] = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=self.env, start_new_session=True)
+
+    def start(self, workers: int, timeout: float = 240, *, dashboard: bool = False, head_cpus: int = 0) -> None:
+        """Starts the head (with the dashboard and its Jobs API on 127.0.0.1 if asked) and `workers` nodes."""
+        port = self.dashboard.rsplit(":", 1)[1]
+        self._start_node(
+            "head", "--head", f"--port={self.port}", f"--num-cpus={head_cpus}", f"--include-dashboard={str(dashboard).lower()}",
+            "--dashboard-host=127.0.0.1", f"--dashboard-port={port}",
+        )
+        self._wait_started("head", timeout)
+        for i in range(workers):
+            self._start_node(f"w{i}", f"--address={self.address}", "--num-cpus=1")
+        for i in range(workers):
+            self._wait_started(f"w{i}", timeout)
+        self.node_ids = {name: self._node_id(name) for name in self.nodes}
+
+    def _wait_started(self, name: str, timeout: float) -> None:
+        log = self.root / f"{name}.log"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            text = log.read_text(errors="replace") if log.exists() else ""
+            if "Ray runtime started" in text:
+                return
+            assert self.nodes[name].poll() is None, f"ray node {name} exited:\n{text[-3000:]}"
+            time.sleep(0.5)
+        raise AssertionError(f"ray node {name} did not start in {timeout} s:\n{log.read_text(errors='replace')[-3000:]}")
+
+    def _node_id(self, name: str) -> str:
+        """The node id its raylet was started with."""
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            for args in _processes_under(self.root / name).values():
+                if args[0].endswith("raylet"):
+                    for arg in args:
+                        if arg.startswith("--node_id="):
+                            return arg.split("=", 1)[1]
+            time.sleep(0.5)
+        raise AssertionError(f"no raylet found for ray node {name}")
+
+    def kill(self, name: str) -> None:
+        """The node dies at once: its raylet, agents and the trial workers it runs."""
+        kill_group(self.nodes[name])
+        _kill_processes_under(self.root / name)
+
+    def stop(self) -> None:
+        for name in sorted(self.nodes, key=lambda n: n == "head"):
+            kill_group(self.nodes[name])
+        _kill_processes_under(self.root)
+        shutil.rmtree(self.root, ignore_errors=True)

@@ -3,12 +3,8 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
-import shutil
-import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -20,133 +16,9 @@ from mlflow.tracking import MlflowClient
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 
-from conftest import EXAMPLES, MlflowServer, finished_trials, free_port
+from conftest import EXAMPLES, LocalRayCluster, MlflowServer, finished_trials, kill_group
 
 pytestmark = pytest.mark.slow
-
-# `ray start`, with every node on 127.0.0.1. Ray swaps a loopback node address for the host's
-# outward one unless RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0, and with that set it refuses to start
-# a worker node (multi-node is for Linux). Nodes here run Ray's own CLI with the address lookup
-# pinned to 127.0.0.1 and worker nodes allowed, so every node binds, and is reached on, loopback.
-_RAY_CLI = """
-import sys
-import ray._private.ray_constants as constants
-import ray._private.services as services
-constants.ENABLE_RAY_CLUSTER = True
-services.get_node_ip_address = lambda address=None: "127.0.0.1"
-from ray.scripts.scripts import main
-sys.argv[0] = "ray"
-sys.exit(main())
-"""
-
-
-def _kill_group(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        pass
-
-
-def _processes_under(folder: Path) -> dict[int, list[str]]:
-    """pid -> command line of the processes whose command line names `folder` (this test's own)."""
-    found = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            args = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
-        except OSError:
-            continue
-        if any(str(folder) in arg for arg in args):
-            found[int(entry.name)] = args
-    return found
-
-
-def _kill_processes_under(folder: Path) -> None:
-    """Ends what is left of this test's Ray processes: only those whose command line names its own folder."""
-    for pid in _processes_under(folder):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    deadline = time.monotonic() + 10
-    while _processes_under(folder) and time.monotonic() < deadline:
-        time.sleep(0.2)
-
-
-class LocalRayCluster:
-    """A head (no CPUs, so trials run elsewhere) and worker nodes of one CPU each, each its own process tree."""
-
-    def __init__(self):
-        # A short root: Ray's unix sockets live below it and their paths are limited to 107 bytes.
-        self.root = Path(tempfile.mkdtemp(prefix="st-ray-", dir="/tmp"))
-        self.port = free_port()
-        self.address = f"127.0.0.1:{self.port}"
-        self.env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-        # A token of its own: no other Ray on this machine can join it, nor it theirs.
-        self.env.update(RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0", RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32))
-        self.nodes: dict[str, subprocess.Popen] = {}
-
-    def _start_node(self, name: str, *args: str) -> None:
-        folder = self.root / name
-        cmd = [
-            sys.executable, "-c", _RAY_CLI, "start", "--block", "--node-ip-address=127.0.0.1", "--disable-usage-stats",
-            f"--temp-dir={folder}", f"--dashboard-agent-listen-port={free_port()}", f"--metrics-export-port={free_port()}",
-            "--object-store-memory=100000000", *args,
-        ]
-        with open(self.root / f"{name}.log", "ab") as log:
-            self.nodes[name] = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=self.env, start_new_session=True)
-
-    def start(self, workers: int, timeout: float = 240) -> None:
-        self._start_node(
-            "head", "--head", f"--port={self.port}", "--num-cpus=0", "--include-dashboard=false",
-            f"--dashboard-port={free_port()}",
-        )
-        self._wait_started("head", timeout)
-        for i in range(workers):
-            self._start_node(f"w{i}", f"--address={self.address}", "--num-cpus=1")
-        for i in range(workers):
-            self._wait_started(f"w{i}", timeout)
-        self.node_ids = {name: self._node_id(name) for name in self.nodes}
-
-    def _wait_started(self, name: str, timeout: float) -> None:
-        log = self.root / f"{name}.log"
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            text = log.read_text(errors="replace") if log.exists() else ""
-            if "Ray runtime started" in text:
-                return
-            assert self.nodes[name].poll() is None, f"ray node {name} exited:\n{text[-3000:]}"
-            time.sleep(0.5)
-        raise AssertionError(f"ray node {name} did not start in {timeout} s:\n{log.read_text(errors='replace')[-3000:]}")
-
-    def _node_id(self, name: str) -> str:
-        """The node id its raylet was started with."""
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            for args in _processes_under(self.root / name).values():
-                if args[0].endswith("raylet"):
-                    for arg in args:
-                        if arg.startswith("--node_id="):
-                            return arg.split("=", 1)[1]
-            time.sleep(0.5)
-        raise AssertionError(f"no raylet found for ray node {name}")
-
-    def kill(self, name: str) -> None:
-        """The node dies at once: its raylet, agents and the trial workers it runs."""
-        _kill_group(self.nodes[name])
-        _kill_processes_under(self.root / name)
-
-    def stop(self) -> None:
-        for name in sorted(self.nodes, key=lambda n: n == "head"):
-            _kill_group(self.nodes[name])
-        _kill_processes_under(self.root)
-        shutil.rmtree(self.root, ignore_errors=True)
-
 
 @pytest.fixture
 def cluster():
@@ -230,7 +102,7 @@ def test_a_trial_whose_node_dies_restarts_elsewhere_in_the_same_mlflow_run(tmp_p
         cluster.kill(killed)
         driver.wait(timeout=600)
     finally:
-        _kill_group(driver)
+        kill_group(driver)
     stderr = (tmp_path / "stderr").read_text()
     assert driver.returncode == 0, stderr[-4000:]
     # Read from the file: Ray's notice that the node died may reach the driver's stdout late.
@@ -292,7 +164,7 @@ def test_trials_train_on_while_mlflow_is_down_and_their_logs_arrive_once_it_is_b
         mlflow_server.start()
         driver.wait(timeout=600)
     finally:
-        _kill_group(driver)
+        kill_group(driver)
     stderr = (tmp_path / "stderr").read_text()
     assert driver.returncode == 0, stderr[-4000:]
     assert "answers again" in stderr and "could not be made" not in stderr

@@ -1,0 +1,147 @@
+"""The compose cluster's parts as processes on 127.0.0.1: a search submitted to it runs on both Ray nodes.
+
+A Ray head (dashboard and Jobs API, no CPUs) and a worker node, token authentication on, with an
+`mlflow server` backed by PostgreSQL that serves the artifacts, and the Optuna studies in PostgreSQL:
+what docker-compose.yml starts, one process each.
+"""
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+
+import optuna
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from conftest import EXAMPLES, LocalRayCluster, MlflowServer, postgres_database, run_cli
+
+pytestmark = pytest.mark.slow
+
+NAME = "cluster"
+DEPTHS, TRIALS = [1, 2], 3
+
+
+class Cluster:
+    """The running parts and the environment a user's shell would have to reach them."""
+
+    def __init__(self, ray: LocalRayCluster, mlflow: MlflowServer, optuna_url: str):
+        self.ray, self.mlflow, self.optuna_url = ray, mlflow, optuna_url
+        # The submitting user's shell: the cluster's token and nothing else of it.
+        self.client_env = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": ray.env["RAY_AUTH_TOKEN"]}
+
+    def cli(self, *args: str, tmp_path, timeout: float = 600):
+        return run_cli(*args, "--address", self.ray.dashboard, cwd=tmp_path, env=self.client_env, timeout=timeout)
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    with postgres_database() as mlflow_db, postgres_database() as optuna_db:
+        mlflow = MlflowServer(tmp_path, backend=mlflow_db)
+        ray = LocalRayCluster(env={
+            "MLFLOW_TRACKING_URI": mlflow.uri,
+            "STACKTUNE_OPTUNA_STORAGE": optuna_db,
+            "STACKTUNE_STORAGE_PATH": str(tmp_path / "shared"),
+        })
+        try:
+            mlflow.start()
+            # A head and a second node joined to it, one CPU each: two trials at a time means one on each.
+            ray.start(workers=1, dashboard=True, head_cpus=1)
+            yield Cluster(ray, mlflow, optuna_db)
+        finally:
+            ray.stop()
+            mlflow.stop()
+
+
+def _spec(tmp_path, **changes) -> str:
+    spec = yaml.safe_load((EXAMPLES / "demo.yaml").read_text())
+    spec.update({
+        "name": NAME, "depths": DEPTHS, "trials_per_depth": TRIALS,
+        "train": {"epochs": 3, "batch_size": 32}, "evaluation": {"seeds": 1},
+        "resources": {"cpus_per_trial": 1, "max_concurrent": 2}, **changes,
+    })
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return str(path)
+
+
+def test_a_submitted_search_trains_on_both_nodes_and_logs_everything_to_the_server(tmp_path, cluster):
+    done = cluster.cli("submit", _spec(tmp_path), "--wait", tmp_path=tmp_path)
+    assert done.returncode == 0, done.stderr[-4000:] + done.stdout[-4000:]
+    job_id = done.stdout.splitlines()[0]
+    assert job_id.startswith(f"stacktune-{NAME}-")
+    # The job's log (the search's own table) came back through --wait.
+    assert "depth" in done.stdout and "SUCCEEDED" in done.stderr
+
+    client = MlflowClient(tracking_uri=cluster.mlflow.uri)
+    experiment = client.get_experiment_by_name(NAME)
+    # Artifacts go through the server to its own store, not to a folder on the node that ran the driver.
+    assert experiment.artifact_location.startswith("mlflow-artifacts:")
+    runs = client.search_runs([experiment.experiment_id], max_results=1000)
+    trials = [r for r in runs if r.data.tags.get("stacktune.role") == "trial"]
+    assert Counter(int(r.data.tags["stacktune.depth"]) for r in trials) == {d: TRIALS for d in DEPTHS}
+    assert all(r.info.status == "FINISHED" for r in trials)
+    assert {r.data.tags["stacktune.node_id"] for r in trials} == set(cluster.ray.node_ids.values())
+
+    (search,) = [r for r in runs if r.data.tags.get("stacktune.role") == "search"]
+    assert search.info.status == "FINISHED"
+    report = client.download_artifacts(search.info.run_id, "report/report.md", str(tmp_path))
+    assert "depth" in open(report).read()
+    best = next(r for r in trials if r.data.tags.get("stacktune.best") == "true")
+    # The best trial's model and config, uploaded from the head through the server.
+    assert {"model.pt", "config.yaml"} <= {a.path for a in client.list_artifacts(best.info.run_id)}
+
+    # The studies live in the cluster's PostgreSQL, as compose keeps them.
+    for depth in DEPTHS:
+        study = optuna.load_study(study_name=f"{NAME}.depth-{depth}", storage=cluster.optuna_url)
+        assert sum(t.state.is_finished() for t in study.get_trials()) == TRIALS
+
+    listed = cluster.cli("jobs", "--json", tmp_path=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    (row,) = [j for j in json.loads(listed.stdout) if j["job"] == job_id]
+    assert row["status"] == "SUCCEEDED" and row["search"] == NAME
+    log = cluster.cli("logs", job_id, tmp_path=tmp_path)
+    assert log.returncode == 0 and "depth" in log.stdout
+
+
+def test_stop_interrupts_a_submitted_search_which_keeps_its_finished_trials(tmp_path, cluster):
+    spec = _spec(tmp_path, name="stopped", trials_per_depth=50, train={"epochs": 40, "batch_size": 32})
+    submitted = cluster.cli("submit", spec, tmp_path=tmp_path)
+    assert submitted.returncode == 0, submitted.stderr
+    job_id = submitted.stdout.strip()
+    client = MlflowClient(tracking_uri=cluster.mlflow.uri)
+
+    def a_trial_finished() -> bool:
+        experiment = client.get_experiment_by_name("stopped")
+        if experiment is None:
+            return False
+        runs = client.search_runs([experiment.experiment_id], filter_string="attributes.status = 'FINISHED'")
+        return any(r.data.tags.get("stacktune.role") == "trial" for r in runs)
+
+    deadline = time.monotonic() + 300
+    while not a_trial_finished():
+        assert time.monotonic() < deadline, cluster.cli("logs", job_id, tmp_path=tmp_path).stdout[-3000:]
+        time.sleep(1)
+    stopped = cluster.cli("stop", job_id, tmp_path=tmp_path)
+    assert stopped.returncode == 0, stopped.stderr
+    listed = json.loads(cluster.cli("jobs", "--json", tmp_path=tmp_path).stdout)
+    assert [j["status"] for j in listed if j["job"] == job_id] == ["STOPPED"]
+    # Stopped as Ctrl-C stops a search: no run is left RUNNING and the log says how to resume.
+    experiment = client.get_experiment_by_name("stopped")
+    runs = client.search_runs([experiment.experiment_id], max_results=1000)
+    assert not [r for r in runs if r.info.status == "RUNNING"]
+    assert any(r.info.status == "FINISHED" and r.data.tags.get("stacktune.role") == "trial" for r in runs)
+    assert "--resume" in cluster.cli("logs", job_id, tmp_path=tmp_path).stdout
+
+
+def test_cluster_commands_name_a_missing_job_and_a_wrong_address_in_one_line(tmp_path, cluster):
+    missing = cluster.cli("logs", "stacktune-nothing-here", tmp_path=tmp_path)
+    assert missing.returncode == 2 and missing.stderr.strip().splitlines() == [
+        "error: no job 'stacktune-nothing-here' on this cluster (`stacktune jobs` lists them)"
+    ]
+    # A search that could never be scheduled (no node has a GPU) fails at once, not after waiting forever.
+    gpu = cluster.cli("submit", _spec(tmp_path, resources={"cpus_per_trial": 1, "gpus_per_trial": 0.25}), "--wait",
+                      tmp_path=tmp_path)
+    assert gpu.returncode == 2, gpu.stderr[-3000:]
+    assert "resources.gpus_per_trial: no node of the Ray cluster can hold a trial" in gpu.stdout
