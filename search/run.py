@@ -260,9 +260,12 @@ def run_search(
     client = tracking.client(tracking_uri)
     experiment_id = tracking.ensure_experiment(client, spec.name)
     search_id, depth_runs = _open_runs(client, experiment_id, spec, resume=resume)
+    # What Ray Tune is handed is pickled into its experiment folder: the study storage's URL, which
+    # may hold a password, stays with the driver.
+    shared_spec = spec.model_copy(update={"storage": None})
     scheduler = make_scheduler(spec)
     pruned = scheduler.pruned if scheduler is not None else set()
-    callback = TrialRuns(client=client, experiment_id=experiment_id, spec=spec, depth_runs=depth_runs, quiet=quiet, pruned=pruned)
+    callback = TrialRuns(client=client, experiment_id=experiment_id, spec=shared_spec, depth_runs=depth_runs, quiet=quiet, pruned=pruned)
     all_runs = [search_id, *depth_runs.values()]
     storage_path = storage_path_for(spec, out_dir, shared_storage)
     if not resume and shared_storage and "://" not in storage_path:
@@ -271,12 +274,13 @@ def run_search(
         start_ray(address)
         check_resources(spec)
         studies = prepare_studies(spec, _storage(spec, out_dir), resume=resume)
-        searcher = DepthSearcher(spec, studies, metric="best_val_loss", pruned=pruned)
+        searcher = DepthSearcher(shared_spec, studies, metric="best_val_loss", pruned=pruned)
         owed = searcher.remaining()
         if owed:
             resources = {"cpu": spec.resources.cpus_per_trial, "gpu": spec.resources.gpus_per_trial}
             trainable = tune.with_resources(
-                tune.with_parameters(run_trial, data=data, spec_json=spec.model_dump_json()), resources
+                tune.with_parameters(run_trial, data=data, spec_json=shared_spec.model_dump_json()),
+                resources,
             )
             tuner = tune.Tuner(
                 trainable,

@@ -100,6 +100,13 @@ class DepthSearcher(Searcher):
         else:
             study.tell(trial, float(result["best_val_loss"]))
 
+    def __getstate__(self) -> dict:
+        # Ray Tune pickles the searcher into the experiment folder. The studies stay out: they live in
+        # Optuna's storage, whose URL may hold a password.
+        state = self.__dict__.copy()
+        state.update(_studies={}, _live={})
+        return state
+
     def save(self, checkpoint_path: str) -> None:
         # The studies live in Optuna storage; only the budget count is the searcher's own.
         Path(checkpoint_path).write_text(json.dumps({"asked": self._asked}))

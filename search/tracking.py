@@ -1,14 +1,16 @@
 """Where runs go in MLflow, and the few helpers every writer shares."""
 from __future__ import annotations
 
+import base64
 import os
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any, Iterable
+from urllib.parse import urlsplit
 
-from .errors import UnreachableError
+from .errors import ConfigError, UnreachableError
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 ROLE = "stacktune.role"
@@ -24,14 +26,27 @@ def resolve_tracking_uri(uri: str | None) -> str:
     return uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
 
 
-def check_tracking(uri: str, *, timeout: float = 5.0) -> None:
-    """Raises UnreachableError unless the tracking store answers; quick, before any training."""
+def check_tracking(uri: str, *, timeout: float = 20.0) -> None:
+    """Raises UnreachableError unless the tracking store answers (and accepts our credentials); quick, before any training."""
     if uri.startswith(("http://", "https://")):
-        url = uri.rstrip("/") + "/health"
+        if urlsplit(uri).password is not None:
+            # A URI is printed, logged and exported; a password in it would be too.
+            raise ConfigError("put MLflow credentials in MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, not in the tracking URI")
+        base = uri.rstrip("/")
         try:
-            with urllib.request.urlopen(url, timeout=timeout) as response:
+            with urllib.request.urlopen(base + "/health", timeout=timeout) as response:
                 if response.status != 200:
                     raise UnreachableError(f"MLflow tracking server {uri} answered {response.status}")
+            # A server in basic-auth mode answers /health to anyone but the API only to known users.
+            request = urllib.request.Request(base + "/api/2.0/mlflow/experiments/search?max_results=1", headers=_auth_header())
+            urllib.request.urlopen(request, timeout=timeout).close()
+        except urllib.error.HTTPError as exc:
+            if exc.code in (401, 403):
+                given = "refused the credentials in" if os.environ.get("MLFLOW_TRACKING_USERNAME") else "needs credentials: set"
+                raise UnreachableError(
+                    f"MLflow tracking server {uri} {given} MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD"
+                ) from None
+            raise UnreachableError(f"MLflow tracking server {uri} answered {exc.code} ({exc.reason})") from None
         except (urllib.error.URLError, OSError, ValueError) as exc:
             reason = getattr(exc, "reason", exc)
             raise UnreachableError(f"cannot reach the MLflow tracking server at {uri} ({reason})") from None
@@ -40,6 +55,14 @@ def check_tracking(uri: str, *, timeout: float = 5.0) -> None:
         folder = Path(uri.removeprefix("sqlite:///")).expanduser().resolve().parent
         if not folder.is_dir() or not os.access(folder, os.W_OK):
             raise UnreachableError(f"cannot write the MLflow store {uri}: {folder} is not a writable folder")
+
+
+def _auth_header() -> dict[str, str]:
+    """The HTTP basic-auth header MLflow's client sends from MLFLOW_TRACKING_USERNAME/PASSWORD, if they are set."""
+    user, password = os.environ.get("MLFLOW_TRACKING_USERNAME"), os.environ.get("MLFLOW_TRACKING_PASSWORD")
+    if not user:
+        return {}
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password or ''}".encode()).decode()}
 
 
 def client(uri: str):
