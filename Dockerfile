@@ -1,11 +1,21 @@
-# One image for the Ray head, the Ray workers and the MLflow server.
+# One image for the Ray head, the Ray workers and the MLflow server of docker-compose.yml.
+# CPU PyTorch by default; the compose file's GPU worker builds it with a CUDA index:
+#   docker build --build-arg TORCH_INDEX=https://download.pytorch.org/whl/cu128 -t stacktune:gpu .
 FROM python:3.11-slim
 ARG TORCH_SPEC="torch==2.13.0"
 ARG TORCH_INDEX="https://download.pytorch.org/whl/cpu"
+ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 WORKDIR /opt/stacktune
-RUN pip install --no-cache-dir --index-url "$TORCH_INDEX" "$TORCH_SPEC"
+# PyTorch first, from the index chosen above, so resolving the project never pulls another build.
+RUN pip install --index-url "$TORCH_INDEX" "$TORCH_SPEC"
 COPY pyproject.toml README.md ./
 COPY search search
 COPY models models
 COPY datasets datasets
-RUN pip install --no-cache-dir .
+COPY docker docker
+RUN pip install ".[cluster]"
+# Nothing runs as root; the volumes compose mounts are created owned by this user.
+RUN useradd --create-home --uid 1000 stacktune \
+    && mkdir -p /shared /mlflow-auth && chown stacktune /shared /mlflow-auth
+USER stacktune
+WORKDIR /home/stacktune
