@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import secrets
 import shlex
@@ -41,6 +42,9 @@ def _client(address: str | None):
     """A JobSubmissionClient for the cluster; Ray adds its auth token when RAY_AUTH_MODE=token."""
     from ray.job_submission import JobSubmissionClient
 
+    # Ray's notes on uploading and on closing the log stream are its own business, not the user's.
+    for name in [n for n in logging.root.manager.loggerDict if n == "ray" or n.startswith("ray.")]:
+        logging.getLogger(name).setLevel(logging.WARNING)
     url = dashboard_address(address)
     try:
         return JobSubmissionClient(url)
@@ -154,9 +158,8 @@ def jobs_command(args) -> int:
         return 0
     columns = ("job", "search", "status", "started", "duration")
     widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in columns}
-    print("  ".join(c.ljust(widths[c]) for c in columns))
-    for row in rows:
-        print("  ".join(str(row[c]).ljust(widths[c]) for c in columns))
+    for row in [dict(zip(columns, columns)), *rows]:
+        print("  ".join(str(row[c]).ljust(widths[c]) for c in columns).rstrip())
     return 0
 
 

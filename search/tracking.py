@@ -67,6 +67,8 @@ def _auth_header() -> dict[str, str]:
 
 def client(uri: str):
     """An MlflowClient on `uri` (imported lazily: MLflow takes a second to import)."""
+    # A tracking server makes the client print a link for every run it ends; the summary gives the links that matter.
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     from mlflow.tracking import MlflowClient
 
     return MlflowClient(tracking_uri=uri)
