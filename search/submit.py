@@ -69,12 +69,10 @@ def _call(what: str, job_id: str, fn, *args):
         raise UnreachableError(f"could not {what} job {job_id}: {_first_line(exc)}") from None
 
 
-def package_job(args, folder: Path) -> tuple[str, list[str]]:
-    """Writes the job's folder (the spec, and the CSV it names) and returns (search name, search command)."""
-    spec_path = Path(args.spec)
-    spec = load_spec(spec_path, overrides=spec_overrides(args))
+def package_job(args, spec, folder: Path) -> list[str]:
+    """Writes the job's folder (the spec, and the CSV it names) and returns the search command it runs."""
     load_data(spec.dataset, base_dir=None)  # bad data fails here, before anything is uploaded
-    raw = read_overridden(spec_path, spec_overrides(args))
+    raw = read_overridden(Path(args.spec), spec_overrides(args))
     if spec.dataset.csv:
         csv = Path(spec.dataset.csv)
         shutil.copy2(csv, folder / csv.name)
@@ -85,14 +83,16 @@ def package_job(args, folder: Path) -> tuple[str, list[str]]:
         command += ["--tracking-uri", args.tracking_uri]
     if args.storage_path:
         command += ["--storage-path", args.storage_path]
-    return spec.name, command
+    return command
 
 
 def submit_command(args) -> int:
     """`stacktune submit`: prints the job id; with --wait follows the log and returns the search's exit status."""
+    spec = load_spec(args.spec, overrides=spec_overrides(args))  # a bad spec fails before the cluster is contacted
+    name = spec.name
     client = _client(args.address)
     with tempfile.TemporaryDirectory(prefix="stacktune-job-") as tmp:
-        name, command = package_job(args, Path(tmp))
+        command = package_job(args, spec, Path(tmp))
         job_id = f"{JOB_PREFIX}{name}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
         try:
             client.submit_job(

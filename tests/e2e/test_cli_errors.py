@@ -111,3 +111,29 @@ def test_bad_override_flag_exits_2(cli, tmp_path):
     proc = cli("search", str(EXAMPLES / "demo.yaml"), "--trials-per-depth", "0", "--out", str(tmp_path / "o"))
     assert proc.returncode == 2
     _one_error_line(proc, "trials_per_depth")
+
+
+@pytest.mark.parametrize(
+    "args, status, needles",
+    [
+        (("jobs",), 2, ["--address", "RAY_ADDRESS"]),
+        (("logs", "some-job", "--address", "ray://127.0.0.1:10001"), 2, ["http://HEAD:8265", "ray://127.0.0.1:10001"]),
+        (("stop", "some-job", "--address", "http://127.0.0.1:{port}"), 3, ["cannot reach the Ray Jobs API"]),
+        (("submit", "{spec}", "--address", "http://127.0.0.1:{port}"), 3, ["cannot reach the Ray Jobs API"]),
+    ],
+)
+def test_cluster_commands_without_a_reachable_cluster_exit_in_one_line(cli, tmp_path, args, status, needles):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there
+    spec = str(EXAMPLES / "demo.yaml")
+    proc = cli(*(a.format(port=port, spec=spec) for a in args))
+    assert proc.returncode == status, proc.stderr
+    _one_error_line(proc, *needles)
+
+
+def test_submit_checks_the_spec_before_contacting_the_cluster(cli, tmp_path):
+    spec = _write(tmp_path, "bad.yaml", {**yaml.safe_load((EXAMPLES / "demo.yaml").read_text()), "depths": [0]})
+    proc = cli("submit", spec, "--address", "127.0.0.1:1")  # nothing listens there, and it is never asked
+    assert proc.returncode == 2, proc.stderr
+    _one_error_line(proc, "depths", "0")
