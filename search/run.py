@@ -79,6 +79,8 @@ def check_ray_address(address: str | None) -> None:
     """Raises UnreachableError when a named Ray cluster does not accept connections."""
     if not address or address == "auto":
         return
+    if address.startswith(("http://", "https://")):
+        raise ConfigError(f"--address: {address} is a dashboard (Jobs API) address: send the search there with `stacktune submit`")
     url = urlparse(address if "://" in address else f"ray://{address}")
     host, port = url.hostname, url.port
     if not host or not port:

@@ -120,6 +120,7 @@ def test_bad_override_flag_exits_2(cli, tmp_path):
         (("logs", "some-job", "--address", "ray://127.0.0.1:10001"), 2, ["http://HEAD:8265", "ray://127.0.0.1:10001"]),
         (("stop", "some-job", "--address", "http://127.0.0.1:{port}"), 3, ["cannot reach the Ray Jobs API"]),
         (("submit", "{spec}", "--address", "http://127.0.0.1:{port}"), 3, ["cannot reach the Ray Jobs API"]),
+        (("search", "{spec}", "--address", "http://127.0.0.1:{port}"), 2, ["Jobs API", "stacktune submit"]),
     ],
 )
 def test_cluster_commands_without_a_reachable_cluster_exit_in_one_line(cli, tmp_path, args, status, needles):
