@@ -19,6 +19,7 @@ way. Nothing is dropped silently.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import sys
 import time
@@ -112,8 +113,12 @@ class BufferedWriter:
         max_retry_after: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        interval: float = 0.0,
     ):
+        """`interval`: writes are gathered for this many seconds and then made together (0: at once)."""
         self._client = client
+        self._interval = interval
+        self._last_drain = -math.inf
         self._http_timeout = http_timeout
         self._retry_after = retry_after
         self._max_retry_after = max_retry_after
@@ -179,8 +184,10 @@ class BufferedWriter:
         """Writes what is queued; True when nothing is left. Without `force`, waits out the back-off."""
         if not self._queue:
             return True
-        if not force and self._clock() < self._next_try:
+        now = self._clock()
+        if not force and (now < self._next_try or now - self._last_drain < self._interval):
             return False
+        self._last_drain = now
         try:
             with _quick_http(self._http_timeout):
                 written = self._drain()

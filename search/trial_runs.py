@@ -42,6 +42,9 @@ class DepthTally:
         return self.completed + self.pruned + self.failed
 
 
+WRITE_INTERVAL = 1.0  # seconds over which trial writes are gathered
+
+
 class TrialRuns(Callback):
     """Creates one MLflow run per trial under its depth run, logs each epoch, closes it once.
 
@@ -54,7 +57,10 @@ class TrialRuns(Callback):
         writer: BufferedWriter | None = None, final_wait: float = 60.0,
     ):
         self._pruned = pruned if pruned is not None else set()
-        self._writer = writer if writer is not None else BufferedWriter(client)
+        # Every result of every trial passes through the driver, and a trial waits while the driver
+        # handles its last result: one write per epoch would stall the trials. Writes gathered over
+        # a second go out as one batch per run.
+        self._writer = writer if writer is not None else BufferedWriter(client, interval=WRITE_INTERVAL)
         self._final_wait = final_wait
         self._experiment_id = experiment_id
         self._spec = spec

@@ -224,3 +224,36 @@ def test_a_server_that_accepts_but_never_answers_costs_one_short_wait_not_minute
         assert time.monotonic() - started < 5
     assert not writer.answering and writer.pending == 6
     assert "does not answer" in capsys.readouterr().err
+
+
+def test_writes_within_the_interval_go_out_together_as_one_batch_per_run(tmp_path):
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/gathered.db")
+    experiment = client.create_experiment("gathered")
+    now = [0.0]
+    calls = []
+
+    class Counting:
+        """The real client, with its log_batch calls counted."""
+
+        def __getattr__(self, name):
+            return getattr(client, name)
+
+        def log_batch(self, *args, **kwargs):
+            calls.append(kwargs)
+            return client.log_batch(*args, **kwargs)
+
+    writer = BufferedWriter(Counting(), clock=lambda: now[0], interval=1.0)
+    run = writer.create_run(experiment, run_name="d1-t00", tags={"stacktune.role": "trial"})
+    assert writer.run_id(run)  # the first write goes out at once
+    for step in range(1, 11):
+        now[0] += 0.05
+        writer.log_batch(run, metrics=_epoch(step, 1.0 / step))
+    assert not calls and writer.pending == 10  # ten epochs within the second: nothing written yet
+    now[0] += 1.0
+    assert writer.flush()
+    assert len(calls) == 1 and len(calls[0]["metrics"]) == 20
+    writer.set_terminated(run)
+    assert writer.close(wait=1)  # closing writes what is left at once
+    history = client.get_metric_history(writer.run_id(run), "val_loss")
+    assert [m.step for m in history] == list(range(1, 11))
+    assert client.get_run(writer.run_id(run)).info.status == "FINISHED"
