@@ -115,7 +115,11 @@ class BufferedWriter:
         sleep: Callable[[float], None] = time.sleep,
         interval: float = 0.0,
     ):
-        """`interval`: writes are gathered for this many seconds and then made together (0: at once)."""
+        """`interval`: metric values are gathered for this many seconds and then written together (0: at once).
+
+        A run's creation, its params and tags and its end go out at once, with whatever is gathered
+        before them: a driver killed meanwhile loses at most the last second of metric values.
+        """
         self._client = client
         self._interval = interval
         self._last_drain = -math.inf
@@ -145,7 +149,7 @@ class BufferedWriter:
             "start_time": int(time.time() * 1000),
         }
         self._queue.append(_Op("create", ref, args=args))
-        self.flush()
+        self.flush(at_once=True)
         return ref
 
     def log_batch(self, ref: str, *, metrics: Iterable = (), params: Iterable = (), tags: Iterable = ()) -> None:
@@ -156,12 +160,12 @@ class BufferedWriter:
         self._queue.extend(_Op("batch", ref, metrics=part) for part in _chunks(metrics, MAX_METRICS))
         self._queue.extend(_Op("batch", ref, params=part) for part in _chunks(params, MAX_PARAMS))
         self._queue.extend(_Op("batch", ref, tags=part) for part in _chunks(tags, MAX_TAGS))
-        self.flush()
+        self.flush(at_once=bool(params or tags))
 
     def set_terminated(self, ref: str, status: str = "FINISHED") -> None:
         """Queues the end of run `ref`, stamped now (not when it is finally written)."""
         self._queue.append(_Op("terminate", ref, args={"status": status, "end_time": int(time.time() * 1000)}))
-        self.flush()
+        self.flush(at_once=True)
 
     # ---- state ----------------------------------------------------------------------------
 
@@ -180,12 +184,16 @@ class BufferedWriter:
 
     # ---- writing --------------------------------------------------------------------------
 
-    def flush(self, *, force: bool = False) -> bool:
-        """Writes what is queued; True when nothing is left. Without `force`, waits out the back-off."""
+    def flush(self, *, force: bool = False, at_once: bool = False) -> bool:
+        """Writes what is queued; True when nothing is left.
+
+        Without `force`, waits out the back-off of an unanswering store; without `at_once` or `force`,
+        also the gathering interval.
+        """
         if not self._queue:
             return True
         now = self._clock()
-        if not force and (now < self._next_try or now - self._last_drain < self._interval):
+        if not force and (now < self._next_try or (not at_once and now - self._last_drain < self._interval)):
             return False
         self._last_drain = now
         try:

@@ -252,8 +252,13 @@ def test_writes_within_the_interval_go_out_together_as_one_batch_per_run(tmp_pat
     now[0] += 1.0
     assert writer.flush()
     assert len(calls) == 1 and len(calls[0]["metrics"]) == 20
+    now[0] += 0.1
+    writer.log_batch(run, metrics=_epoch(11, 0.05))
+    writer.log_batch(run, tags=[RunTag("stacktune.state", "completed")])
+    # A tag (like a run's end) goes out at once, with the metric values gathered before it.
+    assert writer.pending == 0 and len(calls) == 2
     writer.set_terminated(run)
-    assert writer.close(wait=1)  # closing writes what is left at once
+    assert writer.pending == 0
     history = client.get_metric_history(writer.run_id(run), "val_loss")
-    assert [m.step for m in history] == list(range(1, 11))
+    assert [m.step for m in history] == list(range(1, 12))
     assert client.get_run(writer.run_id(run)).info.status == "FINISHED"
