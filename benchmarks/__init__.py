@@ -1,0 +1,1 @@
+"""Benchmarks of stacktune against plain baselines: `python -m benchmarks [--quick] [--only NAME] [--out DIR]`."""

@@ -1,0 +1,152 @@
+"""`python -m benchmarks`: runs the selected benchmarks, writes latest.json and latest.md, prints the table."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+from . import common
+
+# Ray-using benchmarks first, grouped by the Ray they need, so each Ray starts once.
+BENCHMARKS = ("orchestration", "pruning", "driver", "throughput", "startup")
+DEFAULT_OUT = Path(__file__).resolve().parent / "results"
+
+
+def _names(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in BENCHMARKS]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")
+    return names
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description="Measure stacktune against plain baselines.")
+    parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run of a few minutes")
+    parser.add_argument("--only", type=_names, default=list(BENCHMARKS), metavar="NAME[,NAME]",
+                        help=f"run only these ({', '.join(BENCHMARKS)})")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder for latest.json and latest.md (default: benchmarks/results)")
+    parser.add_argument("--workdir", type=Path, help="scratch folder for searches and stores (default: a temporary folder, removed)")
+    return parser.parse_args(argv)
+
+
+def _number(value) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    value = float(value)
+    if value == 0:
+        return "0"
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:.3g}"
+
+
+def table(rows: list[dict]) -> str:
+    """The results as a markdown table."""
+    lines = [
+        "| benchmark | figure | stacktune | plain/baseline | ratio | goal | met? |",
+        "|---|---|---:|---:|---:|---|---|",
+    ]
+    for r in rows:
+        met = {True: "yes", False: "**no**", None: ""}[r["met"]]
+        ratio = _number(r["ratio"]) if r["ratio"] is not None else "—"
+        lines.append(
+            f"| {r['benchmark']} | {r['figure']} | {_number(r['stacktune'])} | {_number(r['baseline'])} | {ratio} | {r['goal']} | {met} |"
+        )
+    return "\n".join(lines)
+
+
+def markdown(report: dict) -> str:
+    """latest.md: the machine, then the table."""
+    m = report["machine"]
+    versions = ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v)
+    head = [
+        f"# stacktune benchmarks ({'quick' if m['quick'] else 'full'} run)",
+        "",
+        f"{m['date']} on {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB; Python {m['python']}; {versions}.",
+        f"Whole run: {report['wall_seconds']:.0f} s. Ratios are measured side by side in the same run; see benchmarks/README.md.",
+        "",
+    ]
+    errors = [f"- {name}: {b['error'].splitlines()[-1]}" for name, b in report["benchmarks"].items() if b.get("error")]
+    tail = ["", "Failed:", *errors] if errors else []
+    return "\n".join(head) + table(report["rows"]) + "\n" + "\n".join(tail) + ("\n" if tail else "")
+
+
+def _json_default(value):
+    if isinstance(value, Path):
+        return str(value)
+    return repr(value)
+
+
+def _clean(value):
+    """JSON without NaN or infinity: they become null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+def write(report: dict, out: Path) -> None:
+    """Writes latest.json and latest.md next to each other, each replaced whole."""
+    out.mkdir(parents=True, exist_ok=True)
+    for name, text in (("latest.json", json.dumps(_clean(report), indent=2, default=_json_default) + "\n"), ("latest.md", markdown(report))):
+        tmp = out / f"{name}.tmp"
+        tmp.write_text(text)
+        os.replace(tmp, out / name)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    started = time.perf_counter()
+    machine = common.machine_info(quick=args.quick)
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="stacktune-bench-"))
+    results: dict[str, dict] = {}
+    selected = [n for n in BENCHMARKS if n in args.only]
+    try:
+        for i, name in enumerate(selected):
+            module = importlib.import_module(f".{name}", __package__)
+            common.log(f"{name}: start")
+            t0 = time.perf_counter()
+            try:
+                result = module.run(args.quick, workdir / name)
+            except Exception:  # noqa: BLE001 - one failed benchmark must not lose the others' figures
+                result = {"figures": {}, "rows": [], "error": traceback.format_exc()}
+                print(result["error"], file=sys.stderr)
+            result["seconds"] = time.perf_counter() - t0
+            results[name] = result
+            common.log(f"{name}: done in {result['seconds']:.0f} s")
+            following = importlib.import_module(f".{selected[i + 1]}", __package__) if i + 1 < len(selected) else None
+            if getattr(following, "RAY_CPUS", None) != getattr(module, "RAY_CPUS", None) and "ray" in sys.modules:
+                common.stop_ray()
+    finally:
+        if "ray" in sys.modules:
+            common.stop_ray()
+        if args.workdir is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+    report = {
+        "machine": machine,
+        "wall_seconds": time.perf_counter() - started,
+        "rows": [row for r in results.values() for row in r["rows"]],
+        "benchmarks": results,
+    }
+    write(report, args.out)
+    print(table(report["rows"]))
+    print(f"\nwrote {args.out / 'latest.json'} and {args.out / 'latest.md'} ({report['wall_seconds']:.0f} s)")
+    return 1 if any(r.get("error") for r in results.values()) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

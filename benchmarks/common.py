@@ -1,0 +1,190 @@
+"""Shared helpers: robust timing statistics, machine info, table rows, and a small search spec."""
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import logging
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+PACKAGES = ("stacktune", "torch", "ray", "optuna", "mlflow", "numpy")
+
+
+def summary(values: list[float]) -> dict[str, Any]:
+    """Median, min, max and interquartile range of repeated measurements."""
+    values = sorted(float(v) for v in values)
+    if not values:
+        return {"median": math.nan, "min": math.nan, "max": math.nan, "iqr": [math.nan, math.nan], "n": 0}
+    if len(values) >= 2:
+        q1, _, q3 = statistics.quantiles(values, n=4, method="inclusive")
+    else:
+        q1 = q3 = values[0]
+    return {"median": statistics.median(values), "min": values[0], "max": values[-1], "iqr": [q1, q3], "n": len(values)}
+
+
+def interleaved(variants: dict[str, Callable[[], float]], repeats: int) -> dict[str, list[float]]:
+    """Runs each variant `repeats` times in the order A,B,A,B,... so drift in machine load hits all alike."""
+    out: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(repeats):
+        for name, measure in variants.items():
+            out[name].append(measure())
+    return out
+
+
+def cpu_model() -> str:
+    """The CPU's model name as the kernel reports it."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def machine_info(*, quick: bool) -> dict[str, Any]:
+    """Where and with what the figures were measured."""
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        cores = os.cpu_count()
+    return {
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "quick": quick,
+        "cpu": cpu_model(),
+        "cores": cores,
+        "memory_gb": _memory_gb(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "versions": versions,
+        "load_average_at_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+    }
+
+
+def _memory_gb() -> float | None:
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return round(int(line.split()[1]) / 1024**2, 1)
+    return None
+
+
+def row(benchmark: str, figure: str, stacktune: float | None, baseline: float | None, *,
+        goal: str = "", met: bool | None = None, ratio: float | None = None, unit: str = "") -> dict[str, Any]:
+    """One line of the results table; `ratio` defaults to stacktune / baseline."""
+    if ratio is None and stacktune is not None and baseline:
+        ratio = stacktune / baseline
+    return {
+        "benchmark": benchmark, "figure": figure, "unit": unit, "stacktune": stacktune, "baseline": baseline,
+        "ratio": ratio, "goal": goal, "met": met,
+    }
+
+
+def log(message: str) -> None:
+    """Progress on stderr, so a long run shows where it is."""
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def search_spec(name: str, *, length: int, window: int = 16, depths: list[int], trials_per_depth: int, epochs: int,
+                params: int | None = None, units: list[int] | None = None, lr: tuple[float, float] = (3e-3, 3e-2),
+                batch_size: int = 32, pruning: dict | None = None, seed: int = 0, dataset: str = "sine", **extra: Any):
+    """A stacktune SearchSpec on a univariate synthetic set, evaluation off, widths matched per depth if `params`."""
+    from stacktune.search.config import SearchSpec
+    from stacktune.search.space import match_widths
+
+    raw = {
+        "name": name,
+        "dataset": {"name": dataset, "window": window, "length": length},
+        "depths": depths,
+        "trials_per_depth": trials_per_depth,
+        "space": {"units": {"params": params} if params else (units or [32]), "lr": list(lr)},
+        "train": {"epochs": epochs, "batch_size": batch_size},
+        "sampler": {"n_startup_trials": 4},
+        "evaluation": {"seeds": 0},
+        "pruning": pruning or {"kind": "none"},
+        "seed": seed,
+        **extra,
+    }
+    spec = SearchSpec.model_validate(raw)
+    # the synthetic sets used here are univariate, one-step regression
+    return match_widths(spec, input_size=1, output_size=1, task="regression")
+
+
+def load_dataset(spec) -> Any:
+    """The prepared dataset of a spec made by `search_spec`."""
+    from stacktune.search.single import load_data
+
+    return load_data(spec.dataset, base_dir=None)
+
+
+def start_ray(num_cpus: int) -> None:
+    """A local Ray with `num_cpus` logical CPUs on 127.0.0.1 (as `stacktune search` starts one); kept if already so."""
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    import ray
+
+    if ray.is_initialized():
+        if ray.cluster_resources().get("CPU") == num_cpus:
+            return
+        ray.shutdown()
+    ray.init(num_cpus=num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1",
+             logging_level=logging.WARNING, log_to_driver=False)
+
+
+def stop_ray() -> None:
+    """Shuts down the Ray this process started, if any."""
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+
+
+@contextlib.contextmanager
+def saved_environ() -> Iterator[None]:
+    """Restores os.environ afterwards: run_search sets Tune switches with setdefault that would leak into the baseline."""
+    before = dict(os.environ)
+    try:
+        yield
+    finally:
+        for key in set(os.environ) - set(before):
+            del os.environ[key]
+        os.environ.update(before)
+
+
+@contextlib.contextmanager
+def timed_tuner_fit() -> Iterator[list[dict[str, float]]]:
+    """Records every Tuner.fit() call made inside the block: its seconds and its wall-clock start (time.time)."""
+    from ray.tune import Tuner
+
+    spans: list[dict[str, float]] = []
+    original = Tuner.fit
+
+    def fit(self, *args, **kwargs):
+        wall, start = time.time(), time.perf_counter()
+        try:
+            return original(self, *args, **kwargs)
+        finally:
+            spans.append({"seconds": time.perf_counter() - start, "wall_start": wall})
+
+    Tuner.fit = fit
+    try:
+        yield spans
+    finally:
+        Tuner.fit = original
+
+
+@contextlib.contextmanager
+def quiet_output() -> Iterator[None]:
+    """Sends whatever a search prints to stdout over to stderr, keeping stdout for the table."""
+    with contextlib.redirect_stdout(sys.stderr):
+        yield

@@ -1,0 +1,52 @@
+"""`python -m benchmarks --quick` runs every benchmark and writes a complete, readable result."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+BENCHMARKS = ("orchestration", "throughput", "pruning", "driver", "startup")
+HEADER = "| benchmark | figure | stacktune | plain/baseline | ratio | goal | met? |"
+
+
+def _stamp(path: Path) -> float | None:
+    return path.stat().st_mtime if path.exists() else None
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(420)
+def test_quick_run_writes_every_figure(tmp_path):
+    committed = REPO / "benchmarks" / "results" / "latest.json"
+    before = _stamp(committed)
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "MLFLOW_TRACKING_URI")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick", "--out", str(tmp_path)],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=360,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert HEADER in proc.stdout
+
+    report = json.loads((tmp_path / "latest.json").read_text())
+    machine = report["machine"]
+    assert machine["quick"] is True and machine["cores"] >= 1 and machine["cpu"] and machine["date"]
+    assert all(machine["versions"][name] for name in ("torch", "ray", "optuna", "mlflow"))
+    assert machine["python"]
+    assert set(report["benchmarks"]) == set(BENCHMARKS)
+    for name, result in report["benchmarks"].items():
+        assert not result.get("error"), f"{name}: {result.get('error')}"
+        assert result["rows"], f"{name} reported no figures"
+        for row in result["rows"]:
+            values = [row[key] for key in ("stacktune", "baseline", "ratio") if row[key] is not None]
+            assert values, f"{name}: {row['figure']} has no value"
+            assert all(isinstance(v, (int, float)) and math.isfinite(v) and v > 0 for v in values), row
+
+    md = (tmp_path / "latest.md").read_text()
+    assert HEADER in md
+    assert md.count("\n| ") - 1 == len(report["rows"])  # one line per row, after the header's separator
+    assert _stamp(committed) == before, "the quick run must not overwrite the committed results"
