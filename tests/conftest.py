@@ -71,6 +71,17 @@ def postgres_database():
         admin.close()
 
 
+def write_spec(folder: Path, **changes) -> str:
+    """examples/demo.yaml with `changes` set (evaluation off unless they set it), written as folder/spec.yaml."""
+    import yaml
+
+    spec = yaml.safe_load((EXAMPLES / "demo.yaml").read_text())
+    spec.update({"evaluation": {"seeds": 0}, **changes})
+    path = folder / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return str(path)
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as s:

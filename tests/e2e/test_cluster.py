@@ -12,10 +12,9 @@ from collections import Counter
 
 import optuna
 import pytest
-import yaml
 from mlflow.tracking import MlflowClient
 
-from conftest import EXAMPLES, LocalRayCluster, MlflowServer, postgres_database, run_cli
+from conftest import LocalRayCluster, MlflowServer, postgres_database, run_cli, write_spec
 
 pytestmark = pytest.mark.slow
 
@@ -55,15 +54,11 @@ def cluster(tmp_path):
 
 
 def _spec(tmp_path, **changes) -> str:
-    spec = yaml.safe_load((EXAMPLES / "demo.yaml").read_text())
-    spec.update({
+    return write_spec(tmp_path, **{
         "name": NAME, "depths": DEPTHS, "trials_per_depth": TRIALS,
         "train": {"epochs": 3, "batch_size": 32}, "evaluation": {"seeds": 1},
         "resources": {"cpus_per_trial": 1, "max_concurrent": 2}, **changes,
     })
-    path = tmp_path / "spec.yaml"
-    path.write_text(yaml.safe_dump(spec))
-    return str(path)
 
 
 def test_a_submitted_search_trains_on_both_nodes_and_logs_everything_to_the_server(tmp_path, cluster):

@@ -11,12 +11,11 @@ from pathlib import Path
 
 import optuna
 import pytest
-import yaml
 from mlflow.tracking import MlflowClient
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 
-from conftest import EXAMPLES, LocalRayCluster, MlflowServer, finished_trials, kill_group
+from conftest import LocalRayCluster, MlflowServer, finished_trials, kill_group, write_spec
 
 pytestmark = pytest.mark.slow
 
@@ -28,14 +27,6 @@ def cluster():
         yield ray_cluster
     finally:
         ray_cluster.stop()
-
-
-def _write_spec(tmp_path, **changes) -> str:
-    spec = yaml.safe_load((EXAMPLES / "demo.yaml").read_text())
-    spec.update({"evaluation": {"seeds": 0}, **changes})
-    path = tmp_path / "spec.yaml"
-    path.write_text(yaml.safe_dump(spec))
-    return str(path)
 
 
 def _finished(journal: Path, name: str, depths) -> int:
@@ -76,7 +67,7 @@ def test_a_trial_whose_node_dies_restarts_elsewhere_in_the_same_mlflow_run(tmp_p
     # Enough epochs (a few seconds a trial) that a trial can be caught halfway.
     depths, trials, epochs = [1, 2], 3, 60
     name = "nodes"
-    spec = _write_spec(
+    spec = write_spec(
         tmp_path, name=name, depths=depths, trials_per_depth=trials, train={"epochs": epochs, "batch_size": 32},
         resources={"cpus_per_trial": 1, "max_concurrent": 2},
     )
@@ -145,7 +136,7 @@ def mlflow_server(tmp_path):
 def test_trials_train_on_while_mlflow_is_down_and_their_logs_arrive_once_it_is_back(tmp_path, mlflow_server):
     depths, trials, epochs = [1, 2], 3, 60
     name = "outage"
-    spec = _write_spec(
+    spec = write_spec(
         tmp_path, name=name, depths=depths, trials_per_depth=trials, train={"epochs": epochs, "batch_size": 32},
         resources={"cpus_per_trial": 1, "max_concurrent": 2},
     )

@@ -11,23 +11,14 @@ from collections import Counter
 
 import optuna
 import pytest
-import yaml
 from mlflow.tracking import MlflowClient
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
-from conftest import EXAMPLES, finished_trials, run_cli
+from conftest import finished_trials, run_cli, write_spec
 
 pytestmark = pytest.mark.slow
-
-
-def _write_spec(tmp_path, **changes) -> str:
-    spec = yaml.safe_load((EXAMPLES / "demo.yaml").read_text())
-    spec.update({"evaluation": {"seeds": 0}, **changes})
-    path = tmp_path / "spec.yaml"
-    path.write_text(yaml.safe_dump(spec))
-    return str(path)
 
 
 def _runs(uri: str, name: str):
@@ -42,7 +33,7 @@ def _journal(tmp_path, name: str):
 
 def test_a_search_whose_driver_is_killed_resumes_to_exactly_its_budget(tmp_path):
     depths, trials = [1, 2], 4
-    spec = _write_spec(tmp_path, name="resume", depths=depths, trials_per_depth=trials, train={"epochs": 6, "batch_size": 32})
+    spec = write_spec(tmp_path, name="resume", depths=depths, trials_per_depth=trials, train={"epochs": 6, "batch_size": 32})
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     args = [sys.executable, "-m", "stacktune.search.cli", "search", spec, "--out", "out", "--tracking-uri", uri]
     env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "MLFLOW_TRACKING_URI")}
@@ -89,7 +80,7 @@ def test_a_search_whose_driver_is_killed_resumes_to_exactly_its_budget(tmp_path)
 
 
 def test_a_diverging_configuration_fails_alone_and_the_search_completes(tmp_path):
-    spec = _write_spec(
+    spec = write_spec(
         tmp_path, name="nan", depths=[1, 2], trials_per_depth=4, train={"epochs": 2, "batch_size": 32},
         space={"units": [8], "lr": [1.0e-3, 1.0e30]}, sampler={"kind": "random"},
     )
@@ -109,7 +100,7 @@ def test_a_diverging_configuration_fails_alone_and_the_search_completes(tmp_path
 
 
 def test_early_stopping_within_depth_prunes_trials_and_keeps_the_budget(tmp_path):
-    spec = _write_spec(
+    spec = write_spec(
         tmp_path, name="prune", depths=[1, 3], trials_per_depth=6, train={"epochs": 6, "batch_size": 32},
         pruning={"kind": "asha", "grace_epochs": 1, "reduction": 2}, resources={"max_concurrent": 1},
         sampler={"kind": "random"},
@@ -136,7 +127,7 @@ def test_early_stopping_within_depth_prunes_trials_and_keeps_the_budget(tmp_path
 
 def test_ctrl_c_stops_cleanly_exits_130_and_says_how_to_resume(tmp_path):
     depths, trials = [1, 2], 3
-    spec = _write_spec(tmp_path, name="sigint", depths=depths, trials_per_depth=trials, train={"epochs": 6, "batch_size": 32})
+    spec = write_spec(tmp_path, name="sigint", depths=depths, trials_per_depth=trials, train={"epochs": 6, "batch_size": 32})
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     args = [sys.executable, "-m", "stacktune.search.cli", "search", spec, "--out", "out", "--tracking-uri", uri]
     env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "MLFLOW_TRACKING_URI")}

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from conftest import EXAMPLES, MlflowServer, postgres_database, run_cli
+from conftest import EXAMPLES, MlflowServer, postgres_database, run_cli, write_spec
 
 pytestmark = pytest.mark.slow
 
@@ -40,13 +40,9 @@ def auth_server(tmp_path):
         server.stop()
 
 
-def _spec(tmp_path, **changes) -> Path:
-    spec = yaml.safe_load((EXAMPLES / "demo.yaml").read_text())
-    spec.update({"name": NAME, "depths": [1, 2], "trials_per_depth": 2, "train": {"epochs": 2, "batch_size": 32},
-                 "evaluation": {"seeds": 1}, **changes})
-    path = tmp_path / "spec.yaml"
-    path.write_text(yaml.safe_dump(spec))
-    return path
+def _spec(tmp_path, **changes) -> str:
+    return write_spec(tmp_path, **{"name": NAME, "depths": [1, 2], "trials_per_depth": 2,
+                                   "train": {"epochs": 2, "batch_size": 32}, "evaluation": {"seeds": 1}, **changes})
 
 
 def _texts_under(folder: Path):
