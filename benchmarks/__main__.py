@@ -1,4 +1,5 @@
 """`python -m benchmarks`: runs the selected benchmarks, writes latest.json and latest.md, prints the table."""
+
 from __future__ import annotations
 
 import argparse
@@ -24,17 +25,33 @@ def _names(text: str) -> list[str]:
     names = [n.strip() for n in text.split(",") if n.strip()]
     unknown = [n for n in names if n not in BENCHMARKS]
     if unknown:
-        raise argparse.ArgumentTypeError(f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")
+        raise argparse.ArgumentTypeError(
+            f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}"
+        )
     return names
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks", description="Measure stacktune against plain baselines.")
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks", description="Measure stacktune against plain baselines."
+    )
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run of a few minutes")
-    parser.add_argument("--only", type=_names, default=list(BENCHMARKS), metavar="NAME[,NAME]",
-                        help=f"run only these ({', '.join(BENCHMARKS)})")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder for latest.json and latest.md (default: benchmarks/results)")
-    parser.add_argument("--workdir", type=Path, help="scratch folder for searches and stores (default: a temporary folder, removed)")
+    parser.add_argument(
+        "--only",
+        type=_names,
+        default=list(BENCHMARKS),
+        metavar="NAME[,NAME]",
+        help=f"run only these ({', '.join(BENCHMARKS)})",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=DEFAULT_OUT,
+        help="folder for latest.json and latest.md (default: benchmarks/results)",
+    )
+    parser.add_argument(
+        "--workdir", type=Path, help="scratch folder for searches and stores (default: a temporary folder, removed)"
+    )
     return parser.parse_args(argv)
 
 
@@ -61,7 +78,8 @@ def table(rows: list[dict]) -> str:
         met = {True: "yes", False: "**no**", None: ""}[r["met"]]
         ratio = _number(r["ratio"]) if r["ratio"] is not None else "—"
         lines.append(
-            f"| {r['benchmark']} | {r['figure']} | {_number(r['stacktune'])} | {_number(r['baseline'])} | {ratio} | {r['goal']} | {met} |"
+            f"| {r['benchmark']} | {r['figure']} | {_number(r['stacktune'])} | {_number(r['baseline'])} "
+            f"| {ratio} | {r['goal']} | {met} |"
         )
     return "\n".join(lines)
 
@@ -74,7 +92,8 @@ def markdown(report: dict) -> str:
         f"# stacktune benchmarks ({'quick' if m['quick'] else 'full'} run)",
         "",
         f"{m['date']} on {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB; Python {m['python']}; {versions}.",
-        f"Whole run: {report['wall_seconds']:.0f} s. Ratios are measured side by side in the same run; see benchmarks/README.md.",
+        f"Whole run: {report['wall_seconds']:.0f} s. "
+        "Ratios are measured side by side in the same run; see benchmarks/README.md.",
         "",
     ]
     errors = [f"- {name}: {b['error'].splitlines()[-1]}" for name, b in report["benchmarks"].items() if b.get("error")]
@@ -102,7 +121,10 @@ def _clean(value):
 def write(report: dict, out: Path) -> None:
     """Writes latest.json and latest.md next to each other, each replaced whole."""
     out.mkdir(parents=True, exist_ok=True)
-    for name, text in (("latest.json", json.dumps(_clean(report), indent=2, default=_json_default) + "\n"), ("latest.md", markdown(report))):
+    for name, text in (
+        ("latest.json", json.dumps(_clean(report), indent=2, default=_json_default) + "\n"),
+        ("latest.md", markdown(report)),
+    ):
         tmp = out / f"{name}.tmp"
         tmp.write_text(text)
         os.replace(tmp, out / name)

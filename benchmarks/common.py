@@ -1,4 +1,5 @@
 """Shared helpers: robust timing statistics, machine info, table rows, and a small search spec."""
+
 from __future__ import annotations
 
 import contextlib
@@ -80,14 +81,29 @@ def _memory_gb() -> float | None:
     return None
 
 
-def row(benchmark: str, figure: str, stacktune: float | None, baseline: float | None, *,
-        goal: str = "", met: bool | None = None, ratio: float | None = None, unit: str = "") -> dict[str, Any]:
+def row(
+    benchmark: str,
+    figure: str,
+    stacktune: float | None,
+    baseline: float | None,
+    *,
+    goal: str = "",
+    met: bool | None = None,
+    ratio: float | None = None,
+    unit: str = "",
+) -> dict[str, Any]:
     """One line of the results table; `ratio` defaults to stacktune / baseline."""
     if ratio is None and stacktune is not None and baseline:
         ratio = stacktune / baseline
     return {
-        "benchmark": benchmark, "figure": figure, "unit": unit, "stacktune": stacktune, "baseline": baseline,
-        "ratio": ratio, "goal": goal, "met": met,
+        "benchmark": benchmark,
+        "figure": figure,
+        "unit": unit,
+        "stacktune": stacktune,
+        "baseline": baseline,
+        "ratio": ratio,
+        "goal": goal,
+        "met": met,
     }
 
 
@@ -96,12 +112,26 @@ def log(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def search_spec(name: str, *, length: int, window: int = 16, depths: list[int], trials_per_depth: int, epochs: int,
-                params: int | None = None, units: list[int] | None = None, lr: tuple[float, float] = (3e-3, 3e-2),
-                batch_size: int = 32, pruning: dict | None = None, seed: int = 0, dataset: str = "sine", **extra: Any):
+def search_spec(
+    name: str,
+    *,
+    length: int,
+    window: int = 16,
+    depths: list[int],
+    trials_per_depth: int,
+    epochs: int,
+    params: int | None = None,
+    units: list[int] | None = None,
+    lr: tuple[float, float] = (3e-3, 3e-2),
+    batch_size: int = 32,
+    pruning: dict | None = None,
+    seed: int = 0,
+    dataset: str = "sine",
+    **extra: Any,
+):
     """A stacktune SearchSpec on a univariate synthetic set, evaluation off, widths matched per depth if `params`."""
-    from stacktune.search.config import SearchSpec
-    from stacktune.search.space import match_widths
+    from stacktune.search.spec.convert import match_widths
+    from stacktune.search.spec.schema import SearchSpec
 
     raw = {
         "name": name,
@@ -123,7 +153,7 @@ def search_spec(name: str, *, length: int, window: int = 16, depths: list[int], 
 
 def load_dataset(spec) -> Any:
     """The prepared dataset of a spec made by `search_spec`."""
-    from stacktune.search.single import load_data
+    from stacktune.search.spec.loading import load_data
 
     return load_data(spec.dataset, base_dir=None)
 
@@ -137,8 +167,13 @@ def start_ray(num_cpus: int) -> None:
         if ray.cluster_resources().get("CPU") == num_cpus:
             return
         ray.shutdown()
-    ray.init(num_cpus=num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1",
-             logging_level=logging.WARNING, log_to_driver=False)
+    ray.init(
+        num_cpus=num_cpus,
+        include_dashboard=False,
+        _node_ip_address="127.0.0.1",
+        logging_level=logging.WARNING,
+        log_to_driver=False,
+    )
 
 
 def stop_ray() -> None:
@@ -151,7 +186,7 @@ def stop_ray() -> None:
 
 @contextlib.contextmanager
 def saved_environ() -> Iterator[None]:
-    """Restores os.environ afterwards: run_search sets Tune switches with setdefault that would leak into the baseline."""
+    """Restores os.environ afterwards: run_search sets Tune switches (setdefault) that would leak into the baseline."""
     before = dict(os.environ)
     try:
         yield

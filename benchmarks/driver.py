@@ -9,6 +9,7 @@ other load on the machine. Part 2 times one depth's
 searcher step (DepthSearcher.suggest + on_trial_complete: Optuna ask, suggest, tell and the
 user attributes, journal storage, TPE as make_sampler configures it) as the study grows.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -36,14 +37,23 @@ def _spec(name: str, trials: int, *, limiter: bool = False):
     """
     per_depth = max(1, trials // len(DEPTHS))
     resources = {"max_concurrent": CONCURRENT} if limiter else {"cpus_per_trial": CPUS_PER_TRIAL}
-    return common.search_spec(name, length=2000, depths=DEPTHS, trials_per_depth=per_depth, epochs=1,
-                              units=[16, 32, 64, 128], lr=(1e-4, 1e-2), sampler={"n_startup_trials": 5}, resources=resources)
+    return common.search_spec(
+        name,
+        length=2000,
+        depths=DEPTHS,
+        trials_per_depth=per_depth,
+        epochs=1,
+        units=[16, 32, 64, 128],
+        lr=(1e-4, 1e-2),
+        sampler={"n_startup_trials": 5},
+        resources=resources,
+    )
 
 
 @contextlib.contextmanager
 def _noop_run_trial():
     """Swaps stacktune's trial function for one that trains nothing, for the duration of the block."""
-    from stacktune.search import trainable
+    from stacktune.search.engine import trainable
 
     from .plain import noop_stacktune_trial
 
@@ -60,7 +70,7 @@ def _completions(spec, journal: Path) -> list[float]:
     import optuna
     from optuna.storages.journal import JournalFileBackend
 
-    from stacktune.search.searcher import study_name
+    from stacktune.search.engine.studies import study_name
 
     storage = optuna.storages.JournalStorage(JournalFileBackend(str(journal)))
     stamps = []
@@ -79,19 +89,22 @@ def _steady_rate(stamps: list[float]) -> float:
 
 
 def _stacktune(trials: int, workdir: Path, data, rep: int, *, limiter: bool = False) -> dict[str, float]:
-    from stacktune.search.run import run_search
+    from stacktune.search.pipeline import run_search
 
     spec = _spec(f"driver-{trials}-{rep}{'-limiter' if limiter else ''}", trials, limiter=limiter)
     with common.saved_environ(), common.timed_tuner_fit() as spans, common.quiet_output(), _noop_run_trial():
         cpu0, start = time.process_time(), time.perf_counter()
-        run_search(spec, data, out=workdir / "stacktune-runs", tracking_uri=f"sqlite:///{workdir}/mlflow.db", quiet=True)
+        run_search(spec, data, out=workdir / "stacktune-runs", tracking_uri=f"sqlite:///{workdir}/mlflow.db")
         total, cpu = time.perf_counter() - start, time.process_time() - cpu0
     fit_seconds = spans[0]["seconds"]
     n = spec.trials_per_depth * len(spec.depths)
     stamps = _completions(spec, workdir / "stacktune-runs" / spec.name / "optuna.journal")
     return {
-        "trials": n, "fit_seconds": fit_seconds, "total_seconds": total,
-        "trials_per_second": n / fit_seconds, "steady_trials_per_second": _steady_rate(stamps),
+        "trials": n,
+        "fit_seconds": fit_seconds,
+        "total_seconds": total,
+        "trials_per_second": n / fit_seconds,
+        "steady_trials_per_second": _steady_rate(stamps),
         "driver_cpu_ms_per_trial": 1000 * cpu / n,
     }
 
@@ -114,20 +127,34 @@ def _plain(trials: int, workdir: Path, rep: int) -> dict[str, float]:
     with common.saved_environ(), common.quiet_output():
         tuner = tune.Tuner(
             tune.with_resources(noop_trial, {"cpu": CPUS_PER_TRIAL}),
-            param_space={"depth": tune.choice(DEPTHS), "units": tune.choice([16, 32, 64, 128]), "lr": tune.loguniform(1e-4, 1e-2)},
+            param_space={
+                "depth": tune.choice(DEPTHS),
+                "units": tune.choice([16, 32, 64, 128]),
+                "lr": tune.loguniform(1e-4, 1e-2),
+            },
             # actors are reused as in stacktune, so both sides start the same number of workers
-            tune_config=tune.TuneConfig(search_alg=OptunaSearch(seed=0), metric="val_loss", mode="min", num_samples=n, reuse_actors=True),
+            tune_config=tune.TuneConfig(
+                search_alg=OptunaSearch(seed=0), metric="val_loss", mode="min", num_samples=n, reuse_actors=True
+            ),
             run_config=tune.RunConfig(
-                name=name, storage_path=str(workdir / "plain-ray"), verbose=0,
-                callbacks=[MLflowLoggerCallback(tracking_uri=f"sqlite:///{workdir}/plain-mlflow.db", experiment_name=name), Stamps()],
+                name=name,
+                storage_path=str(workdir / "plain-ray"),
+                verbose=0,
+                callbacks=[
+                    MLflowLoggerCallback(tracking_uri=f"sqlite:///{workdir}/plain-mlflow.db", experiment_name=name),
+                    Stamps(),
+                ],
             ),
         )
         cpu0, start = time.process_time(), time.perf_counter()
         tuner.fit()
         fit, cpu = time.perf_counter() - start, time.process_time() - cpu0
     return {
-        "trials": n, "fit_seconds": fit, "trials_per_second": n / fit,
-        "steady_trials_per_second": _steady_rate(sorted(completions)), "driver_cpu_ms_per_trial": 1000 * cpu / n,
+        "trials": n,
+        "fit_seconds": fit,
+        "trials_per_second": n / fit,
+        "steady_trials_per_second": _steady_rate(sorted(completions)),
+        "driver_cpu_ms_per_trial": 1000 * cpu / n,
     }
 
 
@@ -136,7 +163,8 @@ def searcher_step_costs(sizes: list[int], workdir: Path) -> dict[str, Any]:
     import optuna
     from optuna.storages.journal import JournalFileBackend
 
-    from stacktune.search.searcher import DepthSearcher, make_sampler, study_name
+    from stacktune.search.engine.searcher import DepthSearcher
+    from stacktune.search.engine.studies import make_sampler, study_name
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     total = max(sizes)
@@ -144,16 +172,26 @@ def searcher_step_costs(sizes: list[int], workdir: Path) -> dict[str, Any]:
     journal = workdir / "searcher-step.journal"
     journal.unlink(missing_ok=True)
     storage = optuna.storages.JournalStorage(JournalFileBackend(str(journal)))
-    study = optuna.create_study(study_name=study_name(spec.name, 2), storage=storage, sampler=make_sampler(spec, 2), direction="minimize")
-    searcher = DepthSearcher(spec, {2: study}, metric="best_val_loss")
+    study = optuna.create_study(
+        study_name=study_name(spec.name, 2), storage=storage, sampler=make_sampler(spec, 2), direction="minimize"
+    )
+    searcher = DepthSearcher(spec, {2: study})
     seconds = []
     for i in range(total):
         start = time.perf_counter()
         config = searcher.suggest(f"t{i}")
         loss = (math.log10(config["params"]["lr"]) + 3.0) ** 2 + 0.01 * config["params"]["units_0"] / 128
-        searcher.on_trial_complete(f"t{i}", {
-            "final": True, "epoch": 1, "best_val_loss": loss, "params": 100, "state": "completed", "train_seconds": 0.0,
-        })
+        searcher.on_trial_complete(
+            f"t{i}",
+            {
+                "final": True,
+                "epoch": 1,
+                "best_val_loss": loss,
+                "params": 100,
+                "state": "completed",
+                "train_seconds": 0.0,
+            },
+        )
         seconds.append(time.perf_counter() - start)
     at = {}
     for n in sorted(set(sizes) | {s for s in (200, 500, 2000) if s < total}):
@@ -180,8 +218,13 @@ def run(quick: bool, workdir: Path) -> dict[str, Any]:
     repeats = 2  # at sizes with a plain run, alternated with it
     step_sizes = [100, 500] if quick else [100, 1000, 5000]
     workdir.mkdir(parents=True, exist_ok=True)
-    figures: dict[str, Any] = {"cluster_cpus": CLUSTER_CPUS, "cpus_per_trial": CPUS_PER_TRIAL, "concurrent": CONCURRENT,
-                               "depths": DEPTHS, "runs": {}}
+    figures: dict[str, Any] = {
+        "cluster_cpus": CLUSTER_CPUS,
+        "cpus_per_trial": CPUS_PER_TRIAL,
+        "concurrent": CONCURRENT,
+        "depths": DEPTHS,
+        "runs": {},
+    }
     rows = []
     data = common.load_dataset(_spec("driver-data", 4))
     common.start_ray(CLUSTER_CPUS)
@@ -210,17 +253,35 @@ def run(quick: bool, workdir: Path) -> dict[str, Any]:
         limited = _stacktune(sizes[0], workdir, data, 0, limiter=True)
         figures["max_concurrent"] = limited
         usual = figures["summary"][f"{sizes[0]}:trials_per_second"]["stacktune"]["median"]
-        rows.append(common.row("driver", f"trials/s, {sizes[0]} no-op trials, max_concurrent={CONCURRENT} instead (vs CPU-bound)",
-                               limited["trials_per_second"], usual))
+        rows.append(
+            common.row(
+                "driver",
+                f"trials/s, {sizes[0]} no-op trials, max_concurrent={CONCURRENT} instead (vs CPU-bound)",
+                limited["trials_per_second"],
+                usual,
+            )
+        )
     common.stop_ray()
     common.log(f"driver: searcher step costs up to {max(step_sizes)} trials")
     steps = searcher_step_costs(step_sizes, workdir)
     figures["searcher_step"] = steps
     for n in step_sizes:
-        rows.append(common.row("driver", f"searcher ms/trial at {n} trials in a study", steps["ms_per_trial_at"][n], None, unit="ms"))
+        rows.append(
+            common.row(
+                "driver", f"searcher ms/trial at {n} trials in a study", steps["ms_per_trial_at"][n], None, unit="ms"
+            )
+        )
     low, high = min(step_sizes), max(step_sizes)
     growth = steps["ms_per_trial_at"][high] / steps["ms_per_trial_at"][low]
     slope = steps["loglog_slope"]
-    rows.append(common.row("driver", f"searcher cost at {high} / at {low} trials (log-log slope {slope:.2f})", growth, None,
-                           goal="slope <= 1 (linear)", met=slope <= 1.1))
+    rows.append(
+        common.row(
+            "driver",
+            f"searcher cost at {high} / at {low} trials (log-log slope {slope:.2f})",
+            growth,
+            None,
+            goal="slope <= 1 (linear)",
+            met=slope <= 1.1,
+        )
+    )
     return {"figures": figures, "rows": rows}

@@ -6,6 +6,7 @@ plain Tuner + OptunaSearch + MLflowLoggerCallback wiring alike; a second figure 
 call (stacktune: run_search with its MLflow runs, studies and summary; plain: building the Tuner,
 fit() and reading the results).
 """
+
 from __future__ import annotations
 
 import time
@@ -27,21 +28,28 @@ CONTENTION = 1.0
 
 
 def _spec(name: str, length: int, epochs: int, trials: int):
-    return common.search_spec(name, length=length, depths=[1, 2], trials_per_depth=trials // 2, epochs=epochs, params=PARAMS)
+    return common.search_spec(
+        name, length=length, depths=[1, 2], trials_per_depth=trials // 2, epochs=epochs, params=PARAMS
+    )
 
 
 def _length_for(seconds: float, epochs: int) -> int:
     """The sine length whose trials train for about `seconds` on this machine, from a timed epoch of each depth."""
     from stacktune.models import fit
-    from stacktune.search.single import build
-    from stacktune.search.space import to_train_config
+    from stacktune.search.spec.convert import build, to_train_config
 
     spec = _spec("orch-probe", PROBE_LENGTH, 2, 2)
     data = common.load_dataset(spec)
     epoch_seconds = []
     for depth in spec.depths:
         width = spec.space.units.widths[depth]
-        params = {**{f"units_{i}": width for i in range(depth)}, "lr": 1e-2, "dropout": 0.0, "weight_decay": 0.0, "batch_size": 32}
+        params = {
+            **{f"units_{i}": width for i in range(depth)},
+            "lr": 1e-2,
+            "dropout": 0.0,
+            "weight_decay": 0.0,
+            "batch_size": 32,
+        }
         model, settings = build(to_train_config(spec, params, depth=depth), data, threads=1)
         epoch_seconds.append(fit(model, data, settings).epochs[-1].seconds)  # the second epoch: warmed up
     per_epoch = CONTENTION * sum(epoch_seconds) / len(epoch_seconds)
@@ -52,14 +60,16 @@ def _stacktune(spec, data, workdir: Path) -> dict[str, float]:
     import optuna
     from optuna.storages.journal import JournalFileBackend
 
-    from stacktune.search.run import run_search
-    from stacktune.search.searcher import study_name
+    from stacktune.search.engine.studies import study_name
+    from stacktune.search.pipeline import run_search
 
     with common.saved_environ(), common.timed_tuner_fit() as spans, common.quiet_output():
         start = time.perf_counter()
-        run_search(spec, data, out=workdir / "stacktune-runs", tracking_uri=f"sqlite:///{workdir}/mlflow.db", quiet=True)
+        run_search(spec, data, out=workdir / "stacktune-runs", tracking_uri=f"sqlite:///{workdir}/mlflow.db")
         total = time.perf_counter() - start
-    storage = optuna.storages.JournalStorage(JournalFileBackend(str(workdir / "stacktune-runs" / spec.name / "optuna.journal")))
+    storage = optuna.storages.JournalStorage(
+        JournalFileBackend(str(workdir / "stacktune-runs" / spec.name / "optuna.journal"))
+    )
     train = 0.0
     for depth in spec.depths:
         study = optuna.load_study(study_name=study_name(spec.name, depth), storage=storage)
@@ -79,19 +89,33 @@ def _plain(spec, data, workdir: Path, name: str) -> dict[str, float]:
         start = time.perf_counter()
         trainable = tune.with_resources(
             tune.with_parameters(
-                train_trial, data=data, widths=spec.space.units.widths, epochs=spec.train.epochs, batch_size=spec.train.batch_size
+                train_trial,
+                data=data,
+                widths=spec.space.units.widths,
+                epochs=spec.train.epochs,
+                batch_size=spec.train.batch_size,
             ),
             {"cpu": 1},
         )
         tuner = tune.Tuner(
             trainable,
-            param_space={"depth": tune.choice(spec.depths), "lr": tune.loguniform(spec.space.lr.low, spec.space.lr.high)},
+            param_space={
+                "depth": tune.choice(spec.depths),
+                "lr": tune.loguniform(spec.space.lr.low, spec.space.lr.high),
+            },
             tune_config=tune.TuneConfig(
-                search_alg=OptunaSearch(seed=spec.seed), metric="val_loss", mode="min", num_samples=spec.trials_per_depth * len(spec.depths)
+                search_alg=OptunaSearch(seed=spec.seed),
+                metric="val_loss",
+                mode="min",
+                num_samples=spec.trials_per_depth * len(spec.depths),
             ),
             run_config=tune.RunConfig(
-                name=name, storage_path=str(workdir / "plain-ray"), verbose=0,
-                callbacks=[MLflowLoggerCallback(tracking_uri=f"sqlite:///{workdir}/plain-mlflow.db", experiment_name=name)],
+                name=name,
+                storage_path=str(workdir / "plain-ray"),
+                verbose=0,
+                callbacks=[
+                    MLflowLoggerCallback(tracking_uri=f"sqlite:///{workdir}/plain-mlflow.db", experiment_name=name)
+                ],
             ),
         )
         fit_start = time.perf_counter()
@@ -144,17 +168,30 @@ def run(quick: bool, workdir: Path) -> dict[str, Any]:
                 "runs": measured,
             }
         st, pl = case["stacktune"]["efficiency"]["median"], case["plain"]["efficiency"]["median"]
-        ratios = [s["train_seconds"] / s["fit_seconds"] / (p["train_seconds"] / p["fit_seconds"])
-                  for s, p in zip(runs["stacktune"], runs["plain"])]
+        ratios = [
+            s["train_seconds"] / s["fit_seconds"] / (p["train_seconds"] / p["fit_seconds"])
+            for s, p in zip(runs["stacktune"], runs["plain"], strict=False)
+        ]
         case["ratio"] = common.summary(ratios)
         figures["cases"][label] = case
         trial_s = case["stacktune"]["mean_trial_seconds"]["median"]
-        rows.append(common.row(
-            "orchestration", f"efficiency, {trial_s:.1f} s trials (Tuner.fit)", st, pl,
-            ratio=case["ratio"]["median"], goal=f">= {goal:.2f} and > plain", met=st >= goal and st > pl,
-        ))
-        rows.append(common.row(
-            "orchestration", f"efficiency, {trial_s:.1f} s trials (whole call)",
-            case["stacktune"]["efficiency_whole_call"]["median"], case["plain"]["efficiency_whole_call"]["median"],
-        ))
+        rows.append(
+            common.row(
+                "orchestration",
+                f"efficiency, {trial_s:.1f} s trials (Tuner.fit)",
+                st,
+                pl,
+                ratio=case["ratio"]["median"],
+                goal=f">= {goal:.2f} and > plain",
+                met=st >= goal and st > pl,
+            )
+        )
+        rows.append(
+            common.row(
+                "orchestration",
+                f"efficiency, {trial_s:.1f} s trials (whole call)",
+                case["stacktune"]["efficiency_whole_call"]["median"],
+                case["plain"]["efficiency_whole_call"]["median"],
+            )
+        )
     return {"figures": figures, "rows": rows}

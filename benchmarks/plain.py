@@ -2,6 +2,7 @@
 
 Kept apart from the benchmarks so Ray workers that unpickle these functions import nothing heavy.
 """
+
 from __future__ import annotations
 
 import math
@@ -16,7 +17,9 @@ def train_trial(config: dict[str, Any], *, data, widths: dict[int, int], epochs:
     from stacktune.models import LSTMConfig, TrainSettings, fit
 
     depth = int(config["depth"])
-    model = LSTMConfig(input_size=data.input_size, units=[widths[depth]] * depth, output_size=data.output_size, task=data.task)
+    model = LSTMConfig(
+        input_size=data.input_size, units=[widths[depth]] * depth, output_size=data.output_size, task=data.task
+    )
     settings = TrainSettings(lr=config["lr"], epochs=epochs, batch_size=batch_size, threads=1, seed=0)
     seconds = 0.0
 
@@ -40,10 +43,19 @@ def noop_stacktune_trial(config: dict[str, Any], *, data=None, spec_json: str = 
     from ray import tune
 
     lr = float(config["params"]["lr"])
-    tune.report({
-        "final": True, "epoch": 1, "best_val_loss": _fake_loss(lr), "best_epoch": 1, "params": 100,
-        "state": "completed", "reason": "", "train_seconds": 0.0, "node_id": "bench",
-    })
+    tune.report(
+        {
+            "final": True,
+            "epoch": 1,
+            "best_val_loss": _fake_loss(lr),
+            "best_epoch": 1,
+            "params": 100,
+            "state": "completed",
+            "reason": "",
+            "train_seconds": 0.0,
+            "node_id": "bench",
+        }
+    )
 
 
 def _fake_loss(lr: float) -> float:

@@ -6,6 +6,7 @@ best completed trial comes within 5% of that run's own final best is read back f
 depth's Optuna study (completion times and values). Final bests are compared with seed noise:
 the standard deviation of the no-pruning best config's validation loss over three training seeds.
 """
+
 from __future__ import annotations
 
 import math
@@ -29,8 +30,15 @@ def _spec(name: str, quick: bool, kind: str, seed: int = 0):
         size = {"length": 1500, "depths": [1], "trials_per_depth": 8, "epochs": 18}
     else:
         size = {"length": 2000, "depths": [1, 2], "trials_per_depth": 24, "epochs": 27}
-    return common.search_spec(name, dataset="mackey_glass", units=[8, 16, 32, 64], lr=(1e-4, 3e-1), seed=seed,
-                              pruning={"kind": kind, "grace_epochs": 2, "reduction": 3}, **size)
+    return common.search_spec(
+        name,
+        dataset="mackey_glass",
+        units=[8, 16, 32, 64],
+        lr=(1e-4, 3e-1),
+        seed=seed,
+        pruning={"kind": kind, "grace_epochs": 2, "reduction": 3},
+        **size,
+    )
 
 
 def _search(spec, data, workdir: Path) -> dict[int, dict[str, Any]]:
@@ -39,24 +47,33 @@ def _search(spec, data, workdir: Path) -> dict[int, dict[str, Any]]:
     from optuna.storages.journal import JournalFileBackend
     from optuna.trial import TrialState
 
-    from stacktune.search.run import run_search
-    from stacktune.search.searcher import study_name
+    from stacktune.search.engine.studies import study_name
+    from stacktune.search.pipeline import run_search
 
     with common.saved_environ(), common.timed_tuner_fit() as spans, common.quiet_output():
-        run_search(spec, data, out=workdir / "stacktune-runs", tracking_uri=f"sqlite:///{workdir}/mlflow.db", quiet=True)
+        run_search(spec, data, out=workdir / "stacktune-runs", tracking_uri=f"sqlite:///{workdir}/mlflow.db")
     start = spans[0]["wall_start"]
-    storage = optuna.storages.JournalStorage(JournalFileBackend(str(workdir / "stacktune-runs" / spec.name / "optuna.journal")))
+    storage = optuna.storages.JournalStorage(
+        JournalFileBackend(str(workdir / "stacktune-runs" / spec.name / "optuna.journal"))
+    )
     out = {}
     for depth in spec.depths:
         study = optuna.load_study(study_name=study_name(spec.name, depth), storage=storage)
         trials = study.get_trials(deepcopy=False)
-        done = sorted((t.datetime_complete.timestamp() - start, t.value, t.params) for t in trials if t.state == TrialState.COMPLETE)
+        done = sorted(
+            (t.datetime_complete.timestamp() - start, t.value, t.params)
+            for t in trials
+            if t.state == TrialState.COMPLETE
+        )
         final = min(v for _, v, _ in done)
         reached = next(s for s, v, _ in _running_best(done) if v <= final * (1 + WITHIN))
         best_params = min(done, key=lambda d: d[1])[2]
         out[depth] = {
-            "seconds_to_within": reached, "final_best": final, "best_params": best_params,
-            "completed": len(done), "pruned": sum(t.state == TrialState.PRUNED for t in trials),
+            "seconds_to_within": reached,
+            "final_best": final,
+            "best_params": best_params,
+            "completed": len(done),
+            "pruned": sum(t.state == TrialState.PRUNED for t in trials),
             "last_completion": done[-1][0],
         }
     return out
@@ -72,10 +89,11 @@ def _running_best(done: list[tuple[float, float, dict]]) -> list[tuple[float, fl
 
 def _seed_noise(spec, data, depth: int, params: dict) -> float:
     """Standard deviation of the best config's validation loss over NOISE_SEEDS training seeds."""
-    from stacktune.models import fit
-    from stacktune.search.single import build
-    from stacktune.search.space import suggest, to_train_config
     from optuna.trial import FixedTrial
+
+    from stacktune.models import fit
+    from stacktune.search.engine.space import suggest
+    from stacktune.search.spec.convert import build, to_train_config
 
     cfg = to_train_config(spec, suggest(FixedTrial(params), depth=depth, spec=spec), depth=depth)
     losses = []
@@ -101,28 +119,58 @@ def run(quick: bool, workdir: Path) -> dict[str, Any]:
             spec = _spec(f"pruning-{kind}-{rep}", quick, kind, seed=rep)
             runs[kind].append(_search(spec, data, workdir))
     spec = _spec("pruning", quick, "none")
-    figures: dict[str, Any] = {"within": WITHIN, "repeats": repeats, "trials_per_depth": spec.trials_per_depth,
-                               "epochs": spec.train.epochs, "depths": {}, "runs": runs}
+    figures: dict[str, Any] = {
+        "within": WITHIN,
+        "repeats": repeats,
+        "trials_per_depth": spec.trials_per_depth,
+        "epochs": spec.train.epochs,
+        "depths": {},
+        "runs": runs,
+    }
     rows = []
     for depth in spec.depths:
         on = common.summary([r[depth]["seconds_to_within"] for r in runs["asha"]])
         off = common.summary([r[depth]["seconds_to_within"] for r in runs["none"]])
-        ratios = common.summary([o[depth]["seconds_to_within"] / a[depth]["seconds_to_within"] for o, a in zip(runs["none"], runs["asha"])])
+        ratios = common.summary(
+            [
+                o[depth]["seconds_to_within"] / a[depth]["seconds_to_within"]
+                for o, a in zip(runs["none"], runs["asha"], strict=False)
+            ]
+        )
         best_on = common.summary([r[depth]["final_best"] for r in runs["asha"]])
         best_off = common.summary([r[depth]["final_best"] for r in runs["none"]])
         common.log(f"pruning: seed noise of depth {depth}'s best config")
         best_rep = min(range(repeats), key=lambda i: runs["none"][i][depth]["final_best"])
-        noise = _seed_noise(_spec("pruning", quick, "none", seed=best_rep), data, depth, runs["none"][best_rep][depth]["best_params"])
+        noise = _seed_noise(
+            _spec("pruning", quick, "none", seed=best_rep), data, depth, runs["none"][best_rep][depth]["best_params"]
+        )
         within_noise = abs(best_on["median"] - best_off["median"]) <= 2 * noise
-        figures["depths"][depth] = {"seconds_to_within": {"asha": on, "none": off, "ratio": ratios},
-                                    "final_best": {"asha": best_on, "none": best_off}, "seed_noise_std": noise}
-        rows.append(common.row(
-            "pruning", f"depth {depth}: s until best within 5% of final (asha vs none)", on["median"], off["median"],
-            ratio=ratios["median"], goal=f"none/asha >= {GOAL:.0f}x", met=ratios["median"] >= GOAL, unit="s",
-        ))
-        rows.append(common.row(
-            "pruning", f"depth {depth}: final best val loss (asha vs none)", best_on["median"], best_off["median"],
-            goal=f"difference <= 2 seed sd ({2 * noise:.2g})", met=within_noise,
-        ))
+        figures["depths"][depth] = {
+            "seconds_to_within": {"asha": on, "none": off, "ratio": ratios},
+            "final_best": {"asha": best_on, "none": best_off},
+            "seed_noise_std": noise,
+        }
+        rows.append(
+            common.row(
+                "pruning",
+                f"depth {depth}: s until best within 5% of final (asha vs none)",
+                on["median"],
+                off["median"],
+                ratio=ratios["median"],
+                goal=f"none/asha >= {GOAL:.0f}x",
+                met=ratios["median"] >= GOAL,
+                unit="s",
+            )
+        )
+        rows.append(
+            common.row(
+                "pruning",
+                f"depth {depth}: final best val loss (asha vs none)",
+                best_on["median"],
+                best_off["median"],
+                goal=f"difference <= 2 seed sd ({2 * noise:.2g})",
+                met=within_noise,
+            )
+        )
     figures["seconds"] = time.perf_counter() - started
     return {"figures": figures, "rows": rows}

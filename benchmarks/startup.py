@@ -5,6 +5,7 @@ several runs is reported against a bare `python -c pass` of the same interpreter
 `stacktune search` is launched too, and the time until its first trial's first epoch reaches
 the MLflow store is read from that metric's own timestamp (the driver stamps it on arrival).
 """
+
 from __future__ import annotations
 
 import os
@@ -44,7 +45,9 @@ def _env() -> dict[str, str]:
 
 def _seconds(args: list[str], cwd: Path) -> float:
     start = time.perf_counter()
-    subprocess.run(args, cwd=cwd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True, timeout=120)
+    subprocess.run(
+        args, cwd=cwd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True, timeout=120
+    )
     return time.perf_counter() - start
 
 
@@ -70,7 +73,9 @@ def _search(workdir: Path, rep: int) -> dict[str, float]:
     args = [_command(), "search", str(spec), "--out", str(folder / "runs"), "--tracking-uri", f"sqlite:///{db}"]
     with open(folder / "search.log", "wb") as log_file:
         launched, start = time.time(), time.perf_counter()
-        proc = subprocess.Popen(args, cwd=folder, env=_env(), stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            args, cwd=folder, env=_env(), stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
+        )
         first = None
         try:
             while proc.poll() is None and first is None:
@@ -94,20 +99,30 @@ def run(quick: bool, workdir: Path) -> dict[str, Any]:
     workdir.mkdir(parents=True, exist_ok=True)
     repeats = 5 if quick else 7
     command = _command()
-    timed = common.interleaved({
-        "python": lambda: _seconds([sys.executable, "-c", "pass"], workdir),
-        "help": lambda: _seconds([command, "--help"], workdir),
-        "datasets": lambda: _seconds([command, "datasets"], workdir),
-    }, repeats)
+    timed = common.interleaved(
+        {
+            "python": lambda: _seconds([sys.executable, "-c", "pass"], workdir),
+            "help": lambda: _seconds([command, "--help"], workdir),
+            "datasets": lambda: _seconds([command, "datasets"], workdir),
+        },
+        repeats,
+    )
     figures: dict[str, Any] = {name: common.summary(values) for name, values in timed.items()}
     python = figures["python"]["median"]
     rows = []
     for name in ("help", "datasets"):
         median = figures[name]["median"]
-        rows.append(common.row(
-            "startup", f"`stacktune {'--help' if name == 'help' else name}` s (vs `python -c pass`)", median, python,
-            goal=f"< {GOAL} s", met=median < GOAL, unit="s",
-        ))
+        rows.append(
+            common.row(
+                "startup",
+                f"`stacktune {'--help' if name == 'help' else name}` s (vs `python -c pass`)",
+                median,
+                python,
+                goal=f"< {GOAL} s",
+                met=median < GOAL,
+                unit="s",
+            )
+        )
     if not quick:  # a search starts Ray and a worker: tens of seconds, too slow for the quick run
         searches = []
         for rep in range(SEARCHES):
@@ -115,8 +130,22 @@ def run(quick: bool, workdir: Path) -> dict[str, Any]:
             searches.append(_search(workdir, rep))
         figures["search_first_epoch"] = common.summary([s["first_epoch_seconds"] for s in searches])
         figures["search_total"] = common.summary([s["total_seconds"] for s in searches])
-        rows.append(common.row("startup", "`stacktune search` launch to first epoch logged, s", figures["search_first_epoch"]["median"],
-                               None, unit="s"))
-        rows.append(common.row("startup", "`stacktune search` tiny search, launch to exit, s", figures["search_total"]["median"], None,
-                               unit="s"))
+        rows.append(
+            common.row(
+                "startup",
+                "`stacktune search` launch to first epoch logged, s",
+                figures["search_first_epoch"]["median"],
+                None,
+                unit="s",
+            )
+        )
+        rows.append(
+            common.row(
+                "startup",
+                "`stacktune search` tiny search, launch to exit, s",
+                figures["search_total"]["median"],
+                None,
+                unit="s",
+            )
+        )
     return {"figures": figures, "rows": rows}

@@ -3,6 +3,7 @@
 Importing this package is cheap; pandas, statsmodels and sktime data are only touched by
 the loaders that need them.
 """
+
 from .catalog import get_info
 from .errors import DataError
 from .registry import list_datasets, load

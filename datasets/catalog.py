@@ -3,6 +3,7 @@
 Kept free of heavy imports so that listing datasets and validating specs is instant;
 tests check that these numbers match what the loaders return.
 """
+
 from __future__ import annotations
 
 from .errors import DataError
@@ -11,28 +12,99 @@ from .types import DatasetInfo
 _SYNTHETIC = "synthetic"
 
 _INFOS = (
-    DatasetInfo("sine", "regression", 1000, 1, None, _SYNTHETIC,
-                "Sum of three seeded sines plus noise; univariate forecasting."),
-    DatasetInfo("linear", "regression", 100, 1, None, _SYNTHETIC,
-                "The series 1..N predicted from its last values (try window 2)."),
-    DatasetInfo("fibonacci", "regression", 1000, 2, None, _SYNTHETIC,
-                "K_t = (K_{t-1} + K_{t-2}) mod 1 and X_t = cos(2 pi K_t) + noise; inputs [K, X], target X."),
-    DatasetInfo("mackey_glass", "regression", 1500, 1, None, _SYNTHETIC,
-                "Chaotic Mackey-Glass delay equation (tau 17), sampled once per time unit."),
-    DatasetInfo("adding", "regression", 2000, 2, None, _SYNTHETIC,
-                "Adding problem: sum the two marked values of a (seq_len, 2) sequence; length = samples."),
-    DatasetInfo("sunspots", "regression", 309, 1, None, "statsmodels: sunspots",
-                "Yearly sunspot activity 1700-2008 (SUNACTIVITY)."),
-    DatasetInfo("co2", "regression", 2284, 1, None, "statsmodels: co2",
-                "Weekly Mauna Loa CO2 1958-2001, gaps filled by interpolation."),
-    DatasetInfo("macrodata", "regression", 203, 7, None, "statsmodels: macrodata",
-                "US quarterly macro data 1959-2009; target realgdp, seven series as inputs."),
-    DatasetInfo("japanese_vowels", "classification", 640, 12, 9, "sktime: JapaneseVowels (UEA)",
-                "Speaker recognition from LPC cepstra; variable length 7-29 steps."),
-    DatasetInfo("italy_power_demand", "classification", 1096, 1, 2, "sktime: ItalyPowerDemand (UCR)",
-                "Daily electricity demand curves (24 steps); winter or summer."),
-    DatasetInfo("basic_motions", "classification", 80, 6, 4, "sktime: BasicMotions (UEA)",
-                "Smartwatch accelerometer and gyroscope, 100 steps; four activities."),
+    DatasetInfo(
+        "sine", "regression", 1000, 1, None, _SYNTHETIC, "Sum of three seeded sines plus noise; univariate forecasting."
+    ),
+    DatasetInfo(
+        "linear",
+        "regression",
+        100,
+        1,
+        None,
+        _SYNTHETIC,
+        "The series 1..N predicted from its last values (try window 2).",
+    ),
+    DatasetInfo(
+        "fibonacci",
+        "regression",
+        1000,
+        2,
+        None,
+        _SYNTHETIC,
+        "K_t = (K_{t-1} + K_{t-2}) mod 1 and X_t = cos(2 pi K_t) + noise; inputs [K, X], target X.",
+    ),
+    DatasetInfo(
+        "mackey_glass",
+        "regression",
+        1500,
+        1,
+        None,
+        _SYNTHETIC,
+        "Chaotic Mackey-Glass delay equation (tau 17), sampled once per time unit.",
+    ),
+    DatasetInfo(
+        "adding",
+        "regression",
+        2000,
+        2,
+        None,
+        _SYNTHETIC,
+        "Adding problem: sum the two marked values of a (seq_len, 2) sequence; length = samples.",
+    ),
+    DatasetInfo(
+        "sunspots",
+        "regression",
+        309,
+        1,
+        None,
+        "statsmodels: sunspots",
+        "Yearly sunspot activity 1700-2008 (SUNACTIVITY).",
+    ),
+    DatasetInfo(
+        "co2",
+        "regression",
+        2284,
+        1,
+        None,
+        "statsmodels: co2",
+        "Weekly Mauna Loa CO2 1958-2001, gaps filled by interpolation.",
+    ),
+    DatasetInfo(
+        "macrodata",
+        "regression",
+        203,
+        7,
+        None,
+        "statsmodels: macrodata",
+        "US quarterly macro data 1959-2009; target realgdp, seven series as inputs.",
+    ),
+    DatasetInfo(
+        "japanese_vowels",
+        "classification",
+        640,
+        12,
+        9,
+        "sktime: JapaneseVowels (UEA)",
+        "Speaker recognition from LPC cepstra; variable length 7-29 steps.",
+    ),
+    DatasetInfo(
+        "italy_power_demand",
+        "classification",
+        1096,
+        1,
+        2,
+        "sktime: ItalyPowerDemand (UCR)",
+        "Daily electricity demand curves (24 steps); winter or summer.",
+    ),
+    DatasetInfo(
+        "basic_motions",
+        "classification",
+        80,
+        6,
+        4,
+        "sktime: BasicMotions (UEA)",
+        "Smartwatch accelerometer and gyroscope, 100 steps; four activities.",
+    ),
 )
 
 INFOS: dict[str, DatasetInfo] = {info.name: info for info in _INFOS}

@@ -3,6 +3,7 @@
 Problems are reported as DataError naming the file, the column and the CSV line number
 (the header is line 1). pandas is imported inside the readers to keep CLI start-up fast.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -61,8 +62,9 @@ def _require(frame: pd.DataFrame, columns: list[str], role: str, path: Path) -> 
     """Raise DataError for the first of `columns` the file lacks, listing the columns it has."""
     for column in columns:
         if column not in frame.columns:
-            raise DataError(f"{path}: {role} column {column!r} not found; "
-                            f"available columns: {', '.join(frame.columns)}")
+            raise DataError(
+                f"{path}: {role} column {column!r} not found; available columns: {', '.join(frame.columns)}"
+            )
 
 
 def _numeric(frame: pd.DataFrame, column: str, path: Path) -> np.ndarray:
@@ -131,8 +133,9 @@ def read_sequences(path: Path, spec: DatasetSpec) -> Sequences:
     _require(frame, spec.features or [], "feature", path)
     if spec.features and {label, sequence} & set(spec.features):
         raise DataError(f"{path}: the label and sequence columns cannot also be features")
-    features = spec.features or [column for column in frame.columns
-                                 if column not in (label, sequence) and _looks_numeric(frame[column])]
+    features = spec.features or [
+        column for column in frame.columns if column not in (label, sequence) and _looks_numeric(frame[column])
+    ]
     if not features:
         raise DataError(f"{path}: no numeric feature columns besides {label!r} and {sequence!r}")
     values = np.column_stack([_numeric(frame, column, path) for column in features])
@@ -148,13 +151,18 @@ def read_sequences(path: Path, spec: DatasetSpec) -> Sequences:
     changed = row_labels != row_labels[first[codes]]
     if changed.any():
         position = int(np.argmax(changed))
-        raise DataError(f"{path}: column {label!r} changes within sequence "
-                        f"{frame[sequence].iloc[position]!r} at line {_line(frame, position)}")
+        raise DataError(
+            f"{path}: column {label!r} changes within sequence "
+            f"{frame[sequence].iloc[position]!r} at line {_line(frame, position)}"
+        )
 
     order = np.argsort(codes, kind="stable")
     groups = np.split(order, np.flatnonzero(np.diff(codes[order])) + 1)
     names = _class_names(row_labels)
     index = {name: i for i, name in enumerate(names)}
-    return Sequences(x=[values[rows] for rows in groups],
-                     y=np.array([index[row_labels[rows[0]]] for rows in groups]),
-                     columns=list(features), labels=names)
+    return Sequences(
+        x=[values[rows] for rows in groups],
+        y=np.array([index[row_labels[rows[0]]] for rows in groups]),
+        columns=list(features),
+        labels=names,
+    )

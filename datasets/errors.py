@@ -1,4 +1,5 @@
 """The one exception type that data problems raise."""
+
 from __future__ import annotations
 
 

@@ -3,6 +3,7 @@
 Targets are laid out step-major: y[:, h * n_targets + j] is target j at step h + 1 after
 the window, so `y.reshape(samples, horizon, n_targets)` recovers the structure.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -34,8 +35,13 @@ def segment_bounds(rows: int, *, val_fraction: float, test_fraction: float) -> d
 def _rows_needed(need: int, *, val_fraction: float, test_fraction: float) -> int:
     """Return the fewest rows for which every segment has at least `need` rows."""
     rows = 3 * need
-    while min(end - start for start, end in segment_bounds(
-            rows, val_fraction=val_fraction, test_fraction=test_fraction).values()) < need:
+    while (
+        min(
+            end - start
+            for start, end in segment_bounds(rows, val_fraction=val_fraction, test_fraction=test_fraction).values()
+        )
+        < need
+    ):
         rows += 1
     return rows
 
@@ -51,12 +57,24 @@ def make_windows(x: np.ndarray, y: np.ndarray, *, window: int, horizon: int) -> 
     count = len(x) - window - horizon + 1
     inputs = sliding_window_view(x, window, axis=0)[:count].transpose(0, 2, 1)
     outputs = sliding_window_view(y[window:], horizon, axis=0)[:count].transpose(0, 2, 1)
-    return (np.ascontiguousarray(inputs, dtype=np.float32),
-            np.ascontiguousarray(outputs.reshape(count, -1), dtype=np.float32))
+    return (
+        np.ascontiguousarray(inputs, dtype=np.float32),
+        np.ascontiguousarray(outputs.reshape(count, -1), dtype=np.float32),
+    )
 
 
-def prepare_series(series: Series, *, name: str, source: str, where: str, window_size: int, horizon: int,
-                   val_fraction: float, test_fraction: float, scale: bool) -> Prepared:
+def prepare_series(
+    series: Series,
+    *,
+    name: str,
+    source: str,
+    where: str,
+    window_size: int,
+    horizon: int,
+    val_fraction: float,
+    test_fraction: float,
+    scale: bool,
+) -> Prepared:
     """Split `series` by time, scale with training-segment statistics and window each segment on its own.
 
     `where` names the data (a file or a dataset) in error messages.
@@ -69,28 +87,48 @@ def prepare_series(series: Series, *, name: str, source: str, where: str, window
         raise DataError(
             f"{where}: series has {rows} rows but window {window_size} + horizon {horizon} need {need} rows "
             f"in each of train/val/test, so at least {least} rows with val_fraction {val_fraction} "
-            f"and test_fraction {test_fraction}")
+            f"and test_fraction {test_fraction}"
+        )
 
     position = {column: i for i, column in enumerate(series.columns)}
     x = series.values[:, [position[c] for c in series.features]].astype(np.float64)
     y = series.values[:, [position[c] for c in series.targets]].astype(np.float64)
-    meta: dict = {"source": source, "length": rows, "columns": list(series.features),
-                  "targets": list(series.targets), "window": window_size, "horizon": horizon,
-                  "y_layout": "step-major", "scaled": scale,
-                  "segments": {split: list(b) for split, b in bounds.items()}}
+    meta: dict = {
+        "source": source,
+        "length": rows,
+        "columns": list(series.features),
+        "targets": list(series.targets),
+        "window": window_size,
+        "horizon": horizon,
+        "y_layout": "step-major",
+        "scaled": scale,
+        "segments": {split: list(b) for split, b in bounds.items()},
+    }
     if scale:
         train_end = bounds["train"][1]
         x_mean, x_std = standardise(x[:train_end])
         y_mean, y_std = standardise(y[:train_end])
         x, y = (x - x_mean) / x_std, (y - y_mean) / y_std
         # Repeated per horizon step so that y * y_std + y_mean undoes the scaling in one broadcast.
-        meta.update(x_mean=x_mean.tolist(), x_std=x_std.tolist(),
-                    y_mean=np.tile(y_mean, horizon).tolist(), y_std=np.tile(y_std, horizon).tolist())
+        meta.update(
+            x_mean=x_mean.tolist(),
+            x_std=x_std.tolist(),
+            y_mean=np.tile(y_mean, horizon).tolist(),
+            y_std=np.tile(y_std, horizon).tolist(),
+        )
     else:
         meta.update(x_mean=None, x_std=None, y_mean=None, y_std=None)
 
-    splits = {split: Split(*make_windows(x[start:end], y[start:end], window=window_size, horizon=horizon))
-              for split, (start, end) in bounds.items()}
+    splits = {
+        split: Split(*make_windows(x[start:end], y[start:end], window=window_size, horizon=horizon))
+        for split, (start, end) in bounds.items()
+    }
     meta["sizes"] = {split: len(s) for split, s in splits.items()}
-    return Prepared(name=name, task="regression", input_size=len(series.features),
-                    output_size=horizon * len(series.targets), meta=meta, **splits)
+    return Prepared(
+        name=name,
+        task="regression",
+        input_size=len(series.features),
+        output_size=horizon * len(series.targets),
+        meta=meta,
+        **splits,
+    )

@@ -3,6 +3,7 @@
 statsmodels (and pandas) are imported inside the loaders because they take about a
 second to import, and the CLI must start fast.
 """
+
 from __future__ import annotations
 
 from functools import cache

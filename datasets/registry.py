@@ -1,4 +1,5 @@
 """The dataset registry: list the built-in sets and load any spec into a Prepared set."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -56,8 +57,24 @@ def load(spec: DatasetSpec | dict, *, base_dir: str | Path | None = None) -> Pre
         data = csvfile.read_sequences(path, spec)
 
     if isinstance(data, Series):
-        return prepare_series(data, name=name, source=source, where=where, window_size=spec.window,
-                              horizon=spec.horizon, val_fraction=spec.val_fraction,
-                              test_fraction=spec.test_fraction, scale=spec.scale)
-    return prepare_sequences(data, name=name, source=source, where=where, val_fraction=spec.val_fraction,
-                             test_fraction=spec.test_fraction, seed=spec.seed, scale=spec.scale)
+        return prepare_series(
+            data,
+            name=name,
+            source=source,
+            where=where,
+            window_size=spec.window,
+            horizon=spec.horizon,
+            val_fraction=spec.val_fraction,
+            test_fraction=spec.test_fraction,
+            scale=spec.scale,
+        )
+    return prepare_sequences(
+        data,
+        name=name,
+        source=source,
+        where=where,
+        val_fraction=spec.val_fraction,
+        test_fraction=spec.test_fraction,
+        seed=spec.seed,
+        scale=spec.scale,
+    )

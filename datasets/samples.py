@@ -2,6 +2,7 @@
 
 Used for classification sets and for regression on i.i.d. samples (the adding problem).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -39,8 +40,16 @@ def _pick(pool: np.ndarray, count: int, strata: np.ndarray | None, rng: np.rando
     return np.sort(order[(np.arange(count) * len(order)) // max(count, 1)])
 
 
-def split_indices(n: int, *, strata: np.ndarray | None, val_fraction: float, test_fraction: float,
-                  seed: int, test_from: int | None, where: str) -> dict[str, np.ndarray]:
+def split_indices(
+    n: int,
+    *,
+    strata: np.ndarray | None,
+    val_fraction: float,
+    test_fraction: float,
+    seed: int,
+    test_from: int | None,
+    where: str,
+) -> dict[str, np.ndarray]:
     """Return seeded train/val/test index arrays; val and a non-fixed test are stratified by `strata`."""
     rng = np.random.default_rng(seed)
     if test_from is None:
@@ -54,22 +63,32 @@ def split_indices(n: int, *, strata: np.ndarray | None, val_fraction: float, tes
     indices = {"train": np.setdiff1d(rest, val), "val": val, "test": test}
     empty = [split for split, idx in indices.items() if len(idx) == 0]
     if empty:
-        raise DataError(f"{where}: {n} sequences leave the {empty[0]} split empty with val_fraction "
-                        f"{val_fraction} and test_fraction {test_fraction}; each split needs at least one")
+        raise DataError(
+            f"{where}: {n} sequences leave the {empty[0]} split empty with val_fraction "
+            f"{val_fraction} and test_fraction {test_fraction}; each split needs at least one"
+        )
     return indices
 
 
-def _pad(x: Sequence[np.ndarray], idx: np.ndarray, max_length: int,
-         mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+def _pad(x: Sequence[np.ndarray], idx: np.ndarray, max_length: int, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
     """Stack sequences into (samples, max_length, channels): real steps scaled, the rest zero."""
     out = np.zeros((len(idx), max_length, len(mean)), dtype=np.float32)
     for row, i in enumerate(idx):
-        out[row, :len(x[i])] = (x[i] - mean) / std
+        out[row, : len(x[i])] = (x[i] - mean) / std
     return out
 
 
-def prepare_sequences(data: Sequences, *, name: str, source: str, where: str, val_fraction: float,
-                      test_fraction: float, seed: int, scale: bool) -> Prepared:
+def prepare_sequences(
+    data: Sequences,
+    *,
+    name: str,
+    source: str,
+    where: str,
+    val_fraction: float,
+    test_fraction: float,
+    seed: int,
+    scale: bool,
+) -> Prepared:
     """Split, pad and scale independent sequences into a Prepared set.
 
     Padding is to the longest sequence of the whole set, so all splits share one time size;
@@ -78,10 +97,22 @@ def prepare_sequences(data: Sequences, *, name: str, source: str, where: str, va
     classification = data.labels is not None
     n, channels = len(data.x), len(data.columns)
     lengths = np.array([len(seq) for seq in data.x], dtype=np.int64)
-    indices = split_indices(n, strata=data.y if classification else None, val_fraction=val_fraction,
-                            test_fraction=test_fraction, seed=seed, test_from=data.test_from, where=where)
-    meta: dict = {"source": source, "length": n, "columns": list(data.columns), "scaled": scale,
-                  "max_length": int(lengths.max())}
+    indices = split_indices(
+        n,
+        strata=data.y if classification else None,
+        val_fraction=val_fraction,
+        test_fraction=test_fraction,
+        seed=seed,
+        test_from=data.test_from,
+        where=where,
+    )
+    meta: dict = {
+        "source": source,
+        "length": n,
+        "columns": list(data.columns),
+        "scaled": scale,
+        "max_length": int(lengths.max()),
+    }
     if scale:
         # Statistics over real time steps only, so padding never dilutes them.
         x_mean, x_std = standardise(np.concatenate([data.x[i] for i in indices["train"]]))
@@ -105,10 +136,18 @@ def prepare_sequences(data: Sequences, *, name: str, source: str, where: str, va
         y = y.astype(np.float32)
 
     varying = lengths.min() != lengths.max()
-    splits = {split: Split(x=_pad(data.x, idx, int(lengths.max()), x_mean, x_std), y=y[idx],
-                           lengths=lengths[idx] if varying else None)
-              for split, idx in indices.items()}
+    splits = {
+        split: Split(
+            x=_pad(data.x, idx, int(lengths.max()), x_mean, x_std), y=y[idx], lengths=lengths[idx] if varying else None
+        )
+        for split, idx in indices.items()
+    }
     meta["sizes"] = {split: len(s) for split, s in splits.items()}
-    return Prepared(name=name, task="classification" if classification else "regression",
-                    input_size=channels, output_size=len(data.labels) if classification else y.shape[1],
-                    meta=meta, **splits)
+    return Prepared(
+        name=name,
+        task="classification" if classification else "regression",
+        input_size=channels,
+        output_size=len(data.labels) if classification else y.shape[1],
+        meta=meta,
+        **splits,
+    )

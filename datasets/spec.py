@@ -1,4 +1,5 @@
 """The `dataset:` section of a user's YAML config, validated with pydantic."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,4 +1,5 @@
 """Seeded synthetic datasets, generated in code."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -47,8 +48,16 @@ def fibonacci(spec: DatasetSpec) -> Series:
     return Series(np.column_stack([k, x]), ["K", "X"], ["K", "X"], ["X"])
 
 
-def mackey_glass(spec: DatasetSpec, *, tau: float = 17.0, beta: float = 0.2, gamma: float = 0.1,
-                 power: float = 10.0, dt: float = 0.1, warmup: int = 500) -> Series:
+def mackey_glass(
+    spec: DatasetSpec,
+    *,
+    tau: float = 17.0,
+    beta: float = 0.2,
+    gamma: float = 0.1,
+    power: float = 10.0,
+    dt: float = 0.1,
+    warmup: int = 500,
+) -> Series:
     """The Mackey-Glass delay equation integrated with RK4, sampled every time unit after a warm-up.
 
     The seed sets the constant initial history, so different seeds give different trajectories.
@@ -57,10 +66,10 @@ def mackey_glass(spec: DatasetSpec, *, tau: float = 17.0, beta: float = 0.2, gam
     per_unit, delay = round(1 / dt), round(tau / dt)
     steps = (warmup + _length(spec)) * per_unit
     x = np.empty(delay + steps + 1)
-    x[:delay + 1] = rng.uniform(0.5, 1.5)
+    x[: delay + 1] = rng.uniform(0.5, 1.5)
 
     def slope(now: float, lagged: float) -> float:
-        return beta * lagged / (1 + lagged ** power) - gamma * now
+        return beta * lagged / (1 + lagged**power) - gamma * now
 
     for i in range(delay, delay + steps):
         # The delayed term is known on the grid; its midpoint value is interpolated.
@@ -71,7 +80,7 @@ def mackey_glass(spec: DatasetSpec, *, tau: float = 17.0, beta: float = 0.2, gam
         k3 = slope(x[i] + dt * k2 / 2, mid)
         k4 = slope(x[i] + dt * k3, lag1)
         x[i + 1] = x[i] + dt * (k1 + 2 * k2 + 2 * k3 + k4) / 6
-    values = x[delay + warmup * per_unit + per_unit::per_unit]
+    values = x[delay + warmup * per_unit + per_unit :: per_unit]
     return Series(values[:, None], ["x"], ["x"], ["x"])
 
 

@@ -1,4 +1,5 @@
 """The shapes that every loader returns and every consumer reads."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -3,6 +3,7 @@
 A small parser reads the files directly: it avoids importing sktime (several seconds)
 and keeps variable-length cases as they are.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -81,8 +82,13 @@ def load_problem(problem: str) -> Sequences:
     if unknown:
         raise DataError(f"{folder}: labels {unknown} are not among the declared classes {names}")
     channels = train_x[0].shape[1]
-    return Sequences(x=train_x + test_x, y=np.array([index[label] for label in train_y + test_y]),
-                     columns=[f"dim_{i}" for i in range(channels)], labels=names, test_from=len(train_x))
+    return Sequences(
+        x=train_x + test_x,
+        y=np.array([index[label] for label in train_y + test_y]),
+        columns=[f"dim_{i}" for i in range(channels)],
+        labels=names,
+        test_from=len(train_x),
+    )
 
 
 def japanese_vowels(spec: DatasetSpec) -> Sequences:

@@ -1,4 +1,5 @@
 """Stacked LSTM models and the training loop that every search trial runs."""
+
 from .lstm import LSTMConfig, StackedLSTM, count_parameters, load_model, save_model
 from .train import EpochResult, FitResult, TrainSettings, evaluate, fit
 

@@ -1,16 +1,17 @@
 """A stacked LSTM with a linear head: the one model family stacktune searches over."""
+
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
 from os import PathLike
-from typing import Literal
 
 import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-Task = Literal["regression", "classification"]
+from stacktune.datasets.types import Task
+
 TASKS = ("regression", "classification")
 
 
@@ -54,10 +55,7 @@ class LSTMConfig:
     @property
     def skips(self) -> tuple[bool, ...]:
         """Per layer, whether its input is added to its output."""
-        return tuple(
-            self.residual and i > 0 and self.units[i] == self.units[i - 1]
-            for i in range(len(self.units))
-        )
+        return tuple(self.residual and i > 0 and self.units[i] == self.units[i - 1] for i in range(len(self.units)))
 
 
 def count_parameters(cfg: LSTMConfig) -> int:
@@ -108,9 +106,7 @@ class StackedLSTM(nn.Module):
             )
         else:
             widths_in = [config.input_size, *units[:-1]]
-            self.layers = nn.ModuleList(
-                nn.LSTM(i, h, batch_first=True) for i, h in zip(widths_in, units)
-            )
+            self.layers = nn.ModuleList(nn.LSTM(i, h, batch_first=True) for i, h in zip(widths_in, units, strict=False))
             self.drop = nn.Dropout(config.dropout)
         self.head = nn.Linear(units[-1], config.output_size)
         self._init_forget_bias()
@@ -135,7 +131,7 @@ class StackedLSTM(nn.Module):
             # h_n holds each sequence's last real step, already back in input order
             _, (h_n, _) = self.lstm(seq)
             return self.head(h_n[-1])
-        for i, (lstm, skip) in enumerate(zip(self.layers, self.skips)):
+        for i, (lstm, skip) in enumerate(zip(self.layers, self.skips, strict=False)):
             out, (h_n, _) = lstm(_like(seq, self.drop(_data(seq))) if i else seq)
             # the skip adds the undropped input, so dropout never touches the identity path
             seq = _like(out, _data(out) + _data(seq)) if skip else out

@@ -1,4 +1,5 @@
 """Train one LSTMConfig on one Prepared dataset: the hot loop of every search trial."""
+
 from __future__ import annotations
 
 import contextlib
@@ -13,9 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from stacktune.datasets.types import Prepared, Split
+from stacktune.datasets.types import Prepared, Split, Task
 
-from .lstm import LSTMConfig, StackedLSTM, Task
+from .lstm import LSTMConfig, StackedLSTM
 
 OPTIMIZERS = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam}
 EVAL_BATCH = 1024
@@ -47,9 +48,7 @@ class TrainSettings:
         if not self.weight_decay >= 0:
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
         if self.optimizer not in OPTIMIZERS:
-            raise ValueError(
-                f"optimizer must be one of {tuple(OPTIMIZERS)}, got {self.optimizer!r}"
-            )
+            raise ValueError(f"optimizer must be one of {tuple(OPTIMIZERS)}, got {self.optimizer!r}")
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise ValueError(f"grad_clip must be positive or None, got {self.grad_clip!r}")
         if self.precision not in ("fp32", "bf16"):
@@ -215,9 +214,7 @@ def fit(
         raise ValueError(f"config.task is {config.task!r} but the data is {data.task!r}")
     for name in ("input_size", "output_size"):
         if getattr(data, name) != getattr(config, name):
-            raise ValueError(
-                f"config.{name} is {getattr(config, name)} but the data has {getattr(data, name)}"
-            )
+            raise ValueError(f"config.{name} is {getattr(config, name)} but the data has {getattr(data, name)}")
     if settings.threads is not None:
         torch.set_num_threads(settings.threads)
     device = torch.device(settings.device)
@@ -247,7 +244,11 @@ def fit(
         generator.set_state(resume_from["generator"])
         torch.set_rng_state(resume_from["torch_rng"])
         history = [EpochResult(**e) for e in resume_from["history"]]
-        best_epoch, best_val_loss, best_weights = resume_from["best_epoch"], resume_from["best_val_loss"], resume_from["best_weights"]
+        best_epoch, best_val_loss, best_weights = (
+            resume_from["best_epoch"],
+            resume_from["best_val_loss"],
+            resume_from["best_weights"],
+        )
         first = resume_from["epoch"] + 1
     for epoch in range(first, settings.epochs + 1):
         epoch_start = time.perf_counter()
@@ -264,18 +265,21 @@ def fit(
             best_epoch, best_val_loss = epoch, result.val_loss
             best_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
         if state_every and epoch % state_every == 0 and epoch < settings.epochs:
-            result = replace(result, state={
-                "epoch": epoch,
-                # copies: training goes on and would change these tensors in place
-                "model": copy.deepcopy(model.state_dict()),
-                "optimizer": copy.deepcopy(optimizer.state_dict()),
-                "generator": generator.get_state(),
-                "torch_rng": torch.get_rng_state(),
-                "history": [{**asdict(e), "state": None} for e in history],
-                "best_epoch": best_epoch,
-                "best_val_loss": best_val_loss,
-                "best_weights": best_weights,
-            })
+            result = replace(
+                result,
+                state={
+                    "epoch": epoch,
+                    # copies: training goes on and would change these tensors in place
+                    "model": copy.deepcopy(model.state_dict()),
+                    "optimizer": copy.deepcopy(optimizer.state_dict()),
+                    "generator": generator.get_state(),
+                    "torch_rng": torch.get_rng_state(),
+                    "history": [{**asdict(e), "state": None} for e in history],
+                    "best_epoch": best_epoch,
+                    "best_val_loss": best_val_loss,
+                    "best_weights": best_weights,
+                },
+            )
         if on_epoch is not None and on_epoch(result):
             state, reason = "stopped", f"on_epoch asked to stop after epoch {epoch}"
             break

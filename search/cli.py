@@ -1,70 +1,97 @@
-"""The `stacktune` command: parses arguments and hands over to the module that does the work."""
+"""The `stacktune` command: argparse only; each handler passes typed arguments to its command in `interfaces/`."""
+
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
 
 
 def _datasets(args: argparse.Namespace) -> int:
-    from dataclasses import asdict
+    from .interfaces.datasets import datasets_command
 
-    from stacktune.datasets import list_datasets
-
-    rows = [asdict(info) for info in list_datasets()]
-    if args.json:
-        print(json.dumps(rows, indent=2))
-        return 0
-    columns = ("name", "task", "length", "channels", "classes", "source")
-    widths = {c: max(len(c), *(len(str(r[c] if r[c] is not None else "-")) for r in rows)) for c in columns}
-    print("  ".join(c.ljust(widths[c]) for c in columns))
-    for row in rows:
-        print("  ".join(str(row[c] if row[c] is not None else "-").ljust(widths[c]) for c in columns))
-    return 0
+    return datasets_command(as_json=args.json)
 
 
 def _train(args: argparse.Namespace) -> int:
-    from .single import print_summary, run_train
+    from .interfaces.train import print_summary, run_train
 
     print_summary(run_train(args.config, seed=args.seed, tracking_uri=args.tracking_uri), as_json=args.json)
     return 0
 
 
-def _search(args: argparse.Namespace) -> int:
-    from .run import run_search_command
+def _overrides(args: argparse.Namespace):
+    from .interfaces.overrides import SpecOverrides
 
-    return run_search_command(args)
+    return SpecOverrides(
+        name=args.name, depths=args.depths, trials_per_depth=args.trials_per_depth, epochs=args.epochs, seeds=args.seeds
+    )
+
+
+def _search(args: argparse.Namespace) -> int:
+    from .interfaces.search import search_command
+
+    return search_command(
+        args.spec,
+        overrides=_overrides(args),
+        out=args.out,
+        address=args.address,
+        tracking_uri=args.tracking_uri,
+        as_json=args.json,
+        resume=args.resume,
+        storage_path=args.storage_path,
+        confine=args.confine,
+    )
 
 
 def _export(args: argparse.Namespace) -> int:
-    from .export import export_command
+    from .interfaces.results import export_command
 
-    return export_command(args)
-
-
-def _ui(args: argparse.Namespace) -> int:
-    from .ui import ui_command
-
-    return ui_command(args)
+    return export_command(args.name, out=args.out, tracking_uri=args.tracking_uri)
 
 
 def _report(args: argparse.Namespace) -> int:
-    from .export import report_command
+    from .interfaces.results import report_command
 
-    return report_command(args)
+    return report_command(args.name, out=args.out, tracking_uri=args.tracking_uri)
 
 
-def _cluster(name: str):
-    """The handler of a cluster command, imported only when it runs."""
+def _ui(args: argparse.Namespace) -> int:
+    from .interfaces.ui import ui_command
 
-    def handler(args: argparse.Namespace) -> int:
-        from . import submit
+    return ui_command(tracking_uri=args.tracking_uri, port=args.port, name=args.name, verbose=args.verbose)
 
-        return getattr(submit, f"{name}_command")(args)
 
-    return handler
+def _submit(args: argparse.Namespace) -> int:
+    from .interfaces.cluster import submit_command
+
+    return submit_command(
+        args.spec,
+        overrides=_overrides(args),
+        address=args.address,
+        tracking_uri=args.tracking_uri,
+        storage_path=args.storage_path,
+        wait=args.wait,
+    )
+
+
+def _jobs(args: argparse.Namespace) -> int:
+    from .interfaces.cluster import jobs_command
+
+    return jobs_command(address=args.address, as_json=args.json)
+
+
+def _logs(args: argparse.Namespace) -> int:
+    from .interfaces.cluster import logs_command
+
+    return logs_command(args.job, address=args.address, follow=args.follow)
+
+
+def _stop(args: argparse.Namespace) -> int:
+    from .interfaces.cluster import stop_command
+
+    return stop_command(args.job, address=args.address)
 
 
 def _depth_list(text: str) -> list[int]:
@@ -124,28 +151,33 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("submit", help="run a search as a job on a Ray cluster (the spec and its CSV travel with it)")
     p.add_argument("spec", help="a search spec YAML")
     p.add_argument("--address", help=address_help)
-    p.add_argument("--tracking-uri", help="MLflow tracking URI the job logs to (default: the cluster's $MLFLOW_TRACKING_URI)")
-    p.add_argument("--storage-path", help="trial checkpoints: a folder every node sees, or s3://bucket/prefix "
-                   "(default: the cluster's $STACKTUNE_STORAGE_PATH)")
+    p.add_argument(
+        "--tracking-uri", help="MLflow tracking URI the job logs to (default: the cluster's $MLFLOW_TRACKING_URI)"
+    )
+    p.add_argument(
+        "--storage-path",
+        help="trial checkpoints: a folder every node sees, or s3://bucket/prefix "
+        "(default: the cluster's $STACKTUNE_STORAGE_PATH)",
+    )
     p.add_argument("--wait", action="store_true", help="follow the job's log and exit with the search's own status")
     _add_overrides(p)
-    p.set_defaults(func=_cluster("submit"))
+    p.set_defaults(func=_submit)
 
     p = sub.add_parser("jobs", help="list the searches submitted to a Ray cluster")
     p.add_argument("--address", help=address_help)
     p.add_argument("--json", action="store_true", help="print JSON")
-    p.set_defaults(func=_cluster("jobs"))
+    p.set_defaults(func=_jobs)
 
     p = sub.add_parser("logs", help="print a submitted search's log")
     p.add_argument("job", help="the job id `stacktune submit` printed")
     p.add_argument("--address", help=address_help)
     p.add_argument("--follow", "-f", action="store_true", help="follow the log until the job ends")
-    p.set_defaults(func=_cluster("logs"))
+    p.set_defaults(func=_logs)
 
     p = sub.add_parser("stop", help="stop a submitted search (finished trials are kept)")
     p.add_argument("job", help="the job id `stacktune submit` printed")
     p.add_argument("--address", help=address_help)
-    p.set_defaults(func=_cluster("stop"))
+    p.set_defaults(func=_stop)
 
     p = sub.add_parser("export", help="write a search's best configs again, from MLflow alone")
     p.add_argument("name", help="the search name (its MLflow experiment)")

@@ -1,4 +1,5 @@
 """Errors that the CLI turns into one line and an exit status."""
+
 from __future__ import annotations
 
 
@@ -18,3 +19,17 @@ class UnreachableError(StacktuneError):
     """Ray or the MLflow tracking server cannot be reached."""
 
     exit_code = 3
+
+
+class SearchInterrupted(StacktuneError):
+    """The search stopped before every depth had its trials (Ctrl-C, SIGTERM)."""
+
+    exit_code = 130
+
+
+def first_line(exc: BaseException | str) -> str:
+    """The first non-empty line of an error's text, or the exception's type name when it has none."""
+    text = str(exc).strip()
+    if text:
+        return text.splitlines()[0].strip()
+    return exc if isinstance(exc, str) else type(exc).__name__

@@ -1,4 +1,5 @@
 """Shared fixtures: running the real `stacktune` command as a user does."""
+
 from __future__ import annotations
 
 import contextlib
@@ -95,7 +96,9 @@ class MlflowServer:
     Artifacts are served by the server itself (`mlflow-artifacts:`), from a folder of the test's.
     """
 
-    def __init__(self, folder: Path, *, backend: str | None = None, args: tuple[str, ...] = (), env: dict | None = None):
+    def __init__(
+        self, folder: Path, *, backend: str | None = None, args: tuple[str, ...] = (), env: dict | None = None
+    ):
         self.port = free_port()
         self.uri = f"http://127.0.0.1:{self.port}"
         self._store = backend or f"sqlite:///{folder}/server.db"
@@ -107,8 +110,20 @@ class MlflowServer:
     def start(self, timeout: float = 180) -> None:
         env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **self._env}
         cmd = [
-            sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(self.port),
-            "--backend-store-uri", self._store, "--artifacts-destination", str(self._artifacts), "--workers", "1",
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--backend-store-uri",
+            self._store,
+            "--artifacts-destination",
+            str(self._artifacts),
+            "--workers",
+            "1",
             *self._args,
         ]
         with open(self._log, "ab") as log:
@@ -206,7 +221,8 @@ def _kill_processes_under(folder: Path) -> None:
 
 
 class LocalRayCluster:
-    """A head (no CPUs unless asked, so trials run elsewhere) and worker nodes of one CPU each, each its own process tree."""
+    """A head (no CPUs unless asked, so trials run elsewhere) and worker nodes of one CPU each, each its own
+    process tree."""
 
     def __init__(self, env: dict[str, str] | None = None):
         # A short root: Ray's unix sockets live below it and their paths are limited to 107 bytes.
@@ -218,27 +234,46 @@ class LocalRayCluster:
         # A token of its own: no other Ray on this machine can join it, nor it theirs. Jobs find `stacktune`
         # on PATH, as they do in the cluster's image.
         self.env.update(
-            RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0", RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32),
-            PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}", **(env or {}),
+            RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0",
+            RAY_AUTH_MODE="token",
+            RAY_AUTH_TOKEN=secrets.token_hex(32),
+            PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+            **(env or {}),
         )
         self.nodes: dict[str, subprocess.Popen] = {}
 
     def _start_node(self, name: str, *args: str) -> None:
         folder = self.root / name
         cmd = [
-            sys.executable, "-c", _RAY_CLI, "start", "--block", "--node-ip-address=127.0.0.1", "--disable-usage-stats",
-            f"--temp-dir={folder}", f"--dashboard-agent-listen-port={free_port()}", f"--metrics-export-port={free_port()}",
-            "--object-store-memory=100000000", *args,
+            sys.executable,
+            "-c",
+            _RAY_CLI,
+            "start",
+            "--block",
+            "--node-ip-address=127.0.0.1",
+            "--disable-usage-stats",
+            f"--temp-dir={folder}",
+            f"--dashboard-agent-listen-port={free_port()}",
+            f"--metrics-export-port={free_port()}",
+            "--object-store-memory=100000000",
+            *args,
         ]
         with open(self.root / f"{name}.log", "ab") as log:
-            self.nodes[name] = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=self.env, start_new_session=True)
+            self.nodes[name] = subprocess.Popen(
+                cmd, stdout=log, stderr=subprocess.STDOUT, env=self.env, start_new_session=True
+            )
 
     def start(self, workers: int, timeout: float = 240, *, dashboard: bool = False, head_cpus: int = 0) -> None:
         """Starts the head (with the dashboard and its Jobs API on 127.0.0.1 if asked) and `workers` nodes."""
         port = self.dashboard.rsplit(":", 1)[1]
         self._start_node(
-            "head", "--head", f"--port={self.port}", f"--num-cpus={head_cpus}", f"--include-dashboard={str(dashboard).lower()}",
-            "--dashboard-host=127.0.0.1", f"--dashboard-port={port}",
+            "head",
+            "--head",
+            f"--port={self.port}",
+            f"--num-cpus={head_cpus}",
+            f"--include-dashboard={str(dashboard).lower()}",
+            "--dashboard-host=127.0.0.1",
+            f"--dashboard-port={port}",
         )
         self._wait_started("head", timeout)
         for i in range(workers):
@@ -256,7 +291,9 @@ class LocalRayCluster:
                 return
             assert self.nodes[name].poll() is None, f"ray node {name} exited:\n{text[-3000:]}"
             time.sleep(0.5)
-        raise AssertionError(f"ray node {name} did not start in {timeout} s:\n{log.read_text(errors='replace')[-3000:]}")
+        raise AssertionError(
+            f"ray node {name} did not start in {timeout} s:\n{log.read_text(errors='replace')[-3000:]}"
+        )
 
     def _node_id(self, name: str) -> str:
         """The node id its raylet was started with."""

@@ -1,4 +1,5 @@
 """`python -m benchmarks --quick` runs every benchmark and writes a complete, readable result."""
+
 from __future__ import annotations
 
 import json
@@ -27,7 +28,11 @@ def test_quick_run_writes_every_figure(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "MLFLOW_TRACKING_URI")}
     proc = subprocess.run(
         [sys.executable, "-m", "benchmarks", "--quick", "--out", str(tmp_path)],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=360,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=360,
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert HEADER in proc.stdout

@@ -1,4 +1,5 @@
 """Bad CSV files give one-line DataErrors that name the file, the column and the line."""
+
 import pytest
 
 from stacktune.datasets import DataError, load
@@ -34,8 +35,7 @@ def test_good_file_loads_relative_to_base_dir(tmp_path):
 
 
 def test_missing_column_lists_available_columns(tmp_path):
-    expect(tmp_path, GOOD, "target column 'price' not found", "available columns: time, value, other",
-           target="price")
+    expect(tmp_path, GOOD, "target column 'price' not found", "available columns: time, value, other", target="price")
     expect(tmp_path, GOOD, "feature column 'nope' not found", features=["time", "nope"])
 
 
@@ -66,8 +66,7 @@ def test_blank_lines_do_not_shift_line_numbers(tmp_path):
 
 def test_series_too_short(tmp_path):
     text = "value\n" + "".join(f"{t}\n" for t in range(12))
-    expect(tmp_path, text, "series has 12 rows", "window 3 + horizon 2 need 5 rows", "at least 31 rows",
-           horizon=2)
+    expect(tmp_path, text, "series has 12 rows", "window 3 + horizon 2 need 5 rows", "at least 31 rows", horizon=2)
 
 
 def test_empty_file_and_header_only(tmp_path):

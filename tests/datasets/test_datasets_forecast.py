@@ -1,4 +1,5 @@
 """Forecast preparation: exact windows, no leakage across splits, train-only scaling."""
+
 import numpy as np
 import pytest
 
@@ -75,7 +76,7 @@ def test_scaling_uses_the_training_segment_only(tmp_path):
     # Test windows are scaled with the training statistics, so they undo exactly.
     start = second.meta["segments"]["test"][0]
     restored = second.test.x[0] * np.array(second.meta["x_std"]) + np.array(second.meta["x_mean"])
-    np.testing.assert_allclose(restored, changed[start:start + 4], rtol=1e-5)
+    np.testing.assert_allclose(restored, changed[start : start + 4], rtol=1e-5)
 
 
 def test_y_statistics_repeat_per_horizon_step():

@@ -1,4 +1,5 @@
 """Every built-in set loads offline with the shapes and metadata the registry promises."""
+
 import json
 import subprocess
 import sys
@@ -33,8 +34,7 @@ def test_forecasting_sets_match_registry(name):
 def test_classification_sets_match_registry(name, test_size):
     info = get_info(name)
     prepared = load({"name": name})
-    assert (prepared.task, prepared.input_size, prepared.output_size) == ("classification", info.channels,
-                                                                           info.classes)
+    assert (prepared.task, prepared.input_size, prepared.output_size) == ("classification", info.channels, info.classes)
     assert prepared.meta["length"] == info.length == sum(prepared.meta["sizes"].values())
     assert len(prepared.test) == test_size and len(prepared.meta["labels"]) == info.classes
     for split in (prepared.train, prepared.val, prepared.test):
@@ -55,11 +55,16 @@ def test_adding_problem_samples():
     np.testing.assert_allclose(y[:, 0], (x[:, :, 0] * x[:, :, 1]).sum(axis=1), rtol=1e-6)
 
 
-@pytest.mark.parametrize("spec", [
-    {"name": "sine", "window": 5}, {"name": "fibonacci", "window": 5},
-    {"name": "mackey_glass", "window": 5, "length": 300}, {"name": "adding", "length": 100},
-    {"name": "basic_motions"},
-])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"name": "sine", "window": 5},
+        {"name": "fibonacci", "window": 5},
+        {"name": "mackey_glass", "window": 5, "length": 300},
+        {"name": "adding", "length": 100},
+        {"name": "basic_motions"},
+    ],
+)
 def test_seeded_sets_repeat_and_vary_with_seed(spec):
     first, again, other = (load({**spec, "seed": seed}) for seed in (1, 1, 2))
     assert np.array_equal(first.train.x, again.train.x) and np.array_equal(first.val.y, again.val.y)
@@ -91,9 +96,11 @@ def test_meta_is_json_serialisable():
 
 
 def test_import_and_listing_stay_light():
-    code = ("import sys, stacktune.datasets as d; d.list_datasets(); d.DatasetSpec(name='co2', window=3); "
-            "print([m for m in ('pandas', 'statsmodels', 'sktime', 'torch', 'ray', 'optuna', 'mlflow') "
-            "if m in sys.modules])")
+    code = (
+        "import sys, stacktune.datasets as d; d.list_datasets(); d.DatasetSpec(name='co2', window=3); "
+        "print([m for m in ('pandas', 'statsmodels', 'sktime', 'torch', 'ray', 'optuna', 'mlflow') "
+        "if m in sys.modules])"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
 

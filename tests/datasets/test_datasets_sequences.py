@@ -1,4 +1,5 @@
 """Classification preparation: padding, variable lengths, stratified seeded splits, CSV sequences."""
+
 import numpy as np
 import pytest
 

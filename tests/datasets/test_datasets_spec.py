@@ -1,4 +1,5 @@
 """Validation of the `dataset:` config section."""
+
 import pytest
 from pydantic import ValidationError
 
@@ -24,9 +25,16 @@ def test_unknown_name_is_a_value_error_listing_known_names():
         assert info.name in str(error.value)
 
 
-@pytest.mark.parametrize("fields", [
-    {"horizon": 0}, {"window": 0}, {"val_fraction": 0.5}, {"test_fraction": 0.0}, {"seq_len": 1},
-])
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"horizon": 0},
+        {"window": 0},
+        {"val_fraction": 0.5},
+        {"test_fraction": 0.0},
+        {"seq_len": 1},
+    ],
+)
 def test_out_of_range_numbers(fields):
     with pytest.raises(ValidationError):
         DatasetSpec(name="adding", **fields)
@@ -37,16 +45,19 @@ def test_unknown_keys_are_rejected():
         DatasetSpec(name="sine", windows=3)
 
 
-@pytest.mark.parametrize("fields, field", [
-    ({"csv": "x.csv"}, "target"),
-    ({"csv": "x.csv", "target": "y", "task": "classification"}, "sequence"),
-    ({"csv": "x.csv", "target": ["y", "z"], "task": "classification", "sequence": "id"}, "target"),
-    ({"csv": "x.csv", "target": "y", "sequence": "id"}, "sequence"),
-    ({"csv": "x.csv", "target": "y", "length": 10}, "length"),
-    ({"name": "sunspots", "target": "y"}, "target"),
-    ({"name": "sunspots", "length": 10}, "length"),
-    ({"name": "sine", "seq_len": 10}, "seq_len"),
-])
+@pytest.mark.parametrize(
+    "fields, field",
+    [
+        ({"csv": "x.csv"}, "target"),
+        ({"csv": "x.csv", "target": "y", "task": "classification"}, "sequence"),
+        ({"csv": "x.csv", "target": ["y", "z"], "task": "classification", "sequence": "id"}, "target"),
+        ({"csv": "x.csv", "target": "y", "sequence": "id"}, "sequence"),
+        ({"csv": "x.csv", "target": "y", "length": 10}, "length"),
+        ({"name": "sunspots", "target": "y"}, "target"),
+        ({"name": "sunspots", "length": 10}, "length"),
+        ({"name": "sine", "seq_len": 10}, "seq_len"),
+    ],
+)
 def test_fields_that_do_not_apply_are_named(fields, field):
     with pytest.raises(ValidationError, match=f"`{field}`"):
         DatasetSpec(**fields)

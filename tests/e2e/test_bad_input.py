@@ -1,5 +1,6 @@
 """Wrong specs and data through the real command: exit 2, one `error:` line that names the field or file,
 the value and what would be valid, and nothing written; an unreachable tracking server: exit 3 within seconds."""
+
 from __future__ import annotations
 
 import socket
@@ -29,7 +30,16 @@ def _with(path: str, value, base: dict = SPEC) -> dict:
 def _search(cli, tmp_path, spec: dict, *flags: str):
     path = tmp_path / "spec.yaml"
     path.write_text(yaml.safe_dump(spec))
-    return cli("search", str(path), "--out", str(tmp_path / "o"), "--tracking-uri", f"sqlite:///{tmp_path}/m.db", *flags, timeout=120)
+    return cli(
+        "search",
+        str(path),
+        "--out",
+        str(tmp_path / "o"),
+        "--tracking-uri",
+        f"sqlite:///{tmp_path}/m.db",
+        *flags,
+        timeout=120,
+    )
 
 
 def _rejected(proc, tmp_path, *needles: str) -> None:

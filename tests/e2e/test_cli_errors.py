@@ -1,11 +1,11 @@
 """Bad input: one line `error: …`, the right exit status, no traceback, nothing started."""
+
 from __future__ import annotations
 
 import socket
 
 import pytest
 import yaml
-
 from conftest import EXAMPLES
 
 
@@ -16,7 +16,7 @@ def _write(tmp_path, name: str, data) -> str:
 
 
 def _one_error_line(proc, *needles: str) -> None:
-    lines = [l for l in proc.stderr.splitlines() if l.strip()]
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert "Traceback" not in proc.stderr, proc.stderr
     assert lines and lines[-1].startswith("error: "), proc.stderr
     for needle in needles:
@@ -39,7 +39,9 @@ GOOD_TRAIN = {"dataset": {"name": "sine", "window": 8}, "model": {"units": [8]},
     ],
 )
 def test_invalid_train_config_exits_2(cli, tmp_path, change, needles):
-    proc = cli("train", _write(tmp_path, "bad.yaml", {**GOOD_TRAIN, **change}), "--tracking-uri", f"sqlite:///{tmp_path}/m.db")
+    proc = cli(
+        "train", _write(tmp_path, "bad.yaml", {**GOOD_TRAIN, **change}), "--tracking-uri", f"sqlite:///{tmp_path}/m.db"
+    )
     assert proc.returncode == 2, proc.stderr
     _one_error_line(proc, *needles)
     assert not (tmp_path / "m.db").exists()
@@ -80,8 +82,14 @@ def test_unreachable_tracking_server_exits_3_before_training(cli, tmp_path):
 
 def test_unreachable_ray_cluster_exits_3(cli, tmp_path):
     proc = cli(
-        "search", str(EXAMPLES / "demo.yaml"), "--address", f"127.0.0.1:{_free_port()}",
-        "--tracking-uri", f"sqlite:///{tmp_path}/m.db", "--out", str(tmp_path / "o"),
+        "search",
+        str(EXAMPLES / "demo.yaml"),
+        "--address",
+        f"127.0.0.1:{_free_port()}",
+        "--tracking-uri",
+        f"sqlite:///{tmp_path}/m.db",
+        "--out",
+        str(tmp_path / "o"),
     )
     assert proc.returncode == 3, proc.stderr
     _one_error_line(proc, "Ray")
@@ -101,7 +109,14 @@ def test_unreachable_ray_cluster_exits_3(cli, tmp_path):
 )
 def test_invalid_search_spec_exits_2_and_starts_nothing(cli, tmp_path, change, needles):
     spec = {**yaml.safe_load((EXAMPLES / "demo.yaml").read_text()), **change}
-    proc = cli("search", _write(tmp_path, "spec.yaml", spec), "--out", str(tmp_path / "o"), "--tracking-uri", f"sqlite:///{tmp_path}/m.db")
+    proc = cli(
+        "search",
+        _write(tmp_path, "spec.yaml", spec),
+        "--out",
+        str(tmp_path / "o"),
+        "--tracking-uri",
+        f"sqlite:///{tmp_path}/m.db",
+    )
     assert proc.returncode == 2, proc.stderr
     _one_error_line(proc, *needles)
     assert not (tmp_path / "o").exists() and not (tmp_path / "m.db").exists()

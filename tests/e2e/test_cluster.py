@@ -4,6 +4,7 @@ A Ray head (dashboard and Jobs API, no CPUs) and a worker node, token authentica
 `mlflow server` backed by PostgreSQL that serves the artifacts, and the Optuna studies in PostgreSQL:
 what docker-compose.yml starts, one process each.
 """
+
 from __future__ import annotations
 
 import json
@@ -12,9 +13,8 @@ from collections import Counter
 
 import optuna
 import pytest
-from mlflow.tracking import MlflowClient
-
 from conftest import LocalRayCluster, MlflowServer, postgres_database, run_cli, write_spec
+from mlflow.tracking import MlflowClient
 
 pytestmark = pytest.mark.slow
 
@@ -38,11 +38,13 @@ class Cluster:
 def cluster(tmp_path):
     with postgres_database() as mlflow_db, postgres_database() as optuna_db:
         mlflow = MlflowServer(tmp_path, backend=mlflow_db)
-        ray = LocalRayCluster(env={
-            "MLFLOW_TRACKING_URI": mlflow.uri,
-            "STACKTUNE_OPTUNA_STORAGE": optuna_db,
-            "STACKTUNE_STORAGE_PATH": str(tmp_path / "shared"),
-        })
+        ray = LocalRayCluster(
+            env={
+                "MLFLOW_TRACKING_URI": mlflow.uri,
+                "STACKTUNE_OPTUNA_STORAGE": optuna_db,
+                "STACKTUNE_STORAGE_PATH": str(tmp_path / "shared"),
+            }
+        )
         try:
             mlflow.start()
             # A head and a second node joined to it, one CPU each: two trials at a time means one on each.
@@ -54,11 +56,18 @@ def cluster(tmp_path):
 
 
 def _spec(tmp_path, **changes) -> str:
-    return write_spec(tmp_path, **{
-        "name": NAME, "depths": DEPTHS, "trials_per_depth": TRIALS,
-        "train": {"epochs": 3, "batch_size": 32}, "evaluation": {"seeds": 1},
-        "resources": {"cpus_per_trial": 1, "max_concurrent": 2}, **changes,
-    })
+    return write_spec(
+        tmp_path,
+        **{
+            "name": NAME,
+            "depths": DEPTHS,
+            "trials_per_depth": TRIALS,
+            "train": {"epochs": 3, "batch_size": 32},
+            "evaluation": {"seeds": 1},
+            "resources": {"cpus_per_trial": 1, "max_concurrent": 2},
+            **changes,
+        },
+    )
 
 
 def test_a_submitted_search_trains_on_both_nodes_and_logs_everything_to_the_server(tmp_path, cluster):
@@ -136,7 +145,8 @@ def test_cluster_commands_name_a_missing_job_and_a_wrong_address_in_one_line(tmp
         "error: no job 'stacktune-nothing-here' on this cluster (`stacktune jobs` lists them)"
     ]
     # A search that could never be scheduled (no node has a GPU) fails at once, not after waiting forever.
-    gpu = cluster.cli("submit", _spec(tmp_path, resources={"cpus_per_trial": 1, "gpus_per_trial": 0.25}), "--wait",
-                      tmp_path=tmp_path)
+    gpu = cluster.cli(
+        "submit", _spec(tmp_path, resources={"cpus_per_trial": 1, "gpus_per_trial": 0.25}), "--wait", tmp_path=tmp_path
+    )
     assert gpu.returncode == 2, gpu.stderr[-3000:]
     assert "resources.gpus_per_trial: no node of the Ray cluster can hold a trial" in gpu.stdout

@@ -1,4 +1,5 @@
 """docker-compose.yml as `docker-compose config` (Debian's package; no container engine needed) resolves it."""
+
 from __future__ import annotations
 
 import shutil
@@ -6,9 +7,9 @@ import subprocess
 
 import pytest
 import yaml
-
 from conftest import REPO
-from stacktune.search.run import OPTUNA_STORAGE_ENV, STORAGE_PATH_ENV
+
+from stacktune.search.interfaces.search import OPTUNA_STORAGE_ENV, STORAGE_PATH_ENV
 
 RAY_NODES = ("ray-head", "ray-worker", "ray-gpu-worker")
 
@@ -19,7 +20,11 @@ def _compose(*args: str, env_file: str = ".env.example") -> subprocess.Completed
     # A clean environment: only the env file may supply the secrets.
     return subprocess.run(
         [binary, "--env-file", env_file, "--profile", "gpu", *args],
-        cwd=REPO, capture_output=True, text=True, timeout=120, env={"PATH": "/usr/bin:/bin"},
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin"},
     )
 
 
@@ -31,7 +36,15 @@ def config() -> dict:
 
 
 def test_compose_accepts_the_file_with_the_example_env(config):
-    assert set(config["services"]) == {"ray-head", "ray-worker", "ray-gpu-worker", "mlflow", "postgres", "minio", "minio-buckets"}
+    assert set(config["services"]) == {
+        "ray-head",
+        "ray-worker",
+        "ray-gpu-worker",
+        "mlflow",
+        "postgres",
+        "minio",
+        "minio-buckets",
+    }
 
 
 def test_published_ports_listen_on_loopback_only(config):
@@ -77,7 +90,9 @@ def test_the_services_run_what_the_loopback_cluster_test_runs(config):
 def test_no_secret_is_written_in_the_compose_file_itself():
     text = (REPO / "docker-compose.yml").read_text()
     example = dict(
-        line.split("=", 1) for line in (REPO / ".env.example").read_text().splitlines() if "=" in line and not line.startswith("#")
+        line.split("=", 1)
+        for line in (REPO / ".env.example").read_text().splitlines()
+        if "=" in line and not line.startswith("#")
     )
     for key, value in example.items():
         if "change-me" in value:

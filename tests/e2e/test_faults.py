@@ -1,4 +1,5 @@
 """A search rides out faults of the machines around it: a Ray node that dies, an MLflow server that stops answering."""
+
 from __future__ import annotations
 
 import json
@@ -11,13 +12,13 @@ from pathlib import Path
 
 import optuna
 import pytest
+from conftest import LocalRayCluster, MlflowServer, finished_trials, kill_group, write_spec
 from mlflow.tracking import MlflowClient
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 
-from conftest import LocalRayCluster, MlflowServer, finished_trials, kill_group, write_spec
-
 pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 def cluster():
@@ -43,7 +44,19 @@ def _trial_runs(uri: str, name: str) -> list:
 
 
 def _start_search(tmp_path, spec: str, uri: str, *, env: dict, extra=()) -> subprocess.Popen:
-    args = [sys.executable, "-m", "stacktune.search.cli", "search", spec, "--out", "out", "--tracking-uri", uri, "--json", *extra]
+    args = [
+        sys.executable,
+        "-m",
+        "stacktune.search.cli",
+        "search",
+        spec,
+        "--out",
+        "out",
+        "--tracking-uri",
+        uri,
+        "--json",
+        *extra,
+    ]
     env = {**env, "PYTHONUNBUFFERED": "1"}
     env.pop("MLFLOW_TRACKING_URI", None)
     env.pop("RAY_ADDRESS", None)
@@ -68,7 +81,11 @@ def test_a_trial_whose_node_dies_restarts_elsewhere_in_the_same_mlflow_run(tmp_p
     depths, trials, epochs = [1, 2], 3, 60
     name = "nodes"
     spec = write_spec(
-        tmp_path, name=name, depths=depths, trials_per_depth=trials, train={"epochs": epochs, "batch_size": 32},
+        tmp_path,
+        name=name,
+        depths=depths,
+        trials_per_depth=trials,
+        train={"epochs": epochs, "batch_size": 32},
         resources={"cpus_per_trial": 1, "max_concurrent": 2},
     )
     uri = f"sqlite:///{tmp_path}/mlflow.db"
@@ -76,7 +93,9 @@ def test_a_trial_whose_node_dies_restarts_elsewhere_in_the_same_mlflow_run(tmp_p
     workers = {cluster.node_ids[n]: n for n in ("w0", "w1")}
     driver = _start_search(tmp_path, spec, uri, env=cluster.env, extra=("--address", cluster.address))
     try:
-        _wait_for(driver, tmp_path, "a trial finished", lambda: journal.exists() and _finished(journal, name, depths) >= 1)
+        _wait_for(
+            driver, tmp_path, "a trial finished", lambda: journal.exists() and _finished(journal, name, depths) >= 1
+        )
 
         def training_on_a_worker():
             # A trial in its first epochs on a worker node: killing that node cuts it off mid-training.
@@ -137,7 +156,11 @@ def test_trials_train_on_while_mlflow_is_down_and_their_logs_arrive_once_it_is_b
     depths, trials, epochs = [1, 2], 3, 60
     name = "outage"
     spec = write_spec(
-        tmp_path, name=name, depths=depths, trials_per_depth=trials, train={"epochs": epochs, "batch_size": 32},
+        tmp_path,
+        name=name,
+        depths=depths,
+        trials_per_depth=trials,
+        train={"epochs": epochs, "batch_size": 32},
         resources={"cpus_per_trial": 1, "max_concurrent": 2},
     )
     uri = mlflow_server.uri
@@ -146,12 +169,24 @@ def test_trials_train_on_while_mlflow_is_down_and_their_logs_arrive_once_it_is_b
     env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
     driver = _start_search(tmp_path, spec, uri, env=env)
     try:
-        _wait_for(driver, tmp_path, "trials logged epochs", lambda: any(r.data.metrics.get("val_loss") is not None for r in _trial_runs(uri, name)))
+        _wait_for(
+            driver,
+            tmp_path,
+            "trials logged epochs",
+            lambda: any(r.data.metrics.get("val_loss") is not None for r in _trial_runs(uri, name)),
+        )
         mlflow_server.stop()
         finished_before = _finished(journal, name, depths)
-        _wait_for(driver, tmp_path, "the search noticed", lambda: "does not answer" in (tmp_path / "stderr").read_text())
+        _wait_for(
+            driver, tmp_path, "the search noticed", lambda: "does not answer" in (tmp_path / "stderr").read_text()
+        )
         # Training goes on without the server.
-        _wait_for(driver, tmp_path, "a trial finished while MLflow was down", lambda: _finished(journal, name, depths) > finished_before)
+        _wait_for(
+            driver,
+            tmp_path,
+            "a trial finished while MLflow was down",
+            lambda: _finished(journal, name, depths) > finished_before,
+        )
         mlflow_server.start()
         driver.wait(timeout=600)
     finally:

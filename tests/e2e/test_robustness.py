@@ -1,4 +1,5 @@
 """A search survives what happens to real searches: a killed driver, a diverging trial, early stopping."""
+
 from __future__ import annotations
 
 import json
@@ -11,12 +12,11 @@ from collections import Counter
 
 import optuna
 import pytest
+from conftest import finished_trials, run_cli, write_spec
 from mlflow.tracking import MlflowClient
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
-
-from conftest import finished_trials, run_cli, write_spec
 
 pytestmark = pytest.mark.slow
 
@@ -33,11 +33,15 @@ def _journal(tmp_path, name: str):
 
 def test_a_search_whose_driver_is_killed_resumes_to_exactly_its_budget(tmp_path):
     depths, trials = [1, 2], 4
-    spec = write_spec(tmp_path, name="resume", depths=depths, trials_per_depth=trials, train={"epochs": 6, "batch_size": 32})
+    spec = write_spec(
+        tmp_path, name="resume", depths=depths, trials_per_depth=trials, train={"epochs": 6, "batch_size": 32}
+    )
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     args = [sys.executable, "-m", "stacktune.search.cli", "search", spec, "--out", "out", "--tracking-uri", uri]
     env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "MLFLOW_TRACKING_URI")}
-    driver = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    driver = subprocess.Popen(
+        args, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     try:
         deadline = time.monotonic() + 240
         journal = tmp_path / "out" / "resume" / "optuna.journal"
@@ -81,8 +85,13 @@ def test_a_search_whose_driver_is_killed_resumes_to_exactly_its_budget(tmp_path)
 
 def test_a_diverging_configuration_fails_alone_and_the_search_completes(tmp_path):
     spec = write_spec(
-        tmp_path, name="nan", depths=[1, 2], trials_per_depth=4, train={"epochs": 2, "batch_size": 32},
-        space={"units": [8], "lr": [1.0e-3, 1.0e30]}, sampler={"kind": "random"},
+        tmp_path,
+        name="nan",
+        depths=[1, 2],
+        trials_per_depth=4,
+        train={"epochs": 2, "batch_size": 32},
+        space={"units": [8], "lr": [1.0e-3, 1.0e30]},
+        sampler={"kind": "random"},
     )
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     proc = run_cli("search", spec, "--out", "out", "--tracking-uri", uri, "--json", cwd=tmp_path)
@@ -95,14 +104,21 @@ def test_a_diverging_configuration_fails_alone_and_the_search_completes(tmp_path
             assert run.info.status == "FAILED"
             assert "nan" in run.data.tags["stacktune.reason"] or "inf" in run.data.tags["stacktune.reason"]
     storage = _journal(tmp_path, "nan")
-    told = Counter(t.state for d in (1, 2) for t in optuna.load_study(study_name=f"nan.depth-{d}", storage=storage).get_trials())
+    told = Counter(
+        t.state for d in (1, 2) for t in optuna.load_study(study_name=f"nan.depth-{d}", storage=storage).get_trials()
+    )
     assert told[TrialState.FAIL] == states["failed"] and told[TrialState.COMPLETE] == states["completed"]
 
 
 def test_early_stopping_within_depth_prunes_trials_and_keeps_the_budget(tmp_path):
     spec = write_spec(
-        tmp_path, name="prune", depths=[1, 3], trials_per_depth=6, train={"epochs": 6, "batch_size": 32},
-        pruning={"kind": "asha", "grace_epochs": 1, "reduction": 2}, resources={"max_concurrent": 1},
+        tmp_path,
+        name="prune",
+        depths=[1, 3],
+        trials_per_depth=6,
+        train={"epochs": 6, "batch_size": 32},
+        pruning={"kind": "asha", "grace_epochs": 1, "reduction": 2},
+        resources={"max_concurrent": 1},
         sampler={"kind": "random"},
     )
     uri = f"sqlite:///{tmp_path}/mlflow.db"
@@ -119,7 +135,9 @@ def test_early_stopping_within_depth_prunes_trials_and_keeps_the_budget(tmp_path
         assert len(client.get_metric_history(run.info.run_id, "val_loss")) < 6
     storage = _journal(tmp_path, "prune")
     told = sum(
-        t.state == TrialState.PRUNED for d in (1, 3) for t in optuna.load_study(study_name=f"prune.depth-{d}", storage=storage).get_trials()
+        t.state == TrialState.PRUNED
+        for d in (1, 3)
+        for t in optuna.load_study(study_name=f"prune.depth-{d}", storage=storage).get_trials()
     )
     assert told == len(pruned)
     assert sum(d["epochs"] for d in comparison["depths"]) < 2 * 6 * 6
@@ -127,11 +145,15 @@ def test_early_stopping_within_depth_prunes_trials_and_keeps_the_budget(tmp_path
 
 def test_ctrl_c_stops_cleanly_exits_130_and_says_how_to_resume(tmp_path):
     depths, trials = [1, 2], 3
-    spec = write_spec(tmp_path, name="sigint", depths=depths, trials_per_depth=trials, train={"epochs": 6, "batch_size": 32})
+    spec = write_spec(
+        tmp_path, name="sigint", depths=depths, trials_per_depth=trials, train={"epochs": 6, "batch_size": 32}
+    )
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     args = [sys.executable, "-m", "stacktune.search.cli", "search", spec, "--out", "out", "--tracking-uri", uri]
     env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "MLFLOW_TRACKING_URI")}
-    driver = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    driver = subprocess.Popen(
+        args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
     try:
         deadline = time.monotonic() + 240
         journal = tmp_path / "out" / "sigint" / "optuna.journal"

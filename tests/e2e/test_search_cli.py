@@ -1,4 +1,5 @@
 """`stacktune search` end to end: real local Ray, a real Optuna journal, a real MLflow store."""
+
 from __future__ import annotations
 
 import json
@@ -7,11 +8,10 @@ import math
 import optuna
 import pytest
 import yaml
+from conftest import EXAMPLES, run_cli
 from mlflow.tracking import MlflowClient
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
-
-from conftest import EXAMPLES, run_cli
 
 pytestmark = pytest.mark.slow
 DEPTHS = [1, 2, 3]
@@ -26,9 +26,23 @@ def search(tmp_path_factory):
     work = tmp_path_factory.mktemp("search")
     uri = f"sqlite:///{work}/mlflow.db"
     proc = run_cli(
-        "search", str(EXAMPLES / "sunspots-depths.yaml"),
-        "--name", "e2e", "--depths", "1,2,3", "--trials-per-depth", str(TRIALS), "--epochs", str(EPOCHS), "--seeds", str(SEEDS),
-        "--out", str(work / "out"), "--tracking-uri", uri, "--json",
+        "search",
+        str(EXAMPLES / "sunspots-depths.yaml"),
+        "--name",
+        "e2e",
+        "--depths",
+        "1,2,3",
+        "--trials-per-depth",
+        str(TRIALS),
+        "--epochs",
+        str(EPOCHS),
+        "--seeds",
+        str(SEEDS),
+        "--out",
+        str(work / "out"),
+        "--tracking-uri",
+        uri,
+        "--json",
         cwd=work,
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
@@ -36,7 +50,15 @@ def search(tmp_path_factory):
     client = MlflowClient(tracking_uri=uri)
     experiment = client.get_experiment_by_name("e2e")
     runs = client.search_runs([experiment.experiment_id], max_results=1000)
-    return {"work": work, "uri": uri, "comparison": comparison, "client": client, "experiment": experiment, "runs": runs, "proc": proc}
+    return {
+        "work": work,
+        "uri": uri,
+        "comparison": comparison,
+        "client": client,
+        "experiment": experiment,
+        "runs": runs,
+        "proc": proc,
+    }
 
 
 def _role(runs, role):
@@ -101,7 +123,9 @@ def test_trials_carry_params_and_per_epoch_histories(search):
 
 
 def test_no_run_is_left_running(search):
-    assert all(r.info.status == "FINISHED" for r in search["runs"]), {r.info.run_name: r.info.status for r in search["runs"]}
+    assert all(r.info.status == "FINISHED" for r in search["runs"]), {
+        r.info.run_name: r.info.status for r in search["runs"]
+    }
 
 
 def test_best_trials_log_weights_and_config_and_the_search_holds_comparison(search):
@@ -127,7 +151,9 @@ def test_export_then_train_reproduces_the_best_val_loss(search, tmp_path):
     proc = run_cli("train", str(exported), "--json", "--tracking-uri", uri, cwd=work)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout)
-    reported = search["comparison"]["depths"][[d["depth"] for d in search["comparison"]["depths"]].index(search["comparison"]["best_depth"])]["best_val_loss"]
+    reported = search["comparison"]["depths"][
+        [d["depth"] for d in search["comparison"]["depths"]].index(search["comparison"]["best_depth"])
+    ]["best_val_loss"]
     assert math.isclose(result["val_loss"], reported, rel_tol=0.01)
 
 
@@ -137,7 +163,16 @@ def test_a_search_keeps_its_studies_in_postgresql_when_the_spec_names_it(tmp_pat
     spec["train"]["epochs"] = 1
     (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
     proc = run_cli(
-        "search", "spec.yaml", "--seeds", "0", "--out", "out", "--tracking-uri", f"sqlite:///{tmp_path}/m.db", "--json", cwd=tmp_path
+        "search",
+        "spec.yaml",
+        "--seeds",
+        "0",
+        "--out",
+        "out",
+        "--tracking-uri",
+        f"sqlite:///{tmp_path}/m.db",
+        "--json",
+        cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert not (tmp_path / "out" / "pg" / "optuna.journal").exists()
@@ -159,7 +194,11 @@ def test_each_best_and_the_fixed_setting_are_retrained_over_seeds_and_logged_as_
     assert comparison["evaluation"]["finished"] == len(evals)
     for entry in comparison["depths"]:
         mine = [r for r in evals if int(r.data.tags["stacktune.depth"]) == entry["depth"]]
-        tuned = sorted((int(r.data.tags["stacktune.seed"]), r.data.metrics["test_loss"]) for r in mine if r.data.tags["stacktune.eval_kind"] == "tuned")
+        tuned = sorted(
+            (int(r.data.tags["stacktune.seed"]), r.data.metrics["test_loss"])
+            for r in mine
+            if r.data.tags["stacktune.eval_kind"] == "tuned"
+        )
         assert [loss for _, loss in tuned] == pytest.approx(entry["test_losses"])
         assert entry["seeds"] == [seed for seed, _ in tuned] and len(entry["seeds"]) == SEEDS
         low, high = entry["test_loss_ci95"]

@@ -1,4 +1,5 @@
 """Locked down: credentials stay out of what a search records, and a spec cannot reach outside its folder."""
+
 from __future__ import annotations
 
 import secrets
@@ -7,9 +8,8 @@ from pathlib import Path
 import optuna
 import pytest
 import yaml
-from mlflow.tracking import MlflowClient
-
 from conftest import EXAMPLES, MlflowServer, postgres_database, run_cli, write_spec
+from mlflow.tracking import MlflowClient
 
 pytestmark = pytest.mark.slow
 
@@ -29,9 +29,14 @@ def auth_server(tmp_path):
         "auth_cache_ttl_seconds = 60\n"
     )
     server = MlflowServer(
-        tmp_path, args=("--app-name", "basic-auth"),
-        env={"MLFLOW_AUTH_CONFIG_PATH": str(ini), "MLFLOW_AUTH_ADMIN_USERNAME": "admin", "MLFLOW_AUTH_ADMIN_PASSWORD": password,
-             "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(16)},
+        tmp_path,
+        args=("--app-name", "basic-auth"),
+        env={
+            "MLFLOW_AUTH_CONFIG_PATH": str(ini),
+            "MLFLOW_AUTH_ADMIN_USERNAME": "admin",
+            "MLFLOW_AUTH_ADMIN_PASSWORD": password,
+            "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(16),
+        },
     )
     try:
         server.start()
@@ -41,8 +46,17 @@ def auth_server(tmp_path):
 
 
 def _spec(tmp_path, **changes) -> str:
-    return write_spec(tmp_path, **{"name": NAME, "depths": [1, 2], "trials_per_depth": 2,
-                                   "train": {"epochs": 2, "batch_size": 32}, "evaluation": {"seeds": 1}, **changes})
+    return write_spec(
+        tmp_path,
+        **{
+            "name": NAME,
+            "depths": [1, 2],
+            "trials_per_depth": 2,
+            "train": {"epochs": 2, "batch_size": 32},
+            "evaluation": {"seeds": 1},
+            **changes,
+        },
+    )
 
 
 def _texts_under(folder: Path):
@@ -51,14 +65,17 @@ def _texts_under(folder: Path):
             yield path, path.read_bytes().decode(errors="replace")
 
 
-def test_credentials_from_the_environment_appear_in_no_param_tag_artifact_export_or_output(tmp_path, auth_server, monkeypatch):
+def test_credentials_from_the_environment_appear_in_no_param_tag_artifact_export_or_output(
+    tmp_path, auth_server, monkeypatch
+):
     server, password = auth_server
     db_password = secrets.token_hex(12)
     with postgres_database() as optuna_url:
         # PostgreSQL here trusts local users, so any password works, and one is given to see where it goes.
         storage = optuna_url.replace("postgres@", f"postgres:{db_password}@")
         env = {
-            "MLFLOW_TRACKING_USERNAME": "admin", "MLFLOW_TRACKING_PASSWORD": password,
+            "MLFLOW_TRACKING_USERNAME": "admin",
+            "MLFLOW_TRACKING_PASSWORD": password,
             "STACKTUNE_OPTUNA_STORAGE": storage,
         }
         spec = _spec(tmp_path)
@@ -70,7 +87,11 @@ def test_credentials_from_the_environment_appear_in_no_param_tag_artifact_export
         # The studies went to the database the environment named.
         study = optuna.load_study(study_name=f"{NAME}.depth-1", storage=optuna_url)
         assert len(study.get_trials()) == 2
-        attrs = [study.user_attrs, *(t.user_attrs for t in study.get_trials()), *(t.system_attrs for t in study.get_trials())]
+        attrs = [
+            study.user_attrs,
+            *(t.user_attrs for t in study.get_trials()),
+            *(t.system_attrs for t in study.get_trials()),
+        ]
 
     secrets_ = {password, db_password}
     # This process reads the runs back as the admin.
@@ -101,12 +122,21 @@ def test_a_basic_auth_server_without_credentials_is_a_one_line_error_before_any_
     refused = run_cli("search", str(spec), "--tracking-uri", server.uri, cwd=tmp_path)
     assert refused.returncode == 3
     assert refused.stderr.strip().splitlines() == [
-        f"error: MLflow tracking server {server.uri} needs credentials: set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD"
+        f"error: MLflow tracking server {server.uri} needs credentials: "
+        "set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD"
     ]
-    wrong = run_cli("search", str(spec), "--tracking-uri", server.uri, cwd=tmp_path,
-                    env={"MLFLOW_TRACKING_USERNAME": "admin", "MLFLOW_TRACKING_PASSWORD": "not-" + password})
+    wrong = run_cli(
+        "search",
+        str(spec),
+        "--tracking-uri",
+        server.uri,
+        cwd=tmp_path,
+        env={"MLFLOW_TRACKING_USERNAME": "admin", "MLFLOW_TRACKING_PASSWORD": "not-" + password},
+    )
     assert wrong.returncode == 3 and "refused the credentials" in wrong.stderr and password not in wrong.stderr
-    in_uri = run_cli("search", str(spec), "--tracking-uri", server.uri.replace("//", f"//admin:{password}@"), cwd=tmp_path)
+    in_uri = run_cli(
+        "search", str(spec), "--tracking-uri", server.uri.replace("//", f"//admin:{password}@"), cwd=tmp_path
+    )
     assert in_uri.returncode == 2 and password not in in_uri.stderr
     assert "not in the tracking URI" in in_uri.stderr
 

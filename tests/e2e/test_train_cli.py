@@ -1,13 +1,13 @@
 """`stacktune train` and `stacktune datasets` as a user runs them: exit codes, JSON, MLflow."""
+
 from __future__ import annotations
 
 import json
 
 import pytest
 import yaml
-from mlflow.tracking import MlflowClient
-
 from conftest import EXAMPLES
+from mlflow.tracking import MlflowClient
 
 from stacktune.datasets import list_datasets
 

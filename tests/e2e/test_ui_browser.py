@@ -1,4 +1,6 @@
-"""`stacktune ui` over a real search, looked at in headless Chromium; the search's Optuna studies from a fresh process."""
+"""`stacktune ui` over a real search, looked at in headless Chromium; the search's Optuna studies from a fresh
+process."""
+
 from __future__ import annotations
 
 import json
@@ -14,7 +16,6 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-
 from conftest import EXAMPLES, REPO, run_cli
 
 pytestmark = pytest.mark.slow
@@ -26,8 +27,13 @@ ARTIFACTS = REPO / "tests" / "artifacts"
 # Nothing here may phone home: MLflow's and Ray's usage reports stay off.
 QUIET_ENV = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true", "RAY_USAGE_STATS_ENABLED": "0"}
 CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 
 
@@ -37,12 +43,26 @@ def search(tmp_path_factory):
     work = tmp_path_factory.mktemp("ui")
     uri = f"sqlite:///{work}/mlflow.db"
     proc = run_cli(
-        "search", str(EXAMPLES / "sunspots-depths.yaml"),
-        "--name", NAME, "--depths", ",".join(map(str, DEPTHS)), "--trials-per-depth", str(TRIALS), "--epochs", "2",
+        "search",
+        str(EXAMPLES / "sunspots-depths.yaml"),
+        "--name",
+        NAME,
+        "--depths",
+        ",".join(map(str, DEPTHS)),
+        "--trials-per-depth",
+        str(TRIALS),
+        "--epochs",
+        "2",
         # No re-evaluation over seeds: the runs page needs the tuning tree only, and this stays fast.
-        "--seeds", "0",
-        "--out", str(work / "out"), "--tracking-uri", uri, "--json",
-        cwd=work, env=QUIET_ENV,
+        "--seeds",
+        "0",
+        "--out",
+        str(work / "out"),
+        "--tracking-uri",
+        uri,
+        "--json",
+        cwd=work,
+        env=QUIET_ENV,
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
     return {"work": work, "uri": uri, "comparison": json.loads(proc.stdout)}
@@ -71,9 +91,24 @@ class UI:
         env.pop("MLFLOW_TRACKING_URI", None)
         with open(self.stdout_path, "w") as out, open(self.stderr_path, "w") as err:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "stacktune.search.cli", "ui",
-                 "--tracking-uri", search["uri"], "--port", str(self.port), "--name", NAME],
-                cwd=self.work, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True,
+                [
+                    sys.executable,
+                    "-m",
+                    "stacktune.search.cli",
+                    "ui",
+                    "--tracking-uri",
+                    search["uri"],
+                    "--port",
+                    str(self.port),
+                    "--name",
+                    NAME,
+                ],
+                cwd=self.work,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                start_new_session=True,
             )
         self.returncode: int | None = None
 
@@ -136,7 +171,10 @@ def browser_page(tmp_path_factory):
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        pytest.fail("the Python package playwright is missing: pip install -e '.[test]' (it uses /usr/bin/chromium, no download)")
+        pytest.fail(
+            "the Python package playwright is missing: "
+            "pip install -e '.[test]' (it uses /usr/bin/chromium, no download)"
+        )
 
     def local_only(route):
         if urlsplit(route.request.url).hostname == "127.0.0.1" or route.request.url.startswith("data:"):
@@ -147,7 +185,9 @@ def browser_page(tmp_path_factory):
     with sync_playwright() as p:
         context = p.chromium.launch_persistent_context(
             str(tmp_path_factory.mktemp("chromium-profile")),
-            executable_path=executable, headless=True, args=CHROMIUM_FLAGS,
+            executable_path=executable,
+            headless=True,
+            args=CHROMIUM_FLAGS,
             viewport={"width": 1400, "height": 900},
         )
         try:
@@ -219,13 +259,18 @@ def test_runs_page_shows_the_run_tree_and_val_loss(search, ui, browser_page, tmp
 
     dom = page.content()
     shot = _save_screenshot(page, tmp_path, "mlflow-runs.png")
-    expected = [search_name, *(f"depth-{d}" for d in DEPTHS), *(f"d{d}-t{t:02d}" for d in DEPTHS for t in range(TRIALS)), "val_loss"]
+    expected = [
+        search_name,
+        *(f"depth-{d}" for d in DEPTHS),
+        *(f"d{d}-t{t:02d}" for d in DEPTHS for t in range(TRIALS)),
+        "val_loss",
+    ]
     missing = [text for text in expected if text not in dom]
     assert not missing, f"not on the runs page: {missing}; see {shot}"
     # Oldest first, as the printed address asks: the tree reads in the order the search ran.
     names = [search_name, "depth-1", "d1-t00", "d1-t01", "depth-2", "d2-t00", "d2-t01"]
     rows = [int(_row(page, name).get_attribute("row-index")) for name in names]
-    assert rows == sorted(rows), f"runs out of order on the page: {dict(zip(names, rows))}; see {shot}"
+    assert rows == sorted(rows), f"runs out of order on the page: {dict(zip(names, rows, strict=False))}; see {shot}"
 
 
 def test_comparison_json_opens_from_the_search_run(search, ui, browser_page, tmp_path):
@@ -246,7 +291,7 @@ def test_ctrl_c_stops_the_ui_and_its_server(ui):
 
 
 def _one_error_line(proc, needle: str) -> None:
-    lines = [l for l in proc.stderr.splitlines() if l.strip()]
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert "Traceback" not in proc.stderr, proc.stderr
     assert lines and lines[-1].startswith("error: ") and needle in lines[-1], proc.stderr
 
@@ -261,7 +306,9 @@ def test_a_missing_store_exits_3(cli, tmp_path):
 def test_a_file_that_is_no_store_exits_3_and_leaves_no_server(cli, tmp_path):
     (tmp_path / "notes.db").write_text("not a database\n")
     port = _free_port()
-    proc = cli("ui", "--tracking-uri", f"sqlite:///{tmp_path}/notes.db", "--port", str(port), env=QUIET_ENV, timeout=120)
+    proc = cli(
+        "ui", "--tracking-uri", f"sqlite:///{tmp_path}/notes.db", "--port", str(port), env=QUIET_ENV, timeout=120
+    )
     assert proc.returncode == 3, proc.stderr
     _one_error_line(proc, "notes.db")
     assert not _port_open(port)

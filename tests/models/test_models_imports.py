@@ -1,4 +1,5 @@
 """The models package stays importable inside trial workers without the search stack."""
+
 import subprocess
 import sys
 
@@ -6,16 +7,23 @@ import stacktune.models
 
 
 def test_public_api():
-    assert sorted(stacktune.models.__all__) == sorted([
-        "LSTMConfig", "StackedLSTM", "count_parameters", "TrainSettings", "EpochResult",
-        "FitResult", "fit", "evaluate", "save_model", "load_model",
-    ])
+    assert sorted(stacktune.models.__all__) == sorted(
+        [
+            "LSTMConfig",
+            "StackedLSTM",
+            "count_parameters",
+            "TrainSettings",
+            "EpochResult",
+            "FitResult",
+            "fit",
+            "evaluate",
+            "save_model",
+            "load_model",
+        ]
+    )
 
 
 def test_never_imports_the_search_stack():
-    check = (
-        "import sys, stacktune.models; "
-        "print(sorted(m for m in ('ray', 'optuna', 'mlflow') if m in sys.modules))"
-    )
+    check = "import sys, stacktune.models; print(sorted(m for m in ('ray', 'optuna', 'mlflow') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -1,4 +1,5 @@
 """StackedLSTM: config validation, shapes, parameter counts, initialisation, skips, padding."""
+
 import pytest
 import torch
 
@@ -92,7 +93,12 @@ def test_forget_gate_bias_sums_to_forget_bias(config, forget_bias):
 
 def test_skips_only_between_layers_of_equal_width():
     assert LSTMConfig(8, [8, 8, 4, 4, 4, 2], 1, residual=True).skips == (
-        False, True, False, True, True, False,
+        False,
+        True,
+        False,
+        True,
+        True,
+        False,
     )
     assert LSTMConfig(8, [8, 8, 4], 1).skips == (False, False, False)
 

@@ -1,4 +1,5 @@
 """fit and evaluate: learning, determinism, early stops, divergence, best weights."""
+
 import importlib
 import json
 import math
@@ -68,9 +69,7 @@ def test_fit_learns_a_sine():
 @pytest.mark.parametrize("optimizer, grad_clip", [("adamw", 1.0), ("adam", None)])
 def test_fit_learns_variable_length_classes(optimizer, grad_clip):
     config = LSTMConfig(3, [16, 8], 3, task="classification")
-    settings = TrainSettings(
-        lr=1e-2, epochs=6, batch_size=32, optimizer=optimizer, grad_clip=grad_clip
-    )
+    settings = TrainSettings(lr=1e-2, epochs=6, batch_size=32, optimizer=optimizer, grad_clip=grad_clip)
     result = fit(config, CLASSES, settings)
     assert result.state == "completed"
     assert result.epochs[-1].train_loss < result.epochs[0].train_loss
@@ -107,9 +106,7 @@ train, val = Split(a["tx"], a["ty"]), Split(a["vx"], a["vy"])
 result = fit({config!r}, Prepared("sine", "regression", 1, 1, train, val, val), {settings!r})
 print(json.dumps([e.val_loss for e in result.epochs]))
 """
-    there = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, check=True
-    )
+    there = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert json.loads(there.stdout) == [e.val_loss for e in fit(config, SINE, settings).epochs]
 
 

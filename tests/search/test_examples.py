@@ -1,13 +1,13 @@
 """Every committed example is a valid search spec or training config, and its dataset loads."""
+
 from __future__ import annotations
 
 import pytest
-
 from conftest import EXAMPLES
 
 from stacktune.datasets import load
-from stacktune.search.config import TrainConfig, load_yaml, read_yaml
-from stacktune.search.run import load_spec
+from stacktune.search.spec.loading import load_spec, load_yaml, read_yaml
+from stacktune.search.spec.schema import TrainConfig
 
 
 @pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.yaml")), ids=lambda p: p.name)

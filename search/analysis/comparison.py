@@ -1,0 +1,121 @@
+"""comparison.json as types: what the summary builds, evaluation completes, and the report, the plots
+and the exports read. `to_dict`/`from_dict` round-trip the JSON; keys this version does not know are kept."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+# Keys written only once they have a value (evaluation fills most of them).
+_OPTIONAL = {
+    "val_curve",
+    "test_loss_mean",
+    "test_loss_ci95",
+    "test_losses",
+    "seeds",
+    "evaluated_rank",
+    "evaluated_config",
+    "test_accuracy_mean",
+    "fixed",
+    "best_depth",
+    "verdict",
+    "fixed_verdict",
+    "conclusion_changed",
+    "conclusion",
+}
+
+
+def _to_dict(obj: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for f in fields(obj):
+        if f.name == "extra":
+            continue
+        value = getattr(obj, f.name)
+        if value is None and f.name in _OPTIONAL:
+            continue
+        if isinstance(value, list) and value and isinstance(value[0], DepthEntry):
+            value = [v.to_dict() for v in value]
+        out[f.name] = value
+    out.update(obj.extra)
+    return out
+
+
+def _from_dict(cls, data: dict[str, Any]):
+    known = {f.name for f in fields(cls)} - {"extra"}
+    obj = cls(**{k: v for k, v in data.items() if k in known})
+    obj.extra.update({k: v for k, v in data.items() if k not in known})
+    return obj
+
+
+@dataclass
+class DepthEntry:
+    """One depth: its search (best trial, budget spent, expected best, importance) and its evaluation."""
+
+    depth: int
+    best_val_loss: float | None = None
+    best_config: dict[str, Any] | None = None  # a `stacktune train` config
+    trials: dict[str, int] = field(default_factory=dict)  # completed / pruned / failed
+    params: int | None = None  # weights of the best trial's model
+    epochs: int = 0  # summed over the depth's trials
+    train_seconds: float = 0.0
+    mlflow_run_id: str = ""  # the depth run
+    best_trial: dict[str, Any] | None = None  # name, number, mlflow_run_id
+    expected_best: list[float] = field(default_factory=list)  # of n trials, n = 1..trials_per_depth
+    expected_best_std: list[float] = field(default_factory=list)
+    importance: dict[str, float] | None = None
+    val_curve: list[float] | None = None  # the best trial's val_loss per epoch
+    # Evaluation on the test split, over seeds.
+    test_loss_mean: float | None = None
+    test_loss_ci95: list[float] | None = None
+    test_losses: list[float] | None = None
+    seeds: list[int] | None = None
+    evaluated_rank: int | None = None
+    evaluated_config: dict[str, Any] | None = None  # when not the best trial's config
+    test_accuracy_mean: float | None = None
+    fixed: dict[str, Any] | None = None  # the fixed setting's config, params and test losses
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """comparison.json's entry for this depth."""
+        return _to_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DepthEntry:
+        """The entry read back from comparison.json."""
+        return _from_dict(cls, data)
+
+
+@dataclass
+class Comparison:
+    """A finished search: every depth's entry, then (after evaluation) the verdicts and the conclusion."""
+
+    search: str
+    experiment_id: str
+    mlflow_run_id: str  # the search run
+    dataset: dict[str, Any]
+    task: str
+    trials_per_depth: int
+    evaluation: dict[str, Any] | None = None  # seeds, refit, top_k, confidence, jobs, finished
+    baseline: dict[str, Any] | None = None  # the fixed setting, when evaluated
+    depths: list[DepthEntry] = field(default_factory=list)
+    best_depth: int | None = None  # lowest validation loss
+    verdict: dict[str, Any] | None = None
+    fixed_verdict: dict[str, Any] | None = None
+    conclusion_changed: bool | None = None
+    conclusion: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def entry(self, depth: int) -> DepthEntry:
+        """The entry of `depth`."""
+        return next(e for e in self.depths if e.depth == depth)
+
+    def to_dict(self) -> dict[str, Any]:
+        """comparison.json's content (plain JSON types)."""
+        return _to_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Comparison:
+        """A comparison read back from comparison.json."""
+        obj = _from_dict(cls, {**data, "depths": []})
+        obj.depths = [DepthEntry.from_dict(d) for d in data.get("depths", [])]
+        return obj

@@ -1,0 +1,378 @@
+"""The PNG plots of a search's report, drawn from comparison.json alone.
+
+Each plot is drawn only when comparison.json holds data for it; `draw_plots` writes those that have
+data and removes stale ones. This module also holds the small readers of comparison.json that the
+plots and the markdown in report.py share (report.py imports them from here).
+
+matplotlib and numpy are imported lazily (inside the drawing functions), so importing this module is cheap.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+__all__ = ["draw_plots", "PLOT_FILES", "CAPTIONS"]
+
+# The plots this module may write, in the order they appear in the report.
+PLOT_FILES = ("test_loss_by_depth.png", "expected_best.png", "val_curves.png", "importance.png")
+
+_DPI = 110
+_SIZE = (7.0, 4.0)
+_TUNED_COLOUR = "#1f77b4"
+_FIXED_COLOUR = "#7f7f7f"
+_WINNER_COLOUR = "#f2c14e"
+
+
+# ----------------------------------------------------------------------------- reading comparison.json
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _interval(ci: Any) -> tuple[float, float] | None:
+    if isinstance(ci, (list, tuple)) and len(ci) == 2 and all(_finite(v) for v in ci):
+        return float(ci[0]), float(ci[1])
+    return None
+
+
+def _values(seq: Any) -> list[float]:
+    """The finite numbers of a list (None, NaN and non-numbers dropped)."""
+    if not isinstance(seq, (list, tuple)):
+        return []
+    return [float(v) for v in seq if _finite(v)]
+
+
+def _series(seq: Any) -> list[float]:
+    """A list as floats with NaN standing in for missing entries (keeps positions for plotting)."""
+    if not isinstance(seq, (list, tuple)):
+        return []
+    return [float(v) if _finite(v) else float("nan") for v in seq]
+
+
+def _entries(comparison: dict) -> list[dict]:
+    return sorted(
+        (d for d in comparison.get("depths") or [] if isinstance(d, dict) and "depth" in d),
+        key=lambda d: d["depth"],
+    )
+
+
+def _task(comparison: dict) -> str:
+    return "classification" if comparison.get("task") == "classification" else "regression"
+
+
+def _loss_unit(comparison: dict) -> str:
+    return "cross-entropy" if _task(comparison) == "classification" else "MSE, standardised"
+
+
+def _confidence(comparison: dict) -> float:
+    evaluation = comparison.get("evaluation") or {}
+    conf = evaluation.get("confidence") if isinstance(evaluation, dict) else None
+    return float(conf) if _finite(conf) and 0 < conf < 1 else 0.95
+
+
+def _level(comparison: dict) -> str:
+    return f"{_confidence(comparison) * 100:g}%"
+
+
+def _has_test(entry: dict) -> bool:
+    return _finite(entry.get("test_loss_mean"))
+
+
+def _fixed(entry: dict) -> dict | None:
+    fixed = entry.get("fixed")
+    return fixed if isinstance(fixed, dict) and _finite(fixed.get("test_loss_mean")) else None
+
+
+def _verdict(comparison: dict, key: str = "verdict") -> dict | None:
+    verdict = comparison.get(key)
+    if not isinstance(verdict, dict) or not (verdict.get("winner") is not None or verdict.get("tied")):
+        return None
+    return verdict
+
+
+def _param_label(name: str) -> str:
+    if name.startswith("units_") and name[6:].isdigit():
+        return f"units, layer {int(name[6:]) + 1}"
+    return {
+        "lr": "learning rate",
+        "dropout": "dropout",
+        "weight_decay": "weight decay",
+        "batch_size": "batch size",
+    }.get(name, name.replace("_", " "))
+
+
+# ----------------------------------------------------------------------------- figure helpers
+
+
+def _depth_colours(entries: list[dict]) -> dict[int, Any]:
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab10"]
+    return {e["depth"]: cmap(i % 10) for i, e in enumerate(entries)}
+
+
+def _new_figure(size=_SIZE):
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=size, dpi=_DPI, layout="constrained")
+    return fig, fig.subplots()
+
+
+def _save(fig, path: Path) -> Path:
+    fig.savefig(path, dpi=_DPI, format="png", metadata={"Software": None})
+    return path
+
+
+def _curve_figure(entries: list[dict], key: str):
+    """A figure with one line per depth of the per-epoch or per-trial list `key`; None when no depth has a finite point.
+
+    Returns (fig, ax, lines): lines holds (entry, x, y, colour) in depth order for the depths with a curve,
+    x = 1..N and y the curve with NaN for missing points. The x axis counts in integers, with a light grid.
+    """
+    curves = {e["depth"]: _series(e.get(key)) for e in entries}
+    curves = {d: c for d, c in curves.items() if any(math.isfinite(v) for v in c)}
+    if not curves:
+        return None
+    import numpy as np
+    from matplotlib.ticker import MaxNLocator
+
+    colours = _depth_colours(entries)
+    fig, ax = _new_figure()
+    lines = []
+    for e in entries:
+        d = e["depth"]
+        if d in curves:
+            y = np.array(curves[d])
+            lines.append((e, np.arange(1, y.size + 1), y, colours[d]))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(alpha=0.3)
+    return fig, ax, lines
+
+
+# ----------------------------------------------------------------------------- the plots
+
+
+def _plot_test_loss(comparison: dict, entries: list[dict], path: Path) -> Path | None:
+    tuned = {e["depth"]: e for e in entries if _has_test(e)}
+    fixed = {e["depth"]: _fixed(e) for e in entries if _fixed(e)}
+    if not tuned and not fixed:
+        return None
+    import numpy as np
+
+    shown = [e["depth"] for e in entries if e["depth"] in tuned or e["depth"] in fixed]
+    xs = {d: i for i, d in enumerate(shown)}
+    both = bool(tuned) and bool(fixed)
+    offset = 0.17 if both else 0.0
+    rng = np.random.default_rng(0)
+    level = _level(comparison)
+    verdict = _verdict(comparison) or {}
+    winner = verdict.get("winner")
+    highlighted = [winner] if winner is not None else [d for d in verdict.get("tied") or [] if len(verdict["tied"]) > 1]
+
+    fig, ax = _new_figure()
+    for d in highlighted:
+        if d in xs:
+            label = "winner (tuned)" if winner is not None else "tied for first (tuned)"
+            first = d == next(h for h in highlighted if h in xs)
+            ax.axvspan(
+                xs[d] - 0.45,
+                xs[d] + 0.45,
+                color=_WINNER_COLOUR,
+                alpha=0.25,
+                lw=0,
+                zorder=0,
+                label=label if first else None,
+            )
+
+    def series(items: dict, shift: float, colour: str, marker: str, label: str) -> None:
+        depths = [d for d in shown if d in items]
+        x = np.array([xs[d] + shift for d in depths])
+        means = np.array([items[d]["test_loss_mean"] for d in depths], dtype=float)
+        lows, highs = [], []
+        for d, m in zip(depths, means, strict=False):
+            ci = _interval(items[d].get("test_loss_ci95")) or (m, m)
+            lows.append(max(0.0, m - ci[0]))
+            highs.append(max(0.0, ci[1] - m))
+        for xi, d in zip(x, depths, strict=False):
+            pts = _values(items[d].get("test_losses"))
+            if pts:
+                jitter = rng.uniform(-0.05, 0.05, len(pts))
+                ax.scatter(xi + jitter, pts, s=12, color=colour, alpha=0.3, lw=0, zorder=2)
+        ax.errorbar(
+            x,
+            means,
+            yerr=[lows, highs],
+            fmt=marker,
+            color=colour,
+            ms=7,
+            capsize=4,
+            lw=1.6,
+            zorder=3,
+            label=f"{label}: mean, {level} CI",
+        )
+
+    if tuned:
+        series(tuned, -offset, _TUNED_COLOUR, "o", "tuned per depth")
+    if fixed:
+        series(fixed, offset, _FIXED_COLOUR, "s", "one fixed setting")
+    if any(_values(e.get("test_losses")) for e in tuned.values()) or any(
+        _values(f.get("test_losses")) for f in fixed.values()
+    ):
+        ax.scatter([], [], s=12, color="#555555", alpha=0.4, lw=0, label="single seeds")
+
+    ax.set_xticks(range(len(shown)), [str(d) for d in shown])
+    for tick, d in zip(ax.get_xticklabels(), shown, strict=False):
+        if d in highlighted:
+            tick.set_fontweight("bold")
+    ax.set_xlim(-0.6, len(shown) - 0.4)
+    ax.set_xlabel("depth (stacked LSTM layers)")
+    ax.set_ylabel(f"test loss ({_loss_unit(comparison)})")
+    title = "Test loss by depth: tuned per depth vs one fixed setting" if both else "Test loss by depth"
+    ax.set_title(title)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8, loc="best", framealpha=0.9)
+    return _save(fig, path)
+
+
+def _plot_expected_best(comparison: dict, entries: list[dict], path: Path) -> Path | None:
+    drawn = _curve_figure(entries, "expected_best")
+    if drawn is None:
+        return None
+    import numpy as np
+
+    fig, ax, lines = drawn
+    for e, x, y, colour in lines:
+        std = np.array(_series(e.get("expected_best_std")))
+        if std.size == y.size:
+            ax.fill_between(x, y - std, y + std, color=colour, alpha=0.15, lw=0)
+        ax.plot(x, y, color=colour, lw=2, marker="o" if y.size <= 30 else None, ms=3, label=f"depth {e['depth']}")
+    ax.set_xlim(0.8, max(y.size for _, _, y, _ in lines) + 0.2)
+    ax.set_xlabel("trials")
+    ax.set_ylabel(f"expected best val loss\n({_loss_unit(comparison)})")
+    ax.set_title("Expected best validation loss vs. number of trials (±1 std)")
+    ax.legend(fontsize=8, loc="upper right", framealpha=0.9, title="depth ± 1 std", title_fontsize=8)
+    return _save(fig, path)
+
+
+def _plot_val_curves(comparison: dict, entries: list[dict], path: Path) -> Path | None:
+    drawn = _curve_figure(entries, "val_curve")
+    if drawn is None:
+        return None
+    import numpy as np
+
+    fig, ax, lines = drawn
+    for e, x, y, colour in lines:
+        ax.plot(x, y, color=colour, lw=1.8, label=f"depth {e['depth']}")
+        best = int(np.nanargmin(y))
+        ax.plot(x[best], y[best], marker="o", color=colour, ms=5)
+    finite = [v for _, _, y, _ in lines for v in y if math.isfinite(v)]
+    if min(finite) > 0 and max(finite) / min(finite) > 20:
+        ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(f"validation loss ({_loss_unit(comparison)})")
+    ax.set_title("Validation loss per epoch, best trial of each depth (dot: best epoch)")
+    ax.legend(fontsize=8, loc="upper right", framealpha=0.9)
+    return _save(fig, path)
+
+
+def _plot_importance(comparison: dict, entries: list[dict], path: Path) -> Path | None:
+    tables = {
+        e["depth"]: {k: float(v) for k, v in e["importance"].items() if _finite(v)}
+        for e in entries
+        if isinstance(e.get("importance"), dict)
+    }
+    tables = {d: t for d, t in tables.items() if t}
+    if not tables:
+        return None
+    import numpy as np
+
+    # Most important first, by the total over depths (a parameter a depth lacks counts 0 there).
+    names = sorted({k for t in tables.values() for k in t}, key=lambda k: -sum(t.get(k, 0.0) for t in tables.values()))
+    depths = [e["depth"] for e in entries if e["depth"] in tables]
+    colours = _depth_colours(entries)
+    height = min(7.0, max(_SIZE[1], 1.0 + 0.12 * len(names) * len(depths) + 0.15 * len(names)))
+    fig, ax = _new_figure((_SIZE[0], height))
+    bar = 0.8 / len(depths)
+    y = np.arange(len(names))
+    for i, d in enumerate(depths):
+        values = [tables[d].get(k, np.nan) for k in names]
+        ax.barh(y - 0.4 + bar * (i + 0.5), values, height=bar * 0.95, color=colours[d], label=f"depth {d}")
+    ax.set_yticks(y, [_param_label(k) for k in names])
+    ax.invert_yaxis()
+    ax.set_xlim(0, max(1e-9, max(v for t in tables.values() for v in t.values())) * 1.08)
+    ax.set_xlabel("importance (fANOVA share of validation-loss variance)")
+    ax.set_title("Which hyperparameters mattered, by depth")
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right", framealpha=0.9)
+    return _save(fig, path)
+
+
+_PLOTS = {
+    "test_loss_by_depth.png": _plot_test_loss,
+    "expected_best.png": _plot_expected_best,
+    "val_curves.png": _plot_val_curves,
+    "importance.png": _plot_importance,
+}
+
+
+# What the report says under each plot: its alt text and how to read it ({level} is the confidence level).
+CAPTIONS = {
+    "test_loss_by_depth.png": (
+        "Test loss by depth",
+        "How to read it: lower is better; each marker is a depth's mean test loss over the seeds with its {level} "
+        "interval, faint dots are single seeds, blue is tuned per depth and grey is the one fixed setting; the "
+        "shaded column marks the winner (or the depths tied for first).",
+    ),
+    "expected_best.png": (
+        "Expected best validation loss versus trials",
+        "How to read it: the expected best validation loss if a depth had been given only n trials (Dodge et al. "
+        "2019), with a ±1 std band; a curve still falling at the right edge means that depth would likely gain from "
+        "a larger budget, and curves that cross mean the ranking depends on the budget.",
+    ),
+    "val_curves.png": (
+        "Validation loss per epoch of each depth's best trial",
+        "How to read it: the validation loss of each depth's best search trial after every epoch; a curve that "
+        "turns up at the end is overfitting, one still falling could use more epochs.",
+    ),
+    "importance.png": (
+        "Hyperparameter importance by depth",
+        "How to read it: the longer the bar, the more that parameter explained the spread in validation loss "
+        "among a depth's trials; each depth's bars (one colour) sum to 1, so read a colour top to bottom to see "
+        "what mattered at that depth.",
+    ),
+}
+
+
+# ----------------------------------------------------------------------------- entry point
+
+
+def draw_plots(comparison: dict, out_dir: Path) -> list[Path]:
+    """Writes the plots of PLOT_FILES that have data into the existing out_dir; returns their paths in that order.
+
+    A plot left over in out_dir from an earlier report whose data is now missing is removed.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    out_dir = Path(out_dir)
+    entries = _entries(comparison)
+    written: list[Path] = []
+    with matplotlib.rc_context(
+        {
+            "font.size": 9,
+            "axes.titlesize": 10,
+            "axes.labelsize": 9,
+            "axes.spines.top": False,
+            "axes.spines.right": False,
+        }
+    ):
+        for filename in PLOT_FILES:
+            path = out_dir / filename
+            if _PLOTS[filename](comparison, entries, path) is not None:
+                written.append(path)
+            elif path.exists():
+                path.unlink()
+    return written

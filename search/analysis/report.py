@@ -1,0 +1,499 @@
+"""A finished search as a readable report: report.md plus a few plots, from comparison.json alone.
+
+The report answers "does stacking more layers help on my data?": the verdict with its
+uncertainty, how it compares with the usual one-fixed-setting comparison, the tables behind
+it, how the test numbers were produced and how to retrain any depth. Every field of
+comparison.json that evaluation or the baseline would fill may be absent or null; the report
+then says what it can from what is there and leaves out the plots that have no data.
+
+This module writes the markdown; plots.py draws the PNGs (importing matplotlib only when it does),
+so importing this module is cheap.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from .plots import (
+    CAPTIONS,
+    PLOT_FILES,
+    _entries,
+    _finite,
+    _fixed,
+    _has_test,
+    _interval,
+    _level,
+    _param_label,
+    _task,
+    _values,
+    _verdict,
+    draw_plots,
+)
+
+__all__ = ["write_report", "PLOT_FILES"]
+
+
+# ----------------------------------------------------------------------------- small helpers
+
+
+def _num(value: Any, digits: int = 4) -> str:
+    """A number with `digits` significant digits; '–' for missing or non-finite values."""
+    if not _finite(value):
+        return "–"
+    if value == 0:
+        return "0"
+    return f"{value:.{digits}g}"
+
+
+def _int(value: Any) -> str:
+    return f"{int(value):,}" if _finite(value) else "–"
+
+
+def _mean_ci(mean: Any, ci: Any) -> str:
+    """'0.2100 [0.1900, 0.2300]' style: the mean, then its interval when there is one."""
+    if not _finite(mean):
+        return "–"
+    bounds = _interval(ci)
+    if bounds is None:
+        return _num(mean)
+    return f"{_num(mean)} [{_num(bounds[0])}, {_num(bounds[1])}]"
+
+
+def _join(items: Sequence[str]) -> str:
+    items = list(items)
+    if len(items) <= 1:
+        return "".join(items)
+    return ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _depths_phrase(depths: Iterable[int]) -> str:
+    depths = list(depths)
+    return ("depth " if len(depths) == 1 else "depths ") + _join([str(d) for d in depths])
+
+
+def _tested_config(entry: dict) -> dict | None:
+    """The tuned configuration whose test scores the entry carries (a top-k runner-up may stand in)."""
+    cfg = entry.get("evaluated_config") or entry.get("best_config")
+    return cfg if isinstance(cfg, dict) else None
+
+
+def _units(cfg: dict | None) -> str:
+    units = ((cfg or {}).get("model") or {}).get("units")
+    if not isinstance(units, list) or not units:
+        return "–"
+    return "[" + ", ".join(str(u) for u in units) + "]"
+
+
+def _lr(cfg: dict | None) -> str:
+    return _num(((cfg or {}).get("train") or {}).get("lr"))
+
+
+def _p_beats(pair: dict, depth: int) -> tuple[float, tuple[float, float] | None] | None:
+    """P(`depth` beats the other depth of `pair`) and its interval, flipped when `depth` is the pair's b."""
+    p = pair.get("p_a_better")
+    if not _finite(p):
+        return None
+    ci = _interval(pair.get("p_a_better_ci"))
+    if pair.get("a") == depth:
+        return float(p), ci
+    return 1.0 - float(p), (None if ci is None else (1.0 - ci[1], 1.0 - ci[0]))
+
+
+def _prob(value: Any) -> str:
+    return f"{value:.2f}" if _finite(value) else "–"
+
+
+def _prob_text(p: float, ci: tuple[float, float] | None, level: str) -> str:
+    return _prob(p) + ("" if ci is None else f" ({level} CI {_prob(ci[0])}–{_prob(ci[1])})")
+
+
+def _prose_ci(mean: Any, ci: Any, level: str) -> str:
+    """'0.2108 (95% CI 0.203–0.2184)' for running text."""
+    bounds = _interval(ci)
+    if bounds is None:
+        return _num(mean)
+    return f"{_num(mean)} ({level} CI {_num(bounds[0])}–{_num(bounds[1])})"
+
+
+def _dataset_text(dataset: Any) -> str:
+    if not isinstance(dataset, dict):
+        return "the dataset"
+    name = dataset.get("name") or (Path(str(dataset["csv"])).name if dataset.get("csv") else None) or "the dataset"
+    extras = [f"{k} {dataset[k]}" for k in ("window", "horizon") if dataset.get(k) is not None]
+    return f"`{name}`" + (f" ({', '.join(extras)})" if extras else "")
+
+
+def _baseline_text(baseline: Any) -> str:
+    if not isinstance(baseline, dict):
+        return "one fixed setting"
+    parts = []
+    if baseline.get("units") is not None:
+        parts.append(f"{baseline['units']} units per layer")
+    if baseline.get("lr") is not None:
+        parts.append(f"lr {_num(baseline['lr'])}")
+    if baseline.get("dropout") is not None:
+        parts.append(f"dropout {_num(baseline['dropout'])}")
+    if baseline.get("batch_size") is not None:
+        parts.append(f"batch size {baseline['batch_size']}")
+    return ", ".join(parts) if parts else "one fixed setting"
+
+
+# ----------------------------------------------------------------------------- the written answer
+
+
+def _answer(comparison: dict, entries: list[dict]) -> list[str]:
+    """Two or three sentences: who wins (or the tie), how sure, and what the fixed setting would have said."""
+    level = _level(comparison)
+    verdict = _verdict(comparison)
+    tested = [e for e in entries if _has_test(e)]
+    trials = comparison.get("trials_per_depth")
+    budget = f"the same budget ({trials} trials per depth)" if trials else "the same budget"
+    sentences: list[str] = []
+
+    if verdict is not None and tested:
+        by_depth = {e["depth"]: e for e in tested}
+        pairs = [p for p in verdict.get("pairs") or [] if isinstance(p, dict)]
+        n_seeds = max(len(_values(e.get("test_losses"))) for e in tested)
+        seeds = f" over {n_seeds} seeds" if n_seeds else ""
+        winner = verdict.get("winner")
+        tied = [d for d in verdict.get("tied") or [] if d in by_depth] or list(verdict.get("tied") or [])
+        if winner is not None and len(tested) == 1:
+            e = by_depth.get(winner, tested[0])
+            sentences.append(
+                f"Only depth {winner} could be evaluated on the held-out test split "
+                f"(mean test loss {_prose_ci(e.get('test_loss_mean'), e.get('test_loss_ci95'), level)}{seeds}), "
+                "so there is nothing to compare it with."
+            )
+        elif winner is not None:
+            e = by_depth.get(winner, {})
+            sentences.append(
+                f"**Depth {winner} wins**: tuned with {budget}, its best configuration has the lowest "
+                f"mean test loss, {_prose_ci(e.get('test_loss_mean'), e.get('test_loss_ci95'), level)}{seeds}."
+            )
+            duels = [(p, _p_beats(p, winner)) for p in pairs if winner in (p.get("a"), p.get("b"))]
+            duels = [(p, pb) for p, pb in duels if pb is not None]
+            if duels:
+                pair, (prob, ci) = min(
+                    duels,
+                    key=lambda x: (x[1][0], x[1][1][0] if x[1][1] else x[1][0], abs(x[0].get("difference") or 0.0)),
+                )
+                rival = pair["b"] if pair.get("a") == winner else pair["a"]
+                sentences.append(
+                    f"It beats every other depth by the decision rule below; the closest call is depth {rival}, "
+                    f"with P(depth {winner} beats depth {rival}) = {_prob_text(prob, ci, level)}."
+                )
+        elif len(tied) >= 2:
+            means = _join([f"{_num(by_depth[d].get('test_loss_mean'))} for depth {d}" for d in tied if d in by_depth])
+            sentences.append(
+                f"**It's a tie: {_depths_phrase(tied)}** cannot be told apart on the held-out test split "
+                f"(mean test loss {means}), and no other depth beats them."
+            )
+            close = [p for p in pairs if p.get("a") in tied and p.get("b") in tied and _finite(p.get("p_a_better"))]
+            if close:
+                pair = close[0]
+                prob, ci = _p_beats(pair, pair["a"])
+                sentences.append(
+                    f"P(depth {pair['a']} beats depth {pair['b']}) = {_prob_text(prob, ci, level)} is too close to "
+                    f"call by the decision rule below: stacking beyond depth {min(tied)} does not clearly help."
+                )
+        else:
+            lead = tied[0] if tied else min(tested, key=lambda e: e["test_loss_mean"])["depth"]
+            unbeaten = [
+                (p["b"] if p.get("a") == lead else p["a"])
+                for p in pairs
+                if lead in (p.get("a"), p.get("b")) and p.get("better") is None
+            ]
+            sentences.append(
+                f"**No clear winner (a tie for practical purposes):** no depth beats depth {lead}, but it does "
+                f"not clearly beat {_depths_phrase(unbeaten) if unbeaten else 'every other depth'} either."
+            )
+        conclusion = comparison.get("conclusion")
+        if isinstance(conclusion, str) and conclusion.strip():
+            sentences.append(conclusion.strip())
+        elif _verdict(comparison, "fixed_verdict") is not None:
+            sentences.append(_fixed_sentence(comparison, entries))
+        return sentences
+
+    ranked = [e for e in entries if _finite(e.get("best_val_loss"))]
+    if not ranked:
+        return ["No depth completed a trial, so there is nothing to compare yet; see the trial counts below."]
+    ranked.sort(key=lambda e: e["best_val_loss"])
+    best = ranked[0]
+    text = f"By validation loss alone, depth {best['depth']}'s best trial scored lowest ({_num(best['best_val_loss'])}"
+    if len(ranked) > 1:
+        text += f" against {_num(ranked[1]['best_val_loss'])} for depth {ranked[1]['depth']}, the runner-up"
+    sentences.append(text + f"), each depth searched with {budget}.")
+    sentences.append(
+        "There is no verdict with uncertainty: evaluation on the held-out test split was off, and the best of "
+        "many trials on the validation split is an optimistic, single-seed number; turn evaluation on to "
+        "retrain each depth over several seeds and get one."
+    )
+    return sentences
+
+
+def _ranking(entries: list[dict], mean_of) -> list[tuple[int, float]]:
+    scored = [(e["depth"], mean_of(e)) for e in entries]
+    return sorted(((d, m) for d, m in scored if _finite(m)), key=lambda x: x[1])
+
+
+def _fixed_sentence(comparison: dict, entries: list[dict]) -> str:
+    """The one-fixed-setting ranking, and whether it would have changed the conclusion."""
+    ranking = _ranking(entries, lambda e: (_fixed(e) or {}).get("test_loss_mean"))
+    order = ", then ".join(f"depth {d} ({_num(m)})" for d, m in ranking)
+    text = (
+        f"With one fixed setting for every depth ({_baseline_text(comparison.get('baseline'))}), "
+        f"the ranking by mean test loss would have been {order}"
+    )
+    fixed_verdict = _verdict(comparison, "fixed_verdict")
+    if fixed_verdict is not None:
+        if fixed_verdict.get("winner") is not None:
+            text += f", and that comparison names depth {fixed_verdict['winner']} the winner"
+        else:
+            text += f", and that comparison calls a tie between {_depths_phrase(fixed_verdict.get('tied') or [])}"
+    changed = comparison.get("conclusion_changed")
+    if changed is True:
+        text += ": the conclusion changed, so the usual fixed-setting comparison would have misled here."
+    elif changed is False:
+        text += ": the conclusion did not change."
+    else:
+        text += "."
+    return text
+
+
+# ----------------------------------------------------------------------------- markdown sections
+
+
+def _depth_table(comparison: dict, entries: list[dict]) -> list[str]:
+    level = _level(comparison)
+    verdict = _verdict(comparison) or {}
+    winner = verdict.get("winner")
+    has_test = any(_has_test(e) for e in entries)
+    has_fixed = any(_fixed(e) for e in entries)
+    has_acc = any(_finite(e.get("test_accuracy_mean")) for e in entries)
+    head = ["depth", "best units", "lr", "params", "best val loss"]
+    if has_test:
+        head.append(f"tuned test loss, mean [{level} CI]")
+    if has_acc:
+        head.append("tuned test accuracy")
+    if has_fixed:
+        head.append(f"fixed-setting test loss, mean [{level} CI]")
+    head.append("trials completed / pruned / failed")
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
+    for e in entries:
+        cfg = _tested_config(e)
+        trials = e.get("trials") or {}
+        depth = f"**{e['depth']}** (winner)" if e["depth"] == winner else str(e["depth"])
+        row = [depth, _units(cfg), _lr(cfg), _int(e.get("params")), _num(e.get("best_val_loss"))]
+        if has_test:
+            row.append(_mean_ci(e.get("test_loss_mean"), e.get("test_loss_ci95")))
+        if has_acc:
+            row.append(_num(e.get("test_accuracy_mean")))
+        if has_fixed:
+            f = _fixed(e)
+            row.append(_mean_ci(f.get("test_loss_mean"), f.get("test_loss_ci95")) if f else "–")
+        row.append(" / ".join(str(trials.get(k, "–")) for k in ("completed", "pruned", "failed")))
+        lines.append("| " + " | ".join(row) + " |")
+    notes = []
+    if any(e.get("evaluated_config") for e in entries):
+        notes.append(
+            "Where a depth's tested configuration is a top-k runner-up (it did best on validation when "
+            "retrained), its units and lr are shown, not the search's single best trial's."
+        )
+    if any(e.get("best_config") is None for e in entries):
+        notes.append("A row of dashes is a depth whose search completed no trial.")
+    if notes:
+        lines += ["", " ".join(notes)]
+    return lines
+
+
+def _prob_table(p: Any, ci: Any) -> str:
+    bounds = _interval(ci)
+    return _prob(p) + ("" if bounds is None or not _finite(p) else f" [{_prob(bounds[0])}, {_prob(bounds[1])}]")
+
+
+def _pair_table(comparison: dict, verdict: dict) -> list[str]:
+    level = _level(comparison)
+    pairs = [p for p in verdict.get("pairs") or [] if isinstance(p, dict)]
+    if not pairs:
+        return []
+    lines = [
+        f"| A vs B | mean test loss A − B [{level} CI] | P(A beats B) [{level} CI] | call |",
+        "|---|---:|---:|---|",
+    ]
+    for p in pairs:
+        a, b = p.get("a"), p.get("b")
+        better = p.get("better")
+        call = f"depth {better} better" if better is not None else "too close to call"
+        lines.append(
+            f"| {a} vs {b} | {_mean_ci(p.get('difference'), p.get('difference_ci'))} | "
+            f"{_prob_table(p.get('p_a_better'), p.get('p_a_better_ci'))} | {call} |"
+        )
+    lines += [
+        "",
+        "A negative difference means A has the lower (better) test loss; "
+        "P(A beats B) is the chance a run of A has a lower test loss than a run of B.",
+    ]
+    return lines
+
+
+def _evaluation_lines(comparison: dict, entries: list[dict]) -> list[str]:
+    evaluation = comparison.get("evaluation")
+    if not isinstance(evaluation, dict):
+        return [
+            "Evaluation was off: no depth was retrained or scored on the held-out test split. The numbers above are "
+            "validation losses of each depth's best search trial (one seed each)."
+        ]
+    seeds = evaluation.get("seeds")
+    seed_list = seeds if isinstance(seeds, list) else next((e.get("seeds") for e in entries if e.get("seeds")), None)
+    level = _level(comparison)
+    lines = []
+    if seed_list:
+        lines.append(
+            f"- Seeds: {', '.join(str(s) for s in seed_list)} "
+            f"({len(seed_list)} runs per configuration; these differ from the search's seeds)."
+        )
+    elif _finite(seeds):
+        lines.append(f"- Seeds: {int(seeds)} runs per configuration.")
+    refit = evaluation.get("refit", "train")
+    if refit in (None, "train"):
+        lines.append(
+            "- Each run was retrained on the training split only, best epoch chosen on validation, scored on "
+            "the held-out test split the search never saw."
+        )
+    else:
+        lines.append(
+            f"- Each run was retrained (refit: {refit}), best epoch chosen on validation, scored on the held-out "
+            "test split the search never saw."
+        )
+    top_k = evaluation.get("top_k", 1)
+    if _finite(top_k) and top_k > 1:
+        lines.append(
+            f"- Top-k = {int(top_k)}: each depth's {int(top_k)} best configurations by validation loss were retrained; "
+            "the one with the lowest mean validation loss over the seeds represents the depth on test."
+        )
+    else:
+        lines.append("- Top-k = 1: each depth is represented by its single best configuration from the search.")
+    if isinstance(comparison.get("baseline"), dict):
+        lines.append(
+            f"- Fixed setting: every depth was also trained with {_baseline_text(comparison['baseline'])}, on the "
+            "same seeds and splits, as in the usual untuned comparison."
+        )
+    lines.append(f"- Intervals are {level} percentile-bootstrap intervals over the seeds.")
+    return lines
+
+
+def _importance_lines(entries: list[dict]) -> list[str]:
+    lines = []
+    for e in entries:
+        importance = e.get("importance")
+        if not isinstance(importance, dict):
+            continue
+        top = sorted(((k, v) for k, v in importance.items() if _finite(v)), key=lambda kv: -kv[1])[:2]
+        if top:
+            parts = [f"{_param_label(k)} (`{k}`, {_num(v, 2)})" for k, v in top]
+            lines.append(f"- Depth {e['depth']}: {_join(parts)}.")
+    if lines:
+        lines += [
+            "",
+            "Importance is Optuna's fANOVA estimate over each depth's completed trials: the share of the spread "
+            "in validation loss a parameter explains (the shares of a depth sum to 1).",
+        ]
+    return lines
+
+
+def _reproduce_lines(comparison: dict, entries: list[dict]) -> list[str]:
+    lines = ["From the search's output folder (the one holding `comparison.json` and `best/`):", "", "```"]
+    ranked = [e for e in entries if e.get("best_config") is not None]
+    for e in ranked:
+        lines.append(f"stacktune train best/depth-{e['depth']}.yaml")
+    lines.append("```")
+    if not ranked:
+        return ["No depth completed a trial, so there is no configuration to retrain."]
+    traces = []
+    for e in ranked:
+        trial = e.get("best_trial") or {}
+        if trial.get("name"):
+            run = f", MLflow run `{trial['mlflow_run_id']}`" if trial.get("mlflow_run_id") else ""
+            traces.append(f"depth {e['depth']}: trial `{trial['name']}`{run}")
+    if traces:
+        lines += ["", "Each file is that depth's best search trial (" + "; ".join(traces) + ")."]
+    if comparison.get("experiment_id") is not None:
+        lines.append(
+            f"Everything is logged in MLflow experiment `{comparison['experiment_id']}`"
+            + (f", search run `{comparison['mlflow_run_id']}`." if comparison.get("mlflow_run_id") else ".")
+        )
+    return lines
+
+
+def _markdown(comparison: dict, entries: list[dict], plots: list[str]) -> str:
+    name = comparison.get("search") or "search"
+    level = _level(comparison)
+    out = [f"# Does stacking more LSTM layers help? Search `{name}`", ""]
+    out += [" ".join(_answer(comparison, entries)), ""]
+    task = _task(comparison)
+    trials = comparison.get("trials_per_depth")
+    depths = [str(e["depth"]) for e in entries]
+    out.append(
+        f"Data: {_dataset_text(comparison.get('dataset'))}, task {task} "
+        f"(losses are {'cross-entropy' if task == 'classification' else 'mean squared error on standardised targets'}, "
+        f"lower is better). Depths compared: {', '.join(depths) or 'none'}; each got its own Optuna study"
+        + (f" of {trials} trials." if trials else ".")
+    )
+    out += ["", "## Results by depth", ""]
+    out += _depth_table(comparison, entries)
+
+    verdict = _verdict(comparison)
+    if verdict is not None:
+        pair_lines = _pair_table(comparison, verdict)
+        if pair_lines:
+            out += ["", "## Pairwise comparisons (tuned)", ""] + pair_lines
+        if verdict.get("rule"):
+            out += ["", f"**Decision rule.** {verdict['rule']}"]
+
+    if any(_fixed(e) for e in entries):
+        out += ["", "## Tuned versus one fixed setting", "", _fixed_sentence(comparison, entries)]
+        fixed_verdict = _verdict(comparison, "fixed_verdict")
+        if fixed_verdict is not None:
+            pair_lines = _pair_table(comparison, fixed_verdict)
+            if pair_lines:
+                out += ["", "Pairwise, with the fixed setting:", ""] + pair_lines[:-2]
+
+    out += ["", "## How the depths were evaluated", ""] + _evaluation_lines(comparison, entries)
+
+    if plots:
+        out += ["", "## Plots"]
+        for filename in plots:
+            alt, read = CAPTIONS[filename]
+            out += ["", f"![{alt}]({filename})", "", read.format(level=level)]
+
+    importance = _importance_lines(entries)
+    if importance:
+        out += [
+            "",
+            "## What mattered at each depth",
+            "",
+            "The two most important hyperparameters of each depth's search:",
+            "",
+        ]
+        out += importance
+
+    out += ["", "## How to reproduce", ""] + _reproduce_lines(comparison, entries)
+    return "\n".join(out).rstrip() + "\n"
+
+
+# ----------------------------------------------------------------------------- entry point
+
+
+def write_report(comparison: dict, out_dir: Path) -> list[Path]:
+    """Writes out_dir/report.md and the plots that have data; returns the written paths, report.md first.
+
+    Previous report files are overwritten, and a plot left over from an earlier report whose data is
+    now missing is removed, so report.md never sits beside a stale figure.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = draw_plots(comparison, out_dir)
+    report = out_dir / "report.md"
+    report.write_text(_markdown(comparison, _entries(comparison), [p.name for p in written]), encoding="utf-8")
+    return [report, *written]

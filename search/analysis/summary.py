@@ -1,0 +1,130 @@
+"""A finished search's summary: each depth's best trial, budget spent, expected best and importance,
+read from the studies, with the best trial's model attached to its MLflow run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from optuna.trial import FixedTrial
+
+from ..engine.space import suggest
+from ..engine.studies import counted_trials, importance, trial_counts
+from ..spec.convert import to_train_config
+from ..spec.schema import SearchSpec
+from ..tracking import store, tags
+from ..tracking.run_tree import RunTree
+from ..tracking.trial_runs import TrialRuns
+from .comparison import Comparison, DepthEntry
+from .stats import expected_best, expected_best_std
+
+
+def _run_of(client, depth_run: str, ray_id: str) -> str | None:
+    """The MLflow run of a trial that ran before a resume, found by its Ray trial id."""
+    experiment_id = client.get_run(depth_run).info.experiment_id
+    runs = client.search_runs([experiment_id], filter_string=f"tags.`{tags.RAY_TRIAL_ID}` = '{ray_id}'", max_results=1)
+    return runs[0].info.run_id if runs else None
+
+
+def _saved_checkpoint(storage_path: str, ray_id: str) -> Path | None:
+    """The newest checkpoint folder a trial left in Ray's storage (on a filesystem this process sees), if any."""
+    if "://" in storage_path:
+        return None
+    found = sorted(Path(storage_path).glob(f"*/*-{ray_id}/checkpoint_*"))
+    return found[-1] if found else None
+
+
+def _depth_summary(
+    spec: SearchSpec, depth: int, study, *, client, depth_run: str, trials: TrialRuns, storage_path: str
+) -> DepthEntry:
+    """One depth's entry of comparison.json; logs its best to MLflow on the way."""
+    counted = counted_trials(study)
+    epochs = sum(int(t.user_attrs.get("epoch", 0)) for t in counted)
+    seconds = sum(float(t.user_attrs.get("train_seconds", 0.0)) for t in counted)
+    values = [t.value for t in study.get_trials(deepcopy=False) if t.value is not None]
+    entry = DepthEntry(
+        depth=depth,
+        trials=trial_counts(study),
+        epochs=epochs,
+        train_seconds=round(seconds, 3),
+        mlflow_run_id=depth_run,
+        expected_best=expected_best(values, n_max=spec.trials_per_depth),
+        expected_best_std=expected_best_std(values, n_max=spec.trials_per_depth),
+        importance=importance(study),
+    )
+    metrics = {f"trials_{k}": v for k, v in entry.trials.items()} | {"epochs": epochs, "train_seconds": seconds}
+    if entry.trials["completed"]:
+        _record_best(
+            spec, depth, study, entry, client=client, depth_run=depth_run, trials=trials, storage_path=storage_path
+        )
+        metrics["best_val_loss"] = entry.best_val_loss
+    store.log_batch(client, depth_run, metrics=store.epoch_metrics(0, metrics))
+    return entry
+
+
+def _record_best(
+    spec: SearchSpec,
+    depth: int,
+    study,
+    entry: DepthEntry,
+    *,
+    client,
+    depth_run: str,
+    trials: TrialRuns,
+    storage_path: str,
+) -> None:
+    """Fills in the depth's best trial, attaches its model to its MLflow run and tags it there."""
+    best = study.best_trial
+    ray_id = best.user_attrs["ray_trial_id"]
+    params = suggest(FixedTrial(best.params), depth=depth, spec=spec)
+    cfg = to_train_config(spec, params, depth=depth)
+    _, checkpoint = trials.finals.get(ray_id, ({}, None))
+    run_id = trials.run_ids.get(ray_id) or _run_of(client, depth_run, ray_id)
+    entry.best_val_loss = best.value
+    entry.best_config = cfg.model_dump(mode="json", exclude_none=True)
+    entry.params = int(best.user_attrs["params"]) if "params" in best.user_attrs else None
+    entry.best_trial = {"name": tags.trial_name(depth, best.number), "number": best.number, "mlflow_run_id": run_id}
+    entry.val_curve = trials.curves.get(ray_id, [])
+    if checkpoint is not None and run_id:
+        with checkpoint.as_directory() as folder:
+            client.log_artifacts(run_id, folder)
+    elif run_id and (saved := _saved_checkpoint(storage_path, ray_id)) is not None:
+        client.log_artifacts(run_id, str(saved))  # the best trial ran before a resume
+    if run_id:
+        client.set_tag(run_id, tags.BEST, "true")
+    store.log_batch(
+        client,
+        depth_run,
+        params=store.as_params({f"best.{k}": v for k, v in params.items()} | {"depth": depth}),
+        tags=store.as_tags({tags.BEST_TRIAL: entry.best_trial["name"], tags.BEST_RUN_ID: run_id or ""}),
+    )
+
+
+def summarise(
+    spec: SearchSpec, studies: dict, *, client, tree: RunTree, trials: TrialRuns, task: str, storage_path: str
+) -> Comparison:
+    """Builds the comparison from the studies (read through Optuna) and logs each depth's best."""
+    depths = [
+        _depth_summary(
+            spec, d, studies[d], client=client, depth_run=tree.depth_runs[d], trials=trials, storage_path=storage_path
+        )
+        for d in spec.depths
+    ]
+    comparison = Comparison(
+        search=spec.name,
+        experiment_id=tree.experiment_id,
+        mlflow_run_id=tree.search_id,
+        dataset=spec.dataset.model_dump(mode="json", exclude_none=True),
+        task=task,
+        trials_per_depth=spec.trials_per_depth,
+        baseline=spec.baseline.model_dump() if spec.baseline is not None and spec.evaluation.seeds else None,
+        depths=depths,
+    )
+    ranked = [d for d in depths if d.best_val_loss is not None]
+    if ranked:
+        comparison.best_depth = min(ranked, key=lambda d: d.best_val_loss).depth
+        client.set_tag(tree.search_id, tags.BEST_DEPTH, str(comparison.best_depth))
+    best = {f"best_val_loss_d{d.depth}": d.best_val_loss for d in ranked}
+    if ranked:
+        best["best_val_loss"] = min(d.best_val_loss for d in ranked)
+    store.log_batch(client, tree.search_id, metrics=store.epoch_metrics(0, best))
+    return comparison

@@ -1,0 +1,135 @@
+"""Ray and Ray Tune for a search: reaching or starting Ray, checking it can hold a trial, where checkpoints
+go, and the one Tuner factory that the trials and the evaluation retrainings both run through."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from pathlib import Path
+from typing import Any, Callable
+from urllib.parse import urlparse
+
+from ..errors import ConfigError, UnreachableError, first_line
+from ..spec.schema import SearchSpec
+
+
+def quiet_ray_tune() -> None:
+    """Trials are logged to MLflow; Ray Tune's own CSV/JSON loggers and console tables would duplicate it."""
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    # Results are read from the callbacks, not from Ray's result files, which are switched off above.
+    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
+
+
+def check_ray_address(address: str | None) -> None:
+    """Raises UnreachableError when a named Ray cluster does not accept connections."""
+    if not address or address == "auto":
+        return
+    if address.startswith(("http://", "https://")):
+        raise ConfigError(
+            f"--address: {address} is a dashboard (Jobs API) address: send the search there with `stacktune submit`"
+        )
+    url = urlparse(address if "://" in address else f"ray://{address}")
+    host, port = url.hostname, url.port
+    if not host or not port:
+        raise ConfigError(f"--address: expected HOST:PORT or ray://HOST:PORT, got {address!r}")
+    try:
+        with socket.create_connection((host, port), timeout=5):
+            pass
+    except OSError as exc:
+        raise UnreachableError(f"cannot reach the Ray cluster at {address} ({exc.strerror or exc})") from None
+
+
+def start_ray(address: str | None) -> None:
+    """Connects to `address`, or starts a local Ray bound to 127.0.0.1 with this machine's CPUs."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    kwargs: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": False}
+    try:
+        if address:
+            ray.init(address=address, **kwargs)
+        else:
+            ray.init(num_cpus=os.cpu_count(), include_dashboard=False, _node_ip_address="127.0.0.1", **kwargs)
+    except (ConnectionError, TimeoutError, RuntimeError) as exc:
+        raise UnreachableError(f"cannot start or reach Ray ({first_line(exc)})") from None
+
+
+def check_resources(spec: SearchSpec) -> None:
+    """Raises ConfigError when no node of the cluster could ever hold one trial (Ray would wait forever)."""
+    import ray
+
+    need = {"CPU": spec.resources.cpus_per_trial, "GPU": spec.resources.gpus_per_trial}
+    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+    if any(all(node.get(kind, 0.0) >= amount for kind, amount in need.items() if amount) for node in nodes):
+        return
+    have = ", ".join(f"{n.get('CPU', 0):g} CPU / {n.get('GPU', 0):g} GPU" for n in nodes) or "no nodes"
+    field = (
+        "gpus_per_trial" if spec.resources.gpus_per_trial and not any(n.get("GPU") for n in nodes) else "cpus_per_trial"
+    )
+    raise ConfigError(
+        f"resources.{field}: no node of the Ray cluster can hold a trial of {spec.resources.cpus_per_trial:g} CPU "
+        f"and {spec.resources.gpus_per_trial:g} GPU (its nodes have {have})"
+    )
+
+
+def storage_path_for(spec: SearchSpec, out_dir: Path, shared: str | None) -> str:
+    """Where Ray Tune keeps checkpoints: under `shared` (a path every node sees, or s3://...), else out_dir/ray."""
+    if not shared:
+        return str(out_dir / "ray")
+    if "://" in shared:
+        return f"{shared.rstrip('/')}/{spec.name}"
+    return str(Path(shared).resolve() / spec.name)
+
+
+def make_tuner(
+    trainable: Callable,
+    *,
+    spec: SearchSpec,
+    name: str,
+    storage_path: str,
+    callbacks: list,
+    data,
+    trial_name: Callable[[Any], str],
+    param_space: dict | None = None,
+    num_samples: int = 1,
+    search_alg=None,
+    scheduler=None,
+    metric: str | None = None,
+    keep_checkpoints: int | None = None,
+    **trainable_args: Any,
+):
+    """A Ray Tune Tuner over `trainable` with the spec's resources, failure handling and actor reuse.
+
+    `data` travels once through Ray's object store (tune.with_parameters), not in every trial's config.
+    """
+    from ray import tune
+
+    resources = {"cpu": spec.resources.cpus_per_trial, "gpu": spec.resources.gpus_per_trial}
+    return tune.Tuner(
+        tune.with_resources(tune.with_parameters(trainable, data=data, **trainable_args), resources),
+        param_space=param_space,
+        tune_config=tune.TuneConfig(
+            search_alg=search_alg,
+            scheduler=scheduler,
+            metric=metric,
+            mode="min" if metric else None,
+            num_samples=num_samples,
+            max_concurrent_trials=spec.resources.max_concurrent,
+            # A fresh worker per trial would pay torch's import every time.
+            reuse_actors=True,
+            trial_name_creator=trial_name,
+            trial_dirname_creator=trial_name,
+        ),
+        run_config=tune.RunConfig(
+            name=name,
+            storage_path=storage_path,
+            callbacks=callbacks,
+            verbose=0,
+            failure_config=tune.FailureConfig(max_failures=spec.resources.max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=keep_checkpoints),
+        ),
+    )

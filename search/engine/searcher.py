@@ -1,0 +1,91 @@
+"""A thin Ray Tune Searcher: one Optuna study per depth, equal budgets, every outcome told."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+from ray.tune.search import Searcher
+
+from ..contracts import METRIC, TrialResult
+from ..spec.schema import SearchSpec
+from .space import suggest
+from .studies import counted_trials
+
+
+class DepthSearcher(Searcher):
+    """Routes each new Ray Tune trial to the depth furthest behind and asks that depth's study.
+
+    Ray Tune schedules and places trials; Optuna decides what to try. Completed, pruned and
+    failed trials are all told to their study, so no sampler is starved of outcomes.
+    """
+
+    def __init__(self, spec: SearchSpec, studies: dict[int, optuna.Study], *, pruned: set[str] | None = None):
+        super().__init__(metric=METRIC, mode="min")
+        self._spec = spec
+        self._studies = studies
+        self._pruned = pruned if pruned is not None else set()
+        # A resumed study already holds finished trials; they count against the budget.
+        self._asked = {depth: len(counted_trials(study)) for depth, study in studies.items()}
+        self._live: dict[str, tuple[int, optuna.trial.Trial]] = {}
+
+    def remaining(self) -> int:
+        """Trials still owed to some depth: above zero after an interrupted run."""
+        return sum(self._spec.trials_per_depth - len(counted_trials(s)) for s in self._studies.values())
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+        behind = [d for d in self._spec.depths if self._asked[d] < self._spec.trials_per_depth]
+        if not behind:
+            return Searcher.FINISHED
+        depth = min(behind, key=lambda d: self._asked[d])
+        trial = self._studies[depth].ask()
+        trial.set_user_attr("ray_trial_id", trial_id)
+        self._asked[depth] += 1
+        self._live[trial_id] = (depth, trial)
+        return {"depth": depth, "number": trial.number, "params": suggest(trial, depth=depth, spec=self._spec)}
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        # Intermediate values let TPE rank pruned trials by how far they got.
+        _, trial = self._live.get(trial_id, (None, None))
+        reported = TrialResult.of(result)
+        if trial is not None and not reported.final and reported.finite_val_loss:
+            trial.report(float(reported.val_loss), int(reported.epoch))
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        depth, trial = self._live.pop(trial_id, (None, None))
+        if trial is None:
+            return
+        study = self._studies[depth]
+        if not result:
+            study.tell(trial, state=TrialState.FAIL)
+            return
+        reported = TrialResult.of(result)
+        trial.set_user_attr("epoch", reported.epoch)
+        trial.set_user_attr("train_seconds", reported.train_seconds)
+        if reported.params is not None:
+            trial.set_user_attr("params", reported.params)
+        state = "pruned" if trial_id in self._pruned else reported.state
+        if error or state == "failed":
+            study.tell(trial, state=TrialState.FAIL)
+        elif state == "pruned":
+            study.tell(trial, state=TrialState.PRUNED)
+        else:
+            study.tell(trial, float(reported.best_val_loss))
+
+    def __getstate__(self) -> dict:
+        # Ray Tune pickles the searcher into the experiment folder. The studies stay out: they live in
+        # Optuna's storage, whose URL may hold a password.
+        state = self.__dict__.copy()
+        state.update(_studies={}, _live={})
+        return state
+
+    def save(self, checkpoint_path: str) -> None:
+        # The studies live in Optuna storage; only the budget count is the searcher's own.
+        Path(checkpoint_path).write_text(json.dumps({"asked": self._asked}))
+
+    def restore(self, checkpoint_path: str) -> None:
+        asked = json.loads(Path(checkpoint_path).read_text())["asked"]
+        self._asked.update({int(depth): n for depth, n in asked.items()})

@@ -1,0 +1,104 @@
+"""One Optuna study per depth: names, samplers, storage, the trials that count, and what a study tells."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import optuna
+from optuna.trial import FixedTrial, TrialState
+
+from ..spec.convert import sampler_seed, to_train_config
+from ..spec.schema import SearchSpec, TrainConfig
+from .space import suggest
+
+
+def study_name(search: str, depth: int) -> str:
+    """The Optuna study that holds one depth of a search."""
+    return f"{search}.depth-{depth}"
+
+
+def make_sampler(spec: SearchSpec, depth: int) -> optuna.samplers.BaseSampler:
+    """The sampler of one depth's study, seeded so a search is repeatable."""
+    seed = sampler_seed(spec, depth)
+    if spec.sampler.kind == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        # multivariate: units and lr interact; constant_liar: several trials of a depth run at once.
+        return optuna.samplers.TPESampler(
+            seed=seed, n_startup_trials=spec.sampler.n_startup_trials, multivariate=True, constant_liar=True
+        )
+
+
+def counted_trials(study: optuna.Study) -> list:
+    """The finished trials that count against a depth's budget (not those cut off by a killed driver)."""
+    return [
+        t for t in study.get_trials(deepcopy=False) if t.state.is_finished() and not t.user_attrs.get("interrupted")
+    ]
+
+
+def open_storage(spec: SearchSpec, out_dir: Path):
+    """Optuna storage that outlives the process: the spec's RDB URL, else a journal file in `out_dir`."""
+    from optuna.storages.journal import JournalFileBackend
+
+    if spec.storage:
+        return optuna.storages.RDBStorage(spec.storage)
+    return optuna.storages.JournalStorage(JournalFileBackend(str(out_dir / "optuna.journal")))
+
+
+def prepare_studies(spec: SearchSpec, storage, *, resume: bool) -> dict:
+    """One study per depth: fresh ones (an earlier search of the name is replaced), or the existing ones on resume.
+
+    On resume, trials a killed driver left RUNNING are closed as failed and marked `interrupted`,
+    so they neither count against the budget nor stay open.
+    """
+    studies = {}
+    for depth in spec.depths:
+        name = study_name(spec.name, depth)
+        if not resume:
+            try:
+                optuna.delete_study(study_name=name, storage=storage)
+            except KeyError:
+                pass
+        study = optuna.create_study(
+            study_name=name,
+            storage=storage,
+            sampler=make_sampler(spec, depth),
+            direction="minimize",
+            load_if_exists=resume,
+        )
+        for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING)):
+            storage.set_trial_user_attr(trial._trial_id, "interrupted", True)
+            storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
+        study.set_user_attr("search", spec.name)
+        study.set_user_attr("depth", depth)
+        studies[depth] = study
+    return studies
+
+
+def trial_counts(study) -> dict[str, int]:
+    """How many of a depth's counted trials completed, were pruned and failed."""
+    states = [t.state for t in counted_trials(study)]
+    return {
+        "completed": states.count(TrialState.COMPLETE),
+        "pruned": states.count(TrialState.PRUNED),
+        "failed": states.count(TrialState.FAIL),
+    }
+
+
+def importance(study) -> dict[str, float] | None:
+    """What mattered in one depth's study (Optuna's fANOVA), or None with too few trials to tell."""
+    from optuna.importance import FanovaImportanceEvaluator
+
+    try:
+        found = optuna.importance.get_param_importances(study, evaluator=FanovaImportanceEvaluator(seed=0))
+    except (ValueError, RuntimeError):
+        return None
+    return {name: float(value) for name, value in found.items()} or None
+
+
+def top_configs(spec: SearchSpec, study, depth: int, k: int) -> list[TrainConfig]:
+    """The `k` best completed trials of a depth's study, as train configs."""
+    done = sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), key=lambda t: t.value)[:k]
+    return [to_train_config(spec, suggest(FixedTrial(t.params), depth=depth, spec=spec), depth=depth) for t in done]

@@ -1,0 +1,108 @@
+"""What one trial runs on a Ray worker: the trainer on one sampled config, reporting each epoch."""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from ..contracts import TrialResult
+from ..spec.convert import build, config_yaml, to_train_config
+from ..spec.schema import SearchSpec
+
+STATE_FILE = "state.pt"
+
+
+def _saved_state() -> dict | None:
+    """The training state of this trial's last epoch checkpoint, when Ray Tune restarted it."""
+    import torch
+    from ray import tune
+
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is None:
+        return None
+    with checkpoint.as_directory() as folder:
+        path = Path(folder) / STATE_FILE
+        # Tensors, numbers and plain containers only: a checkpoint on shared storage can never run code here.
+        return torch.load(path, map_location="cpu", weights_only=True) if path.exists() else None
+
+
+def pick_device(gpus_per_trial: float, *, cuda_available: bool) -> str:
+    """The trial's device: "cuda" when it was given a GPU or a share of one (Ray sets which through
+    CUDA_VISIBLE_DEVICES), else "cpu"."""
+    if gpus_per_trial <= 0:
+        return "cpu"
+    if not cuda_available:
+        raise RuntimeError(
+            f"resources.gpus_per_trial is {gpus_per_trial:g} but this worker has no CUDA device PyTorch can use"
+        )
+    return "cuda"
+
+
+def run_trial(config: dict[str, Any], *, data, spec_json: str) -> None:
+    """Trains the trial's config; reports train/val loss per epoch and a final summary.
+
+    The test split travels with `data` but is never evaluated here: a search sees
+    validation loss only.
+    """
+    import ray
+    import torch
+    from ray import tune
+
+    from stacktune.models import fit, save_model
+
+    spec = SearchSpec.model_validate_json(spec_json)
+    depth = config["depth"]
+    cfg = to_train_config(spec, config["params"], depth=depth)
+    threads = max(1, int(spec.resources.cpus_per_trial))
+    device = pick_device(spec.resources.gpus_per_trial, cuda_available=torch.cuda.is_available())
+    model_cfg, settings = build(cfg, data, threads=threads, device=device)
+    node_id = ray.get_runtime_context().get_node_id()
+    resume = _saved_state()
+    best = resume["best_val_loss"] if resume else math.inf
+    seconds = sum(e["seconds"] for e in resume["history"]) if resume else 0.0
+
+    def on_epoch(e) -> None:
+        nonlocal best, seconds
+        if math.isfinite(e.val_loss):
+            best = min(best, e.val_loss)
+        seconds += e.seconds
+        metrics = TrialResult(
+            epoch=e.epoch,
+            train_loss=e.train_loss,
+            val_loss=e.val_loss,
+            val_accuracy=e.val_accuracy,
+            best_val_loss=best,
+            train_seconds=seconds,
+            node_id=node_id,
+        ).to_report()
+        if e.state is None:
+            tune.report(metrics)
+            return
+        # A trial restarted on another worker continues from here (see _saved_state).
+        with tempfile.TemporaryDirectory() as tmp:
+            torch.save(e.state, Path(tmp) / STATE_FILE)
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
+
+    result = fit(
+        model_cfg, data, settings, on_epoch=on_epoch, state_every=spec.train.checkpoint_every, resume_from=resume
+    )
+    final = TrialResult(
+        final=True,
+        epoch=len(result.epochs),
+        best_val_loss=result.best_val_loss,
+        best_epoch=result.best_epoch,
+        params=result.params,
+        state="failed" if result.state == "diverged" else "completed",
+        reason=result.reason or "",
+        train_seconds=sum(e.seconds for e in result.epochs),
+        node_id=node_id,
+    ).to_report()
+    if result.state == "diverged":
+        tune.report(final)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        save_model(result.model, Path(tmp) / "model.pt")
+        (Path(tmp) / "config.yaml").write_text(config_yaml(cfg))
+        tune.report(final, checkpoint=tune.Checkpoint.from_directory(tmp))

@@ -1,0 +1,79 @@
+"""The tuning step: every depth's study, one Ray Tune run, each trial logged to the MLflow run tree."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import time
+
+from ..contracts import METRIC
+from ..errors import SearchInterrupted
+from ..progress import Progress
+from ..spec.schema import SearchSpec
+from ..tracking.run_tree import RunTree
+from ..tracking.tags import trial_name
+from ..tracking.trial_runs import TrialRuns
+from . import trainable
+from .pruning import make_scheduler
+from .ray_setup import make_tuner
+from .searcher import DepthSearcher
+
+
+def ray_trial_name(trial) -> str:
+    """A search trial's name in Ray Tune and its folder: the MLflow run name plus Ray's trial id."""
+    return f"{trial_name(trial.config['depth'], trial.config['number'])}-{trial.trial_id}"
+
+
+def tune_depths(
+    spec: SearchSpec, data, studies: dict, *, client, tree: RunTree, storage_path: str, progress: Progress, resume: bool
+) -> TrialRuns:
+    """Runs the trials every depth is still owed and returns the callback that logged them (bests, curves, run ids).
+
+    Raises SearchInterrupted when Ray Tune stopped (Ctrl-C) before every depth had its trials.
+    """
+    # What Ray Tune is handed is pickled into its experiment folder: the study storage's URL, which
+    # may hold a password, stays with the driver.
+    shared_spec = spec.model_copy(update={"storage": None})
+    scheduler = make_scheduler(spec)
+    pruned = scheduler.pruned if scheduler is not None else set()
+    runs = TrialRuns(
+        client=client,
+        experiment_id=tree.experiment_id,
+        spec=shared_spec,
+        depth_runs=tree.depth_runs,
+        progress=progress,
+        pruned=pruned,
+    )
+    searcher = DepthSearcher(shared_spec, studies, pruned=pruned)
+    owed = searcher.remaining()
+    if not owed:
+        return runs
+    tuner = make_tuner(
+        trainable.run_trial,
+        spec=spec,
+        name=f"tune-{time.strftime('%Y%m%d-%H%M%S')}",
+        storage_path=storage_path,
+        callbacks=[runs],
+        data=data,
+        trial_name=ray_trial_name,
+        num_samples=owed,
+        search_alg=searcher,
+        scheduler=scheduler,
+        metric=METRIC,
+        keep_checkpoints=1,
+        spec_json=shared_spec.model_dump_json(),
+    )
+    progress.search_started(
+        name=spec.name, depths=spec.depths, trials_per_depth=spec.trials_per_depth, owed=owed, resume=resume
+    )
+    try:
+        # stdout is the command's answer (the table or comparison.json); Ray's chatter goes to stderr.
+        with contextlib.redirect_stdout(sys.stderr):
+            tuner.fit()
+        # Ray Tune ends fit() quietly on Ctrl-C; what is still owed tells an interrupted run apart.
+        if (left := searcher.remaining()) > 0:
+            raise SearchInterrupted(f"the search stopped with {left} trial(s) still to run")
+    except BaseException:
+        runs.close_open_runs()
+        raise
+    return runs

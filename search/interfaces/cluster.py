@@ -1,0 +1,210 @@
+"""`stacktune submit`, `jobs`, `logs` and `stop`: searches run as Ray jobs on a cluster, through the Ray Jobs API."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import secrets
+import shlex
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import ConfigError, UnreachableError, first_line
+from ..spec.loading import load_data, load_spec, read_overridden
+from ..tracking import tags
+from .overrides import SpecOverrides
+
+JOB_PREFIX = "stacktune-"
+SPEC_FILE = "spec.yaml"
+# `stacktune stop` interrupts the search as Ctrl-C does, and gives it time to close its runs and keep its trials.
+_JOB_ENV = {"PYTHONUNBUFFERED": "1", "RAY_JOB_STOP_SIGNAL": "SIGINT", "RAY_JOB_STOP_WAIT_TIME_S": "60"}
+# Exit statuses of `submit --wait` and `stop` for jobs that did not succeed.
+_EXIT = {"SUCCEEDED": 0, "STOPPED": 130, "FAILED": 1}
+
+
+def dashboard_address(address: str | None) -> str:
+    """The Jobs API's URL: --address, else $RAY_ADDRESS; HOST:PORT means http://HOST:PORT."""
+    address = address or os.environ.get("RAY_ADDRESS")
+    if not address:
+        raise ConfigError("--address: name the cluster's dashboard, like http://HEAD:8265 (or set RAY_ADDRESS)")
+    if address.startswith("ray://") or address == "auto":
+        raise ConfigError(
+            f"--address: jobs are submitted to the dashboard's HTTP port, like http://HEAD:8265, got {address!r}"
+        )
+    return address if "://" in address else f"http://{address}"
+
+
+def _client(address: str | None):
+    """A JobSubmissionClient for the cluster; Ray adds its auth token when RAY_AUTH_MODE=token."""
+    from ray.job_submission import JobSubmissionClient
+
+    # Ray's notes on uploading and on closing the log stream are its own business, not the user's.
+    for name in [n for n in logging.root.manager.loggerDict if n == "ray" or n.startswith("ray.")]:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    url = dashboard_address(address)
+    try:
+        return JobSubmissionClient(url)
+    except ConnectionError:
+        raise UnreachableError(f"cannot reach the Ray Jobs API at {url} (is the dashboard running there?)") from None
+    except Exception as exc:  # Ray's auth and version errors come as several exception types
+        raise UnreachableError(f"the Ray Jobs API at {url} refused the connection: {first_line(exc)}") from None
+
+
+def _call(what: str, job_id: str, fn, *args):
+    """Calls the Jobs API; a missing job or a refused request becomes a one-line error."""
+    try:
+        return fn(*args)
+    except RuntimeError as exc:
+        if "404" in str(exc) or "does not exist" in str(exc):
+            raise ConfigError(f"no job {job_id!r} on this cluster (`stacktune jobs` lists them)") from None
+        raise UnreachableError(f"could not {what} job {job_id}: {first_line(exc)}") from None
+
+
+def package_job(
+    spec_path: str, spec, folder: Path, *, overrides: SpecOverrides, tracking_uri: str | None, storage_path: str | None
+) -> list[str]:
+    """Writes the job's folder (the spec, and the CSV it names) and returns the search command it runs."""
+    load_data(spec.dataset, base_dir=None)  # bad data fails here, before anything is uploaded
+    raw = read_overridden(Path(spec_path), overrides.as_dict())
+    if spec.dataset.csv:
+        csv = Path(spec.dataset.csv)
+        shutil.copy2(csv, folder / csv.name)
+        raw["dataset"]["csv"] = csv.name
+    (folder / SPEC_FILE).write_text(yaml.safe_dump(raw, sort_keys=False))
+    command = ["stacktune", "search", SPEC_FILE, "--confine", "."]
+    if tracking_uri:
+        command += ["--tracking-uri", tracking_uri]
+    if storage_path:
+        command += ["--storage-path", storage_path]
+    return command
+
+
+def submit_command(
+    spec_path: str,
+    *,
+    overrides: SpecOverrides,
+    address: str | None,
+    tracking_uri: str | None,
+    storage_path: str | None,
+    wait: bool,
+) -> int:
+    """`stacktune submit`: prints the job id; with --wait follows the log and returns the search's exit status."""
+    spec = load_spec(spec_path, overrides=overrides.as_dict())  # a bad spec fails before the cluster is contacted
+    name = spec.name
+    client = _client(address)
+    with tempfile.TemporaryDirectory(prefix="stacktune-job-") as tmp:
+        command = package_job(
+            spec_path, spec, Path(tmp), overrides=overrides, tracking_uri=tracking_uri, storage_path=storage_path
+        )
+        job_id = f"{JOB_PREFIX}{name}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+        try:
+            client.submit_job(
+                entrypoint=shlex.join(command),
+                submission_id=job_id,
+                # The working folder travels with the job; nothing secret goes in the runtime env.
+                runtime_env={"working_dir": tmp, "env_vars": _JOB_ENV},
+                metadata={tags.SEARCH: name},
+            )
+        except RuntimeError as exc:
+            raise UnreachableError(f"the cluster refused the job: {first_line(exc)}") from None
+    print(job_id)
+    if not wait:
+        print(f"submitted {name}; follow it with: stacktune logs {job_id} --follow", file=sys.stderr)
+        return 0
+    return _follow(client, job_id)
+
+
+def _follow(client, job_id: str) -> int:
+    """Streams the job's log to stdout until it ends; returns its exit status."""
+
+    async def tail() -> None:
+        async for chunk in client.tail_job_logs(job_id):
+            sys.stdout.write(chunk)
+            sys.stdout.flush()
+
+    try:
+        asyncio.run(tail())
+    except KeyboardInterrupt:
+        print(f"\nstopped following; the job goes on (stop it with: stacktune stop {job_id})", file=sys.stderr)
+        return 130
+    except RuntimeError as exc:
+        print(f"warning: the log stream ended early ({first_line(exc)})", file=sys.stderr)
+    return _final_status(client, job_id)
+
+
+def _final_status(client, job_id: str, timeout: float = 60) -> int:
+    """Waits for the job to end and returns its exit status: the search's own when the job failed."""
+    deadline = time.monotonic() + timeout
+    info = _call("read", job_id, client.get_job_info, job_id)
+    while not info.status.is_terminal() and time.monotonic() < deadline:
+        time.sleep(0.5)
+        info = _call("read", job_id, client.get_job_info, job_id)
+    status = str(info.status.value)
+    print(
+        f"job {job_id} {status}" + (f": {info.message}" if status == "FAILED" and info.message else ""), file=sys.stderr
+    )
+    if status == "FAILED" and info.driver_exit_code:
+        return int(info.driver_exit_code)
+    return _EXIT.get(status, 1)
+
+
+def jobs_command(*, address: str | None, as_json: bool) -> int:
+    """`stacktune jobs`: the searches submitted to the cluster, oldest first."""
+    client = _client(address)
+    jobs = sorted(
+        (j for j in client.list_jobs() if (j.submission_id or "").startswith(JOB_PREFIX)),
+        key=lambda j: j.start_time or 0,
+    )
+    rows = [_job_row(j) for j in jobs]
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print("no stacktune jobs on this cluster", file=sys.stderr)
+        return 0
+    columns = ("job", "search", "status", "started", "duration")
+    widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in columns}
+    for row in [dict(zip(columns, columns, strict=False)), *rows]:
+        print("  ".join(str(row[c]).ljust(widths[c]) for c in columns).rstrip())
+    return 0
+
+
+def _job_row(job) -> dict[str, Any]:
+    start, end = job.start_time, job.end_time or (time.time() * 1000 if job.start_time else None)
+    return {
+        "job": job.submission_id,
+        "search": (job.metadata or {}).get(tags.SEARCH, "-"),
+        "status": str(job.status.value),
+        "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(start / 1000)) if start else "-",
+        "duration": f"{(end - start) / 1000:.0f}s" if start and end else "-",
+    }
+
+
+def logs_command(job: str, *, address: str | None, follow: bool) -> int:
+    """`stacktune logs JOB`: the job's log so far, or with --follow until it ends."""
+    client = _client(address)
+    if follow:
+        _call("read", job, client.get_job_info, job)
+        return _follow(client, job)
+    sys.stdout.write(_call("read the log of", job, client.get_job_logs, job))
+    return 0
+
+
+def stop_command(job: str, *, address: str | None) -> int:
+    """`stacktune stop JOB`: stops the search (its finished trials are kept) and waits until it has ended."""
+    client = _client(address)
+    info = _call("read", job, client.get_job_info, job)
+    if info.status.is_terminal():
+        print(f"job {job} already ended: {info.status.value}", file=sys.stderr)
+        return 0
+    _call("stop", job, client.stop_job, job)
+    code = _final_status(client, job)
+    return 0 if code in (0, 130) else code

@@ -1,0 +1,105 @@
+"""`stacktune export` and `stacktune report` (a finished search, read back from MLflow alone), and the
+table `stacktune search` prints."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from ..analysis.comparison import Comparison
+from ..analysis.exports import write_exports
+from ..errors import ConfigError, StacktuneError
+from ..tracking import store, tags
+
+
+def _mean_ci(block: dict | None) -> str:
+    if not block or block.get("test_loss_mean") is None:
+        return "-"
+    low, high = block["test_loss_ci95"]
+    return f"{block['test_loss_mean']:.4f} [{low:.4f}, {high:.4f}]"
+
+
+def print_table(comparison: dict, *, out_dir: Path, tracking_uri: str) -> None:
+    """The per-depth table on stdout, the verdict, then where to look next."""
+
+    def units_of(d: dict) -> str:
+        return "[" + ", ".join(map(str, d["best_config"]["model"]["units"])) + "]" if d["best_config"] else "-"
+
+    uw = max(18, *(len(units_of(d)) for d in comparison["depths"]))
+    header = (
+        f"{'depth':>5}  {'best val':>9}  {'units':<{uw}} {'lr':>8}  {'params':>7}  {'trials c/p/f':>12}  {'time':>6}  "
+        f"{'test loss, tuned [95% CI]':<27}  {'test loss, fixed [95% CI]':<27}"
+    )
+    print(header)
+    print("-" * len(header))
+    for d in comparison["depths"]:
+        t = d["trials"]
+        counts = f"{t['completed']}/{t['pruned']}/{t['failed']}  {d['train_seconds']:>5.0f}s"
+        tuned, fixed = _mean_ci(d), _mean_ci(d.get("fixed"))
+        if d["best_config"] is None:
+            print(f"{d['depth']:>5}  {'-':>9}  {'-':<{uw}} {'-':>8}  {'-':>7}  {counts:>20}  {tuned:<27}  {fixed:<27}")
+            continue
+        cfg = d["best_config"]
+        print(
+            f"{d['depth']:>5}  {d['best_val_loss']:>9.4f}  {units_of(d):<{uw}} {cfg['train']['lr']:>8.1e}  "
+            f"{d['params'] or 0:>7}  {counts:>20}  {tuned:<27}  {fixed:<27}"
+        )
+    if comparison.get("conclusion"):
+        print(f"\n{comparison['conclusion']}")
+    elif "best_depth" in comparison:
+        print(
+            f"\nlowest validation loss: depth {comparison['best_depth']} "
+            "(the best single trial of each depth; no test-split evaluation)"
+        )
+    if (out_dir / "report.md").exists():
+        print(f"\nreport:         {out_dir}/report.md")
+    print(f"best configs:   {out_dir}/best/  (retrain: stacktune train {out_dir}/best/overall.yaml)")
+    print(f"comparison:     {out_dir}/comparison.json")
+    flag = "" if tracking_uri == store.DEFAULT_TRACKING_URI else f" --tracking-uri {tracking_uri}"
+    print(f"browse trials:  stacktune ui --name {comparison['search']}{flag}")
+
+
+def latest_comparison(name: str, tracking_uri: str | None) -> tuple[Any, str, dict]:
+    """The client, the run id and comparison.json of the latest finished search NAME, from MLflow alone."""
+    uri = store.resolve_tracking_uri(tracking_uri)
+    store.check_tracking(uri)
+    client = store.client(uri)
+    experiment = client.get_experiment_by_name(name)
+    if experiment is None:
+        raise ConfigError(f"no search named {name!r} in {uri}")
+    runs = client.search_runs(
+        [experiment.experiment_id],
+        filter_string=f"tags.`{tags.ROLE}` = '{tags.ROLE_SEARCH}' and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    if not runs:
+        raise StacktuneError(f"search {name!r} has no finished run in {uri}")
+    run_id = runs[0].info.run_id
+    with tempfile.TemporaryDirectory() as tmp:
+        path = client.download_artifacts(run_id, "comparison.json", tmp)
+        return client, run_id, json.loads(Path(path).read_text())
+
+
+def export_command(name: str, *, out: str, tracking_uri: str | None) -> int:
+    """The CLI's `export`: the best configs of the latest finished search NAME, from MLflow alone."""
+    _, _, comparison = latest_comparison(name, tracking_uri)
+    for path in write_exports(Comparison.from_dict(comparison), Path(out) / name):
+        print(path)
+    return 0
+
+
+def report_command(name: str, *, out: str, tracking_uri: str | None) -> int:
+    """The CLI's `report`: rebuilds report.md and its plots from MLflow alone and attaches them again."""
+    from ..analysis.report import write_report
+
+    client, run_id, comparison = latest_comparison(name, tracking_uri)
+    out_dir = Path(out) / name
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = write_report(comparison, out_dir)
+    for path in paths:
+        client.log_artifact(run_id, str(path), artifact_path="report")
+        print(path)
+    return 0

@@ -1,0 +1,82 @@
+"""`stacktune search`: validate, connect, run the search, print the answer."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shlex
+import sys
+from pathlib import Path
+
+from ..engine.ray_setup import check_ray_address
+from ..errors import ConfigError, SearchInterrupted
+from ..pipeline import run_search
+from ..spec.convert import match_widths
+from ..spec.loading import load_data, load_spec
+from ..tracking import store
+from .overrides import SpecOverrides
+from .progress import StderrProgress
+from .results import print_table
+
+OPTUNA_STORAGE_ENV = "STACKTUNE_OPTUNA_STORAGE"  # the studies' database when a spec names none (a cluster's)
+STORAGE_PATH_ENV = "STACKTUNE_STORAGE_PATH"  # trial checkpoints: a path every node sees, or s3://bucket/prefix
+
+
+def search_command(
+    spec_path: str,
+    *,
+    overrides: SpecOverrides,
+    out: str,
+    address: str | None,
+    tracking_uri: str | None,
+    as_json: bool,
+    resume: bool,
+    storage_path: str | None,
+    confine: str | None,
+) -> int:
+    """The CLI's `search`: returns the exit status."""
+    spec = load_spec(spec_path, overrides=overrides.as_dict(), confine=confine)
+    if spec.storage is None and (url := os.environ.get(OPTUNA_STORAGE_ENV)):
+        if "://" not in url:  # the value is not echoed: it may hold a password
+            raise ConfigError(f"${OPTUNA_STORAGE_ENV}: expected a database URL like postgresql://user@host/db")
+        spec.storage = url
+    data = load_data(spec.dataset, base_dir=None)
+    spec = match_widths(spec, input_size=data.input_size, output_size=data.output_size, task=data.task)
+    uri = store.resolve_tracking_uri(tracking_uri)
+    store.check_tracking(uri)
+    address = address or os.environ.get("RAY_ADDRESS")
+    check_ray_address(address)
+    if not address:
+        # Ray's single-machine mode: every Ray process listens on 127.0.0.1 only. Read when Ray is
+        # first imported, so it is set before anything below imports it.
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    try:
+        # stdout is the command's answer alone; whatever Ray prints while it runs goes to stderr.
+        with contextlib.redirect_stdout(sys.stderr):
+            try:
+                comparison = run_search(
+                    spec,
+                    data,
+                    out=out,
+                    tracking_uri=uri,
+                    address=address,
+                    resume=resume,
+                    progress=None if as_json else StderrProgress(),
+                    shared_storage=storage_path or os.environ.get(STORAGE_PATH_ENV),
+                )
+            finally:
+                import ray
+
+                ray.shutdown()
+    except (SearchInterrupted, KeyboardInterrupt) as exc:
+        again = " ".join(shlex.quote(a) for a in ["stacktune", *sys.argv[1:]] if a != "--resume")
+        print(
+            f"error: {exc or 'interrupted'}; finished trials are kept. Continue with: {again} --resume", file=sys.stderr
+        )
+        return 130
+    if as_json:
+        print(json.dumps(comparison.to_dict(), indent=2))
+    else:
+        print_table(comparison.to_dict(), out_dir=Path(out) / spec.name, tracking_uri=uri)
+    return 0

@@ -1,0 +1,100 @@
+"""`stacktune train`: one configuration, trained once and logged as one MLflow run."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from ..errors import StacktuneError
+from ..spec.convert import build, config_yaml, flat_params
+from ..spec.loading import load_data, load_yaml
+from ..spec.schema import TrainConfig
+from ..tracking import store, tags
+
+log = logging.getLogger("stacktune")
+
+
+def run_train(config_path: str, *, seed: int | None = None, tracking_uri: str | None = None) -> dict:
+    """Trains the configuration in `config_path`, logs one MLflow run and returns the summary."""
+    path = Path(config_path)
+    cfg = load_yaml(TrainConfig, path)
+    if seed is not None:
+        cfg.train.seed = seed
+    data = load_data(cfg.dataset, base_dir=path.resolve().parent)
+    uri = store.resolve_tracking_uri(tracking_uri)
+    store.check_tracking(uri)
+
+    from stacktune.models import evaluate, fit, save_model
+
+    client = store.client(uri)
+    experiment_id = store.ensure_experiment(client, "stacktune-train")
+    run = client.create_run(
+        experiment_id,
+        run_name=f"train-{path.stem}-s{cfg.train.seed}",
+        tags={tags.ROLE: tags.ROLE_TRAIN, "mlflow.source.name": str(path)},
+    )
+    run_id = run.info.run_id
+    model_cfg, settings = build(cfg, data)
+    started = time.perf_counter()
+    try:
+        store.log_batch(client, run_id, params=store.as_params(flat_params(cfg)))
+        result = fit(
+            model_cfg,
+            data,
+            settings,
+            on_epoch=lambda e: log.info("epoch %d  train_loss %.5f  val_loss %.5f", e.epoch, e.train_loss, e.val_loss),
+        )
+        seconds = time.perf_counter() - started
+        test = evaluate(result.model, data.test, task=data.task)
+        val = evaluate(result.model, data.val, task=data.task)
+        summary = {
+            "val_loss": result.best_val_loss,
+            "test_loss": test["loss"],
+            **(
+                {"val_accuracy": val["accuracy"], "test_accuracy": test["accuracy"]}
+                if data.task == "classification"
+                else {}
+            ),
+            "params": result.params,
+            "seconds": round(seconds, 3),
+            "epochs": len(result.epochs),
+            "best_epoch": result.best_epoch,
+            "state": result.state,
+            "mlflow_run_id": run_id,
+        }
+        metrics = []
+        for e in result.epochs:
+            metrics += store.epoch_metrics(
+                e.epoch, {"train_loss": e.train_loss, "val_loss": e.val_loss, "val_accuracy": e.val_accuracy}
+            )
+        final = {k: v for k, v in summary.items() if k.endswith(("loss", "accuracy"))}
+        metrics += store.epoch_metrics(
+            len(result.epochs), {**{f"final_{k}": v for k, v in final.items()}, "n_params": result.params}
+        )
+        store.log_batch(client, run_id, metrics=metrics, tags=store.as_tags({tags.STATE: result.state}))
+        with tempfile.TemporaryDirectory() as tmp:
+            save_model(result.model, Path(tmp) / "model.pt")
+            (Path(tmp) / "config.yaml").write_text(config_yaml(cfg))
+            client.log_artifacts(run_id, tmp)
+    except BaseException:
+        client.set_terminated(run_id, status="KILLED" if sys.exc_info()[0] is KeyboardInterrupt else "FAILED")
+        raise
+    if result.state == "diverged":
+        client.set_terminated(run_id, status="FAILED")
+        raise StacktuneError(f"training diverged: {result.reason}")
+    client.set_terminated(run_id, status="FINISHED")
+    return summary
+
+
+def print_summary(summary: dict, *, as_json: bool) -> None:
+    """The result on stdout: one JSON object, or a few readable lines."""
+    if as_json:
+        print(json.dumps(summary))
+        return
+    for key, value in summary.items():
+        shown = f"{value:.6g}" if isinstance(value, float) else value
+        print(f"{key:>14}  {shown}")

@@ -1,0 +1,135 @@
+"""From a spec to what runs: a sampled point or the fixed setting as a train config, the trainer's settings,
+flat MLflow params, the exported YAML, the widths of `units: {params: N}`, and the seeds a search uses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .schema import GPU_UNITS_MULTIPLE, MatchedUnits, SearchSpec, TrainConfig
+
+# Seeds derived from the spec's seed: a depth's sampler gets spec.seed * SEED_OFFSET + depth, and evaluation
+# retrainings start at (spec.seed + 1) * SEED_OFFSET, so no trial's lucky start is reused in evaluation.
+SEED_OFFSET = 1000
+
+
+def sampler_seed(spec: SearchSpec, depth: int) -> int:
+    """The seed of one depth's Optuna sampler, so a search is repeatable."""
+    return spec.seed * SEED_OFFSET + depth
+
+
+def evaluation_seeds(spec: SearchSpec, count: int | None = None) -> list[int]:
+    """The seeds every evaluated configuration is retrained with (the spec's count unless `count` is given)."""
+    n = spec.evaluation.seeds if count is None else count
+    return [spec.seed * SEED_OFFSET + SEED_OFFSET + i for i in range(n)]
+
+
+def to_train_config(spec: SearchSpec, params: dict[str, Any], *, depth: int) -> TrainConfig:
+    """The `stacktune train` config of one sampled point: what a trial trains and an export writes."""
+    return TrainConfig.model_validate(
+        {
+            "dataset": spec.dataset.model_dump(exclude_none=True),
+            "model": {"units": [int(params[f"units_{i}"]) for i in range(depth)], "dropout": params["dropout"]},
+            "train": {
+                "lr": params["lr"],
+                "epochs": spec.train.epochs,
+                "batch_size": int(params["batch_size"]),
+                "weight_decay": params["weight_decay"],
+                "optimizer": spec.train.optimizer,
+                "grad_clip": spec.train.grad_clip,
+                "precision": spec.train.precision,
+                "seed": spec.seed,
+            },
+        }
+    )
+
+
+def baseline_config(spec: SearchSpec, depth: int) -> TrainConfig:
+    """Every layer the same fixed width and one learning rate: the comparison people make today."""
+    b = spec.baseline
+    return TrainConfig.model_validate(
+        {
+            "dataset": spec.dataset.model_dump(exclude_none=True),
+            "model": {"units": [b.units] * depth, "dropout": b.dropout if depth > 1 else 0.0},
+            "train": {
+                "lr": b.lr,
+                "epochs": spec.train.epochs,
+                "batch_size": b.batch_size or spec.train.batch_size,
+                "optimizer": spec.train.optimizer,
+                "grad_clip": spec.train.grad_clip,
+                "seed": spec.seed,
+            },
+        }
+    )
+
+
+def build(cfg: TrainConfig, data, *, threads: int | None = None, device: str = "cpu"):
+    """The model config and training settings that `cfg` describes for `data`."""
+    from stacktune.models import LSTMConfig, TrainSettings
+
+    model = LSTMConfig(
+        input_size=data.input_size,
+        units=list(cfg.model.units),
+        output_size=data.output_size,
+        task=data.task,
+        dropout=cfg.model.dropout,
+        residual=cfg.model.residual,
+        forget_bias=cfg.model.forget_bias,
+    )
+    settings = TrainSettings(
+        lr=cfg.train.lr,
+        epochs=cfg.train.epochs,
+        batch_size=cfg.train.batch_size,
+        weight_decay=cfg.train.weight_decay,
+        optimizer=cfg.train.optimizer,
+        grad_clip=cfg.train.grad_clip,
+        seed=cfg.train.seed,
+        threads=threads,
+        device=device,
+        precision=cfg.train.precision,
+    )
+    return model, settings
+
+
+def flat_params(cfg: TrainConfig) -> dict[str, Any]:
+    """The config as flat MLflow params with stable names (units_0, units_1, ...)."""
+    ds = cfg.dataset
+    params: dict[str, Any] = {
+        "dataset": ds.name or Path(ds.csv).name,
+        "window": ds.window,
+        "horizon": ds.horizon,
+        "depth": len(cfg.model.units),
+    }
+    params.update({f"units_{i}": width for i, width in enumerate(cfg.model.units)})
+    params.update(cfg.model.model_dump(exclude={"units"}))
+    params.update(cfg.train.model_dump())
+    return params
+
+
+def config_yaml(cfg: TrainConfig) -> str:
+    """The config as `stacktune train` reads it, without unset optional sections."""
+    return yaml.safe_dump(cfg.model_dump(mode="json", exclude_none=True), sort_keys=False, default_flow_style=None)
+
+
+def match_widths(spec: SearchSpec, *, input_size: int, output_size: int, task: str) -> SearchSpec:
+    """Fills in the width of each depth for `units: {params: N}`: the equal width whose stack is nearest N weights."""
+    if not isinstance(spec.space.units, MatchedUnits):
+        return spec
+    from stacktune.models import LSTMConfig, count_parameters
+
+    def size(depth: int, width: int) -> int:
+        return count_parameters(
+            LSTMConfig(input_size=input_size, units=[width] * depth, output_size=output_size, task=task)
+        )
+
+    target = spec.space.units.params
+    # On a GPU, multiples of 8 (Tensor Core tiles) only.
+    step = GPU_UNITS_MULTIPLE if spec.resources.gpus_per_trial > 0 else 1
+    widths = {d: min(range(step, 4097, step), key=lambda w: abs(size(d, w) - target)) for d in spec.depths}
+    return spec.model_copy(
+        update={
+            "space": spec.space.model_copy(update={"units": spec.space.units.model_copy(update={"widths": widths})})
+        }
+    )

@@ -1,0 +1,321 @@
+"""Typed configuration files: the `stacktune train` config and the search spec.
+
+Both are validated at the edge with pydantic; `spec.loading` reads them from YAML and turns every
+problem into a `ConfigError` whose one line names the file, the field and the bad value.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from stacktune.datasets import DatasetSpec
+
+_Strict = ConfigDict(extra="forbid")
+
+
+def _finite(value: float | None) -> float | None:
+    """Rejects NaN and infinity, which pydantic's bounds let through where a field has none."""
+    if value is not None and not math.isfinite(value):
+        raise ValueError(f"expected a finite number, got {value}")
+    return value
+
+
+def _usable_csv_path(dataset: DatasetSpec) -> DatasetSpec:
+    """Rejects a `csv` path no file system accepts, before anything resolves it."""
+    if dataset.csv is not None and "\x00" in dataset.csv:
+        raise ValueError(f"`csv` cannot contain a NUL character, got {dataset.csv!r}")
+    return dataset
+
+
+class ModelSection(BaseModel):
+    """The stack: one width per layer, dropout between layers, optional residuals."""
+
+    model_config = _Strict
+    units: list[int] = Field(min_length=1, max_length=32)
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    residual: bool = False
+    forget_bias: float = 1.0
+
+    @field_validator("units")
+    @classmethod
+    def _positive_units(cls, units: list[int]) -> list[int]:
+        for width in units:
+            if width < 1:
+                raise ValueError(f"every layer needs at least 1 unit, got {width}")
+        return units
+
+    _finite_bias = field_validator("forget_bias")(_finite)
+
+
+class TrainSection(BaseModel):
+    """How one configuration is trained."""
+
+    model_config = _Strict
+    lr: float = Field(gt=0.0, allow_inf_nan=False)
+    epochs: int = Field(30, ge=1, le=100_000)
+    batch_size: int = Field(64, ge=1)
+    weight_decay: float = Field(0.0, ge=0.0)
+    optimizer: Literal["adamw", "adam"] = "adamw"
+    grad_clip: float | None = Field(1.0, gt=0.0)
+    precision: Literal["fp32", "bf16"] = "fp32"  # bf16: autocast forward passes, for GPUs with Tensor Cores
+    seed: int = 0
+
+    _finite_values = field_validator("weight_decay", "grad_clip")(_finite)
+
+
+class TrainConfig(BaseModel):
+    """What `stacktune train` reads and what a search exports."""
+
+    model_config = _Strict
+    dataset: DatasetSpec
+    model: ModelSection
+    train: TrainSection
+    # Written by exports for the reader's benefit; ignored on input.
+    metrics: dict[str, Any] | None = None
+    source: dict[str, Any] | None = None
+
+    _usable_path = field_validator("dataset")(_usable_csv_path)
+
+
+class FloatRange(BaseModel):
+    """A searched float: [low, high], log-uniform when `log`."""
+
+    model_config = _Strict
+    low: float
+    high: float
+    log: bool = False
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "FloatRange":
+        if not (math.isfinite(self.low) and math.isfinite(self.high)):
+            raise ValueError(f"a range needs finite bounds, got [{self.low}, {self.high}]")
+        if not self.low < self.high:
+            raise ValueError(f"low must be below high, got [{self.low}, {self.high}]")
+        if self.log and self.low <= 0:
+            raise ValueError(f"a log range needs low > 0, got {self.low}")
+        return self
+
+
+class IntRange(BaseModel):
+    """A searched integer: low..high with a step, or log-uniform."""
+
+    model_config = _Strict
+    low: int = Field(ge=1)
+    high: int = Field(ge=1)
+    step: int = Field(1, ge=1)
+    log: bool = False
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "IntRange":
+        if not self.low <= self.high:
+            raise ValueError(f"low must not exceed high, got {self.low}..{self.high}")
+        if self.log and self.step != 1:
+            raise ValueError("a log range takes no step")
+        return self
+
+
+class MatchedUnits(BaseModel):
+    """Equal widths chosen per depth so that every stack has about `params` weights."""
+
+    model_config = _Strict
+    params: int = Field(ge=16)
+    # Filled in once the data's input and output sizes are known: depth -> width.
+    widths: dict[int, int] | None = None
+
+
+def _as_float_range(value: Any, *, log: bool) -> Any:
+    """Reads `[low, high]` shorthand as a range and a bare number as a fixed value."""
+    if isinstance(value, (list, tuple)):
+        if len(value) != 2:
+            raise ValueError(f"a range is [low, high], got {list(value)}")
+        return FloatRange(low=value[0], high=value[1], log=log)
+    return value
+
+
+class SpaceSection(BaseModel):
+    """What each depth's study searches. A bare number fixes a setting."""
+
+    model_config = _Strict
+    units: list[int] | IntRange | MatchedUnits = Field(default_factory=lambda: [16, 32, 64, 128])
+    lr: FloatRange | float = Field(default_factory=lambda: FloatRange(low=1e-4, high=1e-2, log=True))
+    dropout: FloatRange | float = 0.0
+    weight_decay: FloatRange | float = 0.0
+    batch_size: list[int] | int | None = None
+
+    @field_validator("lr", "weight_decay", mode="before")
+    @classmethod
+    def _log_range(cls, value: Any) -> Any:
+        return _as_float_range(value, log=True)
+
+    @field_validator("dropout", mode="before")
+    @classmethod
+    def _linear_range(cls, value: Any) -> Any:
+        return _as_float_range(value, log=False)
+
+    @field_validator("units")
+    @classmethod
+    def _unit_choices(cls, units: list[int] | IntRange | MatchedUnits) -> list[int] | IntRange | MatchedUnits:
+        if isinstance(units, list):
+            if not units:
+                raise ValueError("give at least one units choice, got []")
+            if any(u < 1 for u in units):
+                raise ValueError(f"units choices must be positive integers, got {units}")
+        return units
+
+    @field_validator("lr")
+    @classmethod
+    def _positive_lr(cls, lr: FloatRange | float) -> FloatRange | float:
+        low = lr.low if isinstance(lr, FloatRange) else lr
+        if not (low > 0 and math.isfinite(low)):
+            raise ValueError(f"the learning rate must be a finite number > 0, got {low}")
+        return lr
+
+    @field_validator("dropout")
+    @classmethod
+    def _dropout_bounds(cls, dropout: FloatRange | float) -> FloatRange | float:
+        low, high = (dropout.low, dropout.high) if isinstance(dropout, FloatRange) else (dropout, dropout)
+        if not (0 <= low and high < 1):
+            raise ValueError(f"dropout must lie in [0, 1), got {high if 0 <= low else low}")
+        return dropout
+
+    @field_validator("weight_decay")
+    @classmethod
+    def _weight_decay_bounds(cls, decay: FloatRange | float) -> FloatRange | float:
+        low = decay.low if isinstance(decay, FloatRange) else decay
+        if not (low >= 0 and math.isfinite(low)):
+            raise ValueError(f"weight decay must be a finite number >= 0, got {low}")
+        return decay
+
+
+class SearchTrainSection(BaseModel):
+    """Training settings shared by every trial."""
+
+    model_config = _Strict
+    epochs: int = Field(20, ge=1, le=100_000)
+    batch_size: int = Field(64, ge=1)
+    optimizer: Literal["adamw", "adam"] = "adamw"
+    grad_clip: float | None = Field(1.0, gt=0.0)
+    precision: Literal["fp32", "bf16"] = "fp32"
+    # A trial whose worker dies restarts from its last state, saved every this many epochs (0: never).
+    checkpoint_every: int = Field(5, ge=0)
+
+    _finite_clip = field_validator("grad_clip")(_finite)
+
+
+class SamplerSection(BaseModel):
+    """Optuna's sampler for every depth's study."""
+
+    model_config = _Strict
+    kind: Literal["tpe", "random"] = "tpe"
+    n_startup_trials: int = Field(5, ge=0)
+
+
+class ResourcesSection(BaseModel):
+    """What Ray reserves for each trial."""
+
+    model_config = _Strict
+    cpus_per_trial: float = Field(1.0, gt=0.0)
+    gpus_per_trial: float = Field(0.0, ge=0.0)
+    max_concurrent: int | None = Field(None, ge=1)
+    max_failures: int = Field(1, ge=0, le=100)  # times a trial whose worker or node died is restarted
+
+    _finite_resources = field_validator("cpus_per_trial", "gpus_per_trial")(_finite)
+
+
+class PruningSection(BaseModel):
+    """Early stopping of hopeless trials, each compared only with trials of its own depth."""
+
+    model_config = _Strict
+    kind: Literal["none", "asha"] = "none"
+    grace_epochs: int = Field(2, ge=1)
+    reduction: float = Field(3.0, gt=1.0)
+
+
+class EvaluationSection(BaseModel):
+    """Re-evaluation of each depth's best on the test split, over several seeds."""
+
+    model_config = _Strict
+    seeds: int = Field(5, ge=0, le=1000)  # 0 turns evaluation (and the report's verdict) off
+    top_k: int = Field(1, ge=1, le=100)
+    confidence: float = Field(0.95, gt=0.5, lt=1.0)
+
+
+class BaselineSection(BaseModel):
+    """The fixed setting people usually compare depths with: one width and learning rate for all."""
+
+    model_config = _Strict
+    units: int = Field(64, ge=1)
+    lr: float = Field(1e-3, gt=0.0, le=10.0)
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    batch_size: int | None = Field(None, ge=1)
+
+
+GPU_UNITS_MULTIPLE = 8
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+_URL = re.compile(r"^[A-Za-z][\w+]*://")  # what SQLAlchemy can parse as dialect[+driver]://...
+
+
+class SearchSpec(BaseModel):
+    """A whole search: the data, the depths, the budget and the space."""
+
+    model_config = _Strict
+    name: str
+    dataset: DatasetSpec
+    depths: list[int] = Field(min_length=1)
+    trials_per_depth: int = Field(ge=1, le=100_000)
+    space: SpaceSection = Field(default_factory=SpaceSection)
+    train: SearchTrainSection = Field(default_factory=SearchTrainSection)
+    sampler: SamplerSection = Field(default_factory=SamplerSection)
+    resources: ResourcesSection = Field(default_factory=ResourcesSection)
+    pruning: PruningSection = Field(default_factory=PruningSection)
+    evaluation: EvaluationSection = Field(default_factory=EvaluationSection)
+    baseline: BaselineSection | None = Field(default_factory=BaselineSection)
+    storage: str | None = None  # an Optuna storage URL; default: a journal file in the output folder
+    seed: int = 0
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, name: str) -> str:
+        if not _NAME.match(name):
+            raise ValueError(f"use letters, digits, '.', '_' and '-' only, got {name!r}")
+        return name
+
+    _usable_path = field_validator("dataset")(_usable_csv_path)
+
+    @field_validator("storage")
+    @classmethod
+    def _storage_url(cls, storage: str | None) -> str | None:
+        if storage is not None and not _URL.match(storage):
+            raise ValueError(
+                f"expected a database URL like postgresql://user@host/db or sqlite:///optuna.db, got {storage!r}"
+            )
+        return storage
+
+    @field_validator("depths")
+    @classmethod
+    def _depths(cls, depths: list[int]) -> list[int]:
+        for depth in depths:
+            if not 1 <= depth <= 32:
+                raise ValueError(f"a depth must lie in 1..32, got {depth}")
+        if len(set(depths)) != len(depths):
+            raise ValueError(f"depths must not repeat, got {depths}")
+        return sorted(depths)
+
+    @model_validator(mode="after")
+    def _gpu_friendly_widths(self) -> "SearchSpec":
+        # On a GPU, widths that are multiples of 8 fill Tensor Core tiles; a range without its own step gets one.
+        units = self.space.units
+        if (
+            self.resources.gpus_per_trial > 0
+            and isinstance(units, IntRange)
+            and not units.log
+            and "step" not in units.model_fields_set
+        ):
+            low = -(-units.low // GPU_UNITS_MULTIPLE) * GPU_UNITS_MULTIPLE
+            if low <= units.high:
+                self.space.units = units.model_copy(update={"low": low, "step": GPU_UNITS_MULTIPLE})
+        return self

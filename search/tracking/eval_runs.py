@@ -1,0 +1,69 @@
+"""One MLflow run per evaluation retraining, under its depth run (`stacktune.role=eval`).
+
+An evaluation job is the dict Ray Tune passes as the trial's config["job"]: depth, kind ("tuned" or
+"fixed"), rank (among a depth's top-k), seed and the train config.
+"""
+
+from __future__ import annotations
+
+import time
+
+from ray.tune import Callback
+
+from ..spec.convert import SEED_OFFSET, flat_params
+from ..spec.schema import TrainConfig
+from . import store, tags
+
+
+class EvalRuns(Callback):
+    """Logs each finished evaluation job as one MLflow run under its depth run."""
+
+    def __init__(self, *, client, experiment_id: str, search: str, depth_runs: dict[int, str]):
+        self._client, self._experiment_id, self._search, self._depth_runs = client, experiment_id, search, depth_runs
+        self.results: list[tuple[dict, dict]] = []
+
+    def _log(self, trial, metrics: dict, status: str) -> None:
+        job = trial.config["job"]
+        cfg = TrainConfig.model_validate(job["config"])
+        cfg.train.seed = job["seed"]
+        rank = f"-r{job['rank']}" if job["rank"] else ""
+        kind = "best" if job["kind"] == "tuned" else "fixed"
+        number = job["seed"] % SEED_OFFSET + 1
+        ended = int(time.time() * 1000)
+        # The run is written once the job is done; its start is when training began.
+        started = ended - int(1000 * float(metrics.get("train_seconds", 0.0) or 0.0))
+        run = self._client.create_run(
+            self._experiment_id,
+            start_time=started,
+            run_name=f"d{job['depth']}-{kind}{rank}-{number}",
+            tags={
+                tags.PARENT_RUN_ID: self._depth_runs[job["depth"]],
+                tags.ROLE: tags.ROLE_EVAL,
+                tags.DEPTH: str(job["depth"]),
+                tags.SEARCH: self._search,
+                tags.EVAL_KIND: job["kind"],
+                tags.SEED: str(job["seed"]),
+                tags.STATE: "completed" if status == "FINISHED" else "failed",
+            },
+        )
+        values = {
+            k: metrics.get(k) for k in ("val_loss", "test_loss", "val_accuracy", "test_accuracy", "train_seconds")
+        }
+        values["n_params"] = metrics.get("params")
+        store.log_batch(
+            self._client,
+            run.info.run_id,
+            params=store.as_params(flat_params(cfg)),
+            metrics=store.epoch_metrics(int(metrics.get("epochs", 0) or 0), values),
+        )
+        self._client.set_terminated(run.info.run_id, status=status, end_time=ended)
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        metrics = trial.last_result or {}
+        ok = "test_loss" in metrics
+        self._log(trial, metrics, "FINISHED" if ok else "FAILED")
+        if ok:
+            self.results.append((trial.config["job"], metrics))
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self._log(trial, trial.last_result or {}, "FAILED")

@@ -1,0 +1,120 @@
+"""The MLflow run tree of a search: the search run ─► one run per depth (─► trial and eval runs).
+
+Opened fresh, or found again on resume; closed as FINISHED, KILLED or FAILED as a whole.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..spec.schema import SearchSpec
+from . import store, tags
+
+
+@dataclass(frozen=True)
+class RunTree:
+    """The ids of a search run and of its depth runs."""
+
+    experiment_id: str
+    search_id: str
+    depth_runs: dict[int, str]
+
+    @property
+    def run_ids(self) -> list[str]:
+        """The search run, then every depth run."""
+        return [self.search_id, *self.depth_runs.values()]
+
+
+def open_run_tree(client, spec: SearchSpec, *, resume: bool) -> RunTree:
+    """The search's experiment, search run and depth runs: new ones, or on resume those of the unfinished search."""
+    experiment_id = store.ensure_experiment(client, spec.name)
+    search_id, depth_runs = _open_runs(client, experiment_id, spec, resume=resume)
+    return RunTree(experiment_id, search_id, depth_runs)
+
+
+def close_run_tree(client, tree: RunTree, status: str) -> None:
+    """Ends the runs of the tree that are still RUNNING with `status` (all of them when FINISHED)."""
+    for run_id in tree.run_ids:
+        if status == "FINISHED" or client.get_run(run_id).info.status == "RUNNING":
+            client.set_terminated(run_id, status=status)
+
+
+def _open_runs(client, experiment_id: str, spec: SearchSpec, *, resume: bool) -> tuple[str, dict[int, str]]:
+    """The search run and its depth runs: new ones, or on resume those of the unfinished search."""
+    if resume:
+        previous = client.search_runs(
+            [experiment_id],
+            filter_string=f"tags.`{tags.ROLE}` = '{tags.ROLE_SEARCH}' and tags.`{tags.SEARCH}` = '{spec.name}'",
+            order_by=["attributes.start_time DESC"],
+            max_results=1,
+        )
+        if previous and previous[0].info.status != "FINISHED":
+            search_id = previous[0].info.run_id
+            client.update_run(search_id, status="RUNNING")
+            children = client.search_runs([experiment_id], filter_string=f"tags.`{tags.PARENT_RUN_ID}` = '{search_id}'")
+            depth_runs = {
+                int(r.data.tags[tags.DEPTH]): r.info.run_id
+                for r in children
+                if r.data.tags.get(tags.ROLE) == tags.ROLE_DEPTH
+            }
+            for run_id in depth_runs.values():
+                client.update_run(run_id, status="RUNNING")
+            _close_cut_off_trials(client, experiment_id, list(depth_runs.values()))
+            depth_runs.update(
+                _new_depth_runs(client, experiment_id, spec, search_id, [d for d in spec.depths if d not in depth_runs])
+            )
+            return search_id, depth_runs
+    search_id = client.create_run(
+        experiment_id,
+        run_name=f"search-{time.strftime('%m%d-%H%M%S')}",
+        tags={tags.ROLE: tags.ROLE_SEARCH, tags.SEARCH: spec.name, tags.NOTE: _describe(spec)},
+    ).info.run_id
+    store.log_batch(client, search_id, params=store.as_params(_search_params(spec)))
+    return search_id, _new_depth_runs(client, experiment_id, spec, search_id, spec.depths)
+
+
+def _new_depth_runs(client, experiment_id: str, spec: SearchSpec, search_id: str, depths: list[int]) -> dict[int, str]:
+    common = {tags.PARENT_RUN_ID: search_id, tags.ROLE: tags.ROLE_DEPTH, tags.SEARCH: spec.name}
+    return {
+        d: client.create_run(experiment_id, run_name=f"depth-{d}", tags={**common, tags.DEPTH: str(d)}).info.run_id
+        for d in depths
+    }
+
+
+def _close_cut_off_trials(client, experiment_id: str, depth_runs: list[str]) -> None:
+    """Trial runs a killed driver left RUNNING end as KILLED, tagged `interrupted`."""
+    for depth_run in depth_runs:
+        open_runs = client.search_runs(
+            [experiment_id],
+            filter_string=f"tags.`{tags.PARENT_RUN_ID}` = '{depth_run}' and attributes.status = 'RUNNING'",
+        )
+        for run in open_runs:
+            client.set_tag(run.info.run_id, tags.STATE, "interrupted")
+            client.set_terminated(run.info.run_id, status="KILLED")
+
+
+def _describe(spec: SearchSpec) -> str:
+    return (
+        f"Depths {', '.join(map(str, spec.depths))} of a stacked LSTM "
+        f"on {spec.dataset.name or Path(spec.dataset.csv).name}, "
+        f"each tuned by its own Optuna study with {spec.trials_per_depth} trials."
+    )
+
+
+def _search_params(spec: SearchSpec) -> dict[str, Any]:
+    ds = spec.dataset
+    return {
+        "dataset": ds.name or Path(ds.csv).name,
+        "window": ds.window,
+        "horizon": ds.horizon,
+        "depths": ",".join(map(str, spec.depths)),
+        "trials_per_depth": spec.trials_per_depth,
+        "epochs": spec.train.epochs,
+        "sampler": spec.sampler.kind,
+        "seed": spec.seed,
+        "space": json.dumps(spec.space.model_dump(mode="json")),
+    }

@@ -1,0 +1,130 @@
+"""Where runs go in MLflow, and the few helpers every writer shares."""
+
+from __future__ import annotations
+
+import base64
+import os
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any, Iterable
+from urllib.parse import urlsplit
+
+from ..errors import ConfigError, UnreachableError
+
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+# Makes the MLflow UI open the experiment on its training runs, not a GenAI overview.
+_KIND_TAG = ("mlflow.experimentKind", "custom_model_development")
+
+
+def resolve_tracking_uri(uri: str | None) -> str:
+    """The tracking URI to use: the flag, else MLFLOW_TRACKING_URI, else ./mlflow.db."""
+    return uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+
+
+def check_tracking(uri: str, *, timeout: float = 20.0) -> None:
+    """Raises UnreachableError unless the tracking store answers and accepts our credentials; quick, before training."""
+    if uri.startswith(("http://", "https://")):
+        if urlsplit(uri).password is not None:
+            # A URI is printed, logged and exported; a password in it would be too.
+            raise ConfigError(
+                "put MLflow credentials in MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, "
+                "not in the tracking URI"
+            )
+        base = uri.rstrip("/")
+        try:
+            with urllib.request.urlopen(base + "/health", timeout=timeout) as response:
+                if response.status != 200:
+                    raise UnreachableError(f"MLflow tracking server {uri} answered {response.status}")
+            # A server in basic-auth mode answers /health to anyone but the API only to known users.
+            request = urllib.request.Request(
+                base + "/api/2.0/mlflow/experiments/search?max_results=1", headers=_auth_header()
+            )
+            urllib.request.urlopen(request, timeout=timeout).close()
+        except urllib.error.HTTPError as exc:
+            if exc.code in (401, 403):
+                given = (
+                    "refused the credentials in"
+                    if os.environ.get("MLFLOW_TRACKING_USERNAME")
+                    else "needs credentials: set"
+                )
+                raise UnreachableError(
+                    f"MLflow tracking server {uri} {given} MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD"
+                ) from None
+            raise UnreachableError(f"MLflow tracking server {uri} answered {exc.code} ({exc.reason})") from None
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise UnreachableError(f"cannot reach the MLflow tracking server at {uri} ({reason})") from None
+        return
+    if uri.startswith("sqlite:///"):
+        folder = Path(uri.removeprefix("sqlite:///")).expanduser().resolve().parent
+        if not folder.is_dir() or not os.access(folder, os.W_OK):
+            raise UnreachableError(f"cannot write the MLflow store {uri}: {folder} is not a writable folder")
+
+
+def _auth_header() -> dict[str, str]:
+    """The HTTP basic-auth header MLflow's client sends from MLFLOW_TRACKING_USERNAME/PASSWORD, if they are set."""
+    user, password = os.environ.get("MLFLOW_TRACKING_USERNAME"), os.environ.get("MLFLOW_TRACKING_PASSWORD")
+    if not user:
+        return {}
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password or ''}".encode()).decode()}
+
+
+def client(uri: str):
+    """An MlflowClient on `uri` (imported lazily: MLflow takes a second to import)."""
+    # A tracking server makes the client print a link for every run it ends; the summary gives the links that matter.
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=uri)
+
+
+def ensure_experiment(mlflow_client, name: str) -> str:
+    """The id of experiment `name`, created (or restored) and tagged as a training experiment."""
+    experiment = mlflow_client.get_experiment_by_name(name)
+    if experiment is None:
+        experiment_id = mlflow_client.create_experiment(name, tags=dict([_KIND_TAG]))
+    else:
+        experiment_id = experiment.experiment_id
+        if experiment.lifecycle_stage == "deleted":
+            mlflow_client.restore_experiment(experiment_id)
+        if experiment.tags.get(_KIND_TAG[0]) != _KIND_TAG[1]:
+            mlflow_client.set_experiment_tag(experiment_id, *_KIND_TAG)
+    return experiment_id
+
+
+def as_params(values: dict[str, Any]) -> list:
+    """MLflow Param objects for a flat dict (None values are left out)."""
+    from mlflow.entities import Param
+
+    return [Param(key, str(value)) for key, value in values.items() if value is not None]
+
+
+def as_tags(values: dict[str, Any]) -> list:
+    """MLflow RunTag objects for a flat dict."""
+    from mlflow.entities import RunTag
+
+    return [RunTag(key, str(value)) for key, value in values.items()]
+
+
+def epoch_metrics(epoch: int, values: dict[str, float], *, timestamp_ms: int | None = None) -> list:
+    """MLflow Metric objects for one epoch (step = epoch); non-finite values are skipped."""
+    from mlflow.entities import Metric
+
+    stamp = timestamp_ms if timestamp_ms is not None else int(time.time() * 1000)
+    return [
+        Metric(key, float(value), stamp, epoch)
+        for key, value in values.items()
+        if value is not None and value == value and abs(value) != float("inf")
+    ]
+
+
+def log_batch(
+    mlflow_client, run_id: str, *, metrics: Iterable = (), params: Iterable = (), tags: Iterable = ()
+) -> None:
+    """One round trip for many values; MLflow caps a batch at 1000 metrics, so split."""
+    metrics, params, tags = list(metrics), list(params), list(tags)
+    mlflow_client.log_batch(run_id, metrics=metrics[:1000], params=params, tags=tags)
+    for start in range(1000, len(metrics), 1000):
+        mlflow_client.log_batch(run_id, metrics=metrics[start : start + 1000])

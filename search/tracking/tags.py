@@ -1,0 +1,49 @@
+"""Every tag key stacktune writes to MLflow (and to Ray job metadata), and the names of its runs.
+
+The run tree is search ─► depth ─► trial / eval; `ROLE` says which a run is. Readers (the UI, the
+tests, `stacktune report`) find runs by these keys, so they are written nowhere else.
+"""
+
+from __future__ import annotations
+
+# What every run of a search carries.
+ROLE = "stacktune.role"  # one of the ROLE_* values below
+SEARCH = "stacktune.search"  # the search name (also the MLflow experiment and the Ray job's metadata key)
+DEPTH = "stacktune.depth"
+STATE = "stacktune.state"  # completed | pruned | failed | diverged | interrupted
+
+ROLE_SEARCH, ROLE_DEPTH, ROLE_TRIAL, ROLE_EVAL, ROLE_TRAIN = "search", "depth", "trial", "eval", "train"
+
+# A trial run.
+TRIAL_NUMBER = "stacktune.trial_number"  # the Optuna trial number within its depth's study
+RAY_TRIAL_ID = "stacktune.ray_trial_id"
+NODE_ID = "stacktune.node_id"  # the Ray node it trained on
+REASON = "stacktune.reason"  # why it failed or diverged
+RESTARTS = "stacktune.restarts"  # times Ray Tune restarted it after its worker or node died
+RESTART_REASON = "stacktune.restart_reason"
+BEST = "stacktune.best"  # "true" on the best trial of its depth
+
+# A depth run.
+BEST_TRIAL = "stacktune.best_trial"  # the best trial's name, d<depth>-t<nn>
+BEST_RUN_ID = "stacktune.best_run_id"
+
+# An evaluation run (a retraining on the test split).
+EVAL_KIND = "stacktune.eval_kind"  # tuned | fixed
+SEED = "stacktune.seed"
+
+# The search run.
+BEST_DEPTH = "stacktune.best_depth"  # lowest validation loss
+VERDICT = "stacktune.verdict"  # the conclusion sentence
+WINNER = "stacktune.winner"  # a depth, or "tie"
+
+# The buffered writer's idempotency key: a run created twice during an outage is found again by it.
+RUN_KEY = "stacktune.run_key"
+
+# MLflow's own keys that stacktune sets.
+PARENT_RUN_ID = "mlflow.parentRunId"
+NOTE = "mlflow.note.content"
+
+
+def trial_name(depth: int, number: int) -> str:
+    """The short name of a depth's trial, as MLflow, the exports and the report show it: d2-t07."""
+    return f"d{depth}-t{number:02d}"

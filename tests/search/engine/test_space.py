@@ -1,0 +1,59 @@
+"""The define-by-run space, the matched-size option and the config round trip."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+
+from stacktune.models import LSTMConfig, count_parameters
+from stacktune.search.engine.space import suggest
+from stacktune.search.spec.convert import match_widths, to_train_config
+from stacktune.search.spec.schema import SearchSpec
+
+
+def _spec(units) -> SearchSpec:
+    return SearchSpec.model_validate(
+        {
+            "name": "s",
+            "dataset": {"name": "sine", "window": 8},
+            "depths": [1, 2, 3, 6],
+            "trials_per_depth": 2,
+            "space": {"units": units},
+        }
+    )
+
+
+def test_matched_size_gives_every_depth_about_the_same_number_of_weights():
+    spec = match_widths(_spec({"params": 60_000}), input_size=1, output_size=1, task="regression")
+    widths = spec.space.units.widths
+    assert widths[1] > widths[2] > widths[3] > widths[6]
+    for depth, width in widths.items():
+        size = count_parameters(LSTMConfig(input_size=1, units=[width] * depth, output_size=1))
+        assert abs(size - 60_000) / 60_000 < 0.05, (depth, width, size)
+    # The width is fixed per depth, so only lr (and the rest) is searched.
+    trial = optuna.create_study().ask()
+    params = suggest(trial, depth=3, spec=spec)
+    assert [params[f"units_{i}"] for i in range(3)] == [widths[3]] * 3
+    assert "units_0" not in trial.params
+    # It survives the trip to a Ray worker as JSON.
+    assert SearchSpec.model_validate_json(spec.model_dump_json()).space.units.widths == widths
+
+
+def test_integer_range_with_a_step():
+    spec = _spec({"low": 16, "high": 64, "step": 16})
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+    for _ in range(10):
+        params = suggest(study.ask(), depth=2, spec=spec)
+        assert params["units_0"] in (16, 32, 48, 64) and params["units_1"] in (16, 32, 48, 64)
+
+
+def test_a_sampled_point_becomes_the_train_config_an_export_writes():
+    spec = _spec([8, 16])
+    params = suggest(
+        optuna.trial.FixedTrial({"units_0": 16, "units_1": 8, "lr": 0.003, "dropout": 0.1}), depth=2, spec=spec
+    )
+    cfg = to_train_config(spec, params, depth=2)
+    assert (
+        cfg.model.units == [16, 8] and cfg.train.lr == pytest.approx(0.003) and cfg.model.dropout == 0.0
+    )  # dropout is fixed unless the space searches it
+    assert cfg.train.epochs == spec.train.epochs and cfg.train.seed == spec.seed
