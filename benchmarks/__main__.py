@@ -16,8 +16,8 @@ from pathlib import Path
 
 from . import common
 
-# Ray-using benchmarks first, grouped by the Ray they need, so each Ray starts once.
-BENCHMARKS = ("orchestration", "pruning", "driver", "throughput", "startup")
+# Ray-using benchmarks first, grouped by the Ray they need, so each Ray starts once; the verdict's simulations last.
+BENCHMARKS = ("orchestration", "pruning", "driver", "throughput", "startup", "verdict")
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
 
 
