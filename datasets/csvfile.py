@@ -107,7 +107,8 @@ def read_series(path: Path, spec: DatasetSpec) -> Series:
     features = spec.features or [column for column in frame.columns if _looks_numeric(frame[column])]
     columns = list(dict.fromkeys(features + spec.targets))
     values = np.column_stack([targets[c] if c in targets else _numeric(frame, c, path) for c in columns])
-    return Series(values, columns, list(features), spec.targets)
+    lines = frame.index.to_numpy(dtype=np.int64) + 2  # as _line counts them
+    return Series(values, columns, list(features), spec.targets, lines)
 
 
 def _class_names(labels: np.ndarray) -> list[str]:

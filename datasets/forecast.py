@@ -1,4 +1,5 @@
-"""Forecasting preparation: chronological split, per-split windowing and train-only scaling.
+"""Forecasting preparation: an optional differencing transform, chronological split, per-split
+windowing and train-only scaling.
 
 Targets are laid out step-major: y[:, h * n_targets + j] is target j at step h + 1 after
 the window, so `y.reshape(samples, horizon, n_targets)` recovers the structure.
@@ -17,12 +18,42 @@ from .types import Prepared, Split
 
 @dataclass(frozen=True)
 class Series:
-    """A series in time order: values (rows, columns) and which of the columns are inputs and targets."""
+    """A series in time order: values (rows, columns) and which of the columns are inputs and targets.
+
+    `lines` (one per row) are the rows' CSV line numbers, for messages; None for built-in sets.
+    """
 
     values: np.ndarray
     columns: list[str]
     features: list[str]
     targets: list[str]
+    lines: np.ndarray | None = None
+
+
+def transform_series(series: Series, transform: str, *, where: str) -> Series:
+    """Return `series` with every column replaced by its first differences ("diff") or those of its
+    natural log ("log_diff"), one row shorter; "none" returns it unchanged.
+
+    Row i of the result is the change from original row i to row i + 1. Raises DataError naming
+    the first value <= 0 for "log_diff".
+    """
+    if transform == "none":
+        return series
+    values = np.asarray(series.values, dtype=np.float64)
+    if transform == "log_diff":
+        bad = ~(values > 0)
+        if bad.any():
+            row, col = (int(i) for i in np.argwhere(bad)[0])  # first in time order, then in column order
+            at = f"line {int(series.lines[row])}" if series.lines is not None else f"row {row + 1}"
+            raise DataError(
+                f"{where}: transform log_diff needs values > 0, but column {series.columns[col]!r} "
+                f"has {values[row, col]:g} at {at}"
+            )
+        values = np.log(values)
+    elif transform != "diff":
+        raise ValueError(f"transform must be 'none', 'diff' or 'log_diff', got {transform!r}")
+    lines = None if series.lines is None else series.lines[1:]
+    return Series(np.diff(values, axis=0), series.columns, series.features, series.targets, lines)
 
 
 def segment_bounds(rows: int, *, val_fraction: float, test_fraction: float) -> dict[str, tuple[int, int]]:
@@ -74,30 +105,61 @@ def prepare_series(
     val_fraction: float,
     test_fraction: float,
     scale: bool,
+    transform: str = "none",
+    season: int | None = None,
 ) -> Prepared:
-    """Split `series` by time, scale with training-segment statistics and window each segment on its own.
+    """Transform `series` (see transform_series), split it by time, scale with training-segment
+    statistics and window each segment on its own.
 
-    `where` names the data (a file or a dataset) in error messages.
+    `where` names the data (a file or a dataset) in error messages. Everything after the transform
+    works on the transformed series: `meta["length"]` and `meta["segments"]` count its rows, and
+    losses reported on the prepared data are on the transformed, scaled values. To undo the
+    transform for the targets, `meta["transform_anchor"][split]` holds each target's original
+    (untransformed, unscaled) value at the segment's start row, the value just before its first
+    change: original row `start + k + 1` is the anchor plus the sum of the segment's (unscaled)
+    changes 0..k, in log space for "log_diff". It is None when the transform is "none".
+    `meta["season"]` is `season` as given, and `meta["target_in_inputs"]` holds, for each target,
+    its index among the input features, or None when it is not an input.
     """
+    original = series
+    series = transform_series(series, transform, where=where)
     rows = len(series.values)
     need = window_size + horizon
     bounds = segment_bounds(rows, val_fraction=val_fraction, test_fraction=test_fraction)
     if min(end - start for start, end in bounds.values()) < need:
         least = _rows_needed(need, val_fraction=val_fraction, test_fraction=test_fraction)
+        if transform == "none":
+            after, least_rows = "", f"{least} rows"
+        else:  # the transform costs one row, which the file must make up
+            after, least_rows = f" after the {transform} transform", f"{least + 1} rows before it"
         raise DataError(
-            f"{where}: series has {rows} rows but window {window_size} + horizon {horizon} need {need} rows "
-            f"in each of train/val/test, so at least {least} rows with val_fraction {val_fraction} "
+            f"{where}: series has {rows} rows{after} but window {window_size} + horizon {horizon} need {need} "
+            f"rows in each of train/val/test, so at least {least_rows} with val_fraction {val_fraction} "
             f"and test_fraction {test_fraction}"
         )
 
     position = {column: i for i, column in enumerate(series.columns)}
     x = series.values[:, [position[c] for c in series.features]].astype(np.float64)
-    y = series.values[:, [position[c] for c in series.targets]].astype(np.float64)
+    target_columns = [position[c] for c in series.targets]
+    y = series.values[:, target_columns].astype(np.float64)
+    if transform == "none":
+        anchor = None
+    else:
+        # transformed row i is the change from original row i to i + 1, so a segment starting at
+        # row `start` continues from original row `start`
+        anchor = {
+            split: np.asarray(original.values[start, target_columns], dtype=np.float64).tolist()
+            for split, (start, _) in bounds.items()
+        }
     meta: dict = {
         "source": source,
         "length": rows,
         "columns": list(series.features),
         "targets": list(series.targets),
+        "target_in_inputs": [series.features.index(c) if c in series.features else None for c in series.targets],
+        "transform": transform,
+        "transform_anchor": anchor,
+        "season": season,
         "window": window_size,
         "horizon": horizon,
         "y_layout": "step-major",

@@ -67,6 +67,8 @@ def load(spec: DatasetSpec | dict, *, base_dir: str | Path | None = None) -> Pre
             val_fraction=spec.val_fraction,
             test_fraction=spec.test_fraction,
             scale=spec.scale,
+            transform=spec.transform,
+            season=spec.season,
         )
     return prepare_sequences(
         data,

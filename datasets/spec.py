@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from .catalog import FORECASTING, GENERATED, INFOS, unknown_name_message
 
 _CSV_ONLY = ("target", "features", "task", "sequence")
+Transform = Literal["none", "diff", "log_diff"]
 
 
 class DatasetSpec(BaseModel):
@@ -17,6 +18,12 @@ class DatasetSpec(BaseModel):
 
     Exactly one of `name` (a built-in set) or `csv` (a file) is given. `window` is
     checked when loading rather than here, so a search may leave it to each trial.
+
+    Forecasting sets only: `transform` makes a series that is not stationary more so before
+    the split ("diff": first differences; "log_diff": differences of the natural log, for
+    series that are all > 0), and `season` is the seasonal period in rows that a seasonal
+    naive baseline repeats (for example 11 for yearly sunspots, 52 for weekly co2, 4 for
+    quarterly macrodata).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -35,6 +42,8 @@ class DatasetSpec(BaseModel):
     length: int | None = Field(default=None, ge=1)
     seq_len: int | None = Field(default=None, ge=2)
     scale: bool = True
+    transform: Transform = "none"
+    season: int | None = Field(default=None, ge=2)
 
     @field_validator("name")
     @classmethod
@@ -58,6 +67,7 @@ class DatasetSpec(BaseModel):
             self._check_named()
         else:
             self._check_csv()
+        self._check_forecasting_only()
         return self
 
     def _check_named(self) -> None:
@@ -82,6 +92,12 @@ class DatasetSpec(BaseModel):
                 raise ValueError("`target` must be a single label column for classification")
         elif self.sequence is not None:
             raise ValueError("`sequence` applies only to `task: classification`")
+
+    def _check_forecasting_only(self) -> None:
+        given = [field for field, unset in (("transform", "none"), ("season", None)) if getattr(self, field) != unset]
+        if given and not self.forecasting:
+            kind = f"built-in {self.name!r}" if self.name is not None else "`task: classification`"
+            raise ValueError(f"`{given[0]}` applies only to forecasting sets, not to {kind}")
 
     @property
     def targets(self) -> list[str]:

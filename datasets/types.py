@@ -51,4 +51,5 @@ class Prepared:
     train: Split
     val: Split
     test: Split
-    meta: dict = field(default_factory=dict)  # scaler statistics, column names, split sizes
+    # scaler statistics, column names, split sizes; for series also the transform and season (see prepare_series)
+    meta: dict = field(default_factory=dict)

@@ -27,7 +27,7 @@ class TrainSettings:
     """How to train: optimiser, schedule, seed and hardware; raises ValueError if invalid."""
 
     lr: float
-    epochs: int
+    epochs: int  # the most epochs to train; patience may end training sooner
     batch_size: int = 64
     weight_decay: float = 0.0
     optimizer: Literal["adamw", "adam"] = "adamw"
@@ -37,6 +37,8 @@ class TrainSettings:
     device: str = "cpu"
     # "bf16": forward passes under bfloat16 autocast (Tensor Cores on a GPU); weights and optimizer stay fp32
     precision: Literal["fp32", "bf16"] = "fp32"
+    # stop after this many epochs in a row without a new best val loss; None trains all `epochs`
+    patience: int | None = None
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.lr) and self.lr > 0):
@@ -55,6 +57,10 @@ class TrainSettings:
             raise ValueError(f"precision must be 'fp32' or 'bf16', got {self.precision!r}")
         if self.threads is not None and not self.threads >= 1:
             raise ValueError(f"threads must be a positive int or None, got {self.threads!r}")
+        if self.patience is not None and (
+            isinstance(self.patience, bool) or not isinstance(self.patience, int) or self.patience < 1
+        ):
+            raise ValueError(f"patience must be a positive int or None, got {self.patience!r}")
 
 
 @dataclass
@@ -72,10 +78,14 @@ class EpochResult:
 
 @dataclass
 class FitResult:
-    """Outcome of fit; model holds the best epoch's weights and is in eval mode."""
+    """Outcome of fit; model holds the best epoch's weights and is in eval mode.
+
+    A patience stop is a normal end: state "completed", with `reason` saying why fewer than
+    `epochs` epochs ran.
+    """
 
     state: Literal["completed", "diverged", "stopped"]
-    reason: str | None  # why training ended early; None when completed
+    reason: str | None  # why training ended before `epochs` epochs; None when all of them ran
     epochs: list[EpochResult]
     best_epoch: int | None  # None when no epoch had a finite val loss
     best_val_loss: float  # inf when no epoch had a finite val loss
@@ -193,6 +203,25 @@ def _divergence(result: EpochResult) -> str | None:
     return None
 
 
+def _epochs_since_best(history: list[EpochResult]) -> int:
+    """Epochs in a row at the end of history without a strictly lower finite val loss than all before them."""
+    best, since = math.inf, 0
+    for e in history:
+        if math.isfinite(e.val_loss) and e.val_loss < best:
+            best, since = e.val_loss, 0
+        else:
+            since += 1
+    return since
+
+
+def _out_of_patience(since_best: int, settings: TrainSettings, best_epoch: int | None) -> str | None:
+    """The reason to stop when the val loss has not improved for `patience` epochs, else None."""
+    if settings.patience is None or since_best < settings.patience:
+        return None
+    epochs = "epoch" if since_best == 1 else "epochs"
+    return f"no improvement in {since_best} {epochs} (best at epoch {best_epoch})"
+
+
 def fit(
     config: LSTMConfig,
     data: Prepared,
@@ -205,8 +234,10 @@ def fit(
     """Train StackedLSTM(config) on data.train, scoring data.val after every epoch.
 
     on_epoch sees each finite epoch; returning True stops training ("stopped"). A NaN or
-    infinite loss stops it at once ("diverged"). Every `state_every` epochs the EpochResult
-    carries a `state` that `resume_from` continues from exactly as if training had not stopped.
+    infinite loss stops it at once ("diverged"). With `settings.patience`, `patience` epochs in a
+    row without a strictly lower val loss than the best so far end training early, as "completed"
+    with a `reason`. Every `state_every` epochs the EpochResult carries a `state` that `resume_from`
+    continues from exactly as if training had not stopped (patience counter included).
     Returns the best-val-loss model and history.
     """
     start = time.perf_counter()
@@ -237,6 +268,7 @@ def fit(
     history: list[EpochResult] = []
     state, reason = "completed", None
     best_epoch, best_val_loss, best_weights = None, math.inf, None
+    since_best = 0  # epochs in a row without a new best val loss, for patience
     first = 1
     if resume_from is not None:
         model.load_state_dict(resume_from["model"])
@@ -250,6 +282,11 @@ def fit(
             resume_from["best_weights"],
         )
         first = resume_from["epoch"] + 1
+        # states saved before patience existed lack the counter; the history gives it back
+        since_best = resume_from.get("epochs_since_best", _epochs_since_best(history))
+        reason = _out_of_patience(since_best, settings, best_epoch)
+        if reason is not None:  # resumed with a smaller patience than it was saved with
+            first = settings.epochs + 1
     for epoch in range(first, settings.epochs + 1):
         epoch_start = time.perf_counter()
         train_loss = _train_epoch(model, optimizer, train, loss_fn, settings, generator)
@@ -262,9 +299,13 @@ def fit(
             state = "diverged"
             break
         if result.val_loss < best_val_loss:
-            best_epoch, best_val_loss = epoch, result.val_loss
+            best_epoch, best_val_loss, since_best = epoch, result.val_loss, 0
             best_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        if state_every and epoch % state_every == 0 and epoch < settings.epochs:
+        else:
+            since_best += 1
+        patience_reason = _out_of_patience(since_best, settings, best_epoch)
+        # no state on the last epoch: nothing would be left to resume
+        if state_every and epoch % state_every == 0 and epoch < settings.epochs and patience_reason is None:
             result = replace(
                 result,
                 state={
@@ -278,10 +319,14 @@ def fit(
                     "best_epoch": best_epoch,
                     "best_val_loss": best_val_loss,
                     "best_weights": best_weights,
+                    "epochs_since_best": since_best,
                 },
             )
         if on_epoch is not None and on_epoch(result):
             state, reason = "stopped", f"on_epoch asked to stop after epoch {epoch}"
+            break
+        if patience_reason is not None:
+            reason = patience_reason
             break
     if best_weights is not None:
         model.load_state_dict(best_weights)
