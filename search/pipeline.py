@@ -10,7 +10,7 @@ from .analysis.evaluation import evaluate_search
 from .analysis.exports import publish
 from .analysis.summary import summarise
 from .engine.ray_setup import check_resources, quiet_ray_tune, start_ray, storage_path_for
-from .engine.studies import open_storage, prepare_studies
+from .engine.studies import finished_trials, open_storage, prepare_studies
 from .engine.tuning import tune_depths
 from .errors import ConfigError, SearchInterrupted
 from .progress import Progress
@@ -43,22 +43,23 @@ def run_search(
     quiet_ray_tune()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     out_dir = _output_folder(spec, out, resume=resume)
+    # The studies first: on resume, they tell which trials a killed driver had finished.
+    studies = prepare_studies(spec, open_storage(spec, out_dir), resume=resume)
     client = store.client(tracking_uri)
-    tree = open_run_tree(client, spec, resume=resume)
+    tree = open_run_tree(client, spec, resume=resume, finished=finished_trials(studies))
     storage_path = storage_path_for(spec, out_dir, shared_storage)
     if not resume and shared_storage and "://" not in storage_path:
         shutil.rmtree(storage_path, ignore_errors=True)
     try:
         start_ray(address)
         check_resources(spec)
-        studies = prepare_studies(spec, open_storage(spec, out_dir), resume=resume)
         trials = tune_depths(
             spec, data, studies, client=client, tree=tree, storage_path=storage_path, progress=progress, resume=resume
         )
         comparison = summarise(
             spec, studies, client=client, tree=tree, trials=trials, task=data.task, storage_path=storage_path
         )
-        if spec.evaluation.seeds:
+        if spec.evaluation.enabled:
             evaluate_search(
                 spec, studies, comparison, data, client=client, tree=tree, storage_path=storage_path, progress=progress
             )

@@ -38,6 +38,22 @@ def counted_trials(study: optuna.Study) -> list:
     ]
 
 
+def spent_seconds(study: optuna.Study) -> float:
+    """The training seconds a depth's counted trials used: what a seconds budget is measured in."""
+    return sum(float(t.user_attrs.get("train_seconds", 0.0)) for t in counted_trials(study))
+
+
+def finished_trials(studies: dict) -> dict[str, str]:
+    """Ray trial id -> completed, pruned or failed, for every trial the studies count against a budget."""
+    names = {TrialState.COMPLETE: "completed", TrialState.PRUNED: "pruned", TrialState.FAIL: "failed"}
+    return {
+        t.user_attrs["ray_trial_id"]: names[t.state]
+        for study in studies.values()
+        for t in counted_trials(study)
+        if "ray_trial_id" in t.user_attrs and t.state in names
+    }
+
+
 def open_storage(spec: SearchSpec, out_dir: Path):
     """Optuna storage that outlives the process: the spec's RDB URL, else a journal file in `out_dir`."""
     from optuna.storages.journal import JournalFileBackend

@@ -29,10 +29,14 @@ class RunTree:
         return [self.search_id, *self.depth_runs.values()]
 
 
-def open_run_tree(client, spec: SearchSpec, *, resume: bool) -> RunTree:
-    """The search's experiment, search run and depth runs: new ones, or on resume those of the unfinished search."""
+def open_run_tree(client, spec: SearchSpec, *, resume: bool, finished: dict[str, str] | None = None) -> RunTree:
+    """The search's experiment, search run and depth runs: new ones, or on resume those of the unfinished search.
+
+    On resume, `finished` (Ray trial id -> completed, pruned or failed, as the studies recorded it) settles the trial
+    runs a killed driver left open: a trial its study counted keeps its outcome, the others end as interrupted.
+    """
     experiment_id = store.ensure_experiment(client, spec.name)
-    search_id, depth_runs = _open_runs(client, experiment_id, spec, resume=resume)
+    search_id, depth_runs = _open_runs(client, experiment_id, spec, resume=resume, finished=finished or {})
     return RunTree(experiment_id, search_id, depth_runs)
 
 
@@ -43,7 +47,9 @@ def close_run_tree(client, tree: RunTree, status: str) -> None:
             client.set_terminated(run_id, status=status)
 
 
-def _open_runs(client, experiment_id: str, spec: SearchSpec, *, resume: bool) -> tuple[str, dict[int, str]]:
+def _open_runs(
+    client, experiment_id: str, spec: SearchSpec, *, resume: bool, finished: dict[str, str]
+) -> tuple[str, dict[int, str]]:
     """The search run and its depth runs: new ones, or on resume those of the unfinished search."""
     if resume:
         previous = client.search_runs(
@@ -63,7 +69,7 @@ def _open_runs(client, experiment_id: str, spec: SearchSpec, *, resume: bool) ->
             }
             for run_id in depth_runs.values():
                 client.update_run(run_id, status="RUNNING")
-            _close_cut_off_trials(client, experiment_id, list(depth_runs.values()))
+            _close_cut_off_trials(client, experiment_id, list(depth_runs.values()), finished)
             depth_runs.update(
                 _new_depth_runs(client, experiment_id, spec, search_id, [d for d in spec.depths if d not in depth_runs])
             )
@@ -85,16 +91,19 @@ def _new_depth_runs(client, experiment_id: str, spec: SearchSpec, search_id: str
     }
 
 
-def _close_cut_off_trials(client, experiment_id: str, depth_runs: list[str]) -> None:
-    """Trial runs a killed driver left RUNNING end as KILLED, tagged `interrupted`."""
+def _close_cut_off_trials(client, experiment_id: str, depth_runs: list[str], finished: dict[str, str]) -> None:
+    """Trial runs a killed driver left RUNNING: those their study counted (the driver died between telling the study
+    and writing the run's end) end with the study's outcome; the others end as KILLED, tagged `interrupted`."""
     for depth_run in depth_runs:
         open_runs = client.search_runs(
             [experiment_id],
             filter_string=f"tags.`{tags.PARENT_RUN_ID}` = '{depth_run}' and attributes.status = 'RUNNING'",
         )
         for run in open_runs:
-            client.set_tag(run.info.run_id, tags.STATE, "interrupted")
-            client.set_terminated(run.info.run_id, status="KILLED")
+            state = finished.get(run.data.tags.get(tags.RAY_TRIAL_ID, ""))
+            client.set_tag(run.info.run_id, tags.STATE, state or "interrupted")
+            status = "KILLED" if state is None else ("FAILED" if state == "failed" else "FINISHED")
+            client.set_terminated(run.info.run_id, status=status)
 
 
 def _describe(spec: SearchSpec) -> str:
