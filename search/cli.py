@@ -101,12 +101,25 @@ def _depth_list(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"expected depths like 1,2,3, got {text!r}") from None
 
 
+def _seeds(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seeds or auto, got {text!r}") from None
+
+
 def _add_overrides(p: argparse.ArgumentParser) -> None:
     p.add_argument("--name", help="override the spec's name (MLflow experiment and output folder)")
     p.add_argument("--depths", type=_depth_list, help="override the spec's depths, e.g. 1,2,3")
     p.add_argument("--trials-per-depth", type=int, help="override the spec's trials_per_depth")
     p.add_argument("--epochs", type=int, help="override train.epochs")
-    p.add_argument("--seeds", type=int, help="override evaluation.seeds (0: no re-evaluation on the test split)")
+    p.add_argument(
+        "--seeds",
+        type=_seeds,
+        help="override evaluation.seeds: a count (0: no evaluation on the test split) or auto (rounds until decided)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

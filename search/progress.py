@@ -14,6 +14,7 @@ class DepthTally:
     pruned: int = 0
     failed: int = 0
     best: float = float("inf")
+    seconds: float = 0.0  # training seconds of the finished trials
 
     @property
     def done(self) -> int:
@@ -23,14 +24,15 @@ class DepthTally:
 class Progress:
     """Receives a search's milestones; every method does nothing unless a subclass says otherwise."""
 
-    def search_started(self, *, name: str, depths: list[int], trials_per_depth: int, owed: int, resume: bool) -> None:
-        """The trials are about to run: `owed` of them (fewer than all on resume)."""
+    def search_started(self, *, name: str, depths: list[int], budget: str, resume: bool) -> None:
+        """The trials are about to run; `budget` says what each depth gets (and what is left on resume)."""
 
-    def trial_finished(self, depth: int, tally: DepthTally, *, trials_per_depth: int) -> None:
-        """A trial of `depth` ended; `tally` counts that depth's finished trials."""
+    def trial_finished(self, depth: int, tally: DepthTally, *, trials: int, seconds: float | None) -> None:
+        """A trial of `depth` ended; `tally` counts the depth's finished trials, of `trials` (or of `seconds` of
+        training, with a seconds budget)."""
 
     def trial_restarted(self, name: str, reason: str) -> None:
         """Ray Tune restarts trial `name` after its worker or node died."""
 
-    def evaluation_started(self, *, jobs: int, seeds: int) -> None:
-        """The retrainings on the test split are about to run."""
+    def evaluation_started(self, *, jobs: int, seeds: int, round: int | None = None) -> None:
+        """The retrainings on the test split (of one round, with `seeds: auto`) are about to run."""

@@ -16,12 +16,22 @@ _OPTIONAL = {
     "evaluated_rank",
     "evaluated_config",
     "test_accuracy_mean",
+    "failed_runs",
+    "skill",
+    "expected_best_seconds",
+    "overshoot_seconds",
     "fixed",
     "best_depth",
     "verdict",
     "fixed_verdict",
     "conclusion_changed",
     "conclusion",
+    "baselines",
+    "loses_to_naive",
+    "headline",
+    "warnings",
+    "budget",
+    "curves",
 }
 
 
@@ -63,6 +73,8 @@ class DepthEntry:
     expected_best: list[float] = field(default_factory=list)  # of n trials, n = 1..trials_per_depth
     expected_best_std: list[float] = field(default_factory=list)
     importance: dict[str, float] | None = None
+    expected_best_seconds: list[float] | None = None  # the training seconds n trials cost, beside expected_best
+    overshoot_seconds: float | None = None  # with a seconds budget: how far the depth's last trial went past it
     val_curve: list[float] | None = None  # the best trial's val_loss per epoch
     # Evaluation on the test split, over seeds.
     test_loss_mean: float | None = None
@@ -72,6 +84,8 @@ class DepthEntry:
     evaluated_rank: int | None = None
     evaluated_config: dict[str, Any] | None = None  # when not the best trial's config
     test_accuracy_mean: float | None = None
+    failed_runs: int | None = None  # evaluation runs that failed or diverged: the worst outcome, never dropped
+    skill: float | None = None  # 1 - test loss / the best naive baseline's loss
     fixed: dict[str, Any] | None = None  # the fixed setting's config, params and test losses
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -99,10 +113,16 @@ class Comparison:
     baseline: dict[str, Any] | None = None  # the fixed setting, when evaluated
     depths: list[DepthEntry] = field(default_factory=list)
     best_depth: int | None = None  # lowest validation loss
+    budget: dict[str, Any] | None = None  # kind (trials | seconds) and per_depth
+    curves: str | None = None  # whether the expected-best curves against training seconds cross
     verdict: dict[str, Any] | None = None
     fixed_verdict: dict[str, Any] | None = None
     conclusion_changed: bool | None = None
     conclusion: str | None = None
+    baselines: list[dict[str, Any]] | None = None  # naive forecasts (or the majority class) on the test split
+    loses_to_naive: bool | None = None  # every evaluated depth does worse than the best naive baseline
+    headline: str | None = None  # said before the verdict: every depth loses to the naive baseline
+    warnings: list[dict[str, Any]] | None = None  # code, sentence, figures, depth
     extra: dict[str, Any] = field(default_factory=dict)
 
     def entry(self, depth: int) -> DepthEntry:

@@ -9,6 +9,7 @@ and are logged to MLflow under their depth run (`stacktune.role=eval`).
 from __future__ import annotations
 
 import contextlib
+import math
 import sys
 from typing import Any
 
@@ -21,11 +22,11 @@ from ..spec.schema import SearchSpec, TrainConfig
 from ..tracking import store, tags
 from ..tracking.eval_runs import EvalRuns
 from ..tracking.run_tree import RunTree
-from . import stats
+from . import checks, stats
 from .comparison import Comparison
 
 
-def plan_jobs(spec: SearchSpec, candidates: dict[int, list[TrainConfig]]) -> list[dict[str, Any]]:
+def plan_jobs(spec: SearchSpec, candidates: dict[int, list[TrainConfig]], seeds: list[int]) -> list[dict[str, Any]]:
     """One job per (depth, tuned candidate or fixed setting, seed)."""
     jobs = []
     for depth in spec.depths:
@@ -33,11 +34,35 @@ def plan_jobs(spec: SearchSpec, candidates: dict[int, list[TrainConfig]]) -> lis
         if spec.baseline is not None:
             configs.append(("fixed", 0, baseline_config(spec, depth)))
         for kind, rank, cfg in configs:
-            for seed in evaluation_seeds(spec):
+            for seed in seeds:
                 jobs.append(
                     {"depth": depth, "kind": kind, "rank": rank, "seed": seed, "config": cfg.model_dump(mode="json")}
                 )
     return jobs
+
+
+def seed_rounds(spec: SearchSpec) -> list[int]:
+    """The seed counts after each round of evaluation: one round of `evaluation.seeds`, or with `seeds: auto`
+    rounds that grow to `max_seeds`.
+
+    With auto, the first round is the fewest seeds that could decide a pair at the level each of the rounds is
+    tested at (the level is split over the rounds, so that looking after every round keeps the false-call rate).
+    """
+    evaluation = spec.evaluation
+    if evaluation.seeds != "auto":
+        return [evaluation.seeds]
+    k, most = len(spec.depths), evaluation.max_seeds
+    looks, counts = 1, [most]
+    for _ in range(20):  # the number of rounds and the first round's size settle within a few steps
+        first = max(2, stats.min_seeds(k, confidence=evaluation.confidence, looks=looks))
+        if first >= most:
+            return [most]
+        step = max(2, math.ceil(first / 2))
+        counts = [*range(first, most, step), most]
+        if len(counts) == looks:
+            break
+        looks = len(counts)
+    return counts
 
 
 def run_eval(config: dict[str, Any], *, data, threads: int, gpus: float = 0.0) -> None:
@@ -75,16 +100,16 @@ def _job_name(trial) -> str:
 
 
 def run_jobs(
-    spec: SearchSpec, jobs: list[dict], data, *, storage_path: str, client, tree: RunTree
+    spec: SearchSpec, jobs: list[dict], data, *, storage_path: str, client, tree: RunTree, name: str = "evaluation"
 ) -> list[tuple[dict, dict]]:
-    """Runs the evaluation jobs on Ray Tune and returns (job, metrics) for each that finished."""
+    """Runs the evaluation jobs on Ray Tune and returns (job, metrics) for every job, failed ones included."""
     from ray import tune
 
     callback = EvalRuns(client=client, experiment_id=tree.experiment_id, search=spec.name, depth_runs=tree.depth_runs)
     tuner = make_tuner(
         run_eval,
         spec=spec,
-        name="evaluation",
+        name=name,
         storage_path=storage_path,
         callbacks=[callback],
         data=data,
@@ -98,17 +123,47 @@ def run_jobs(
     return callback.results
 
 
-def _describe(verdict: stats.Verdict) -> str:
-    if verdict.winner is not None:
-        return f"depth {verdict.winner} wins"
-    return "depths " + " and ".join(map(str, verdict.tied)) + " tie for first"
+def _loss(metrics: dict) -> float:
+    """A run's test loss; a failed or diverged run (no finite test loss) is the worst outcome, infinity."""
+    value = metrics.get("test_loss")
+    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else math.inf
 
 
-def aggregate(spec: SearchSpec, comparison: Comparison, results: list[tuple[dict, dict]]) -> Comparison:
-    """Adds test-loss means, intervals, the verdicts and the conclusion to `comparison` (and returns it)."""
+def _mean_val(runs: list[tuple[dict, dict]]) -> float:
+    values = [m.get("val_loss") for _, m in runs]
+    finite = [v for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
+    return sum(finite) / len(finite) if len(finite) == len(values) else math.inf
+
+
+def _scores(runs: list[tuple[dict, dict]], confidence: float) -> dict[str, Any]:
+    """The test figures of one configuration's runs, sorted by seed: every run's loss (None where it failed),
+    the mean and interval of the finite ones, and how many failed."""
+    losses = [_loss(m) for _, m in runs]
+    finite = [v for v in losses if math.isfinite(v)]
+    scores: dict[str, Any] = {
+        "test_losses": [v if math.isfinite(v) else None for v in losses],
+        "failed_runs": len(losses) - len(finite),
+        "test_loss_mean": None,
+        "test_loss_ci95": None,
+    }
+    if finite:
+        mean, ci = stats.mean_ci(finite, confidence=confidence)
+        scores.update(test_loss_mean=mean, test_loss_ci95=ci.as_list())
+    return scores
+
+
+def aggregate(
+    spec: SearchSpec, comparison: Comparison, results: list[tuple[dict, dict]], *, looks: int = 1
+) -> dict[int, float]:
+    """Adds test-loss means, intervals, the verdicts and the conclusion to `comparison`.
+
+    Runs are matched by seed; a failed run counts as the worst loss in the verdict and is never dropped. Returns
+    each depth's mean validation loss over its evaluated runs (for the distribution-shift check).
+    """
     conf = spec.evaluation.confidence
     tuned: dict[int, list[float]] = {}
     fixed: dict[int, list[float]] = {}
+    val_loss: dict[int, float] = {}
     for entry in comparison.depths:
         runs = [(job, m) for job, m in results if job["depth"] == entry.depth]
         by_rank: dict[int, list[tuple[dict, dict]]] = {}
@@ -116,48 +171,60 @@ def aggregate(spec: SearchSpec, comparison: Comparison, results: list[tuple[dict
             if job["kind"] == "tuned":
                 by_rank.setdefault(job["rank"], []).append((job, m))
         if by_rank:
-            # With top-k candidates, the depth is represented by the one best on validation, then scored on test.
-            rank = min(by_rank, key=lambda r: sum(m["val_loss"] for _, m in by_rank[r]) / len(by_rank[r]))
+            # With top-k candidates, the depth is represented by the one best on validation (the lower rank on a
+            # tie, whatever order the runs finished in), then scored on test.
+            rank = min(by_rank, key=lambda r: (_mean_val(by_rank[r]), r))
             chosen = sorted(by_rank[rank], key=lambda jm: jm[0]["seed"])
-            losses = [m["test_loss"] for _, m in chosen]
-            mean, ci = stats.mean_ci(losses, confidence=conf, seed=spec.seed)
-            entry.test_loss_mean, entry.test_loss_ci95, entry.test_losses = mean, ci.as_list(), losses
+            scores = _scores(chosen, conf)
+            entry.test_losses, entry.failed_runs = scores["test_losses"], scores["failed_runs"]
+            entry.test_loss_mean, entry.test_loss_ci95 = scores["test_loss_mean"], scores["test_loss_ci95"]
             entry.seeds, entry.evaluated_rank = [job["seed"] for job, _ in chosen], rank
-            if chosen[0][0]["rank"] != 0 or len(by_rank) > 1:
+            if rank != 0 or len(by_rank) > 1:
                 entry.evaluated_config = chosen[0][0]["config"]
             accuracies = [m["test_accuracy"] for _, m in chosen if "test_accuracy" in m]
             if accuracies:
                 entry.test_accuracy_mean = sum(accuracies) / len(accuracies)
-            tuned[entry.depth] = losses
+            tuned[entry.depth] = [_loss(m) for _, m in chosen]
+            if math.isfinite(mean_val := _mean_val(chosen)):
+                val_loss[entry.depth] = mean_val
         base = sorted(((job, m) for job, m in runs if job["kind"] == "fixed"), key=lambda jm: jm[0]["seed"])
         if base:
-            losses = [m["test_loss"] for _, m in base]
-            mean, ci = stats.mean_ci(losses, confidence=conf, seed=spec.seed)
-            entry.fixed = {
-                "config": base[0][0]["config"],
-                "params": int(base[0][1]["params"]),
-                "test_loss_mean": mean,
-                "test_loss_ci95": ci.as_list(),
-                "test_losses": losses,
-            }
-            fixed[entry.depth] = losses
+            params = next((m["params"] for _, m in base if "params" in m), None)
+            entry.fixed = {"config": base[0][0]["config"], "params": params, **_scores(base, conf)}
+            fixed[entry.depth] = [_loss(m) for _, m in base]
     if tuned:
-        verdict = stats.compare(tuned, confidence=conf, seed=spec.seed)
-        comparison.verdict = verdict.to_dict()
-        sentence = f"Tuned separately, {_describe(verdict)}."
-        if fixed:
-            fixed_verdict = stats.compare(fixed, confidence=conf, seed=spec.seed)
-            comparison.fixed_verdict = fixed_verdict.to_dict()
-            changed = verdict.tied != fixed_verdict.tied
-            comparison.conclusion_changed = changed
-            b = spec.baseline
-            sentence = (
-                f"Tuned separately, {_describe(verdict)}; "
-                f"with one fixed setting ({b.units} units per layer, lr {b.lr:g}) "
-                f"{_describe(fixed_verdict)}: the conclusion {'changed' if changed else 'is the same'}."
-            )
-        comparison.conclusion = sentence
-    return comparison
+        _conclude(spec, comparison, tuned, fixed, looks=looks)
+    return val_loss
+
+
+def _conclude(spec: SearchSpec, comparison: Comparison, tuned: dict, fixed: dict, *, looks: int) -> None:
+    """The verdicts, tuned and with the fixed setting, and the sentence that compares them."""
+    conf = spec.evaluation.confidence
+    verdict = stats.compare(tuned, confidence=conf, seed=spec.seed, looks=looks)
+    comparison.verdict = verdict.to_dict()
+    sentence = f"Tuned separately, {verdict.summary}."
+    if fixed:
+        fixed_verdict = stats.compare(fixed, confidence=conf, seed=spec.seed, looks=looks)
+        comparison.fixed_verdict = fixed_verdict.to_dict()
+        changed = (verdict.winner, verdict.tied, verdict.undecided) != (
+            fixed_verdict.winner,
+            fixed_verdict.tied,
+            fixed_verdict.undecided,
+        )
+        comparison.conclusion_changed = changed
+        b = spec.baseline
+        sentence = (
+            f"Tuned separately, {verdict.summary}; "
+            f"with one fixed setting ({b.units} units per layer, lr {b.lr:g}), {fixed_verdict.summary}: "
+            f"the conclusion {'changed' if changed else 'is the same'}."
+        )
+    comparison.conclusion = sentence
+
+
+def _decided(comparison: Comparison) -> bool:
+    """Every pair of depths has a call: more seeds cannot change what the verdict says."""
+    pairs = (comparison.verdict or {}).get("pairs") or []
+    return bool(pairs) and all(p.get("better") is not None for p in pairs)
 
 
 def evaluate_search(
@@ -171,37 +238,67 @@ def evaluate_search(
     storage_path: str,
     progress: Progress,
 ) -> None:
-    """Retrains every depth's best (and the fixed setting) over the seeds, then adds the verdict to `comparison`."""
+    """Retrains every depth's best (and the fixed setting) over the seeds, then adds the verdict, the naive
+    baselines and the warnings to `comparison`. With `seeds: auto`, seeds come in rounds until every pair is decided.
+    """
     candidates = {d: top_configs(spec, studies[d], d, spec.evaluation.top_k) for d in spec.depths}
-    jobs = plan_jobs(spec, candidates)
-    if not jobs:
-        return
-    progress.evaluation_started(jobs=len(jobs), seeds=spec.evaluation.seeds)
-    results = run_jobs(spec, jobs, data, storage_path=storage_path, client=client, tree=tree)
-    aggregate(spec, comparison, results)
+    rounds = seed_rounds(spec)
+    sequential = spec.evaluation.seeds == "auto"
+    results: list[tuple[dict, dict]] = []
+    done, jobs_run, val_loss = 0, 0, {}
+    for number, count in enumerate(rounds, start=1):
+        jobs = plan_jobs(spec, candidates, evaluation_seeds(spec, count - done, start=done))
+        if not jobs:
+            return
+        progress.evaluation_started(jobs=len(jobs), seeds=count - done, round=number if sequential else None)
+        name = f"evaluation-{number}" if sequential else "evaluation"
+        results += run_jobs(spec, jobs, data, storage_path=storage_path, client=client, tree=tree, name=name)
+        done, jobs_run = count, jobs_run + len(jobs)
+        val_loss = aggregate(spec, comparison, results, looks=len(rounds))
+        if _decided(comparison):
+            break
     comparison.evaluation = {
-        "seeds": evaluation_seeds(spec),
+        "seeds": evaluation_seeds(spec, done),
         "refit": "train",
         "top_k": spec.evaluation.top_k,
         "confidence": spec.evaluation.confidence,
-        "jobs": len(jobs),
-        "finished": len(results),
+        "jobs": jobs_run,
+        "finished": sum(1 for _, m in results if math.isfinite(_loss(m))),
+        "failed": sum(1 for _, m in results if not math.isfinite(_loss(m))),
     }
+    if sequential:
+        comparison.evaluation.update(sequential=True, rounds=rounds[: rounds.index(done) + 1], planned_rounds=rounds)
+    checks.add_baselines(comparison, data)
+    checks.add_warnings(spec, comparison, data, eval_val_loss=val_loss)
+    comparison.headline = checks.headline(comparison)
     _log_evaluation(client, tree, comparison)
 
 
 def _log_evaluation(client, tree: RunTree, comparison: Comparison) -> None:
-    """The test figures on each depth run, and the conclusion on the search run (tags and its note)."""
+    """The test figures on each depth run; the conclusion, the naive baseline and the warnings on the search run."""
     for entry in comparison.depths:
         values = {
             "test_loss_mean": entry.test_loss_mean,
             "fixed_test_loss_mean": (entry.fixed or {}).get("test_loss_mean"),
+            "skill": entry.skill,
+            "failed_eval_runs": entry.failed_runs,
         }
         if entry.test_loss_ci95:
             values.update(test_loss_ci_low=entry.test_loss_ci95[0], test_loss_ci_high=entry.test_loss_ci95[1])
         store.log_batch(client, tree.depth_runs[entry.depth], metrics=store.epoch_metrics(0, values))
+    found: dict[str, str] = {}
+    metrics: dict[str, float] = {}
+    for baseline in comparison.baselines or []:
+        metrics[f"naive_{baseline['kind']}_test_loss"] = baseline["loss"]
+    if comparison.baselines:
+        best = min(comparison.baselines, key=lambda b: b["loss"])
+        found[tags.NAIVE_BASELINE] = f"{best['kind']} {best['loss']:.6g}"
+    found[tags.WARNINGS] = ",".join(w["code"] for w in comparison.warnings or []) or "none"
     if comparison.conclusion:
-        winner = comparison.verdict["winner"]
+        verdict = comparison.verdict
+        winner = (
+            verdict["winner"] if verdict["winner"] is not None else ("undecided" if verdict["undecided"] else "tie")
+        )
         note = client.get_run(tree.search_id).data.tags.get(tags.NOTE, "") + "\n\n" + comparison.conclusion
-        found = {tags.VERDICT: comparison.conclusion, tags.WINNER: str(winner or "tie"), tags.NOTE: note}
-        store.log_batch(client, tree.search_id, tags=store.as_tags(found))
+        found.update({tags.VERDICT: comparison.conclusion, tags.WINNER: str(winner), tags.NOTE: note})
+    store.log_batch(client, tree.search_id, metrics=store.epoch_metrics(0, metrics), tags=store.as_tags(found))

@@ -16,7 +16,13 @@ from typing import Any
 __all__ = ["draw_plots", "PLOT_FILES", "CAPTIONS"]
 
 # The plots this module may write, in the order they appear in the report.
-PLOT_FILES = ("test_loss_by_depth.png", "expected_best.png", "val_curves.png", "importance.png")
+PLOT_FILES = (
+    "test_loss_by_depth.png",
+    "expected_best.png",
+    "expected_best_seconds.png",
+    "val_curves.png",
+    "importance.png",
+)
 
 _DPI = 110
 _SIZE = (7.0, 4.0)
@@ -257,6 +263,30 @@ def _plot_expected_best(comparison: dict, entries: list[dict], path: Path) -> Pa
     return _save(fig, path)
 
 
+def _plot_expected_best_seconds(comparison: dict, entries: list[dict], path: Path) -> Path | None:
+    """The expected best against the training seconds n trials cost: budgets compared in time, not in trials."""
+    import numpy as np
+
+    curves = []
+    for e in entries:
+        x, y = _series(e.get("expected_best_seconds")), _series(e.get("expected_best"))
+        if x and len(x) == len(y) and any(math.isfinite(v) for v in y):
+            curves.append((e, np.array(x), np.array(y)))
+    if len(curves) < 2:
+        return None
+    colours = _depth_colours(entries)
+    fig, ax = _new_figure()
+    for e, x, y in curves:
+        ax.plot(x, y, color=colours[e["depth"]], lw=2, marker="o" if y.size <= 30 else None, ms=3)
+        ax.plot([], [], color=colours[e["depth"]], lw=2, label=f"depth {e['depth']}")
+    ax.grid(alpha=0.3)
+    ax.set_xlabel("training seconds (n trials x the depth's mean trial time)")
+    ax.set_ylabel(f"expected best val loss\n({_loss_unit(comparison)})")
+    ax.set_title("Expected best validation loss vs. training time")
+    ax.legend(fontsize=8, loc="upper right", framealpha=0.9)
+    return _save(fig, path)
+
+
 def _plot_val_curves(comparison: dict, entries: list[dict], path: Path) -> Path | None:
     drawn = _curve_figure(entries, "val_curve")
     if drawn is None:
@@ -313,6 +343,7 @@ def _plot_importance(comparison: dict, entries: list[dict], path: Path) -> Path 
 _PLOTS = {
     "test_loss_by_depth.png": _plot_test_loss,
     "expected_best.png": _plot_expected_best,
+    "expected_best_seconds.png": _plot_expected_best_seconds,
     "val_curves.png": _plot_val_curves,
     "importance.png": _plot_importance,
 }
@@ -331,6 +362,12 @@ CAPTIONS = {
         "How to read it: the expected best validation loss if a depth had been given only n trials (Dodge et al. "
         "2019), with a ±1 std band; a curve still falling at the right edge means that depth would likely gain from "
         "a larger budget, and curves that cross mean the ranking depends on the budget.",
+    ),
+    "expected_best_seconds.png": (
+        "Expected best validation loss versus training seconds",
+        "How to read it: the same curves against the training time n trials cost each depth; a deep stack's trials "
+        "take longer, so at an equal number of trials it has had more time: where these curves cross, the answer "
+        "depends on how much time each depth is given.",
     ),
     "val_curves.png": (
         "Validation loss per epoch of each depth's best trial",

@@ -26,7 +26,6 @@ from .plots import (
     _level,
     _param_label,
     _task,
-    _values,
     _verdict,
     draw_plots,
 )
@@ -89,23 +88,22 @@ def _lr(cfg: dict | None) -> str:
     return _num(((cfg or {}).get("train") or {}).get("lr"))
 
 
-def _p_beats(pair: dict, depth: int) -> tuple[float, tuple[float, float] | None] | None:
-    """P(`depth` beats the other depth of `pair`) and its interval, flipped when `depth` is the pair's b."""
+def _p_beats(pair: dict, depth: int) -> float | None:
+    """P(`depth` beats the other depth of `pair`), flipped when `depth` is the pair's b."""
     p = pair.get("p_a_better")
     if not _finite(p):
         return None
-    ci = _interval(pair.get("p_a_better_ci"))
-    if pair.get("a") == depth:
-        return float(p), ci
-    return 1.0 - float(p), (None if ci is None else (1.0 - ci[1], 1.0 - ci[0]))
+    return float(p) if pair.get("a") == depth else 1.0 - float(p)
+
+
+def _pvalue(value: Any) -> str:
+    if not _finite(value):
+        return "–"
+    return "< 0.001" if value < 0.001 else f"{value:.3f}"
 
 
 def _prob(value: Any) -> str:
     return f"{value:.2f}" if _finite(value) else "–"
-
-
-def _prob_text(p: float, ci: tuple[float, float] | None, level: str) -> str:
-    return _prob(p) + ("" if ci is None else f" ({level} CI {_prob(ci[0])}–{_prob(ci[1])})")
 
 
 def _prose_ci(mean: Any, ci: Any, level: str) -> str:
@@ -143,78 +141,22 @@ def _baseline_text(baseline: Any) -> str:
 
 
 def _answer(comparison: dict, entries: list[dict]) -> list[str]:
-    """Two or three sentences: who wins (or the tie), how sure, and what the fixed setting would have said."""
-    level = _level(comparison)
+    """A few sentences: who wins (or the tie, or that the seeds cannot tell), how sure, what the naive forecast and
+    the fixed setting would have said."""
     verdict = _verdict(comparison)
     tested = [e for e in entries if _has_test(e)]
-    trials = comparison.get("trials_per_depth")
-    budget = f"the same budget ({trials} trials per depth)" if trials else "the same budget"
-    sentences: list[str] = []
-
     if verdict is not None and tested:
-        by_depth = {e["depth"]: e for e in tested}
-        pairs = [p for p in verdict.get("pairs") or [] if isinstance(p, dict)]
-        n_seeds = max(len(_values(e.get("test_losses"))) for e in tested)
-        seeds = f" over {n_seeds} seeds" if n_seeds else ""
-        winner = verdict.get("winner")
-        tied = [d for d in verdict.get("tied") or [] if d in by_depth] or list(verdict.get("tied") or [])
-        if winner is not None and len(tested) == 1:
-            e = by_depth.get(winner, tested[0])
-            sentences.append(
-                f"Only depth {winner} could be evaluated on the held-out test split "
-                f"(mean test loss {_prose_ci(e.get('test_loss_mean'), e.get('test_loss_ci95'), level)}{seeds}), "
-                "so there is nothing to compare it with."
-            )
-        elif winner is not None:
-            e = by_depth.get(winner, {})
-            sentences.append(
-                f"**Depth {winner} wins**: tuned with {budget}, its best configuration has the lowest "
-                f"mean test loss, {_prose_ci(e.get('test_loss_mean'), e.get('test_loss_ci95'), level)}{seeds}."
-            )
-            duels = [(p, _p_beats(p, winner)) for p in pairs if winner in (p.get("a"), p.get("b"))]
-            duels = [(p, pb) for p, pb in duels if pb is not None]
-            if duels:
-                pair, (prob, ci) = min(
-                    duels,
-                    key=lambda x: (x[1][0], x[1][1][0] if x[1][1] else x[1][0], abs(x[0].get("difference") or 0.0)),
-                )
-                rival = pair["b"] if pair.get("a") == winner else pair["a"]
-                sentences.append(
-                    f"It beats every other depth by the decision rule below; the closest call is depth {rival}, "
-                    f"with P(depth {winner} beats depth {rival}) = {_prob_text(prob, ci, level)}."
-                )
-        elif len(tied) >= 2:
-            means = _join([f"{_num(by_depth[d].get('test_loss_mean'))} for depth {d}" for d in tied if d in by_depth])
-            sentences.append(
-                f"**It's a tie: {_depths_phrase(tied)}** cannot be told apart on the held-out test split "
-                f"(mean test loss {means}), and no other depth beats them."
-            )
-            close = [p for p in pairs if p.get("a") in tied and p.get("b") in tied and _finite(p.get("p_a_better"))]
-            if close:
-                pair = close[0]
-                prob, ci = _p_beats(pair, pair["a"])
-                sentences.append(
-                    f"P(depth {pair['a']} beats depth {pair['b']}) = {_prob_text(prob, ci, level)} is too close to "
-                    f"call by the decision rule below: stacking beyond depth {min(tied)} does not clearly help."
-                )
-        else:
-            lead = tied[0] if tied else min(tested, key=lambda e: e["test_loss_mean"])["depth"]
-            unbeaten = [
-                (p["b"] if p.get("a") == lead else p["a"])
-                for p in pairs
-                if lead in (p.get("a"), p.get("b")) and p.get("better") is None
-            ]
-            sentences.append(
-                f"**No clear winner (a tie for practical purposes):** no depth beats depth {lead}, but it does "
-                f"not clearly beat {_depths_phrase(unbeaten) if unbeaten else 'every other depth'} either."
-            )
+        sentences = [f"**{comparison['headline']}**"] if comparison.get("headline") else []
+        sentences += _verdict_sentences(comparison, verdict, tested)
         conclusion = comparison.get("conclusion")
         if isinstance(conclusion, str) and conclusion.strip():
             sentences.append(conclusion.strip())
         elif _verdict(comparison, "fixed_verdict") is not None:
             sentences.append(_fixed_sentence(comparison, entries))
         return sentences
-
+    trials = comparison.get("trials_per_depth")
+    budget = f"the same budget ({trials} trials per depth)" if trials else "the same budget"
+    sentences = []
     ranked = [e for e in entries if _finite(e.get("best_val_loss"))]
     if not ranked:
         return ["No depth completed a trial, so there is nothing to compare yet; see the trial counts below."]
@@ -232,6 +174,62 @@ def _answer(comparison: dict, entries: list[dict]) -> list[str]:
     return sentences
 
 
+def _verdict_sentences(comparison: dict, verdict: dict, tested: list[dict]) -> list[str]:
+    """What the verdict says, in words, for every outcome: a winner, a tie, a partial order, too few seeds."""
+    level = _level(comparison)
+    by_depth = {e["depth"]: e for e in tested}
+    n_seeds = max(len(e.get("test_losses") or []) for e in tested)
+    seeds = f" over {n_seeds} seeds" if n_seeds else ""
+    trials = comparison.get("trials_per_depth")
+    budget = f"the same budget ({trials} trials per depth)" if trials else "the same budget"
+    winner = verdict.get("winner")
+    summary = verdict.get("summary") or ""
+    if winner is not None and len(tested) == 1:
+        e = by_depth.get(winner, tested[0])
+        return [
+            f"Only depth {winner} could be evaluated on the held-out test split "
+            f"(mean test loss {_prose_ci(e.get('test_loss_mean'), e.get('test_loss_ci95'), level)}{seeds}), "
+            "so there is nothing to compare it with."
+        ]
+    pairs = [p for p in verdict.get("pairs") or [] if isinstance(p, dict)]
+    if winner is not None:
+        e = by_depth.get(winner, {})
+        text = [
+            f"**Depth {winner} wins**: tuned with {budget}, its best configuration has the lowest "
+            f"mean test loss, {_prose_ci(e.get('test_loss_mean'), e.get('test_loss_ci95'), level)}{seeds}, "
+            "and the decision rule below shows it better than every other depth."
+        ]
+        duels = [p for p in pairs if winner in (p.get("a"), p.get("b")) and _finite(p.get("p_adjusted"))]
+        if duels:
+            closest = max(duels, key=lambda p: p["p_adjusted"])
+            rival = closest["b"] if closest.get("a") == winner else closest["a"]
+            prob = _p_beats(closest, winner)
+            text.append(
+                f"The closest call is depth {rival}: P(depth {winner} beats depth {rival}) = {_prob(prob)}, "
+                f"adjusted p = {_pvalue(closest['p_adjusted'])}."
+            )
+        return text
+    means = _join([f"{_num(by_depth[d].get('test_loss_mean'))} for depth {d}" for d in sorted(by_depth)])
+    if verdict.get("undecided"):
+        needed = verdict.get("needed_seeds")
+        more = f"evaluation.seeds: {needed}" if needed else "more evaluation.seeds"
+        return [
+            f"**Undecided: {summary}.** With so few runs per depth no difference could ever reach the rule's level, "
+            f"whatever the losses (mean test loss {means}); run the evaluation again with {more}, or `seeds: auto`."
+        ]
+    tied = [d for d in verdict.get("tied") or [] if d in by_depth]
+    if summary:
+        text = [f"**No single winner: {summary}** (mean test loss {means})."]
+    else:
+        text = [f"**No single winner** (mean test loss {means})."]
+    if len(tied) >= 2:
+        text.append(
+            f"The decision rule below does not tell {_depths_phrase(tied)} apart with these seeds: "
+            f"stacking beyond depth {min(tied)} does not clearly help here."
+        )
+    return text
+
+
 def _ranking(entries: list[dict], mean_of) -> list[tuple[int, float]]:
     scored = [(e["depth"], mean_of(e)) for e in entries]
     return sorted(((d, m) for d, m in scored if _finite(m)), key=lambda x: x[1])
@@ -246,7 +244,9 @@ def _fixed_sentence(comparison: dict, entries: list[dict]) -> str:
         f"the ranking by mean test loss would have been {order}"
     )
     fixed_verdict = _verdict(comparison, "fixed_verdict")
-    if fixed_verdict is not None:
+    if fixed_verdict is not None and fixed_verdict.get("summary"):
+        text += f", and that comparison says: {fixed_verdict['summary']}"
+    elif fixed_verdict is not None:
         if fixed_verdict.get("winner") is not None:
             text += f", and that comparison names depth {fixed_verdict['winner']} the winner"
         else:
@@ -271,9 +271,12 @@ def _depth_table(comparison: dict, entries: list[dict]) -> list[str]:
     has_test = any(_has_test(e) for e in entries)
     has_fixed = any(_fixed(e) for e in entries)
     has_acc = any(_finite(e.get("test_accuracy_mean")) for e in entries)
+    has_skill = any(_finite(e.get("skill")) for e in entries)
     head = ["depth", "best units", "lr", "params", "best val loss"]
     if has_test:
         head.append(f"tuned test loss, mean [{level} CI]")
+    if has_skill:
+        head.append("skill vs naive")
     if has_acc:
         head.append("tuned test accuracy")
     if has_fixed:
@@ -286,7 +289,11 @@ def _depth_table(comparison: dict, entries: list[dict]) -> list[str]:
         depth = f"**{e['depth']}** (winner)" if e["depth"] == winner else str(e["depth"])
         row = [depth, _units(cfg), _lr(cfg), _int(e.get("params")), _num(e.get("best_val_loss"))]
         if has_test:
-            row.append(_mean_ci(e.get("test_loss_mean"), e.get("test_loss_ci95")))
+            failed = e.get("failed_runs")
+            note = f" ({failed} failed)" if _finite(failed) and failed else ""
+            row.append(_mean_ci(e.get("test_loss_mean"), e.get("test_loss_ci95")) + note)
+        if has_skill:
+            row.append(_num(e.get("skill"), 2))
         if has_acc:
             row.append(_num(e.get("test_accuracy_mean")))
         if has_fixed:
@@ -307,9 +314,13 @@ def _depth_table(comparison: dict, entries: list[dict]) -> list[str]:
     return lines
 
 
-def _prob_table(p: Any, ci: Any) -> str:
-    bounds = _interval(ci)
-    return _prob(p) + ("" if bounds is None or not _finite(p) else f" [{_prob(bounds[0])}, {_prob(bounds[1])}]")
+def _call(pair: dict) -> str:
+    better = pair.get("better")
+    if better is not None:
+        return f"depth {better} better"
+    if pair.get("decidable") is False:
+        return "too few seeds to tell"
+    return "not shown different"
 
 
 def _pair_table(comparison: dict, verdict: dict) -> list[str]:
@@ -318,22 +329,86 @@ def _pair_table(comparison: dict, verdict: dict) -> list[str]:
     if not pairs:
         return []
     lines = [
-        f"| A vs B | mean test loss A − B [{level} CI] | P(A beats B) [{level} CI] | call |",
-        "|---|---:|---:|---|",
+        f"| A vs B | mean test loss A − B [{level} CI] | P(A beats B) | p, Holm-adjusted | call |",
+        "|---|---:|---:|---:|---|",
     ]
     for p in pairs:
-        a, b = p.get("a"), p.get("b")
-        better = p.get("better")
-        call = f"depth {better} better" if better is not None else "too close to call"
         lines.append(
-            f"| {a} vs {b} | {_mean_ci(p.get('difference'), p.get('difference_ci'))} | "
-            f"{_prob_table(p.get('p_a_better'), p.get('p_a_better_ci'))} | {call} |"
+            f"| {p.get('a')} vs {p.get('b')} | {_mean_ci(p.get('difference'), p.get('difference_ci'))} | "
+            f"{_prob(p.get('p_a_better'))} | {_pvalue(p.get('p_adjusted'))} | {_call(p)} |"
         )
     lines += [
         "",
         "A negative difference means A has the lower (better) test loss; "
-        "P(A beats B) is the chance a run of A has a lower test loss than a run of B.",
+        "P(A beats B) is the share of (run of A, run of B) pairs in which A's test loss is lower.",
     ]
+    return lines
+
+
+def _budget_section(comparison: dict, entries: list[dict]) -> list[str]:
+    """What each depth was given and used: trials, training seconds, and whether time or trials was equal."""
+    budget = comparison.get("budget") if isinstance(comparison.get("budget"), dict) else {}
+    used = [e for e in entries if _finite(e.get("train_seconds"))]
+    if not used:
+        return []
+    spent = _join(
+        [
+            f"depth {e['depth']}: {sum((e.get('trials') or {}).values())} trials, {_num(e['train_seconds'], 3)} s"
+            for e in used
+        ]
+    )
+    lines = ["", "## Budget", ""]
+    if budget.get("kind") == "seconds":
+        over = _join(
+            [
+                f"{_num(e.get('overshoot_seconds'), 2)} s at depth {e['depth']}"
+                for e in used
+                if e.get("overshoot_seconds")
+            ]
+        )
+        lines.append(
+            f"Every depth got {_num(budget.get('per_depth'))} s of training ({spent}). A depth's last trial may run "
+            "past its time" + (f": here by {over}." if over else "; none did here.")
+        )
+    else:
+        lines.append(
+            f"Every depth got the same number of trials ({spent}). Equal trials are not equal time: a deeper stack's "
+            "trials take longer, so compare the training seconds too, or give each depth the same time with "
+            "`budget: {kind: seconds, per_depth: N}`."
+        )
+    if comparison.get("curves"):
+        lines += ["", comparison["curves"]]
+    return lines
+
+
+def _baseline_section(comparison: dict, entries: list[dict]) -> list[str]:
+    """The naive forecasts (or the majority class) on the same test split, and each depth's skill against the best."""
+    baselines = [b for b in comparison.get("baselines") or [] if isinstance(b, dict) and _finite(b.get("loss"))]
+    if not baselines:
+        return []
+    lines = ["", "## Against a naive forecast", ""]
+    lines += ["| naive baseline | test loss | what it predicts |", "|---|---:|---|"]
+    for b in baselines:
+        extra = f"; accuracy {_num(b['accuracy'], 3)}" if _finite(b.get("accuracy")) else ""
+        lines.append(f"| {b['kind'].replace('_', ' ')} | {_num(b['loss'])} | {b.get('description', '')}{extra} |")
+    best = min(baselines, key=lambda b: b["loss"])
+    skills = [(e["depth"], e.get("skill")) for e in entries if _finite(e.get("skill"))]
+    if skills:
+        shown = _join([f"{_num(v, 2)} for depth {d}" for d, v in skills])
+        lines += [
+            "",
+            f"Skill is 1 − (a depth's mean test loss / the {best['kind'].replace('_', ' ')}'s): above 0 beats it, "
+            f"0 matches it, below 0 does worse. Here: {shown}.",
+        ]
+    return lines
+
+
+def _warning_section(comparison: dict) -> list[str]:
+    warnings = [w for w in comparison.get("warnings") or [] if isinstance(w, dict) and w.get("sentence")]
+    if not warnings:
+        return []
+    lines = ["", "## Warnings", ""]
+    lines += [f"- `{w.get('code', '')}`: {w['sentence']}" for w in warnings]
     return lines
 
 
@@ -379,7 +454,21 @@ def _evaluation_lines(comparison: dict, entries: list[dict]) -> list[str]:
             f"- Fixed setting: every depth was also trained with {_baseline_text(comparison['baseline'])}, on the "
             "same seeds and splits, as in the usual untuned comparison."
         )
-    lines.append(f"- Intervals are {level} percentile-bootstrap intervals over the seeds.")
+    if evaluation.get("sequential"):
+        rounds = evaluation.get("rounds") or []
+        planned = evaluation.get("planned_rounds") or rounds
+        lines.append(
+            f"- Seeds came in rounds ({', '.join(str(r) for r in rounds)} seeds per configuration, of a plan of "
+            f"{', '.join(str(r) for r in planned)}), stopping once every pair was decided; the rule's level is split "
+            f"over the {len(planned)} planned rounds, so looking after each round does not raise the false-call rate."
+        )
+    failed = evaluation.get("failed")
+    if _finite(failed) and failed:
+        lines.append(
+            f"- {int(failed)} retraining(s) failed or diverged; each counts as the worst possible test loss in the "
+            "verdict, never dropped, and is left out of the means."
+        )
+    lines.append(f"- Intervals are {level} t intervals over the seeds (Welch's for the differences between depths).")
     return lines
 
 
@@ -459,6 +548,9 @@ def _markdown(comparison: dict, entries: list[dict], plots: list[str]) -> str:
             if pair_lines:
                 out += ["", "Pairwise, with the fixed setting:", ""] + pair_lines[:-2]
 
+    out += _budget_section(comparison, entries)
+    out += _baseline_section(comparison, entries)
+    out += _warning_section(comparison)
     out += ["", "## How the depths were evaluated", ""] + _evaluation_lines(comparison, entries)
 
     if plots:

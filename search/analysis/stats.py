@@ -38,6 +38,7 @@ __all__ = [
     "Verdict",
     "compare",
     "difference_ci",
+    "curve_crossings",
     "expected_best",
     "expected_best_std",
     "mean_ci",
@@ -522,3 +523,31 @@ def expected_best_std(values: Sequence[float], *, n_max: int | None = None) -> l
     mean = probs @ x
     var = np.einsum("ki,ki->k", probs, (x[None, :] - mean[:, None]) ** 2)
     return [float(v) for v in np.sqrt(np.maximum(var, 0.0))]
+
+
+def curve_crossings(
+    curves: Mapping[int, tuple[Sequence[float], Sequence[float]]], *, points: int = 200
+) -> list[tuple[int, int, float]]:
+    """Where two depths' curves (x ascending, y lower is better) swap order, over the x range both cover.
+
+    Returns (a, b, x) for each pair a < b whose difference changes sign, x being the first change (linear
+    interpolation on a grid of `points`); pairs that only touch, or share no range, are left out.
+    """
+    found = []
+    depths = sorted(curves)
+    for i, a in enumerate(depths):
+        for b in depths[i + 1 :]:
+            (xa, ya), (xb, yb) = curves[a], curves[b]
+            if len(xa) == 0 or len(xb) == 0:
+                continue
+            low, high = max(xa[0], xb[0]), min(xa[-1], xb[-1])
+            if not low < high:
+                continue
+            grid = np.linspace(low, high, points)
+            diff = np.interp(grid, xa, ya) - np.interp(grid, xb, yb)
+            signs = np.sign(diff[np.abs(diff) > 1e-12 * max(1.0, float(np.abs(diff).max()))])
+            where = np.flatnonzero(np.abs(diff) > 1e-12 * max(1.0, float(np.abs(diff).max())))
+            changes = np.flatnonzero(signs[1:] != signs[:-1])
+            if changes.size:
+                found.append((a, b, float(grid[where[changes[0] + 1]])))
+    return found

@@ -15,7 +15,7 @@ from ..tracking import store, tags
 from ..tracking.run_tree import RunTree
 from ..tracking.trial_runs import TrialRuns
 from .comparison import Comparison, DepthEntry
-from .stats import expected_best, expected_best_std
+from .stats import curve_crossings, expected_best, expected_best_std
 
 
 def _run_of(client, depth_run: str, ray_id: str) -> str | None:
@@ -41,16 +41,24 @@ def _depth_summary(
     epochs = sum(int(t.user_attrs.get("epoch", 0)) for t in counted)
     seconds = sum(float(t.user_attrs.get("train_seconds", 0.0)) for t in counted)
     values = [t.value for t in study.get_trials(deepcopy=False) if t.value is not None]
+    # With a seconds budget each depth ran as many trials as its time allowed: its curve goes that far.
+    n_max = spec.trials_per_depth if spec.budget.kind == "trials" else len(counted)
     entry = DepthEntry(
         depth=depth,
         trials=trial_counts(study),
         epochs=epochs,
         train_seconds=round(seconds, 3),
         mlflow_run_id=depth_run,
-        expected_best=expected_best(values, n_max=spec.trials_per_depth),
-        expected_best_std=expected_best_std(values, n_max=spec.trials_per_depth),
+        expected_best=expected_best(values, n_max=n_max),
+        expected_best_std=expected_best_std(values, n_max=n_max),
         importance=importance(study),
     )
+    if counted:
+        # The same curve against training time: n trials cost n times a trial's mean seconds.
+        mean_seconds = seconds / len(counted)
+        entry.expected_best_seconds = [round((n + 1) * mean_seconds, 3) for n in range(len(entry.expected_best))]
+    if spec.budget.kind == "seconds":
+        entry.overshoot_seconds = round(max(0.0, seconds - spec.budget.per_depth), 3)
     metrics = {f"trials_{k}": v for k, v in entry.trials.items()} | {"epochs": epochs, "train_seconds": seconds}
     if entry.trials["completed"]:
         _record_best(
@@ -116,9 +124,11 @@ def summarise(
         dataset=spec.dataset.model_dump(mode="json", exclude_none=True),
         task=task,
         trials_per_depth=spec.trials_per_depth,
-        baseline=spec.baseline.model_dump() if spec.baseline is not None and spec.evaluation.seeds else None,
+        baseline=spec.baseline.model_dump() if spec.baseline is not None and spec.evaluation.enabled else None,
         depths=depths,
+        budget=spec.budget.model_dump(),
     )
+    comparison.curves = curves_sentence(depths)
     ranked = [d for d in depths if d.best_val_loss is not None]
     if ranked:
         comparison.best_depth = min(ranked, key=lambda d: d.best_val_loss).depth
@@ -128,3 +138,28 @@ def summarise(
         best["best_val_loss"] = min(d.best_val_loss for d in ranked)
     store.log_batch(client, tree.search_id, metrics=store.epoch_metrics(0, best))
     return comparison
+
+
+def curves_sentence(depths: list[DepthEntry]) -> str | None:
+    """One sentence: do the depths' expected-best curves against training seconds cross, and who leads where."""
+    curves = {
+        e.depth: (e.expected_best_seconds, e.expected_best)
+        for e in depths
+        if e.expected_best_seconds and len(e.expected_best_seconds) == len(e.expected_best) and e.expected_best
+    }
+    if len(curves) < 2:
+        return None
+    crossings = curve_crossings(curves)
+    if not crossings:
+        final = {d: ys[-1] for d, (_, ys) in curves.items()}
+        leader = min(final, key=final.get)
+        return (
+            "Against training seconds, the expected-best curves do not cross: "
+            f"depth {leader} is ahead at every budget the depths share."
+        )
+    parts = [f"depths {a} and {b} at about {seconds:.0f} s" for a, b, seconds in crossings]
+    return (
+        "Against training seconds, the expected-best curves cross ("
+        + "; ".join(parts)
+        + "): which depth looks best depends on the training time allowed."
+    )

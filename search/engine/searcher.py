@@ -13,14 +13,15 @@ from ray.tune.search import Searcher
 from ..contracts import METRIC, TrialResult
 from ..spec.schema import SearchSpec
 from .space import suggest
-from .studies import counted_trials
+from .studies import counted_trials, spent_seconds
 
 
 class DepthSearcher(Searcher):
     """Routes each new Ray Tune trial to the depth furthest behind and asks that depth's study.
 
     Ray Tune schedules and places trials; Optuna decides what to try. Completed, pruned and
-    failed trials are all told to their study, so no sampler is starved of outcomes.
+    failed trials are all told to their study, so no sampler is starved of outcomes. "Behind" counts
+    trials, or with `budget: {kind: seconds}` the training seconds a depth's finished trials used.
     """
 
     def __init__(self, spec: SearchSpec, studies: dict[int, optuna.Study], *, pruned: set[str] | None = None):
@@ -30,17 +31,35 @@ class DepthSearcher(Searcher):
         self._pruned = pruned if pruned is not None else set()
         # A resumed study already holds finished trials; they count against the budget.
         self._asked = {depth: len(counted_trials(study)) for depth, study in studies.items()}
+        self._spent = {depth: spent_seconds(study) for depth, study in studies.items()}
         self._live: dict[str, tuple[int, optuna.trial.Trial]] = {}
 
+    @property
+    def _seconds(self) -> float | None:
+        budget = self._spec.budget
+        return budget.per_depth if budget.kind == "seconds" else None
+
+    def _owed(self, depth: int, asked: int) -> bool:
+        if asked >= self._spec.trials_per_depth:
+            return False
+        return self._seconds is None or self._spent[depth] < self._seconds
+
     def remaining(self) -> int:
-        """Trials still owed to some depth: above zero after an interrupted run."""
-        return sum(self._spec.trials_per_depth - len(counted_trials(s)) for s in self._studies.values())
+        """Trials still owed to some depth (with a seconds budget, the depths still owed time): above zero after an
+        interrupted run."""
+        if self._seconds is None:
+            return sum(self._spec.trials_per_depth - len(counted_trials(s)) for s in self._studies.values())
+        return sum(self._owed(d, len(counted_trials(s))) for d, s in self._studies.items())
+
+    def most_trials(self) -> int:
+        """The most trials the search may still run: what Ray Tune is told to expect."""
+        return sum(self._spec.trials_per_depth - self._asked[d] for d in self._spec.depths)
 
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
-        behind = [d for d in self._spec.depths if self._asked[d] < self._spec.trials_per_depth]
-        if not behind:
+        behind = [d for d in self._spec.depths if self._owed(d, self._asked[d])]
+        if not behind:  # seconds spent and trials asked only grow: a depth that is done stays done
             return Searcher.FINISHED
-        depth = min(behind, key=lambda d: self._asked[d])
+        depth = min(behind, key=lambda d: (self._spent[d], self._asked[d]) if self._seconds else self._asked[d])
         trial = self._studies[depth].ask()
         trial.set_user_attr("ray_trial_id", trial_id)
         self._asked[depth] += 1
@@ -63,6 +82,7 @@ class DepthSearcher(Searcher):
             study.tell(trial, state=TrialState.FAIL)
             return
         reported = TrialResult.of(result)
+        self._spent[depth] += reported.train_seconds
         trial.set_user_attr("epoch", reported.epoch)
         trial.set_user_attr("train_seconds", reported.train_seconds)
         if reported.params is not None:

@@ -56,16 +56,18 @@ def tune_depths(
         callbacks=[runs],
         data=data,
         trial_name=ray_trial_name,
-        num_samples=owed,
+        num_samples=searcher.most_trials(),
         search_alg=searcher,
         scheduler=scheduler,
         metric=METRIC,
         keep_checkpoints=1,
         spec_json=shared_spec.model_dump_json(),
     )
-    progress.search_started(
-        name=spec.name, depths=spec.depths, trials_per_depth=spec.trials_per_depth, owed=owed, resume=resume
-    )
+    if spec.budget.kind == "seconds":
+        budget = f"{spec.budget.per_depth:g} s of training each (at most {spec.trials_per_depth} trials)"
+    else:
+        budget = f"{spec.trials_per_depth} trials each ({owed} to run)"
+    progress.search_started(name=spec.name, depths=spec.depths, budget=budget, resume=resume)
     try:
         # stdout is the command's answer (the table or comparison.json); Ray's chatter goes to stderr.
         with contextlib.redirect_stdout(sys.stderr):

@@ -46,6 +46,11 @@ def print_table(comparison: dict, *, out_dir: Path, tracking_uri: str) -> None:
             f"{d['depth']:>5}  {d['best_val_loss']:>9.4f}  {units_of(d):<{uw}} {cfg['train']['lr']:>8.1e}  "
             f"{d['params'] or 0:>7}  {counts:>20}  {tuned:<27}  {fixed:<27}"
         )
+    for baseline in comparison.get("baselines") or []:
+        name = f"naive {baseline['kind'].replace('_', ' ')}"
+        print(f"{name:>{58 + uw}}  {baseline['loss']:<27.4f}")
+    if comparison.get("headline"):
+        print(f"\n{comparison['headline']}")
     if comparison.get("conclusion"):
         print(f"\n{comparison['conclusion']}")
     elif "best_depth" in comparison:
@@ -53,6 +58,11 @@ def print_table(comparison: dict, *, out_dir: Path, tracking_uri: str) -> None:
             f"\nlowest validation loss: depth {comparison['best_depth']} "
             "(the best single trial of each depth; no test-split evaluation)"
         )
+    warnings = comparison.get("warnings") or []
+    if warnings:
+        print()
+    for warning in warnings:
+        print(f"warning: {warning['sentence']}")
     if (out_dir / "report.md").exists():
         print(f"\nreport:         {out_dir}/report.md")
     print(f"best configs:   {out_dir}/best/  (retrain: stacktune train {out_dir}/best/overall.yaml)")

@@ -20,10 +20,12 @@ def sampler_seed(spec: SearchSpec, depth: int) -> int:
     return spec.seed * SEED_OFFSET + depth
 
 
-def evaluation_seeds(spec: SearchSpec, count: int | None = None) -> list[int]:
-    """The seeds every evaluated configuration is retrained with (the spec's count unless `count` is given)."""
+def evaluation_seeds(spec: SearchSpec, count: int | None = None, *, start: int = 0) -> list[int]:
+    """The seeds every evaluated configuration is retrained with: the spec's count (or `count`), from the `start`-th."""
     n = spec.evaluation.seeds if count is None else count
-    return [spec.seed * SEED_OFFSET + SEED_OFFSET + i for i in range(n)]
+    if not isinstance(n, int):
+        raise ValueError("evaluation.seeds is 'auto': give the count of this round")
+    return [spec.seed * SEED_OFFSET + SEED_OFFSET + i for i in range(start, start + n)]
 
 
 def to_train_config(spec: SearchSpec, params: dict[str, Any], *, depth: int) -> TrainConfig:
@@ -40,6 +42,7 @@ def to_train_config(spec: SearchSpec, params: dict[str, Any], *, depth: int) -> 
                 "optimizer": spec.train.optimizer,
                 "grad_clip": spec.train.grad_clip,
                 "precision": spec.train.precision,
+                "patience": spec.train.patience,
                 "seed": spec.seed,
             },
         }
@@ -59,6 +62,7 @@ def baseline_config(spec: SearchSpec, depth: int) -> TrainConfig:
                 "batch_size": b.batch_size or spec.train.batch_size,
                 "optimizer": spec.train.optimizer,
                 "grad_clip": spec.train.grad_clip,
+                "patience": spec.train.patience,
                 "seed": spec.seed,
             },
         }
@@ -89,6 +93,7 @@ def build(cfg: TrainConfig, data, *, threads: int | None = None, device: str = "
         threads=threads,
         device=device,
         precision=cfg.train.precision,
+        patience=cfg.train.patience,
     )
     return model, settings
 

@@ -15,14 +15,17 @@ from stacktune.datasets import DatasetSpec
 
 from ..errors import ConfigError, first_line
 from .messages import Hints, describe, one_line
-from .schema import SearchSpec, SpaceSection
+from .schema import EvaluationSection, SearchSpec, SpaceSection
 
 Model = TypeVar("Model", bound=BaseModel)
 
 
 # How a union field's valid forms read in a message when the value fits none of them.
 _UNION_FORMS: Hints = {
-    (SpaceSection, "units"): "a list of choices like [16, 32, 64], a range {low, high, step} or {params: N}",
+    (SpaceSection, "units"): (
+        "a list of choices like [16, 32, 64], a range {low, high, step}, {choices: [...], shared: true} or {params: N}"
+    ),
+    (EvaluationSection, "seeds"): "a number of seeds from 0 to 1000, or auto",
     (SpaceSection, "lr"): "a positive number, a range [low, high] or {low, high, log}",
     (SpaceSection, "dropout"): "a number in [0, 1), a range [low, high] or {low, high}",
     (SpaceSection, "weight_decay"): "a number >= 0, a range [low, high] or {low, high, log}",

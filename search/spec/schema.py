@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -62,6 +62,8 @@ class TrainSection(BaseModel):
     optimizer: Literal["adamw", "adam"] = "adamw"
     grad_clip: float | None = Field(1.0, gt=0.0)
     precision: Literal["fp32", "bf16"] = "fp32"  # bf16: autocast forward passes, for GPUs with Tensor Cores
+    # Stop after this many epochs without a lower validation loss (None: train every epoch).
+    patience: int | None = Field(None, ge=1, le=100_000)
     seed: int = 0
 
     _finite_values = field_validator("weight_decay", "grad_clip")(_finite)
@@ -108,6 +110,8 @@ class IntRange(BaseModel):
     high: int = Field(ge=1)
     step: int = Field(1, ge=1)
     log: bool = False
+    # One width for every layer of a stack, so every depth's space has the same dimension.
+    shared: bool = False
 
     @model_validator(mode="after")
     def _ordered(self) -> "IntRange":
@@ -116,6 +120,21 @@ class IntRange(BaseModel):
         if self.log and self.step != 1:
             raise ValueError("a log range takes no step")
         return self
+
+
+class UnitChoices(BaseModel):
+    """Widths to choose from, per layer, or one for every layer when `shared`."""
+
+    model_config = _Strict
+    choices: list[int] = Field(min_length=1)
+    shared: bool = False
+
+    @field_validator("choices")
+    @classmethod
+    def _positive(cls, choices: list[int]) -> list[int]:
+        if any(u < 1 for u in choices):
+            raise ValueError(f"units choices must be positive integers, got {choices}")
+        return choices
 
 
 class MatchedUnits(BaseModel):
@@ -140,7 +159,7 @@ class SpaceSection(BaseModel):
     """What each depth's study searches. A bare number fixes a setting."""
 
     model_config = _Strict
-    units: list[int] | IntRange | MatchedUnits = Field(default_factory=lambda: [16, 32, 64, 128])
+    units: list[int] | IntRange | UnitChoices | MatchedUnits = Field(default_factory=lambda: [16, 32, 64, 128])
     lr: FloatRange | float = Field(default_factory=lambda: FloatRange(low=1e-4, high=1e-2, log=True))
     dropout: FloatRange | float = 0.0
     weight_decay: FloatRange | float = 0.0
@@ -158,7 +177,7 @@ class SpaceSection(BaseModel):
 
     @field_validator("units")
     @classmethod
-    def _unit_choices(cls, units: list[int] | IntRange | MatchedUnits) -> list[int] | IntRange | MatchedUnits:
+    def _unit_choices(cls, units: list[int] | IntRange | UnitChoices | MatchedUnits) -> Any:
         if isinstance(units, list):
             if not units:
                 raise ValueError("give at least one units choice, got []")
@@ -202,6 +221,9 @@ class SearchTrainSection(BaseModel):
     precision: Literal["fp32", "bf16"] = "fp32"
     # A trial whose worker dies restarts from its last state, saved every this many epochs (0: never).
     checkpoint_every: int = Field(5, ge=0)
+    # Early stopping inside a trial: stop after this many epochs without a lower validation loss, so `epochs` is a
+    # maximum and a best epoch at the end means the trial wanted more (None: train every epoch).
+    patience: int | None = Field(10, ge=1, le=100_000)
 
     _finite_clip = field_validator("grad_clip")(_finite)
 
@@ -235,13 +257,46 @@ class PruningSection(BaseModel):
     reduction: float = Field(3.0, gt=1.0)
 
 
+# Seeds per evaluated configuration: the fewest with which two depths 2 seed-SDs apart are told apart 90% of the
+# time while equal depths get a winner at most 5% of the time (the stats module's DEFAULT_SEEDS, found by simulation).
+DEFAULT_EVAL_SEEDS = 8
+
+
 class EvaluationSection(BaseModel):
     """Re-evaluation of each depth's best on the test split, over several seeds."""
 
     model_config = _Strict
-    seeds: int = Field(5, ge=0, le=1000)  # 0 turns evaluation (and the report's verdict) off
+    # A count (0 turns evaluation and the verdict off), or "auto": seeds are added in rounds until every pair of
+    # depths is decided or `max_seeds` is reached.
+    seeds: Annotated[int, Field(ge=0, le=1000)] | Literal["auto"] = DEFAULT_EVAL_SEEDS
+    max_seeds: int = Field(30, ge=2, le=1000)
     top_k: int = Field(1, ge=1, le=100)
     confidence: float = Field(0.95, gt=0.5, lt=1.0)
+
+    @property
+    def enabled(self) -> bool:
+        """Whether the best configurations are retrained and scored on the test split at all."""
+        return self.seeds == "auto" or self.seeds > 0
+
+
+class BudgetSection(BaseModel):
+    """What every depth gets the same of: trials (`trials_per_depth` each), or training seconds.
+
+    With seconds, trials are asked for until a depth's trials have trained `per_depth` seconds in all (its last trial
+    may overshoot, and the report says by how much); `trials_per_depth` is then a cap on the trials of a depth.
+    """
+
+    model_config = _Strict
+    kind: Literal["trials", "seconds"] = "trials"
+    per_depth: float | None = Field(None, gt=0.0, le=10_000_000.0, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _amount(self) -> "BudgetSection":
+        if self.kind == "seconds" and self.per_depth is None:
+            raise ValueError("a budget of seconds needs per_depth, the training seconds each depth gets")
+        if self.kind == "trials" and self.per_depth is not None:
+            raise ValueError("a budget of trials is trials_per_depth; per_depth goes with kind: seconds")
+        return self
 
 
 class BaselineSection(BaseModel):
@@ -267,6 +322,7 @@ class SearchSpec(BaseModel):
     dataset: DatasetSpec
     depths: list[int] = Field(min_length=1)
     trials_per_depth: int = Field(ge=1, le=100_000)
+    budget: BudgetSection = Field(default_factory=BudgetSection)
     space: SpaceSection = Field(default_factory=SpaceSection)
     train: SearchTrainSection = Field(default_factory=SearchTrainSection)
     sampler: SamplerSection = Field(default_factory=SamplerSection)

@@ -20,7 +20,7 @@ class EvalRuns(Callback):
 
     def __init__(self, *, client, experiment_id: str, search: str, depth_runs: dict[int, str]):
         self._client, self._experiment_id, self._search, self._depth_runs = client, experiment_id, search, depth_runs
-        self.results: list[tuple[dict, dict]] = []
+        self.results: list[tuple[dict, dict]] = []  # (job, its last metrics) for every job, failed ones too
 
     def _log(self, trial, metrics: dict, status: str) -> None:
         job = trial.config["job"]
@@ -60,10 +60,11 @@ class EvalRuns(Callback):
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         metrics = trial.last_result or {}
-        ok = "test_loss" in metrics
-        self._log(trial, metrics, "FINISHED" if ok else "FAILED")
-        if ok:
-            self.results.append((trial.config["job"], metrics))
+        self._log(trial, metrics, "FINISHED" if "test_loss" in metrics else "FAILED")
+        # A diverged run (no test loss) is kept: the verdict counts it as the worst outcome.
+        self.results.append((trial.config["job"], metrics))
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        self._log(trial, trial.last_result or {}, "FAILED")
+        metrics = trial.last_result or {}
+        self._log(trial, metrics, "FAILED")
+        self.results.append((trial.config["job"], {k: v for k, v in metrics.items() if k != "test_loss"}))

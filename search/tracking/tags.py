@@ -18,7 +18,7 @@ ROLE_SEARCH, ROLE_DEPTH, ROLE_TRIAL, ROLE_EVAL, ROLE_TRAIN = "search", "depth", 
 TRIAL_NUMBER = "stacktune.trial_number"  # the Optuna trial number within its depth's study
 RAY_TRIAL_ID = "stacktune.ray_trial_id"
 NODE_ID = "stacktune.node_id"  # the Ray node it trained on
-REASON = "stacktune.reason"  # why it failed or diverged
+REASON = "stacktune.reason"  # why it failed, diverged or stopped before its last epoch
 RESTARTS = "stacktune.restarts"  # times Ray Tune restarted it after its worker or node died
 RESTART_REASON = "stacktune.restart_reason"
 BEST = "stacktune.best"  # "true" on the best trial of its depth
@@ -34,7 +34,9 @@ SEED = "stacktune.seed"
 # The search run.
 BEST_DEPTH = "stacktune.best_depth"  # lowest validation loss
 VERDICT = "stacktune.verdict"  # the conclusion sentence
-WINNER = "stacktune.winner"  # a depth, or "tie"
+WINNER = "stacktune.winner"  # a depth, "tie" or "undecided" (too few seeds)
+NAIVE_BASELINE = "stacktune.naive_baseline"  # the best naive forecast on the test split and its loss
+WARNINGS = "stacktune.warnings"  # the codes of the report's warnings, comma-separated, or "none"
 
 # The buffered writer's idempotency key: a run created twice during an outage is found again by it.
 RUN_KEY = "stacktune.run_key"

@@ -147,9 +147,12 @@ class TrialRuns(Callback):
         depth = trial.config["depth"]
         tally = self.tally[depth]
         setattr(tally, state, getattr(tally, state) + 1)
+        tally.seconds += reported.train_seconds
         if state == "completed":
             tally.best = min(tally.best, float(reported.best_val_loss))
-        self._progress.trial_finished(depth, tally, trials_per_depth=self._spec.trials_per_depth)
+        budget = self._spec.budget
+        seconds = budget.per_depth if budget.kind == "seconds" else None
+        self._progress.trial_finished(depth, tally, trials=self._spec.trials_per_depth, seconds=seconds)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self._finish(trial, state="completed")

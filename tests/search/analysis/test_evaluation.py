@@ -5,6 +5,7 @@ The verdict's rule lives in analysis/stats.py; these tests assert only what any 
 
 from __future__ import annotations
 
+import json
 import random
 import re
 from collections import Counter
@@ -62,7 +63,7 @@ def test_plan_jobs_gives_one_job_per_depth_candidate_and_seed_plus_the_fixed_set
     assert len(seeds) == 3
     candidates = _candidates(spec)
 
-    jobs = plan_jobs(spec, candidates)
+    jobs = plan_jobs(spec, candidates, evaluation_seeds(spec))
 
     expected = Counter()
     for depth, configs in candidates.items():
@@ -84,7 +85,7 @@ def test_plan_jobs_gives_one_job_per_depth_candidate_and_seed_plus_the_fixed_set
 
 def test_plan_jobs_without_a_baseline_plans_only_the_tuned_candidates():
     spec = _spec(baseline=None)
-    jobs = plan_jobs(spec, _candidates(spec))
+    jobs = plan_jobs(spec, _candidates(spec), evaluation_seeds(spec))
     assert {j["kind"] for j in jobs} == {"tuned"}
     assert len(jobs) == (2 + 1) * 3
     assert sorted({j["seed"] for j in jobs}) == evaluation_seeds(spec)
@@ -92,7 +93,7 @@ def test_plan_jobs_without_a_baseline_plans_only_the_tuned_candidates():
 
 def test_plan_jobs_uses_the_specs_seeds():
     spec = _spec(seed=7, evaluation={"seeds": 2})
-    jobs = plan_jobs(spec, {1: [_config(spec, 1, 16, 1e-3)], 2: []})
+    jobs = plan_jobs(spec, {1: [_config(spec, 1, 16, 1e-3)], 2: []}, evaluation_seeds(spec))
     assert sorted({j["seed"] for j in jobs}) == evaluation_seeds(spec)
     # A depth without candidates still gets the fixed setting.
     assert {(j["depth"], j["kind"]) for j in jobs} == {(1, "tuned"), (1, "fixed"), (2, "fixed")}
@@ -100,7 +101,7 @@ def test_plan_jobs_uses_the_specs_seeds():
 
 def test_plan_jobs_with_evaluation_off_plans_nothing():
     spec = _spec(evaluation={"seeds": 0})
-    assert plan_jobs(spec, _candidates(spec)) == []
+    assert plan_jobs(spec, _candidates(spec), []) == []
 
 
 # ----------------------------------------------------------------------------- aggregate
@@ -123,7 +124,7 @@ def _seed_index(spec: SearchSpec, seed: int) -> int:
 def test_aggregate_fills_each_depth_with_the_candidate_best_on_validation():
     spec = _spec()
     seeds = evaluation_seeds(spec)
-    jobs = plan_jobs(spec, _candidates(spec))
+    jobs = plan_jobs(spec, _candidates(spec), evaluation_seeds(spec))
 
     def val(job):  # depth 1's second candidate is better on validation
         return 0.5 if (job["depth"], job["rank"]) == (1, 1) else 0.9
@@ -133,8 +134,8 @@ def test_aggregate_fills_each_depth_with_the_candidate_best_on_validation():
         return base + 0.01 * _seed_index(spec, job["seed"])
 
     comparison = _comparison(spec)
-    out = aggregate(spec, comparison, _results(spec, jobs, val=val, test=test))
-    assert out is comparison
+    val_loss = aggregate(spec, comparison, _results(spec, jobs, val=val, test=test))
+    assert val_loss == {1: pytest.approx(0.5), 2: pytest.approx(0.9)}
 
     one, two = comparison.entry(1), comparison.entry(2)
     assert one.evaluated_rank == 1
@@ -176,7 +177,7 @@ def test_aggregate_fills_each_depth_with_the_candidate_best_on_validation():
 
 def test_identical_losses_name_no_winner():
     spec = _spec()
-    jobs = plan_jobs(spec, _candidates(spec))
+    jobs = plan_jobs(spec, _candidates(spec), evaluation_seeds(spec))
     comparison = _comparison(spec)
 
     aggregate(spec, comparison, _results(spec, jobs, val=lambda j: 0.7, test=lambda j: 1.5))
@@ -193,10 +194,9 @@ def test_identical_losses_name_no_winner():
     assert comparison.entry(1).test_loss_mean == pytest.approx(1.5)
 
 
-@pytest.mark.xfail(strict=True, reason="aggregate breaks a tie on validation by the order results arrive in")
 def test_the_candidate_chosen_does_not_depend_on_the_order_results_arrive_in():
     spec = _spec(baseline=None)
-    jobs = plan_jobs(spec, _candidates(spec))
+    jobs = plan_jobs(spec, _candidates(spec), evaluation_seeds(spec))
     results = [(job, {"val_loss": 0.7, "test_loss": 1.0 + 0.1 * job["rank"], "params": 10}) for job in jobs]
     chosen = []
     for order in (results, results[::-1]):
@@ -208,7 +208,7 @@ def test_the_candidate_chosen_does_not_depend_on_the_order_results_arrive_in():
 
 def test_without_a_baseline_there_is_no_fixed_setting():
     spec = _spec(baseline=None)
-    jobs = plan_jobs(spec, _candidates(spec))
+    jobs = plan_jobs(spec, _candidates(spec), evaluation_seeds(spec))
     comparison = _comparison(spec)
 
     aggregate(spec, comparison, _results(spec, jobs, val=lambda j: 0.7, test=lambda j: 1.0 + 0.1 * j["depth"]))
@@ -222,7 +222,7 @@ def test_without_a_baseline_there_is_no_fixed_setting():
 
 def test_classification_accuracy_is_averaged():
     spec = _spec(baseline=None)
-    jobs = plan_jobs(spec, {1: [_config(spec, 1, 16, 1e-3)], 2: [_config(spec, 2, 16, 1e-3)]})
+    jobs = plan_jobs(spec, {1: [_config(spec, 1, 16, 1e-3)], 2: [_config(spec, 2, 16, 1e-3)]}, evaluation_seeds(spec))
     results = [
         (
             job,
@@ -241,9 +241,9 @@ def test_classification_accuracy_is_averaged():
         assert entry.test_accuracy_mean == pytest.approx(0.6)
 
 
-def test_a_depth_whose_jobs_all_failed_is_left_unevaluated():
+def test_a_depth_without_results_is_left_unevaluated():
     spec = _spec(baseline=None)
-    jobs = [j for j in plan_jobs(spec, _candidates(spec)) if j["depth"] == 2]
+    jobs = [j for j in plan_jobs(spec, _candidates(spec), evaluation_seeds(spec)) if j["depth"] == 2]
     comparison = _comparison(spec)
 
     aggregate(spec, comparison, _results(spec, jobs, val=lambda j: 0.7, test=lambda j: 1.0))
@@ -251,6 +251,29 @@ def test_a_depth_whose_jobs_all_failed_is_left_unevaluated():
     assert comparison.entry(1).test_loss_mean is None and comparison.entry(1).seeds is None
     assert comparison.entry(2).seeds == evaluation_seeds(spec)
     assert comparison.verdict is not None and set(comparison.verdict["tied"]) <= {2}
+
+
+def test_failed_runs_count_as_the_worst_loss_and_are_never_dropped():
+    spec = _spec(baseline=None, evaluation={"seeds": 8})
+    jobs = plan_jobs(spec, {1: [_config(spec, 1, 16, 1e-3)], 2: [_config(spec, 2, 8, 2e-3)]}, evaluation_seeds(spec))
+    # Depth 2 is better whenever it trains, but diverges on every other seed (no test loss).
+    results = []
+    for job in jobs:
+        metrics = {"val_loss": 0.5, "params": 10, "epochs": 3, "test_loss": 1.0 if job["depth"] == 1 else 0.5}
+        if job["depth"] == 2 and _seed_index(spec, job["seed"]) % 2:
+            del metrics["test_loss"]
+            metrics["state"] = "diverged"
+        results.append((job, metrics))
+    comparison = _comparison(spec)
+    aggregate(spec, comparison, results)
+
+    two = comparison.entry(2)
+    assert two.failed_runs == 4 and len(two.test_losses) == 8 and two.test_losses.count(None) == 4
+    assert two.test_loss_mean == pytest.approx(0.5)  # the mean of the runs that trained
+    assert comparison.entry(1).failed_runs == 0
+    # Dropping the failures would make depth 2 look better on every seed; counted as worst, it is not.
+    assert comparison.verdict["winner"] != 2
+    json.dumps(comparison.to_dict(), allow_nan=False)
 
 
 def test_no_results_add_nothing():

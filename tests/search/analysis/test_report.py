@@ -62,6 +62,7 @@ def _depth(
         "expected_best": expected_best(trial_losses, n_max=TRIALS),
         "expected_best_std": expected_best_std(trial_losses, n_max=TRIALS),
         "importance": importance,
+        "expected_best_seconds": [round(2.6 * depth * n, 3) for n in range(1, TRIALS + 1)],
         "val_curve": [float(v) for v in curve],
         "test_loss_mean": t_mean,
         "test_loss_ci95": t_ci.as_list(),
@@ -267,7 +268,7 @@ def test_tie_says_tie(tmp_path):
     report = write_report(comparison, tmp_path)[0].read_text()
     answer = report.split("## ")[0]
     assert "tie" in answer.lower()
-    assert "too close to call" in report
+    assert "not shown different" in report
     assert "(winner)" not in report
 
 
@@ -295,7 +296,7 @@ def test_validation_only_skips_test_plot_and_still_reports(tmp_path):
     paths = write_report(validation_only(), tmp_path)
     assert not stale.exists()
     names = [p.name for p in paths]
-    assert names == ["report.md", "expected_best.png", "val_curves.png", "importance.png"]
+    assert names == ["report.md", "expected_best.png", "expected_best_seconds.png", "val_curves.png", "importance.png"]
     for path in paths[1:]:
         _check_png(path)
     report = paths[0].read_text()
@@ -330,7 +331,12 @@ def test_baseline_without_evaluation_verdict_and_missing_pieces(tmp_path):
     comparison["depths"][2]["fixed"] = None
     comparison["depths"][0].update(test_loss_mean=None, test_loss_ci95=None, test_losses=None)
     paths = write_report(comparison, tmp_path)
-    assert [p.name for p in paths] == ["report.md", "test_loss_by_depth.png", "expected_best.png"]
+    assert [p.name for p in paths] == [
+        "report.md",
+        "test_loss_by_depth.png",
+        "expected_best.png",
+        "expected_best_seconds.png",
+    ]
     for path in paths[1:]:
         _check_png(path)
     report = paths[0].read_text()
@@ -360,6 +366,6 @@ def test_missing_and_non_finite_numbers_do_not_crash(tmp_path):
     comparison["verdict"]["pairs"][1]["p_a_better"] = float("nan")
     comparison["depths"][0]["test_loss_ci95"] = None
     paths = write_report(comparison, tmp_path)
-    assert len(paths) == 5
+    assert len(paths) == 6
     for path in paths[1:]:
         _check_png(path)

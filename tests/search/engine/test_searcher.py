@@ -96,3 +96,48 @@ def test_same_seed_gives_the_same_first_suggestions():
     spec = _spec()
     first = [DepthSearcher(spec, _studies(spec)).suggest("x")["params"] for _ in range(2)]
     assert first[0] == first[1]
+
+
+def _finish(searcher: DepthSearcher, trial_id: str, seconds: float) -> None:
+    from stacktune.search.contracts import TrialResult
+
+    result = TrialResult(final=True, epoch=3, best_val_loss=0.5, train_seconds=seconds, params=10, state="completed")
+    searcher.on_trial_complete(trial_id, result.to_report())
+
+
+def test_a_seconds_budget_gives_each_depth_the_same_training_time_not_the_same_trials():
+    spec = _spec(depths=[1, 6], trials_per_depth=50, budget={"kind": "seconds", "per_depth": 10})
+    studies = _studies(spec)
+    searcher = DepthSearcher(spec, studies)
+    cost = {1: 1.0, 6: 4.0}  # a deep trial takes four times as long
+    asked = 0
+    while (config := searcher.suggest(f"t{asked}")) not in (Searcher.FINISHED, None):
+        _finish(searcher, f"t{asked}", cost[config["depth"]])
+        asked += 1
+    trials = {d: len(s.trials) for d, s in studies.items()}
+    spent = {d: sum(t.user_attrs["train_seconds"] for t in s.trials) for d, s in studies.items()}
+    assert trials == {1: 10, 6: 3}  # 10 x 1 s against 3 x 4 s: the last deep trial overshoots by 2 s
+    assert spent == {1: 10.0, 6: 12.0}
+    assert searcher.remaining() == 0
+
+
+def test_a_seconds_budget_keeps_asking_while_running_trials_have_not_reported():
+    spec = _spec(depths=[1], trials_per_depth=50, budget={"kind": "seconds", "per_depth": 5})
+    searcher = DepthSearcher(spec, _studies(spec))
+    # Two trials start before either reports: both count once they do, and the second overshoots.
+    assert searcher.suggest("a")["depth"] == 1 and searcher.suggest("b")["depth"] == 1
+    _finish(searcher, "a", 4.0)
+    assert searcher.suggest("c")["depth"] == 1  # 4 s of 5: still owed time
+    _finish(searcher, "b", 3.0)
+    assert searcher.suggest("d") == Searcher.FINISHED  # 7 s: done, while c still runs
+    _finish(searcher, "c", 3.0)
+    assert searcher.remaining() == 0
+
+
+@pytest.mark.parametrize(
+    ("budget", "message"),
+    [({"kind": "seconds"}, "needs per_depth"), ({"kind": "trials", "per_depth": 5}, "trials_per_depth")],
+)
+def test_a_budget_says_what_it_needs(budget, message):
+    with pytest.raises(ValueError, match=message):
+        _spec(budget=budget)

@@ -57,3 +57,35 @@ def test_a_sampled_point_becomes_the_train_config_an_export_writes():
         cfg.model.units == [16, 8] and cfg.train.lr == pytest.approx(0.003) and cfg.model.dropout == 0.0
     )  # dropout is fixed unless the space searches it
     assert cfg.train.epochs == spec.train.epochs and cfg.train.seed == spec.seed
+
+
+@pytest.mark.parametrize("units", [{"choices": [8, 16, 32], "shared": True}, {"low": 8, "high": 64, "shared": True}])
+def test_shared_units_give_every_depth_a_space_of_the_same_dimension(units):
+    spec = _spec(units)
+    dimensions = {}
+    for depth in spec.depths:
+        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=depth))
+        for _ in range(5):
+            trial = study.ask()
+            params = suggest(trial, depth=depth, spec=spec)
+            widths = [params[f"units_{i}"] for i in range(depth)]
+            assert len(set(widths)) == 1  # one width for the whole stack
+            study.tell(trial, 1.0)
+        dimensions[depth] = len(study.trials[0].params)
+        # The exported config and its retraining carry the same width on every layer.
+        config = to_train_config(
+            spec, suggest(optuna.trial.FixedTrial(study.trials[0].params), depth=depth, spec=spec), depth=depth
+        )
+        assert len(set(config.model.units)) == 1 and len(config.model.units) == depth
+    # units and lr at every depth (dropout is fixed in this space).
+    assert len(set(dimensions.values())) == 1, dimensions
+
+
+def test_per_layer_units_grow_the_space_with_depth():
+    spec = _spec([8, 16, 32])
+    dims = {}
+    for depth in spec.depths:
+        trial = optuna.create_study().ask()
+        suggest(trial, depth=depth, spec=spec)
+        dims[depth] = len(trial.params)
+    assert dims[6] - dims[1] == 5  # a width per layer: five more dimensions at depth 6 than at depth 1

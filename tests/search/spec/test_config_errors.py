@@ -95,7 +95,7 @@ def test_unknown_key_wins_over_the_missing_key_it_misspells():
         ("depths", [], "depths: expected a non-empty list of integers, got []"),
         ("name", 3, "name: expected a string, got 3"),
         ("name", None, "name: expected a string, got null"),
-        ("evaluation", "x", "evaluation: expected a mapping {seeds, top_k, confidence}, got 'x'"),
+        ("evaluation", "x", "evaluation: expected a mapping {seeds, max_seeds, top_k, confidence}, got 'x'"),
         ("sampler.kind", "grid", "sampler.kind: expected 'tpe' or 'random', got 'grid'"),
         ("resources.max_concurrent", "two", "resources.max_concurrent: expected an integer or null, got 'two'"),
         ("baseline", 5, "baseline: expected a mapping {units, lr, dropout, batch_size} or null, got 5"),
@@ -113,7 +113,9 @@ def test_a_list_that_is_not_a_mapping_is_reported_for_the_whole_config():
     assert _error(SearchSpec, [1, 2]).startswith("config: expected a mapping {name, dataset, depths,")
 
 
-UNITS_FORMS = "a list of choices like [16, 32, 64], a range {low, high, step} or {params: N}"
+UNITS_FORMS = (
+    "a list of choices like [16, 32, 64], a range {low, high, step}, {choices: [...], shared: true} or {params: N}"
+)
 
 
 @pytest.mark.parametrize(
@@ -190,8 +192,18 @@ def test_empty_or_inverted_ranges(path, value, needles):
         (SearchSpec, "space.lr", math.inf, "space.lr: the learning rate must be a finite number > 0, got inf"),
         (SearchSpec, "baseline.lr", -1, "baseline.lr: expected a number in (0, 10], got -1"),
         (TrainConfig, "train.lr", math.inf, "train.lr: expected a "),
-        (SearchSpec, "evaluation.seeds", 100_000, "evaluation.seeds: expected an integer from 0 to 1000, got 100000"),
-        (SearchSpec, "evaluation.seeds", -1, "evaluation.seeds: expected an integer from 0 to 1000, got -1"),
+        (
+            SearchSpec,
+            "evaluation.seeds",
+            100_000,
+            "evaluation.seeds: expected a number of seeds from 0 to 1000, or auto, got 100000",
+        ),
+        (
+            SearchSpec,
+            "evaluation.seeds",
+            -1,
+            "evaluation.seeds: expected a number of seeds from 0 to 1000, or auto, got -1",
+        ),
         (SearchSpec, "evaluation.confidence", 1.0, "evaluation.confidence: expected a number in (0.5, 1), got 1.0"),
         (SearchSpec, "space.dropout", math.nan, "space.dropout: dropout must lie in [0, 1), got nan"),
         (
@@ -223,7 +235,9 @@ def test_a_learning_rate_of_zero_or_less_names_the_value(lr):
 def test_too_many_seeds_from_the_command_line(tmp_path):
     spec = tmp_path / "spec.yaml"
     spec.write_text(yaml.safe_dump(SPEC))
-    with pytest.raises(ConfigError, match=r"evaluation\.seeds: expected an integer from 0 to 1000, got 100000$"):
+    with pytest.raises(
+        ConfigError, match=r"evaluation\.seeds: expected a number of seeds from 0 to 1000, or auto, got 100000$"
+    ):
         load_spec(spec, overrides={"evaluation.seeds": 100_000})
 
 

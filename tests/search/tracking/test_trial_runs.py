@@ -37,9 +37,9 @@ class RecordingProgress(Progress):
         self.finished: list[tuple[int, dict, int]] = []
         self.restarted: list[tuple[str, str]] = []
 
-    def trial_finished(self, depth: int, tally: DepthTally, *, trials_per_depth: int) -> None:
+    def trial_finished(self, depth: int, tally: DepthTally, *, trials: int, seconds: float | None) -> None:
         snapshot = {"completed": tally.completed, "pruned": tally.pruned, "failed": tally.failed, "best": tally.best}
-        self.finished.append((depth, snapshot, trials_per_depth))
+        self.finished.append((depth, snapshot, trials))
 
     def trial_restarted(self, name: str, reason: str) -> None:
         self.restarted.append((name, reason))

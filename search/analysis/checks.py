@@ -1,0 +1,99 @@
+"""Sanity checks beside the verdict: naive baselines scored on the same test split, each depth's skill against
+them, and the warnings that say when the verdict's premises are shaky (a budget cut short, a range too narrow,
+data that shifted, too few test windows or seeds)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from ..spec.schema import FloatRange, IntRange, MatchedUnits, SearchSpec, UnitChoices
+from . import baselines, diagnostics
+from .comparison import Comparison
+
+
+def add_baselines(comparison: Comparison, data) -> None:
+    """Scores the naive forecasts (or the majority class) on the test split and each depth's skill against the best.
+
+    When every evaluated depth does worse than it, `comparison.loses_to_naive` is set and the headline says so.
+    """
+    found = baselines.naive_baselines(data)
+    comparison.baselines = found
+    best = baselines.best_baseline(found)
+    if best is None:
+        return
+    tested = {e.depth: e.test_loss_mean for e in comparison.depths if e.test_loss_mean is not None}
+    for entry in comparison.depths:
+        if entry.test_loss_mean is not None:
+            entry.skill = baselines.skill(entry.test_loss_mean, best["loss"])
+    comparison.loses_to_naive = bool(tested) and diagnostics.every_depth_loses(tested, best["loss"])
+
+
+def headline(comparison: Comparison) -> str | None:
+    """The sentence that goes before the verdict when every depth loses to the naive baseline, else None."""
+    best = baselines.best_baseline(comparison.baselines or [])
+    if not comparison.loses_to_naive or best is None:
+        return None
+    losses = [e.test_loss_mean for e in comparison.depths if e.test_loss_mean is not None]
+    spread = f"{min(losses):.4g}" if len(losses) == 1 else f"{min(losses):.4g} to {max(losses):.4g}"
+    return (
+        f"Every depth does worse than the naive {best['kind'].replace('_', ' ')} forecast on the test split "
+        f"(test loss {spread} against {best['loss']:.4g}): none of them has learnt what the naive forecast knows, "
+        "so which depth wins matters less than why all lose."
+    )
+
+
+def add_warnings(spec: SearchSpec, comparison: Comparison, data, *, eval_val_loss: dict[int, float]) -> None:
+    """Collects every warning the search's figures support into `comparison.warnings`."""
+    entries = [e for e in comparison.depths if e.best_config is not None]
+    warnings = diagnostics.collect(
+        val_curves={e.depth: e.val_curve for e in entries if e.val_curve},
+        max_epochs=spec.train.epochs,
+        best_params={e.depth: _best_params(e.best_config, e.depth) for e in entries},
+        ranges_by_depth={e.depth: _ranges(spec, e.depth) for e in entries},
+        val_loss_by_depth=eval_val_loss or None,
+        test_loss_by_depth={e.depth: e.test_loss_mean for e in entries if e.test_loss_mean is not None} or None,
+        data=data if comparison.evaluation else None,
+        test_samples=len(data.test) if comparison.evaluation else None,
+        expected_best={e.depth: e.expected_best for e in entries if e.expected_best},
+        verdict=comparison.verdict,
+        seeds=_fewest_seeds(comparison),
+    )
+    comparison.warnings = warnings
+
+
+def _best_params(config: dict[str, Any], depth: int) -> dict[str, Any]:
+    params = {f"units_{i}": width for i, width in enumerate(config["model"]["units"])}
+    params["lr"] = config["train"]["lr"]
+    if depth > 1:
+        params["dropout"] = config["model"]["dropout"]
+    return params
+
+
+def _ranges(spec: SearchSpec, depth: int) -> dict[str, Any]:
+    """The searched ranges of one depth by parameter name: (low, high, log), or a list of choices."""
+    space = spec.space
+    ranges: dict[str, Any] = {}
+    units = space.units
+    if not isinstance(units, MatchedUnits):
+        if isinstance(units, IntRange):
+            form: Any = (units.low, units.high, units.log)
+        else:
+            form = list(units.choices if isinstance(units, UnitChoices) else units)
+        ranges.update({f"units_{i}": form for i in range(depth)})
+    if isinstance(space.lr, FloatRange):
+        ranges["lr"] = (space.lr.low, space.lr.high, space.lr.log)
+    if isinstance(space.dropout, FloatRange) and depth > 1:
+        ranges["dropout"] = (space.dropout.low, space.dropout.high, space.dropout.log)
+    return ranges
+
+
+def _fewest_seeds(comparison: Comparison) -> int | None:
+    counts = [len(e.test_losses) for e in comparison.depths if e.test_losses]
+    return min(counts) if counts else None
+
+
+def finite_mean(values: list[float | None]) -> float | None:
+    """The mean of the finite values, or None when there is none."""
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    return sum(finite) / len(finite) if finite else None

@@ -1,0 +1,79 @@
+"""The verdict's sanity checks on real searches: a price series that drifted out of its training range is
+flagged and pointed to `transform`, and differencing it removes the flag; naive baselines and warnings reach
+comparison.json, the report and the search run's tags."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import yaml
+from conftest import run_cli
+from mlflow.tracking import MlflowClient
+
+pytestmark = pytest.mark.slow
+
+
+def _prices(path, rows: int = 1200) -> None:
+    """Daily closes of a stock that trends up: a geometric random walk with drift, as a CSV."""
+    rng = np.random.default_rng(3)
+    close = 20.0 * np.exp(np.cumsum(rng.normal(0.0015, 0.01, rows)))
+    lines = ["close"] + [f"{c:.4f}" for c in close]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _search(tmp_path, name: str, dataset: dict) -> tuple[dict, MlflowClient]:
+    spec = {
+        "name": name,
+        "dataset": {"csv": "prices.csv", "target": "close", "window": 10, **dataset},
+        "depths": [1, 2],
+        "trials_per_depth": 2,
+        "space": {"units": [8, 16], "lr": [1e-3, 1e-2]},
+        "train": {"epochs": 2, "batch_size": 64},
+        "evaluation": {"seeds": 2},
+        "seed": 0,
+    }
+    (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(spec))
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    proc = run_cli("search", f"{name}.yaml", "--out", "out", "--tracking-uri", uri, "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout), MlflowClient(tracking_uri=uri)
+
+
+def test_a_price_series_is_flagged_as_shifted_and_pointed_to_transform(tmp_path):
+    _prices(tmp_path / "prices.csv")
+    comparison, client = _search(tmp_path, "prices", {})
+
+    codes = {w["code"] for w in comparison["warnings"]}
+    assert "distribution_shift" in codes
+    shift = next(w for w in comparison["warnings"] if w["code"] == "distribution_shift")
+    assert "dataset.transform: log_diff" in shift["sentence"]  # a price series is positive
+    # Two seeds cannot decide two depths: the verdict says so rather than naming a winner.
+    assert comparison["verdict"]["winner"] is None and comparison["verdict"]["undecided"]
+    assert "too_few_seeds" in codes
+    assert "cannot decide" in comparison["conclusion"]
+
+    # The naive forecast is scored on the same test split, and each depth gets a skill against it.
+    kinds = {b["kind"] for b in comparison["baselines"]}
+    assert kinds == {"persistence"}
+    assert all(isinstance(e["skill"], float) for e in comparison["depths"])
+
+    report = (tmp_path / "out" / "prices" / "report.md").read_text()
+    assert "## Against a naive forecast" in report and "## Warnings" in report
+    assert "distribution_shift" in report and "Undecided" in report
+
+    (search_run,) = client.search_runs(
+        [client.get_experiment_by_name("prices").experiment_id], filter_string="tags.`stacktune.role` = 'search'"
+    )
+    assert "distribution_shift" in search_run.data.tags["stacktune.warnings"].split(",")
+    assert search_run.data.tags["stacktune.naive_baseline"].startswith("persistence ")
+    assert search_run.data.tags["stacktune.winner"] == "undecided"
+    assert search_run.data.metrics["naive_persistence_test_loss"] == pytest.approx(comparison["baselines"][0]["loss"])
+
+
+def test_differencing_the_prices_removes_the_range_shift(tmp_path):
+    _prices(tmp_path / "prices.csv")
+    comparison, _ = _search(tmp_path, "returns", {"transform": "log_diff"})
+    shifts = [w for w in comparison["warnings"] if w["code"] == "distribution_shift"]
+    assert not any("range" in w["sentence"] for w in shifts), shifts
