@@ -70,6 +70,15 @@ def _lognormal_mean(mu: float) -> float:
     return math.exp(mu + LOGNORMAL_SIGMA**2 / 2.0)
 
 
+def _auto_rounds() -> list[int]:
+    """The seed counts of `evaluation: {seeds: auto, max_seeds: 20}` for two depths, as a search plans them."""
+    from stacktune.search.analysis.evaluation import seed_rounds
+    from stacktune.search.spec.schema import SearchSpec
+
+    spec = {"name": "sim", "dataset": {"name": "sine"}, "depths": [1, 2], "trials_per_depth": 1}
+    return seed_rounds(SearchSpec.model_validate({**spec, "evaluation": {"seeds": "auto", "max_seeds": 20}}))
+
+
 def simulate(quick: bool) -> dict[str, Any]:
     """Every figure as {"value", "goal", "met", "what"} under "figures", with the sizes and the time taken."""
     reps = QUICK_REPLICATIONS if quick else REPLICATIONS
@@ -126,6 +135,20 @@ def simulate(quick: bool) -> dict[str, Any]:
             None,
             f"{k} depths, one 2 SD better than the rest, {n0} seeds: it wins",
         )
+
+    rounds = _auto_rounds()
+    for sd, goal in ((0, ("<=", 0.05)), (2, (">=", 0.90))):
+
+        def sequential(g: np.random.Generator, sd: int = sd) -> bool:
+            a, b = g.normal(-sd, 1, rounds[-1]), g.normal(0, 1, rounds[-1])
+            for n in rounds:
+                winner = compare({1: a[:n], 2: b[:n]}, looks=len(rounds)).winner
+                if winner is not None:
+                    return winner == 1 if sd else True
+            return False
+
+        what = f"seeds: auto (rounds {', '.join(map(str, rounds))}), 2 depths {sd} SD apart: "
+        _figure(rows, f"sequential_{sd}sd", _count(reps, 800 + sd, sequential), reps, goal, what + "a winner")
 
     true_log = _lognormal_mean(0.0) - _lognormal_mean(LOGNORMAL_SHIFT)
     for n in sorted(set(COVERAGE_SEEDS) | {n0}):
@@ -211,6 +234,8 @@ def run(quick: bool, workdir: Path) -> dict[str, Any]:
         row(f"power: 2 depths 2 SD apart, {n0} seeds", f"power_2sd_n{n0}"),
         row(f"power: 2 depths 1 SD apart, {n0} seeds", f"power_1sd_n{n0}"),
         row(f"the worse of 2 depths 2 SD apart wins, {n0} seeds", f"wrong_winner_2sd_n{n0}"),
+        row("seeds: auto up to 20, 2 equal depths: a winner at any round", "sequential_0sd"),
+        row("seeds: auto up to 20, 2 depths 2 SD apart: the better one wins", "sequential_2sd"),
         row(f"95% difference interval covers, normal, {n0} seeds", f"coverage_normal_n{n0}"),
         row(f"95% difference interval covers, lognormal(0.3), {n0} seeds", f"coverage_lognormal_n{n0}"),
     ]

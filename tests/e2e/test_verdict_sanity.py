@@ -77,3 +77,39 @@ def test_differencing_the_prices_removes_the_range_shift(tmp_path):
     comparison, _ = _search(tmp_path, "returns", {"transform": "log_diff"})
     shifts = [w for w in comparison["warnings"] if w["code"] == "distribution_shift"]
     assert not any("range" in w["sentence"] for w in shifts), shifts
+
+
+def test_seeds_auto_evaluates_in_rounds_and_stops_when_decided_or_at_the_cap(tmp_path):
+    from conftest import write_spec
+
+    spec = write_spec(
+        tmp_path,
+        name="rounds",
+        depths=[1, 2],
+        trials_per_depth=2,
+        train={"epochs": 2, "batch_size": 32},
+        evaluation={"seeds": "auto", "max_seeds": 6},
+    )
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    proc = run_cli("search", spec, "--out", "out", "--tracking-uri", uri, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    comparison = json.loads((tmp_path / "out" / "rounds" / "comparison.json").read_text())
+    evaluation = comparison["evaluation"]
+    assert evaluation["sequential"] and evaluation["planned_rounds"][-1] == 6
+    rounds = evaluation["rounds"]
+    assert rounds == evaluation["planned_rounds"][: len(rounds)]
+    used = rounds[-1]
+    decided = all(p["better"] is not None for p in comparison["verdict"]["pairs"])
+    assert decided or used == 6  # it stops once decided, else at max_seeds
+    assert evaluation["seeds"] == sorted(set(evaluation["seeds"])) and len(evaluation["seeds"]) == used
+    for entry in comparison["depths"]:
+        assert entry["seeds"] == evaluation["seeds"]
+    # Each round's p-values are adjusted for every planned look.
+    (pair,) = comparison["verdict"]["pairs"]
+    assert pair["p_adjusted"] >= min(1.0, len(evaluation["planned_rounds"]) * pair["p_value"]) - 1e-12
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name("rounds")
+    evals = client.search_runs([experiment.experiment_id], filter_string="tags.`stacktune.role` = 'eval'")
+    assert len(evals) == 2 * 2 * used  # two depths, tuned and fixed, every seed of every round run
+    for number in range(1, len(rounds) + 1):
+        assert f"evaluating on the test split, round {number}:" in proc.stderr

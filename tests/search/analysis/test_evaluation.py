@@ -10,10 +10,13 @@ import random
 import re
 from collections import Counter
 
+import numpy as np
 import pytest
+from scipy import stats
 
 from stacktune.search.analysis.comparison import Comparison, DepthEntry
-from stacktune.search.analysis.evaluation import aggregate, plan_jobs
+from stacktune.search.analysis.evaluation import aggregate, plan_jobs, seed_rounds
+from stacktune.search.analysis.stats import compare, min_seeds
 from stacktune.search.spec.convert import baseline_config, evaluation_seeds, to_train_config
 from stacktune.search.spec.schema import SearchSpec
 
@@ -284,3 +287,49 @@ def test_no_results_add_nothing():
     assert comparison.to_dict() == before
     assert comparison.verdict is None and comparison.conclusion is None
     assert all(e.test_loss_mean is None and e.fixed is None for e in comparison.depths)
+
+
+def _sequential_winner_rate(spec: SearchSpec, shift: float, reps: int, seed: int) -> tuple[int, list[int]]:
+    """How often `seeds: auto` names a winner, looking after every round, for two depths `shift` SDs apart."""
+    rounds = seed_rounds(spec)
+    rng = np.random.default_rng(seed)
+    hits = 0
+    for _ in range(reps):
+        a, b = rng.normal(0.0, 1.0, rounds[-1]), rng.normal(shift, 1.0, rounds[-1])
+        for n in rounds:
+            verdict = compare({1: a[:n], 2: b[:n]}, looks=len(rounds))
+            if verdict.winner is not None:
+                hits += verdict.winner == 1 if shift else 1
+                break
+    return hits, rounds
+
+
+def test_sequential_rounds_keep_the_false_winner_rate_across_every_look():
+    spec = _spec(evaluation={"seeds": "auto", "max_seeds": 20})
+    reps = 500
+    hits, rounds = _sequential_winner_rate(spec, 0.0, reps, seed=11)
+    assert len(rounds) >= 3
+    # At most 5% of A/A searches name a winner, allowing for Monte Carlo error (one-sided binomial test at 1%).
+    assert stats.binomtest(hits, reps, 0.05, alternative="greater").pvalue >= 0.01, hits / reps
+
+
+def test_sequential_rounds_find_a_real_difference():
+    spec = _spec(evaluation={"seeds": "auto", "max_seeds": 20})
+    reps = 300
+    hits, _ = _sequential_winner_rate(spec, 2.0, reps, seed=12)
+    assert stats.binomtest(hits, reps, 0.90, alternative="less").pvalue >= 0.01, hits / reps
+
+
+def test_seed_rounds_are_one_round_of_the_count_or_growing_rounds_with_auto():
+    assert seed_rounds(_spec()) == [3]
+    rounds = seed_rounds(_spec(evaluation={"seeds": "auto", "max_seeds": 20}))
+    assert rounds[-1] == 20 and rounds == sorted(set(rounds)) and len(rounds) >= 2
+    # The first round can already decide a pair at the level each round is tested at.
+    assert rounds[0] >= min_seeds(2, looks=len(rounds))
+    assert seed_rounds(_spec(evaluation={"seeds": "auto", "max_seeds": 3})) == [3]
+
+
+def test_later_rounds_get_new_seeds():
+    spec = _spec(evaluation={"seeds": "auto"})
+    first, second = evaluation_seeds(spec, 4), evaluation_seeds(spec, 3, start=4)
+    assert not set(first) & set(second) and second == [first[-1] + 1 + i for i in range(3)]
