@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .wording import join
+
 if TYPE_CHECKING:  # the type only
     from stacktune.datasets.types import Prepared
 
@@ -229,7 +231,7 @@ def distribution_shift(
             low, high = min(r["ratio"] for r in ratios), max(r["ratio"] for r in ratios)
             sentence = (
                 f"The mean test loss is {low:.1f}x to {high:.1f}x the mean validation loss at depths "
-                f"{_join([str(r['depth']) for r in ratios])}, so the test period looks unlike the training data: "
+                f"{join([str(r['depth']) for r in ratios])}, so the test period looks unlike the training data: "
                 f"{hint}."
             )
         found.append(
@@ -257,7 +259,7 @@ def distribution_shift(
         found.append(
             _warning(
                 "distribution_shift",
-                f"The test mean of {_join(parts)}, so the series drifts beyond what training saw: {hint}.",
+                f"The test mean of {join(parts)}, so the series drifts beyond what training saw: {hint}.",
                 {"check": "test_mean_outside_train_range", "targets": outside, "transform": transform},
                 None,
             )
@@ -332,7 +334,7 @@ def too_few_seeds(*, verdict: Mapping[str, Any], seeds: int | None = None) -> Di
     needed = verdict.get("needed_seeds")
     needed = int(needed) if _is_number(needed) else None
     who = f"{seeds} seed{'s' if seeds != 1 else ''}" if seeds is not None else "The seeds"
-    what = _join([f"depth {p['a']} against depth {p['b']}" for p in pairs]) if pairs else "the depths' comparison"
+    what = join([f"depth {p['a']} against depth {p['b']}" for p in pairs]) if pairs else "the depths' comparison"
     if needed is not None:
         sentence = f"{who} cannot decide {what}; at least {needed} are needed (evaluation.seeds)."
     else:
@@ -508,10 +510,3 @@ def _fmt(value: Any) -> str:
     if value == int(value) and abs(value) < 1e6:
         return str(int(value))
     return f"{value:.3g}"
-
-
-def _join(items: Sequence[str]) -> str:
-    items = list(items)
-    if len(items) <= 1:
-        return "".join(items)
-    return ", ".join(items[:-1]) + " and " + items[-1]

@@ -13,7 +13,7 @@ so importing this module is cheap.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from .plots import (
     CAPTIONS,
@@ -29,6 +29,7 @@ from .plots import (
     _verdict,
     draw_plots,
 )
+from .wording import depths_phrase, join
 
 __all__ = ["write_report", "PLOT_FILES"]
 
@@ -57,18 +58,6 @@ def _mean_ci(mean: Any, ci: Any) -> str:
     if bounds is None:
         return _num(mean)
     return f"{_num(mean)} [{_num(bounds[0])}, {_num(bounds[1])}]"
-
-
-def _join(items: Sequence[str]) -> str:
-    items = list(items)
-    if len(items) <= 1:
-        return "".join(items)
-    return ", ".join(items[:-1]) + " and " + items[-1]
-
-
-def _depths_phrase(depths: Iterable[int]) -> str:
-    depths = list(depths)
-    return ("depth " if len(depths) == 1 else "depths ") + _join([str(d) for d in depths])
 
 
 def _tested_config(entry: dict) -> dict | None:
@@ -209,7 +198,7 @@ def _verdict_sentences(comparison: dict, verdict: dict, tested: list[dict]) -> l
                 f"adjusted p = {_pvalue(closest['p_adjusted'])}."
             )
         return text
-    means = _join([f"{_num(by_depth[d].get('test_loss_mean'))} for depth {d}" for d in sorted(by_depth)])
+    means = join([f"{_num(by_depth[d].get('test_loss_mean'))} for depth {d}" for d in sorted(by_depth)])
     if verdict.get("undecided"):
         needed = verdict.get("needed_seeds")
         more = f"evaluation.seeds: {needed}" if needed else "more evaluation.seeds"
@@ -224,7 +213,7 @@ def _verdict_sentences(comparison: dict, verdict: dict, tested: list[dict]) -> l
         text = [f"**No single winner** (mean test loss {means})."]
     if len(tied) >= 2:
         text.append(
-            f"The decision rule below does not tell {_depths_phrase(tied)} apart with these seeds: "
+            f"The decision rule below does not tell {depths_phrase(tied)} apart with these seeds: "
             f"stacking beyond depth {min(tied)} does not clearly help here."
         )
     return text
@@ -250,7 +239,7 @@ def _fixed_sentence(comparison: dict, entries: list[dict]) -> str:
         if fixed_verdict.get("winner") is not None:
             text += f", and that comparison names depth {fixed_verdict['winner']} the winner"
         else:
-            text += f", and that comparison calls a tie between {_depths_phrase(fixed_verdict.get('tied') or [])}"
+            text += f", and that comparison calls a tie between {depths_phrase(fixed_verdict.get('tied') or [])}"
     changed = comparison.get("conclusion_changed")
     if changed is True:
         text += ": the conclusion changed, so the usual fixed-setting comparison would have misled here."
@@ -351,7 +340,7 @@ def _budget_section(comparison: dict, entries: list[dict]) -> list[str]:
     used = [e for e in entries if _finite(e.get("train_seconds"))]
     if not used:
         return []
-    spent = _join(
+    spent = join(
         [
             f"depth {e['depth']}: {sum((e.get('trials') or {}).values())} trials, {_num(e['train_seconds'], 3)} s"
             for e in used
@@ -359,7 +348,7 @@ def _budget_section(comparison: dict, entries: list[dict]) -> list[str]:
     )
     lines = ["", "## Budget", ""]
     if budget.get("kind") == "seconds":
-        over = _join(
+        over = join(
             [
                 f"{_num(e.get('overshoot_seconds'), 2)} s at depth {e['depth']}"
                 for e in used
@@ -394,7 +383,7 @@ def _baseline_section(comparison: dict, entries: list[dict]) -> list[str]:
     best = min(baselines, key=lambda b: b["loss"])
     skills = [(e["depth"], e.get("skill")) for e in entries if _finite(e.get("skill"))]
     if skills:
-        shown = _join([f"{_num(v, 2)} for depth {d}" for d, v in skills])
+        shown = join([f"{_num(v, 2)} for depth {d}" for d, v in skills])
         lines += [
             "",
             f"Skill is 1 − (a depth's mean test loss / the {best['kind'].replace('_', ' ')}'s): above 0 beats it, "
@@ -481,7 +470,7 @@ def _importance_lines(entries: list[dict]) -> list[str]:
         top = sorted(((k, v) for k, v in importance.items() if _finite(v)), key=lambda kv: -kv[1])[:2]
         if top:
             parts = [f"{_param_label(k)} (`{k}`, {_num(v, 2)})" for k, v in top]
-            lines.append(f"- Depth {e['depth']}: {_join(parts)}.")
+            lines.append(f"- Depth {e['depth']}: {join(parts)}.")
     if lines:
         lines += [
             "",

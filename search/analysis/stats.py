@@ -31,6 +31,8 @@ import numpy as np
 from scipy import special as _special
 from scipy import stats as _st
 
+from .wording import depths_phrase
+
 __all__ = [
     "DEFAULT_SEEDS",
     "Interval",
@@ -322,16 +324,8 @@ def min_seeds(n_depths: int, *, confidence: float = 0.95, looks: int = 1) -> int
 # ----------------------------------------------------------------------------- verdict
 
 
-def _depths(ds: Sequence[int]) -> str:
-    """'depth 1', 'depths 1 and 3', 'depths 1, 2 and 3'."""
-    ds = [str(d) for d in ds]
-    if len(ds) == 1:
-        return f"depth {ds[0]}"
-    return f"depths {', '.join(ds[:-1])} and {ds[-1]}"
-
-
 def _relations(beats: dict[int, list[int]]) -> str:
-    return "; ".join(f"depth {w} beats {_depths(losers)}" for w, losers in sorted(beats.items()) if losers)
+    return "; ".join(f"depth {w} beats {depths_phrase(losers)}" for w, losers in sorted(beats.items()) if losers)
 
 
 def _seed_count(counts: Sequence[int]) -> str:
@@ -355,7 +349,8 @@ def _summary(
         return f"depth {winner} wins"
     if needed is not None:
         per_depth = " per depth" if min(counts) != max(counts) else ""
-        return f"{_seed_count(counts)} cannot decide between {_depths(depths)}; at least {needed}{per_depth} are needed"
+        between = depths_phrase(depths)
+        return f"{_seed_count(counts)} cannot decide between {between}; at least {needed}{per_depth} are needed"
     beaten = {d for losers in beats.values() for d in losers}
     if not beaten:
         return "no depth is shown better than another"
@@ -364,10 +359,10 @@ def _summary(
     rest = [d for d in depths if d not in tied]
     if len(tied) == 1:
         behind = [d for d in rest if d not in beats.get(tied[0], [])]
-        return f"depth {tied[0]} leads but is not shown better than {_depths(behind)} ({_relations(beats)})"
+        return f"depth {tied[0]} leads but is not shown better than {depths_phrase(behind)} ({_relations(beats)})"
     if all(set(rest) <= set(beats.get(t, [])) for t in tied):
-        return f"{_depths(tied)} tie for first"
-    return f"no depth wins: {_depths(tied)} are unbeaten ({_relations(beats)})"
+        return f"{depths_phrase(tied)} tie for first"
+    return f"no depth wins: {depths_phrase(tied)} are unbeaten ({_relations(beats)})"
 
 
 def _rule(alpha: float, gamma: float, looks: int, n_pairs: int) -> str:
