@@ -236,6 +236,10 @@ def _plot_test_loss(comparison: dict, entries: list[dict], path: Path) -> Path |
     ax.set_xlim(-0.6, len(shown) - 0.4)
     ax.set_xlabel("depth (stacked LSTM layers)")
     ax.set_ylabel(f"test loss ({_loss_unit(comparison)})")
+    naive = [b for b in comparison.get("baselines") or [] if isinstance(b, dict) and _finite(b.get("loss"))]
+    if naive:
+        best = min(naive, key=lambda b: b["loss"])
+        ax.axhline(best["loss"], color="#d62728", ls="--", lw=1.2, label=f"naive {best['kind'].replace('_', ' ')}")
     title = "Test loss by depth: tuned per depth vs one fixed setting" if both else "Test loss by depth"
     ax.set_title(title)
     ax.grid(axis="y", alpha=0.3)
@@ -355,7 +359,8 @@ CAPTIONS = {
         "Test loss by depth",
         "How to read it: lower is better; each marker is a depth's mean test loss over the seeds with its {level} "
         "interval, faint dots are single seeds, blue is tuned per depth and grey is the one fixed setting; the "
-        "shaded column marks the winner (or the depths tied for first).",
+        "shaded column marks the winner (or the depths tied for first), and the dashed red line the naive forecast "
+        "on the same test split.",
     ),
     "expected_best.png": (
         "Expected best validation loss versus trials",

@@ -91,6 +91,12 @@ def _pvalue(value: Any) -> str:
     return "< 0.001" if value < 0.001 else f"{value:.3f}"
 
 
+def _p_clause(value: Any) -> str:
+    """'adjusted p < 0.001' or 'adjusted p = 0.012', for running text."""
+    shown = _pvalue(value)
+    return f"adjusted p {shown}" if shown.startswith("<") else f"adjusted p = {shown}"
+
+
 def _prob(value: Any) -> str:
     return f"{value:.2f}" if _finite(value) else "–"
 
@@ -107,7 +113,9 @@ def _dataset_text(dataset: Any) -> str:
     if not isinstance(dataset, dict):
         return "the dataset"
     name = dataset.get("name") or (Path(str(dataset["csv"])).name if dataset.get("csv") else None) or "the dataset"
-    extras = [f"{k} {dataset[k]}" for k in ("window", "horizon") if dataset.get(k) is not None]
+    extras = [f"{k} {dataset[k]}" for k in ("window", "horizon", "season") if dataset.get(k) is not None]
+    if dataset.get("transform") not in (None, "none"):
+        extras.append(f"transform {dataset['transform']}: losses are on the series' changes")
     return f"`{name}`" + (f" ({', '.join(extras)})" if extras else "")
 
 
@@ -137,6 +145,7 @@ def _answer(comparison: dict, entries: list[dict]) -> list[str]:
     if verdict is not None and tested:
         sentences = [f"**{comparison['headline']}**"] if comparison.get("headline") else []
         sentences += _verdict_sentences(comparison, verdict, tested)
+        sentences += _naive_sentences(comparison, tested)
         conclusion = comparison.get("conclusion")
         if isinstance(conclusion, str) and conclusion.strip():
             sentences.append(conclusion.strip())
@@ -161,6 +170,23 @@ def _answer(comparison: dict, entries: list[dict]) -> list[str]:
         "retrain each depth over several seeds and get one."
     )
     return sentences
+
+
+def _naive_sentences(comparison: dict, tested: list[dict]) -> list[str]:
+    """When only some depths do worse than the naive forecast, which ones (the headline covers all of them)."""
+    if comparison.get("loses_to_naive"):
+        return []
+    baselines = [b for b in comparison.get("baselines") or [] if isinstance(b, dict) and _finite(b.get("loss"))]
+    losing = [e for e in tested if _finite(e.get("skill")) and e["skill"] <= 0]
+    if not baselines or not losing:
+        return []
+    best = min(baselines, key=lambda b: b["loss"])
+    skills = join([f"{_num(e['skill'], 2)} at depth {e['depth']}" for e in losing])
+    verb = "does" if len(losing) == 1 else "do"
+    return [
+        f"{depths_phrase(e['depth'] for e in losing).capitalize()} {verb} no better than the naive "
+        f"{best['kind'].replace('_', ' ')} forecast (test loss {_num(best['loss'])}; skill {skills})."
+    ]
 
 
 def _verdict_sentences(comparison: dict, verdict: dict, tested: list[dict]) -> list[str]:
@@ -195,7 +221,7 @@ def _verdict_sentences(comparison: dict, verdict: dict, tested: list[dict]) -> l
             prob = _p_beats(closest, winner)
             text.append(
                 f"The closest call is depth {rival}: P(depth {winner} beats depth {rival}) = {_prob(prob)}, "
-                f"adjusted p = {_pvalue(closest['p_adjusted'])}."
+                f"{_p_clause(closest['p_adjusted'])}."
             )
         return text
     means = join([f"{_num(by_depth[d].get('test_loss_mean'))} for depth {d}" for d in sorted(by_depth)])
@@ -234,7 +260,7 @@ def _fixed_sentence(comparison: dict, entries: list[dict]) -> str:
     )
     fixed_verdict = _verdict(comparison, "fixed_verdict")
     if fixed_verdict is not None and fixed_verdict.get("summary"):
-        text += f", and that comparison says: {fixed_verdict['summary']}"
+        text += f", and by the same rule {fixed_verdict['summary']}"
     elif fixed_verdict is not None:
         if fixed_verdict.get("winner") is not None:
             text += f", and that comparison names depth {fixed_verdict['winner']} the winner"

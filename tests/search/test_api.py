@@ -1,0 +1,39 @@
+"""The public Python API: what `from stacktune.search import ...` gives, and that importing it stays cheap."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+import stacktune.search as api
+
+
+@pytest.mark.parametrize("name", api.__all__)
+def test_every_public_name_resolves(name):
+    assert getattr(api, name) is not None
+
+
+def test_compare_returns_a_verdict_with_the_documented_fields():
+    from stacktune.search import compare
+
+    verdict = compare({1: [0.21, 0.22, 0.20, 0.23], 2: [0.30, 0.29, 0.31, 0.33]}, confidence=0.95, seed=0)
+    assert verdict.winner == 1 and verdict.tied == [1] and verdict.undecided is False
+    (pair,) = verdict.pairs
+    assert (pair.a, pair.b, pair.better) == (1, 2, 1)
+    assert verdict.summary == "depth 1 wins"
+
+
+def test_an_unknown_name_is_an_attribute_error():
+    with pytest.raises(AttributeError, match="no_such_thing"):
+        api.no_such_thing  # noqa: B018
+
+
+def test_importing_the_package_imports_no_heavy_dependency():
+    code = (
+        "import sys, stacktune.search; "
+        "print(sorted(m for m in ('ray', 'optuna', 'mlflow', 'torch') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
