@@ -47,7 +47,7 @@ def print_table(comparison: dict, *, out_dir: Path, tracking_uri: str) -> None:
             f"{d['params'] or 0:>7}  {counts:>20}  {tuned:<27}  {fixed:<27}"
         )
     for baseline in comparison.get("baselines") or []:
-        name = baseline['kind'].replace('_', ' ')
+        name = baseline["kind"].replace("_", " ")
         print(f"{name:>{58 + uw}}  {baseline['loss']:<27.4f}")
     if comparison.get("headline"):
         print(f"\n{comparison['headline']}")
