@@ -1,8 +1,7 @@
 """The PNG plots of a search's report, drawn from comparison.json alone.
 
 Each plot is drawn only when comparison.json holds data for it; `draw_plots` writes those that have
-data and removes stale ones. This module also holds the small readers of comparison.json that the
-plots and the markdown in report.py share (report.py imports them from here).
+data and removes stale ones. The readers of comparison.json live in reading.py, shared with report.py.
 
 matplotlib and numpy are imported lazily (inside the drawing functions), so importing this module is cheap.
 """
@@ -12,6 +11,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 from typing import Any
+
+from . import reading
 
 __all__ = ["draw_plots", "PLOT_FILES", "CAPTIONS"]
 
@@ -29,85 +30,6 @@ _SIZE = (7.0, 4.0)
 _TUNED_COLOUR = "#1f77b4"
 _FIXED_COLOUR = "#7f7f7f"
 _WINNER_COLOUR = "#f2c14e"
-
-
-# ----------------------------------------------------------------------------- reading comparison.json
-
-
-def _finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _interval(ci: Any) -> tuple[float, float] | None:
-    if isinstance(ci, (list, tuple)) and len(ci) == 2 and all(_finite(v) for v in ci):
-        return float(ci[0]), float(ci[1])
-    return None
-
-
-def _values(seq: Any) -> list[float]:
-    """The finite numbers of a list (None, NaN and non-numbers dropped)."""
-    if not isinstance(seq, (list, tuple)):
-        return []
-    return [float(v) for v in seq if _finite(v)]
-
-
-def _series(seq: Any) -> list[float]:
-    """A list as floats with NaN standing in for missing entries (keeps positions for plotting)."""
-    if not isinstance(seq, (list, tuple)):
-        return []
-    return [float(v) if _finite(v) else float("nan") for v in seq]
-
-
-def _entries(comparison: dict) -> list[dict]:
-    return sorted(
-        (d for d in comparison.get("depths") or [] if isinstance(d, dict) and "depth" in d),
-        key=lambda d: d["depth"],
-    )
-
-
-def _task(comparison: dict) -> str:
-    return "classification" if comparison.get("task") == "classification" else "regression"
-
-
-def _loss_unit(comparison: dict) -> str:
-    return "cross-entropy" if _task(comparison) == "classification" else "MSE, standardised"
-
-
-def _confidence(comparison: dict) -> float:
-    evaluation = comparison.get("evaluation") or {}
-    conf = evaluation.get("confidence") if isinstance(evaluation, dict) else None
-    return float(conf) if _finite(conf) and 0 < conf < 1 else 0.95
-
-
-def _level(comparison: dict) -> str:
-    return f"{_confidence(comparison) * 100:g}%"
-
-
-def _has_test(entry: dict) -> bool:
-    return _finite(entry.get("test_loss_mean"))
-
-
-def _fixed(entry: dict) -> dict | None:
-    fixed = entry.get("fixed")
-    return fixed if isinstance(fixed, dict) and _finite(fixed.get("test_loss_mean")) else None
-
-
-def _verdict(comparison: dict, key: str = "verdict") -> dict | None:
-    verdict = comparison.get(key)
-    if not isinstance(verdict, dict) or not (verdict.get("winner") is not None or verdict.get("tied")):
-        return None
-    return verdict
-
-
-def _param_label(name: str) -> str:
-    if name.startswith("units_") and name[6:].isdigit():
-        return f"units, layer {int(name[6:]) + 1}"
-    return {
-        "lr": "learning rate",
-        "dropout": "dropout",
-        "weight_decay": "weight decay",
-        "batch_size": "batch size",
-    }.get(name, name.replace("_", " "))
 
 
 # ----------------------------------------------------------------------------- figure helpers
@@ -138,7 +60,7 @@ def _curve_figure(entries: list[dict], key: str):
     Returns (fig, ax, lines): lines holds (entry, x, y, colour) in depth order for the depths with a curve,
     x = 1..N and y the curve with NaN for missing points. The x axis counts in integers, with a light grid.
     """
-    curves = {e["depth"]: _series(e.get(key)) for e in entries}
+    curves = {e["depth"]: reading.series(e.get(key)) for e in entries}
     curves = {d: c for d, c in curves.items() if any(math.isfinite(v) for v in c)}
     if not curves:
         return None
@@ -162,8 +84,8 @@ def _curve_figure(entries: list[dict], key: str):
 
 
 def _plot_test_loss(comparison: dict, entries: list[dict], path: Path) -> Path | None:
-    tuned = {e["depth"]: e for e in entries if _has_test(e)}
-    fixed = {e["depth"]: _fixed(e) for e in entries if _fixed(e)}
+    tuned = {e["depth"]: e for e in entries if reading.has_test(e)}
+    fixed = {e["depth"]: reading.fixed(e) for e in entries if reading.fixed(e)}
     if not tuned and not fixed:
         return None
     import numpy as np
@@ -173,8 +95,8 @@ def _plot_test_loss(comparison: dict, entries: list[dict], path: Path) -> Path |
     both = bool(tuned) and bool(fixed)
     offset = 0.17 if both else 0.0
     rng = np.random.default_rng(0)
-    level = _level(comparison)
-    verdict = _verdict(comparison) or {}
+    level = reading.level(comparison)
+    verdict = reading.verdict(comparison) or {}
     winner = verdict.get("winner")
     highlighted = [winner] if winner is not None else [d for d in verdict.get("tied") or [] if len(verdict["tied"]) > 1]
 
@@ -199,11 +121,11 @@ def _plot_test_loss(comparison: dict, entries: list[dict], path: Path) -> Path |
         means = np.array([items[d]["test_loss_mean"] for d in depths], dtype=float)
         lows, highs = [], []
         for d, m in zip(depths, means, strict=False):
-            ci = _interval(items[d].get("test_loss_ci95")) or (m, m)
+            ci = reading.interval(items[d].get("test_loss_ci95")) or (m, m)
             lows.append(max(0.0, m - ci[0]))
             highs.append(max(0.0, ci[1] - m))
         for xi, d in zip(x, depths, strict=False):
-            pts = _values(items[d].get("test_losses"))
+            pts = reading.values(items[d].get("test_losses"))
             if pts:
                 jitter = rng.uniform(-0.05, 0.05, len(pts))
                 ax.scatter(xi + jitter, pts, s=12, color=colour, alpha=0.3, lw=0, zorder=2)
@@ -224,8 +146,8 @@ def _plot_test_loss(comparison: dict, entries: list[dict], path: Path) -> Path |
         series(tuned, -offset, _TUNED_COLOUR, "o", "tuned per depth")
     if fixed:
         series(fixed, offset, _FIXED_COLOUR, "s", "one fixed setting")
-    if any(_values(e.get("test_losses")) for e in tuned.values()) or any(
-        _values(f.get("test_losses")) for f in fixed.values()
+    if any(reading.values(e.get("test_losses")) for e in tuned.values()) or any(
+        reading.values(f.get("test_losses")) for f in fixed.values()
     ):
         ax.scatter([], [], s=12, color="#555555", alpha=0.4, lw=0, label="single seeds")
 
@@ -235,8 +157,8 @@ def _plot_test_loss(comparison: dict, entries: list[dict], path: Path) -> Path |
             tick.set_fontweight("bold")
     ax.set_xlim(-0.6, len(shown) - 0.4)
     ax.set_xlabel("depth (stacked LSTM layers)")
-    ax.set_ylabel(f"test loss ({_loss_unit(comparison)})")
-    naive = [b for b in comparison.get("baselines") or [] if isinstance(b, dict) and _finite(b.get("loss"))]
+    ax.set_ylabel(f"test loss ({reading.loss_unit(comparison)})")
+    naive = [b for b in comparison.get("baselines") or [] if isinstance(b, dict) and reading.finite(b.get("loss"))]
     if naive:
         best = min(naive, key=lambda b: b["loss"])
         ax.axhline(best["loss"], color="#d62728", ls="--", lw=1.2, label=f"naive {best['kind'].replace('_', ' ')}")
@@ -255,13 +177,13 @@ def _plot_expected_best(comparison: dict, entries: list[dict], path: Path) -> Pa
 
     fig, ax, lines = drawn
     for e, x, y, colour in lines:
-        std = np.array(_series(e.get("expected_best_std")))
+        std = np.array(reading.series(e.get("expected_best_std")))
         if std.size == y.size:
             ax.fill_between(x, y - std, y + std, color=colour, alpha=0.15, lw=0)
         ax.plot(x, y, color=colour, lw=2, marker="o" if y.size <= 30 else None, ms=3, label=f"depth {e['depth']}")
     ax.set_xlim(0.8, max(y.size for _, _, y, _ in lines) + 0.2)
     ax.set_xlabel("trials")
-    ax.set_ylabel(f"expected best val loss\n({_loss_unit(comparison)})")
+    ax.set_ylabel(f"expected best val loss\n({reading.loss_unit(comparison)})")
     ax.set_title("Expected best validation loss vs. number of trials (±1 std)")
     ax.legend(fontsize=8, loc="upper right", framealpha=0.9, title="depth ± 1 std", title_fontsize=8)
     return _save(fig, path)
@@ -273,7 +195,7 @@ def _plot_expected_best_seconds(comparison: dict, entries: list[dict], path: Pat
 
     curves = []
     for e in entries:
-        x, y = _series(e.get("expected_best_seconds")), _series(e.get("expected_best"))
+        x, y = reading.series(e.get("expected_best_seconds")), reading.series(e.get("expected_best"))
         if x and len(x) == len(y) and any(math.isfinite(v) for v in y):
             curves.append((e, np.array(x), np.array(y)))
     if len(curves) < 2:
@@ -285,7 +207,7 @@ def _plot_expected_best_seconds(comparison: dict, entries: list[dict], path: Pat
         ax.plot([], [], color=colours[e["depth"]], lw=2, label=f"depth {e['depth']}")
     ax.grid(alpha=0.3)
     ax.set_xlabel("training seconds (n trials x the depth's mean trial time)")
-    ax.set_ylabel(f"expected best val loss\n({_loss_unit(comparison)})")
+    ax.set_ylabel(f"expected best val loss\n({reading.loss_unit(comparison)})")
     ax.set_title("Expected best validation loss vs. training time")
     ax.legend(fontsize=8, loc="upper right", framealpha=0.9)
     return _save(fig, path)
@@ -306,7 +228,7 @@ def _plot_val_curves(comparison: dict, entries: list[dict], path: Path) -> Path 
     if min(finite) > 0 and max(finite) / min(finite) > 20:
         ax.set_yscale("log")
     ax.set_xlabel("epoch")
-    ax.set_ylabel(f"validation loss ({_loss_unit(comparison)})")
+    ax.set_ylabel(f"validation loss ({reading.loss_unit(comparison)})")
     ax.set_title("Validation loss per epoch, best trial of each depth (dot: best epoch)")
     ax.legend(fontsize=8, loc="upper right", framealpha=0.9)
     return _save(fig, path)
@@ -314,7 +236,7 @@ def _plot_val_curves(comparison: dict, entries: list[dict], path: Path) -> Path 
 
 def _plot_importance(comparison: dict, entries: list[dict], path: Path) -> Path | None:
     tables = {
-        e["depth"]: {k: float(v) for k, v in e["importance"].items() if _finite(v)}
+        e["depth"]: {k: float(v) for k, v in e["importance"].items() if reading.finite(v)}
         for e in entries
         if isinstance(e.get("importance"), dict)
     }
@@ -334,7 +256,7 @@ def _plot_importance(comparison: dict, entries: list[dict], path: Path) -> Path 
     for i, d in enumerate(depths):
         values = [tables[d].get(k, np.nan) for k in names]
         ax.barh(y - 0.4 + bar * (i + 0.5), values, height=bar * 0.95, color=colours[d], label=f"depth {d}")
-    ax.set_yticks(y, [_param_label(k) for k in names])
+    ax.set_yticks(y, [reading.param_label(k) for k in names])
     ax.invert_yaxis()
     ax.set_xlim(0, max(1e-9, max(v for t in tables.values() for v in t.values())) * 1.08)
     ax.set_xlabel("importance (fANOVA share of validation-loss variance)")
@@ -400,7 +322,7 @@ def draw_plots(comparison: dict, out_dir: Path) -> list[Path]:
 
     matplotlib.use("Agg")
     out_dir = Path(out_dir)
-    entries = _entries(comparison)
+    entries = reading.entries(comparison)
     written: list[Path] = []
     with matplotlib.rc_context(
         {

@@ -15,20 +15,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .plots import (
-    CAPTIONS,
-    PLOT_FILES,
-    _entries,
-    _finite,
-    _fixed,
-    _has_test,
-    _interval,
-    _level,
-    _param_label,
-    _task,
-    _verdict,
-    draw_plots,
-)
+from . import reading
+from .plots import CAPTIONS, PLOT_FILES, draw_plots
 from .wording import depths_phrase, join
 
 __all__ = ["write_report", "PLOT_FILES"]
@@ -39,7 +27,7 @@ __all__ = ["write_report", "PLOT_FILES"]
 
 def _num(value: Any, digits: int = 4) -> str:
     """A number with `digits` significant digits; '–' for missing or non-finite values."""
-    if not _finite(value):
+    if not reading.finite(value):
         return "–"
     if value == 0:
         return "0"
@@ -47,14 +35,14 @@ def _num(value: Any, digits: int = 4) -> str:
 
 
 def _int(value: Any) -> str:
-    return f"{int(value):,}" if _finite(value) else "–"
+    return f"{int(value):,}" if reading.finite(value) else "–"
 
 
 def _mean_ci(mean: Any, ci: Any) -> str:
     """'0.2100 [0.1900, 0.2300]' style: the mean, then its interval when there is one."""
-    if not _finite(mean):
+    if not reading.finite(mean):
         return "–"
-    bounds = _interval(ci)
+    bounds = reading.interval(ci)
     if bounds is None:
         return _num(mean)
     return f"{_num(mean)} [{_num(bounds[0])}, {_num(bounds[1])}]"
@@ -80,13 +68,13 @@ def _lr(cfg: dict | None) -> str:
 def _p_beats(pair: dict, depth: int) -> float | None:
     """P(`depth` beats the other depth of `pair`), flipped when `depth` is the pair's b."""
     p = pair.get("p_a_better")
-    if not _finite(p):
+    if not reading.finite(p):
         return None
     return float(p) if pair.get("a") == depth else 1.0 - float(p)
 
 
 def _pvalue(value: Any) -> str:
-    if not _finite(value):
+    if not reading.finite(value):
         return "–"
     return "< 0.001" if value < 0.001 else f"{value:.3f}"
 
@@ -98,12 +86,12 @@ def _p_clause(value: Any) -> str:
 
 
 def _prob(value: Any) -> str:
-    return f"{value:.2f}" if _finite(value) else "–"
+    return f"{value:.2f}" if reading.finite(value) else "–"
 
 
 def _prose_ci(mean: Any, ci: Any, level: str) -> str:
     """'0.2108 (95% CI 0.203–0.2184)' for running text."""
-    bounds = _interval(ci)
+    bounds = reading.interval(ci)
     if bounds is None:
         return _num(mean)
     return f"{_num(mean)} ({level} CI {_num(bounds[0])}–{_num(bounds[1])})"
@@ -140,8 +128,8 @@ def _baseline_text(baseline: Any) -> str:
 def _answer(comparison: dict, entries: list[dict]) -> list[str]:
     """A few sentences: who wins (or the tie, or that the seeds cannot tell), how sure, what the naive forecast and
     the fixed setting would have said."""
-    verdict = _verdict(comparison)
-    tested = [e for e in entries if _has_test(e)]
+    verdict = reading.verdict(comparison)
+    tested = [e for e in entries if reading.has_test(e)]
     if verdict is not None and tested:
         sentences = [f"**{comparison['headline']}**"] if comparison.get("headline") else []
         sentences += _verdict_sentences(comparison, verdict, tested)
@@ -149,13 +137,13 @@ def _answer(comparison: dict, entries: list[dict]) -> list[str]:
         conclusion = comparison.get("conclusion")
         if isinstance(conclusion, str) and conclusion.strip():
             sentences.append(conclusion.strip())
-        elif _verdict(comparison, "fixed_verdict") is not None:
+        elif reading.verdict(comparison, "fixed_verdict") is not None:
             sentences.append(_fixed_sentence(comparison, entries))
         return sentences
     trials = comparison.get("trials_per_depth")
     budget = f"the same budget ({trials} trials per depth)" if trials else "the same budget"
     sentences = []
-    ranked = [e for e in entries if _finite(e.get("best_val_loss"))]
+    ranked = [e for e in entries if reading.finite(e.get("best_val_loss"))]
     if not ranked:
         return ["No depth completed a trial, so there is nothing to compare yet; see the trial counts below."]
     ranked.sort(key=lambda e: e["best_val_loss"])
@@ -176,8 +164,8 @@ def _naive_sentences(comparison: dict, tested: list[dict]) -> list[str]:
     """When only some depths do worse than the naive forecast, which ones (the headline covers all of them)."""
     if comparison.get("loses_to_naive"):
         return []
-    baselines = [b for b in comparison.get("baselines") or [] if isinstance(b, dict) and _finite(b.get("loss"))]
-    losing = [e for e in tested if _finite(e.get("skill")) and e["skill"] <= 0]
+    baselines = [b for b in comparison.get("baselines") or [] if isinstance(b, dict) and reading.finite(b.get("loss"))]
+    losing = [e for e in tested if reading.finite(e.get("skill")) and e["skill"] <= 0]
     if not baselines or not losing:
         return []
     best = min(baselines, key=lambda b: b["loss"])
@@ -191,7 +179,7 @@ def _naive_sentences(comparison: dict, tested: list[dict]) -> list[str]:
 
 def _verdict_sentences(comparison: dict, verdict: dict, tested: list[dict]) -> list[str]:
     """What the verdict says, in words, for every outcome: a winner, a tie, a partial order, too few seeds."""
-    level = _level(comparison)
+    level = reading.level(comparison)
     by_depth = {e["depth"]: e for e in tested}
     n_seeds = max(len(e.get("test_losses") or []) for e in tested)
     seeds = f" over {n_seeds} seeds" if n_seeds else ""
@@ -214,7 +202,7 @@ def _verdict_sentences(comparison: dict, verdict: dict, tested: list[dict]) -> l
             f"mean test loss, {_prose_ci(e.get('test_loss_mean'), e.get('test_loss_ci95'), level)}{seeds}, "
             "and the decision rule below shows it better than every other depth."
         ]
-        duels = [p for p in pairs if winner in (p.get("a"), p.get("b")) and _finite(p.get("p_adjusted"))]
+        duels = [p for p in pairs if winner in (p.get("a"), p.get("b")) and reading.finite(p.get("p_adjusted"))]
         if duels:
             closest = max(duels, key=lambda p: p["p_adjusted"])
             rival = closest["b"] if closest.get("a") == winner else closest["a"]
@@ -247,18 +235,18 @@ def _verdict_sentences(comparison: dict, verdict: dict, tested: list[dict]) -> l
 
 def _ranking(entries: list[dict], mean_of) -> list[tuple[int, float]]:
     scored = [(e["depth"], mean_of(e)) for e in entries]
-    return sorted(((d, m) for d, m in scored if _finite(m)), key=lambda x: x[1])
+    return sorted(((d, m) for d, m in scored if reading.finite(m)), key=lambda x: x[1])
 
 
 def _fixed_sentence(comparison: dict, entries: list[dict]) -> str:
     """The one-fixed-setting ranking, and whether it would have changed the conclusion."""
-    ranking = _ranking(entries, lambda e: (_fixed(e) or {}).get("test_loss_mean"))
+    ranking = _ranking(entries, lambda e: (reading.fixed(e) or {}).get("test_loss_mean"))
     order = ", then ".join(f"depth {d} ({_num(m)})" for d, m in ranking)
     text = (
         f"With one fixed setting for every depth ({_baseline_text(comparison.get('baseline'))}), "
         f"the ranking by mean test loss would have been {order}"
     )
-    fixed_verdict = _verdict(comparison, "fixed_verdict")
+    fixed_verdict = reading.verdict(comparison, "fixed_verdict")
     if fixed_verdict is not None and fixed_verdict.get("summary"):
         text += f", and by the same rule {fixed_verdict['summary']}"
     elif fixed_verdict is not None:
@@ -280,13 +268,13 @@ def _fixed_sentence(comparison: dict, entries: list[dict]) -> str:
 
 
 def _depth_table(comparison: dict, entries: list[dict]) -> list[str]:
-    level = _level(comparison)
-    verdict = _verdict(comparison) or {}
+    level = reading.level(comparison)
+    verdict = reading.verdict(comparison) or {}
     winner = verdict.get("winner")
-    has_test = any(_has_test(e) for e in entries)
-    has_fixed = any(_fixed(e) for e in entries)
-    has_acc = any(_finite(e.get("test_accuracy_mean")) for e in entries)
-    has_skill = any(_finite(e.get("skill")) for e in entries)
+    has_test = any(reading.has_test(e) for e in entries)
+    has_fixed = any(reading.fixed(e) for e in entries)
+    has_acc = any(reading.finite(e.get("test_accuracy_mean")) for e in entries)
+    has_skill = any(reading.finite(e.get("skill")) for e in entries)
     head = ["depth", "best units", "lr", "params", "best val loss"]
     if has_test:
         head.append(f"tuned test loss, mean [{level} CI]")
@@ -305,14 +293,14 @@ def _depth_table(comparison: dict, entries: list[dict]) -> list[str]:
         row = [depth, _units(cfg), _lr(cfg), _int(e.get("params")), _num(e.get("best_val_loss"))]
         if has_test:
             failed = e.get("failed_runs")
-            note = f" ({failed} failed)" if _finite(failed) and failed else ""
+            note = f" ({failed} failed)" if reading.finite(failed) and failed else ""
             row.append(_mean_ci(e.get("test_loss_mean"), e.get("test_loss_ci95")) + note)
         if has_skill:
             row.append(_num(e.get("skill"), 2))
         if has_acc:
             row.append(_num(e.get("test_accuracy_mean")))
         if has_fixed:
-            f = _fixed(e)
+            f = reading.fixed(e)
             row.append(_mean_ci(f.get("test_loss_mean"), f.get("test_loss_ci95")) if f else "–")
         row.append(" / ".join(str(trials.get(k, "–")) for k in ("completed", "pruned", "failed")))
         lines.append("| " + " | ".join(row) + " |")
@@ -339,7 +327,7 @@ def _call(pair: dict) -> str:
 
 
 def _pair_table(comparison: dict, verdict: dict) -> list[str]:
-    level = _level(comparison)
+    level = reading.level(comparison)
     pairs = [p for p in verdict.get("pairs") or [] if isinstance(p, dict)]
     if not pairs:
         return []
@@ -363,7 +351,7 @@ def _pair_table(comparison: dict, verdict: dict) -> list[str]:
 def _budget_section(comparison: dict, entries: list[dict]) -> list[str]:
     """What each depth was given and used: trials, training seconds, and whether time or trials was equal."""
     budget = comparison.get("budget") if isinstance(comparison.get("budget"), dict) else {}
-    used = [e for e in entries if _finite(e.get("train_seconds"))]
+    used = [e for e in entries if reading.finite(e.get("train_seconds"))]
     if not used:
         return []
     spent = join(
@@ -398,16 +386,16 @@ def _budget_section(comparison: dict, entries: list[dict]) -> list[str]:
 
 def _baseline_section(comparison: dict, entries: list[dict]) -> list[str]:
     """The naive forecasts (or the majority class) on the same test split, and each depth's skill against the best."""
-    baselines = [b for b in comparison.get("baselines") or [] if isinstance(b, dict) and _finite(b.get("loss"))]
+    baselines = [b for b in comparison.get("baselines") or [] if isinstance(b, dict) and reading.finite(b.get("loss"))]
     if not baselines:
         return []
     lines = ["", "## Against a naive forecast", ""]
     lines += ["| naive baseline | test loss | what it predicts |", "|---|---:|---|"]
     for b in baselines:
-        extra = f"; accuracy {_num(b['accuracy'], 3)}" if _finite(b.get("accuracy")) else ""
+        extra = f"; accuracy {_num(b['accuracy'], 3)}" if reading.finite(b.get("accuracy")) else ""
         lines.append(f"| {b['kind'].replace('_', ' ')} | {_num(b['loss'])} | {b.get('description', '')}{extra} |")
     best = min(baselines, key=lambda b: b["loss"])
-    skills = [(e["depth"], e.get("skill")) for e in entries if _finite(e.get("skill"))]
+    skills = [(e["depth"], e.get("skill")) for e in entries if reading.finite(e.get("skill"))]
     if skills:
         shown = join([f"{_num(v, 2)} for depth {d}" for d, v in skills])
         lines += [
@@ -436,14 +424,14 @@ def _evaluation_lines(comparison: dict, entries: list[dict]) -> list[str]:
         ]
     seeds = evaluation.get("seeds")
     seed_list = seeds if isinstance(seeds, list) else next((e.get("seeds") for e in entries if e.get("seeds")), None)
-    level = _level(comparison)
+    level = reading.level(comparison)
     lines = []
     if seed_list:
         lines.append(
             f"- Seeds: {', '.join(str(s) for s in seed_list)} "
             f"({len(seed_list)} runs per configuration; these differ from the search's seeds)."
         )
-    elif _finite(seeds):
+    elif reading.finite(seeds):
         lines.append(f"- Seeds: {int(seeds)} runs per configuration.")
     refit = evaluation.get("refit", "train")
     if refit in (None, "train"):
@@ -457,7 +445,7 @@ def _evaluation_lines(comparison: dict, entries: list[dict]) -> list[str]:
             "test split the search never saw."
         )
     top_k = evaluation.get("top_k", 1)
-    if _finite(top_k) and top_k > 1:
+    if reading.finite(top_k) and top_k > 1:
         lines.append(
             f"- Top-k = {int(top_k)}: each depth's {int(top_k)} best configurations by validation loss were retrained; "
             "the one with the lowest mean validation loss over the seeds represents the depth on test."
@@ -478,7 +466,7 @@ def _evaluation_lines(comparison: dict, entries: list[dict]) -> list[str]:
             f"over the {len(planned)} planned rounds, so looking after each round does not raise the false-call rate."
         )
     failed = evaluation.get("failed")
-    if _finite(failed) and failed:
+    if reading.finite(failed) and failed:
         lines.append(
             f"- {int(failed)} retraining(s) failed or diverged; each counts as the worst possible test loss in the "
             "verdict, never dropped, and is left out of the means."
@@ -493,9 +481,9 @@ def _importance_lines(entries: list[dict]) -> list[str]:
         importance = e.get("importance")
         if not isinstance(importance, dict):
             continue
-        top = sorted(((k, v) for k, v in importance.items() if _finite(v)), key=lambda kv: -kv[1])[:2]
+        top = sorted(((k, v) for k, v in importance.items() if reading.finite(v)), key=lambda kv: -kv[1])[:2]
         if top:
-            parts = [f"{_param_label(k)} (`{k}`, {_num(v, 2)})" for k, v in top]
+            parts = [f"{reading.param_label(k)} (`{k}`, {_num(v, 2)})" for k, v in top]
             lines.append(f"- Depth {e['depth']}: {join(parts)}.")
     if lines:
         lines += [
@@ -532,10 +520,10 @@ def _reproduce_lines(comparison: dict, entries: list[dict]) -> list[str]:
 
 def _markdown(comparison: dict, entries: list[dict], plots: list[str]) -> str:
     name = comparison.get("search") or "search"
-    level = _level(comparison)
+    level = reading.level(comparison)
     out = [f"# Does stacking more LSTM layers help? Search `{name}`", ""]
     out += [" ".join(_answer(comparison, entries)), ""]
-    task = _task(comparison)
+    task = reading.task(comparison)
     trials = comparison.get("trials_per_depth")
     depths = [str(e["depth"]) for e in entries]
     out.append(
@@ -547,7 +535,7 @@ def _markdown(comparison: dict, entries: list[dict], plots: list[str]) -> str:
     out += ["", "## Results by depth", ""]
     out += _depth_table(comparison, entries)
 
-    verdict = _verdict(comparison)
+    verdict = reading.verdict(comparison)
     if verdict is not None:
         pair_lines = _pair_table(comparison, verdict)
         if pair_lines:
@@ -555,9 +543,9 @@ def _markdown(comparison: dict, entries: list[dict], plots: list[str]) -> str:
         if verdict.get("rule"):
             out += ["", f"**Decision rule.** {verdict['rule']}"]
 
-    if any(_fixed(e) for e in entries):
+    if any(reading.fixed(e) for e in entries):
         out += ["", "## Tuned versus one fixed setting", "", _fixed_sentence(comparison, entries)]
-        fixed_verdict = _verdict(comparison, "fixed_verdict")
+        fixed_verdict = reading.verdict(comparison, "fixed_verdict")
         if fixed_verdict is not None:
             pair_lines = _pair_table(comparison, fixed_verdict)
             if pair_lines:
@@ -602,5 +590,5 @@ def write_report(comparison: dict, out_dir: Path) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     written = draw_plots(comparison, out_dir)
     report = out_dir / "report.md"
-    report.write_text(_markdown(comparison, _entries(comparison), [p.name for p in written]), encoding="utf-8")
+    report.write_text(_markdown(comparison, reading.entries(comparison), [p.name for p in written]), encoding="utf-8")
     return [report, *written]
