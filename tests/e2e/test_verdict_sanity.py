@@ -113,3 +113,30 @@ def test_seeds_auto_evaluates_in_rounds_and_stops_when_decided_or_at_the_cap(tmp
     assert len(evals) == 2 * 2 * used  # two depths, tuned and fixed, every seed of every round run
     for number in range(1, len(rounds) + 1):
         assert f"evaluating on the test split, round {number}:" in proc.stderr
+
+
+def test_a_seconds_budget_gives_each_depth_the_same_training_time(tmp_path):
+    from conftest import write_spec
+
+    spec = write_spec(
+        tmp_path,
+        name="seconds",
+        depths=[1, 3],
+        trials_per_depth=40,  # a cap, not the budget
+        budget={"kind": "seconds", "per_depth": 3},
+        train={"epochs": 3, "batch_size": 32},
+    )
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    proc = run_cli("search", spec, "--out", "out", "--tracking-uri", uri, "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    comparison = json.loads(proc.stdout)
+    assert comparison["budget"] == {"kind": "seconds", "per_depth": 3.0}
+    for entry in comparison["depths"]:
+        trials = sum(entry["trials"].values())
+        assert 1 <= trials < 40
+        # Each depth trained at least its time (the last trial may run past it, by the reported overshoot).
+        assert entry["train_seconds"] >= 3.0
+        assert entry["overshoot_seconds"] == pytest.approx(entry["train_seconds"] - 3.0, abs=1e-3)
+        assert len(entry["expected_best"]) == trials == len(entry["expected_best_seconds"])
+    report = (tmp_path / "out" / "seconds" / "report.md").read_text()
+    assert "Every depth got 3 s of training" in report
