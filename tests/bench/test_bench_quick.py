@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-BENCHMARKS = ("orchestration", "throughput", "pruning", "driver", "startup")
+BENCHMARKS = ("orchestration", "throughput", "pruning", "driver", "startup", "verdict")
 HEADER = "| benchmark | figure | stacktune | plain/baseline | ratio | goal | met? |"
 
 
@@ -49,7 +49,9 @@ def test_quick_run_writes_every_figure(tmp_path):
         for row in result["rows"]:
             values = [row[key] for key in ("stacktune", "baseline", "ratio") if row[key] is not None]
             assert values, f"{name}: {row['figure']} has no value"
-            assert all(isinstance(v, (int, float)) and math.isfinite(v) and v > 0 for v in values), row
+            assert all(isinstance(v, (int, float)) and math.isfinite(v) for v in values), row
+            # The verdict's figures are rates of simulated searches (a wrong winner's is 0); the others are times.
+            assert all(0 <= v <= 1 if name == "verdict" else v > 0 for v in values), row
 
     md = (tmp_path / "latest.md").read_text()
     assert HEADER in md
