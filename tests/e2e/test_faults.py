@@ -85,7 +85,8 @@ def test_a_trial_whose_node_dies_restarts_elsewhere_in_the_same_mlflow_run(tmp_p
         name=name,
         depths=depths,
         trials_per_depth=trials,
-        train={"epochs": epochs, "batch_size": 32},
+        # Every epoch must run for the epoch-by-epoch checks below: no early stopping.
+        train={"epochs": epochs, "batch_size": 32, "patience": None},
         resources={"cpus_per_trial": 1, "max_concurrent": 2},
     )
     uri = f"sqlite:///{tmp_path}/mlflow.db"
@@ -160,7 +161,8 @@ def test_trials_train_on_while_mlflow_is_down_and_their_logs_arrive_once_it_is_b
         name=name,
         depths=depths,
         trials_per_depth=trials,
-        train={"epochs": epochs, "batch_size": 32},
+        # Every epoch must run for the epoch-by-epoch checks below: no early stopping.
+        train={"epochs": epochs, "batch_size": 32, "patience": None},
         resources={"cpus_per_trial": 1, "max_concurrent": 2},
     )
     uri = mlflow_server.uri
