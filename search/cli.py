@@ -122,6 +122,10 @@ def _add_overrides(p: argparse.ArgumentParser) -> None:
     )
 
 
+_TRACKING_HELP = "MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)"
+_ADDRESS_HELP = "the cluster's Jobs API, like http://HEAD:8265 (default: $RAY_ADDRESS)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every subcommand."""
     parser = argparse.ArgumentParser(
@@ -130,24 +134,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="more log output on stderr")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_run_commands(sub)
+    _add_cluster_commands(sub)
+    _add_results_commands(sub)
+    return parser
 
+
+def _add_run_commands(sub) -> None:
+    """Adds the subcommands that run here: datasets, train and search."""
     p = sub.add_parser("datasets", help="list the built-in datasets")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_datasets)
 
-    tracking_help = "MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)"
     p = sub.add_parser("train", help="train one configuration and log it to MLflow")
     p.add_argument("config", help="a config YAML (the format `stacktune search` exports)")
     p.add_argument("--seed", type=int, help="override train.seed")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
-    p.add_argument("--tracking-uri", help=tracking_help)
+    p.add_argument("--tracking-uri", help=_TRACKING_HELP)
     p.set_defaults(func=_train)
 
     p = sub.add_parser("search", help="tune every depth with its own Optuna study on Ray Tune")
     p.add_argument("spec", help="a search spec YAML")
     p.add_argument("--out", default="stacktune-runs", help="output folder (default: ./stacktune-runs)")
     p.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS, else a local Ray)")
-    p.add_argument("--tracking-uri", help=tracking_help)
+    p.add_argument("--tracking-uri", help=_TRACKING_HELP)
     _add_overrides(p)
     p.add_argument("--json", action="store_true", help="print only comparison.json on stdout")
     p.add_argument("--resume", action="store_true", help="continue an interrupted search of the same name")
@@ -160,10 +170,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--confine", help=argparse.SUPPRESS)
     p.set_defaults(func=_search)
 
-    address_help = "the cluster's Jobs API, like http://HEAD:8265 (default: $RAY_ADDRESS)"
+
+def _add_cluster_commands(sub) -> None:
+    """Adds the subcommands that talk to a Ray cluster's Jobs API: submit, jobs, logs and stop."""
     p = sub.add_parser("submit", help="run a search as a job on a Ray cluster (the spec and its CSV travel with it)")
     p.add_argument("spec", help="a search spec YAML")
-    p.add_argument("--address", help=address_help)
+    p.add_argument("--address", help=_ADDRESS_HELP)
     p.add_argument(
         "--tracking-uri", help="MLflow tracking URI the job logs to (default: the cluster's $MLFLOW_TRACKING_URI)"
     )
@@ -177,39 +189,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_submit)
 
     p = sub.add_parser("jobs", help="list the searches submitted to a Ray cluster")
-    p.add_argument("--address", help=address_help)
+    p.add_argument("--address", help=_ADDRESS_HELP)
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_jobs)
 
     p = sub.add_parser("logs", help="print a submitted search's log")
     p.add_argument("job", help="the job id `stacktune submit` printed")
-    p.add_argument("--address", help=address_help)
+    p.add_argument("--address", help=_ADDRESS_HELP)
     p.add_argument("--follow", "-f", action="store_true", help="follow the log until the job ends")
     p.set_defaults(func=_logs)
 
     p = sub.add_parser("stop", help="stop a submitted search (finished trials are kept)")
     p.add_argument("job", help="the job id `stacktune submit` printed")
-    p.add_argument("--address", help=address_help)
+    p.add_argument("--address", help=_ADDRESS_HELP)
     p.set_defaults(func=_stop)
 
+
+def _add_results_commands(sub) -> None:
+    """Adds the subcommands that read a finished search back from MLflow: export, report and ui."""
     p = sub.add_parser("export", help="write a search's best configs again, from MLflow alone")
     p.add_argument("name", help="the search name (its MLflow experiment)")
     p.add_argument("--out", default="stacktune-runs", help="output folder (default: ./stacktune-runs)")
-    p.add_argument("--tracking-uri", help=tracking_help)
+    p.add_argument("--tracking-uri", help=_TRACKING_HELP)
     p.set_defaults(func=_export)
 
     p = sub.add_parser("report", help="rebuild a search's report and plots, from MLflow alone")
     p.add_argument("name", help="the search name (its MLflow experiment)")
     p.add_argument("--out", default="stacktune-runs", help="output folder (default: ./stacktune-runs)")
-    p.add_argument("--tracking-uri", help=tracking_help)
+    p.add_argument("--tracking-uri", help=_TRACKING_HELP)
     p.set_defaults(func=_report)
 
     p = sub.add_parser("ui", help="serve the MLflow UI on 127.0.0.1 over the searches' store, until Ctrl-C")
-    p.add_argument("--tracking-uri", help=tracking_help)
+    p.add_argument("--tracking-uri", help=_TRACKING_HELP)
     p.add_argument("--port", type=int, default=5000, help="port on 127.0.0.1 (default: 5000)")
     p.add_argument("--name", help="the search to print the runs page of (default: every search in the store)")
     p.set_defaults(func=_ui)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:

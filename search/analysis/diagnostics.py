@@ -90,66 +90,72 @@ def at_range_bound(*, depth: int, best_params: Mapping[str, Any], ranges: Mappin
             continue
         field = f"space.{re.sub(r'_[0-9]+$', '', name)}"
         if _is_choices(spec):
-            choices = sorted(c for c in spec if _is_number(c))
-            if len(choices) < MIN_EDGE_CHOICES:
-                continue
-            low, high = choices[0], choices[-1]
-            if value == high:
-                edge, more = "upper", "larger"
-            elif value == low and low > 0:
-                edge, more = "lower", "smaller"
-            else:
-                continue
-            shown = ", ".join(_fmt(c) for c in choices)
-            found.append(
-                _warning(
-                    "at_range_bound",
-                    f"Depth {depth}'s best {name}, {_fmt(value)}, is the {'largest' if edge == 'upper' else 'smallest'}"
-                    f" of its choices [{shown}]: widen the choices with {more} values ({field}).",
-                    {"param": name, "value": value, "choices": choices, "edge": edge, "field": field},
-                    depth,
-                )
-            )
-            continue
-        bounds = _range(spec)
-        if bounds is None:
-            continue
-        low, high, log = bounds
-        value = float(value)
-        if log and (low <= 0 or value <= 0):
-            continue
-        position = (
-            (math.log(value) - math.log(low)) / (math.log(high) - math.log(low))
-            if log
-            else (value - low) / (high - low)
-        )
-        if position >= 1 - EDGE_FRACTION:
-            edge, where = "upper", "above"
-        elif position <= EDGE_FRACTION and low > 0:
-            edge, where = "lower", "below"
+            warning = _choice_edge(depth, name, value, spec, field)
         else:
-            continue
-        scale = ", log scale" if log else ""
-        found.append(
-            _warning(
-                "at_range_bound",
-                f"Depth {depth}'s best {name}, {_fmt(value)}, lies at the {edge} edge of its range "
-                f"[{_fmt(low)}, {_fmt(high)}]{scale}: widen the range {where} {_fmt(high if edge == 'upper' else low)}"
-                f" ({field}).",
-                {
-                    "param": name,
-                    "value": value,
-                    "low": low,
-                    "high": high,
-                    "log": bool(log),
-                    "position": position,
-                    "edge": edge,
-                    "field": field,
-                },
-                depth,
-            )
-        )
+            warning = _range_edge(depth, name, value, spec, field)
+        if warning is not None:
+            found.append(warning)
     return found
+
+
+def _choice_edge(depth: int, name: str, value: Any, spec: Sequence[Any], field: str) -> Diagnostic | None:
+    """The at_range_bound warning for a best value that is the largest (or smallest, above 0) of 3+ choices."""
+    choices = sorted(c for c in spec if _is_number(c))
+    if len(choices) < MIN_EDGE_CHOICES:
+        return None
+    low, high = choices[0], choices[-1]
+    if value == high:
+        edge, more = "upper", "larger"
+    elif value == low and low > 0:
+        edge, more = "lower", "smaller"
+    else:
+        return None
+    shown = ", ".join(_fmt(c) for c in choices)
+    return _warning(
+        "at_range_bound",
+        f"Depth {depth}'s best {name}, {_fmt(value)}, is the {'largest' if edge == 'upper' else 'smallest'}"
+        f" of its choices [{shown}]: widen the choices with {more} values ({field}).",
+        {"param": name, "value": value, "choices": choices, "edge": edge, "field": field},
+        depth,
+    )
+
+
+def _range_edge(depth: int, name: str, value: Any, spec: Any, field: str) -> Diagnostic | None:
+    """The at_range_bound warning for a best value within 5% of a searched range's edge (log scale for log ranges)."""
+    bounds = _range(spec)
+    if bounds is None:
+        return None
+    low, high, log = bounds
+    value = float(value)
+    if log and (low <= 0 or value <= 0):
+        return None
+    position = (
+        (math.log(value) - math.log(low)) / (math.log(high) - math.log(low)) if log else (value - low) / (high - low)
+    )
+    if position >= 1 - EDGE_FRACTION:
+        edge, where = "upper", "above"
+    elif position <= EDGE_FRACTION and low > 0:
+        edge, where = "lower", "below"
+    else:
+        return None
+    scale = ", log scale" if log else ""
+    return _warning(
+        "at_range_bound",
+        f"Depth {depth}'s best {name}, {_fmt(value)}, lies at the {edge} edge of its range "
+        f"[{_fmt(low)}, {_fmt(high)}]{scale}: widen the range {where} {_fmt(high if edge == 'upper' else low)}"
+        f" ({field}).",
+        {
+            "param": name,
+            "value": value,
+            "low": low,
+            "high": high,
+            "log": bool(log),
+            "position": position,
+            "edge": edge,
+            "field": field,
+        },
+        depth,
+    )
 
 
 # ----------------------------------------------------------------------------- distribution_shift
@@ -204,14 +210,24 @@ def distribution_shift(
     training range (`targets` as `target_ranges` returns them). Both point to `dataset.transform: diff`, or
     `log_diff` when the series is positive (`positive`, else the targets' own "positive").
     """
-    found = []
     if targets:
         positive = positive if positive is not None else _all_positive(targets)
     transform = "log_diff" if positive else "diff"
     hint = f"set dataset.transform: {transform}"
+    checks = (
+        _test_over_val(val_loss_by_depth or {}, test_loss_by_depth or {}, hint, transform),
+        _test_mean_outside(targets or [], hint, transform),
+    )
+    return [warning for warning in checks if warning is not None]
+
+
+def _test_over_val(
+    val_loss_by_depth: Mapping[int, float], test_loss_by_depth: Mapping[int, float], hint: str, transform: str
+) -> Diagnostic | None:
+    """The distribution_shift warning for depths whose mean test loss is at least 5x their mean validation loss."""
     ratios = []
-    for depth, val in (val_loss_by_depth or {}).items():
-        test = (test_loss_by_depth or {}).get(depth)
+    for depth, val in val_loss_by_depth.items():
+        test = test_loss_by_depth.get(depth)
         if not (_is_number(val) and _is_number(test)):
             continue
         val, test = float(val), float(test)
@@ -219,52 +235,53 @@ def distribution_shift(
             continue
         if test >= SHIFT_RATIO * val:
             ratios.append({"depth": int(depth), "val_loss": val, "test_loss": test, "ratio": test / val})
-    if ratios:
-        ratios.sort(key=lambda r: r["depth"])
-        if len(ratios) == 1:
-            r = ratios[0]
-            sentence = (
-                f"Depth {r['depth']}'s mean test loss, {_fmt(r['test_loss'])}, is {r['ratio']:.1f}x its mean "
-                f"validation loss, {_fmt(r['val_loss'])}, so the test period looks unlike the training data: {hint}."
-            )
-        else:
-            low, high = min(r["ratio"] for r in ratios), max(r["ratio"] for r in ratios)
-            sentence = (
-                f"The mean test loss is {low:.1f}x to {high:.1f}x the mean validation loss at depths "
-                f"{join([str(r['depth']) for r in ratios])}, so the test period looks unlike the training data: "
-                f"{hint}."
-            )
-        found.append(
-            _warning(
-                "distribution_shift",
-                sentence,
-                {"check": "test_over_val", "threshold": SHIFT_RATIO, "depths": ratios, "transform": transform},
-                ratios[0]["depth"] if len(ratios) == 1 else None,
-            )
+    if not ratios:
+        return None
+    ratios.sort(key=lambda r: r["depth"])
+    if len(ratios) == 1:
+        r = ratios[0]
+        sentence = (
+            f"Depth {r['depth']}'s mean test loss, {_fmt(r['test_loss'])}, is {r['ratio']:.1f}x its mean "
+            f"validation loss, {_fmt(r['val_loss'])}, so the test period looks unlike the training data: {hint}."
         )
+    else:
+        low, high = min(r["ratio"] for r in ratios), max(r["ratio"] for r in ratios)
+        sentence = (
+            f"The mean test loss is {low:.1f}x to {high:.1f}x the mean validation loss at depths "
+            f"{join([str(r['depth']) for r in ratios])}, so the test period looks unlike the training data: "
+            f"{hint}."
+        )
+    return _warning(
+        "distribution_shift",
+        sentence,
+        {"check": "test_over_val", "threshold": SHIFT_RATIO, "depths": ratios, "transform": transform},
+        ratios[0]["depth"] if len(ratios) == 1 else None,
+    )
+
+
+def _test_mean_outside(targets: Sequence[Mapping[str, Any]], hint: str, transform: str) -> Diagnostic | None:
+    """The distribution_shift warning for targets whose test mean lies outside their training range."""
     outside = [
         dict(t)
-        for t in targets or []
+        for t in targets
         if _is_number(t.get("test_mean"))
         and _is_number(t.get("train_min"))
         and _is_number(t.get("train_max"))
         and not float(t["train_min"]) <= float(t["test_mean"]) <= float(t["train_max"])
     ]
-    if outside:
-        parts = [
-            f"{t['target']}, {_fmt(t['test_mean'])}, lies {'above' if t['test_mean'] > t['train_max'] else 'below'}"
-            f" its training range [{_fmt(t['train_min'])}, {_fmt(t['train_max'])}]"
-            for t in outside
-        ]
-        found.append(
-            _warning(
-                "distribution_shift",
-                f"The test mean of {join(parts)}, so the series drifts beyond what training saw: {hint}.",
-                {"check": "test_mean_outside_train_range", "targets": outside, "transform": transform},
-                None,
-            )
-        )
-    return found
+    if not outside:
+        return None
+    parts = [
+        f"{t['target']}, {_fmt(t['test_mean'])}, lies {'above' if t['test_mean'] > t['train_max'] else 'below'}"
+        f" its training range [{_fmt(t['train_min'])}, {_fmt(t['train_max'])}]"
+        for t in outside
+    ]
+    return _warning(
+        "distribution_shift",
+        f"The test mean of {join(parts)}, so the series drifts beyond what training saw: {hint}.",
+        {"check": "test_mean_outside_train_range", "targets": outside, "transform": transform},
+        None,
+    )
 
 
 # ----------------------------------------------------------------------------- too_few_test_windows

@@ -101,9 +101,24 @@ def _plot_test_loss(comparison: dict, entries: list[dict], path: Path) -> Path |
     highlighted = [winner] if winner is not None else [d for d in verdict.get("tied") or [] if len(verdict["tied"]) > 1]
 
     fig, ax = _new_figure()
+    _shade_highlighted(ax, highlighted, xs, tuned_winner=winner is not None)
+    if tuned:
+        _test_loss_series(ax, tuned, shown, xs, rng, -offset, _TUNED_COLOUR, "o", f"tuned per depth: mean, {level} CI")
+    if fixed:
+        _test_loss_series(ax, fixed, shown, xs, rng, offset, _FIXED_COLOUR, "s", f"one fixed setting: mean, {level} CI")
+    if any(reading.values(e.get("test_losses")) for e in tuned.values()) or any(
+        reading.values(f.get("test_losses")) for f in fixed.values()
+    ):
+        ax.scatter([], [], s=12, color="#555555", alpha=0.4, lw=0, label="single seeds")
+    _finish_test_loss_axes(ax, comparison, shown, highlighted, both)
+    return _save(fig, path)
+
+
+def _shade_highlighted(ax, highlighted: list[int], xs: dict[int, int], *, tuned_winner: bool) -> None:
+    """Shades the column of the winner (or of each depth tied for first), labelling only the first shaded one."""
     for d in highlighted:
         if d in xs:
-            label = "winner (tuned)" if winner is not None else "tied for first (tuned)"
+            label = "winner (tuned)" if tuned_winner else "tied for first (tuned)"
             first = d == next(h for h in highlighted if h in xs)
             ax.axvspan(
                 xs[d] - 0.45,
@@ -115,42 +130,42 @@ def _plot_test_loss(comparison: dict, entries: list[dict], path: Path) -> Path |
                 label=label if first else None,
             )
 
-    def series(items: dict, shift: float, colour: str, marker: str, label: str) -> None:
-        depths = [d for d in shown if d in items]
-        x = np.array([xs[d] + shift for d in depths])
-        means = np.array([items[d]["test_loss_mean"] for d in depths], dtype=float)
-        lows, highs = [], []
-        for d, m in zip(depths, means, strict=False):
-            ci = reading.interval(items[d].get("test_loss_ci95")) or (m, m)
-            lows.append(max(0.0, m - ci[0]))
-            highs.append(max(0.0, ci[1] - m))
-        for xi, d in zip(x, depths, strict=False):
-            pts = reading.values(items[d].get("test_losses"))
-            if pts:
-                jitter = rng.uniform(-0.05, 0.05, len(pts))
-                ax.scatter(xi + jitter, pts, s=12, color=colour, alpha=0.3, lw=0, zorder=2)
-        ax.errorbar(
-            x,
-            means,
-            yerr=[lows, highs],
-            fmt=marker,
-            color=colour,
-            ms=7,
-            capsize=4,
-            lw=1.6,
-            zorder=3,
-            label=f"{label}: mean, {level} CI",
-        )
 
-    if tuned:
-        series(tuned, -offset, _TUNED_COLOUR, "o", "tuned per depth")
-    if fixed:
-        series(fixed, offset, _FIXED_COLOUR, "s", "one fixed setting")
-    if any(reading.values(e.get("test_losses")) for e in tuned.values()) or any(
-        reading.values(f.get("test_losses")) for f in fixed.values()
-    ):
-        ax.scatter([], [], s=12, color="#555555", alpha=0.4, lw=0, label="single seeds")
+def _test_loss_series(
+    ax, items: dict, shown: list[int], xs: dict[int, int], rng, shift: float, colour: str, marker: str, label: str
+) -> None:
+    """Draws one series of test losses: each seed as a jittered dot (from `rng`), the mean with its CI as a bar."""
+    import numpy as np
 
+    depths = [d for d in shown if d in items]
+    x = np.array([xs[d] + shift for d in depths])
+    means = np.array([items[d]["test_loss_mean"] for d in depths], dtype=float)
+    lows, highs = [], []
+    for d, m in zip(depths, means, strict=False):
+        ci = reading.interval(items[d].get("test_loss_ci95")) or (m, m)
+        lows.append(max(0.0, m - ci[0]))
+        highs.append(max(0.0, ci[1] - m))
+    for xi, d in zip(x, depths, strict=False):
+        pts = reading.values(items[d].get("test_losses"))
+        if pts:
+            jitter = rng.uniform(-0.05, 0.05, len(pts))
+            ax.scatter(xi + jitter, pts, s=12, color=colour, alpha=0.3, lw=0, zorder=2)
+    ax.errorbar(
+        x,
+        means,
+        yerr=[lows, highs],
+        fmt=marker,
+        color=colour,
+        ms=7,
+        capsize=4,
+        lw=1.6,
+        zorder=3,
+        label=label,
+    )
+
+
+def _finish_test_loss_axes(ax, comparison: dict, shown: list[int], highlighted: list[int], both: bool) -> None:
+    """Labels the test-loss axes (winner's depth in bold), adds the best naive baseline's line, title and legend."""
     ax.set_xticks(range(len(shown)), [str(d) for d in shown])
     for tick, d in zip(ax.get_xticklabels(), shown, strict=False):
         if d in highlighted:
@@ -166,7 +181,6 @@ def _plot_test_loss(comparison: dict, entries: list[dict], path: Path) -> Path |
     ax.set_title(title)
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8, loc="best", framealpha=0.9)
-    return _save(fig, path)
 
 
 def _plot_expected_best(comparison: dict, entries: list[dict], path: Path) -> Path | None:

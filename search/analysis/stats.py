@@ -406,6 +406,32 @@ def compare(
     looks = _check_looks(looks)
     if not 0.5 <= gamma < 1.0:
         raise ValueError(f"gamma must lie in [0.5, 1), got {gamma}")
+    samples = _samples(losses_by_depth)
+    depths = sorted(samples)
+    counts = [samples[d].size for d in depths]
+    index = [(a, b) for i, a in enumerate(depths) for b in depths[i + 1 :]]
+
+    if isinstance(seed, bool) or int(seed) != seed:
+        raise ValueError(f"seed must be an integer, got {seed}")
+    tests, adjusted, decidable = _test_pairs(samples, index, seed=int(seed), looks=looks, alpha=alpha)
+    pairs, beats = _call_pairs(
+        samples, index, tests, adjusted, decidable, alpha=alpha, gamma=gamma, confidence=confidence
+    )
+    winner, tied, undecided = _standing(depths, beats, pairs)
+    needed = min_seeds(len(depths), confidence=confidence, looks=looks) if undecided else None
+    return Verdict(
+        winner=winner,
+        tied=tied,
+        undecided=undecided,
+        pairs=pairs,
+        rule=_rule(alpha, gamma, looks, len(index)),
+        needed_seeds=needed,
+        summary=_summary(depths, winner, tied, beats, needed, counts),
+    )
+
+
+def _samples(losses_by_depth: Mapping[int, Sequence[float]]) -> dict[int, np.ndarray]:
+    """Each depth's losses as an array, NaN and infinite (failed) runs set to +inf; raises ValueError on bad input."""
     if not losses_by_depth:
         raise ValueError("no depths to compare")
     samples: dict[int, np.ndarray] = {}
@@ -418,15 +444,15 @@ def compare(
             raise ValueError(f"depth {d} appears twice")
         x = _losses(values, f"losses of depth {d}")
         samples[d] = np.where(np.isfinite(x), x, math.inf)
-    depths = sorted(samples)
-    counts = [samples[d].size for d in depths]
-    index = [(a, b) for i, a in enumerate(depths) for b in depths[i + 1 :]]
+    return samples
 
-    if isinstance(seed, bool) or int(seed) != seed:
-        raise ValueError(f"seed must be an integer, got {seed}")
+
+def _test_pairs(
+    samples: dict[int, np.ndarray], index: list[tuple[int, int]], *, seed: int, looks: int, alpha: float
+) -> tuple[list[tuple[float, float]], np.ndarray, np.ndarray]:
+    """Runs the permutation test on every pair: the (AUC, raw p) per pair, Holm-adjusted p-values, and decidability."""
     tests = [
-        _rank_test(samples[a], samples[b], np.random.default_rng([int(seed) % 2**64, i]))
-        for i, (a, b) in enumerate(index)
+        _rank_test(samples[a], samples[b], np.random.default_rng([seed % 2**64, i])) for i, (a, b) in enumerate(index)
     ]
     raw = np.array([p for _, p in tests])
     adjusted = np.minimum(1.0, looks * _holm(raw)) if index else raw
@@ -434,50 +460,73 @@ def compare(
     # (depths completely separated, in any order) is the best case for each: a pair undecidable there never decides.
     floor = np.array([_smallest_p(samples[a].size, samples[b].size) for a, b in index])
     decidable = looks * _holm(floor) < alpha if index else np.zeros(0, dtype=bool)
+    return tests, adjusted, decidable
 
+
+def _call_pairs(
+    samples: dict[int, np.ndarray],
+    index: list[tuple[int, int]],
+    tests: list[tuple[float, float]],
+    adjusted: np.ndarray,
+    decidable: np.ndarray,
+    *,
+    alpha: float,
+    gamma: float,
+    confidence: float,
+) -> tuple[list[Pair], dict[int, list[int]]]:
+    """Calls each pair for the depth with the lower losses when its adjusted p-value is below alpha and that depth
+    wins with probability at least gamma; returns the Pair records and, for each depth, the depths it beats."""
     pairs: list[Pair] = []
-    beats: dict[int, list[int]] = {d: [] for d in depths}
+    beats: dict[int, list[int]] = {d: [] for d in sorted(samples)}
     for (a, b), (auc, p), p_adj, can in zip(index, tests, adjusted, decidable, strict=True):
         better: int | None = None
         if p_adj < alpha and max(auc, 1.0 - auc) >= gamma:
             better = a if auc > 0.5 else b
             beats[better].append(b if better == a else a)
-        x, y = samples[a], samples[b]
-        diff: float | None = None
-        diff_ci: Interval | None = None
-        if np.all(np.isfinite(x)) and np.all(np.isfinite(y)):
-            diff, ci = _welch(x, y, confidence)
-            diff_ci = ci if x.size > 1 and y.size > 1 else None
-        pairs.append(
-            Pair(
-                a=a,
-                b=b,
-                better=better,
-                p_a_better=auc,
-                p_value=float(p),
-                p_adjusted=float(p_adj),
-                difference=diff,
-                difference_ci=diff_ci,
-                n_a=int(x.size),
-                n_b=int(y.size),
-                decidable=bool(can),
-            )
-        )
+        pairs.append(_pair(a, b, samples[a], samples[b], better, auc, p, p_adj, can, confidence))
+    return pairs, beats
 
+
+def _pair(
+    a: int,
+    b: int,
+    x: np.ndarray,
+    y: np.ndarray,
+    better: int | None,
+    auc: float,
+    p: float,
+    p_adj: float,
+    can: bool,
+    confidence: float,
+) -> Pair:
+    """The Pair record for depths a < b, with the Welch difference of means when neither has a failed run."""
+    diff: float | None = None
+    diff_ci: Interval | None = None
+    if np.all(np.isfinite(x)) and np.all(np.isfinite(y)):
+        diff, ci = _welch(x, y, confidence)
+        diff_ci = ci if x.size > 1 and y.size > 1 else None
+    return Pair(
+        a=a,
+        b=b,
+        better=better,
+        p_a_better=auc,
+        p_value=float(p),
+        p_adjusted=float(p_adj),
+        difference=diff,
+        difference_ci=diff_ci,
+        n_a=int(x.size),
+        n_b=int(y.size),
+        decidable=bool(can),
+    )
+
+
+def _standing(depths: list[int], beats: dict[int, list[int]], pairs: list[Pair]) -> tuple[int | None, list[int], bool]:
+    """The winner (better than every other depth, or None), the tied top group, and whether more seeds could decide."""
     beaten = {d for losers in beats.values() for d in losers}
     winner = next((d for d in depths if len(beats[d]) == len(depths) - 1), None)
     tied = [winner] if winner is not None else ([d for d in depths if d not in beaten] or list(depths))
     undecided = winner is None and any(not pair.decidable and (pair.a in tied or pair.b in tied) for pair in pairs)
-    needed = min_seeds(len(depths), confidence=confidence, looks=looks) if undecided else None
-    return Verdict(
-        winner=winner,
-        tied=tied,
-        undecided=undecided,
-        pairs=pairs,
-        rule=_rule(alpha, gamma, looks, len(index)),
-        needed_seeds=needed,
-        summary=_summary(depths, winner, tied, beats, needed, counts),
-    )
+    return winner, tied, undecided
 
 
 # ----------------------------------------------------------------------------- expected best versus budget

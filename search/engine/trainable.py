@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -48,9 +49,8 @@ def run_trial(config: dict[str, Any], *, data, spec_json: str) -> None:
     """
     import ray
     import torch
-    from ray import tune
 
-    from stacktune.models import fit, save_model
+    from stacktune.models import fit
 
     spec = SearchSpec.model_validate_json(spec_json)
     depth = config["depth"]
@@ -60,6 +60,19 @@ def run_trial(config: dict[str, Any], *, data, spec_json: str) -> None:
     model_cfg, settings = build(cfg, data, threads=threads, device=device)
     node_id = ray.get_runtime_context().get_node_id()
     resume = _saved_state()
+    on_epoch = _epoch_reporter(node_id=node_id, resume=resume)
+    result = fit(
+        model_cfg, data, settings, on_epoch=on_epoch, state_every=spec.train.checkpoint_every, resume_from=resume
+    )
+    _report_final(result, cfg, node_id=node_id)
+
+
+def _epoch_reporter(*, node_id: str, resume: dict | None) -> Callable[[Any], None]:
+    """The `on_epoch` callback: reports each epoch's losses (with a checkpoint when it carries state) to Ray Tune,
+    keeping the best validation loss and the training seconds so far (continued from `resume`)."""
+    import torch
+    from ray import tune
+
     best = resume["best_val_loss"] if resume else math.inf
     seconds = sum(e["seconds"] for e in resume["history"]) if resume else 0.0
 
@@ -85,9 +98,15 @@ def run_trial(config: dict[str, Any], *, data, spec_json: str) -> None:
             torch.save(e.state, Path(tmp) / STATE_FILE)
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
 
-    result = fit(
-        model_cfg, data, settings, on_epoch=on_epoch, state_every=spec.train.checkpoint_every, resume_from=resume
-    )
+    return on_epoch
+
+
+def _report_final(result, cfg, *, node_id: str) -> None:
+    """Reports the trial's final summary; a trial that did not diverge also checkpoints its model and config."""
+    from ray import tune
+
+    from stacktune.models import save_model
+
     final = TrialResult(
         final=True,
         epoch=len(result.epochs),

@@ -28,7 +28,7 @@ def run_train(config_path: str, *, seed: int | None = None, tracking_uri: str | 
     uri = store.resolve_tracking_uri(tracking_uri)
     store.check_tracking(uri)
 
-    from stacktune.models import evaluate, fit, save_model
+    from stacktune.models import fit
 
     client = store.client(uri)
     experiment_id = store.ensure_experiment(client, "stacktune-train")
@@ -49,37 +49,8 @@ def run_train(config_path: str, *, seed: int | None = None, tracking_uri: str | 
             on_epoch=lambda e: log.info("epoch %d  train_loss %.5f  val_loss %.5f", e.epoch, e.train_loss, e.val_loss),
         )
         seconds = time.perf_counter() - started
-        test = evaluate(result.model, data.test, task=data.task)
-        val = evaluate(result.model, data.val, task=data.task)
-        summary = {
-            "val_loss": result.best_val_loss,
-            "test_loss": test["loss"],
-            **(
-                {"val_accuracy": val["accuracy"], "test_accuracy": test["accuracy"]}
-                if data.task == "classification"
-                else {}
-            ),
-            "params": result.params,
-            "seconds": round(seconds, 3),
-            "epochs": len(result.epochs),
-            "best_epoch": result.best_epoch,
-            "state": result.state,
-            "mlflow_run_id": run_id,
-        }
-        metrics = []
-        for e in result.epochs:
-            metrics += store.epoch_metrics(
-                e.epoch, {"train_loss": e.train_loss, "val_loss": e.val_loss, "val_accuracy": e.val_accuracy}
-            )
-        final = {k: v for k, v in summary.items() if k.endswith(("loss", "accuracy"))}
-        metrics += store.epoch_metrics(
-            len(result.epochs), {**{f"final_{k}": v for k, v in final.items()}, "n_params": result.params}
-        )
-        store.log_batch(client, run_id, metrics=metrics, tags=store.as_tags({tags.STATE: result.state}))
-        with tempfile.TemporaryDirectory() as tmp:
-            save_model(result.model, Path(tmp) / "model.pt")
-            (Path(tmp) / "config.yaml").write_text(config_yaml(cfg))
-            client.log_artifacts(run_id, tmp)
+        summary = _build_summary(result, data, seconds=seconds, run_id=run_id)
+        _log_result(client, run_id, result, summary, cfg)
     except BaseException:
         client.set_terminated(run_id, status="KILLED" if sys.exc_info()[0] is KeyboardInterrupt else "FAILED")
         raise
@@ -88,6 +59,49 @@ def run_train(config_path: str, *, seed: int | None = None, tracking_uri: str | 
         raise StacktuneError(f"training diverged: {result.reason}")
     client.set_terminated(run_id, status="FINISHED")
     return summary
+
+
+def _build_summary(result, data, *, seconds: float, run_id: str) -> dict:
+    """Evaluates the trained model on the test and validation splits; returns the run's summary."""
+    from stacktune.models import evaluate
+
+    test = evaluate(result.model, data.test, task=data.task)
+    val = evaluate(result.model, data.val, task=data.task)
+    return {
+        "val_loss": result.best_val_loss,
+        "test_loss": test["loss"],
+        **(
+            {"val_accuracy": val["accuracy"], "test_accuracy": test["accuracy"]}
+            if data.task == "classification"
+            else {}
+        ),
+        "params": result.params,
+        "seconds": round(seconds, 3),
+        "epochs": len(result.epochs),
+        "best_epoch": result.best_epoch,
+        "state": result.state,
+        "mlflow_run_id": run_id,
+    }
+
+
+def _log_result(client, run_id: str, result, summary: dict, cfg: TrainConfig) -> None:
+    """Logs the per-epoch and final metrics, the state tag, and the model and its config as artifacts to the run."""
+    from stacktune.models import save_model
+
+    metrics = []
+    for e in result.epochs:
+        metrics += store.epoch_metrics(
+            e.epoch, {"train_loss": e.train_loss, "val_loss": e.val_loss, "val_accuracy": e.val_accuracy}
+        )
+    final = {k: v for k, v in summary.items() if k.endswith(("loss", "accuracy"))}
+    metrics += store.epoch_metrics(
+        len(result.epochs), {**{f"final_{k}": v for k, v in final.items()}, "n_params": result.params}
+    )
+    store.log_batch(client, run_id, metrics=metrics, tags=store.as_tags({tags.STATE: result.state}))
+    with tempfile.TemporaryDirectory() as tmp:
+        save_model(result.model, Path(tmp) / "model.pt")
+        (Path(tmp) / "config.yaml").write_text(config_yaml(cfg))
+        client.log_artifacts(run_id, tmp)
 
 
 def print_summary(summary: dict, *, as_json: bool) -> None:
