@@ -6,10 +6,11 @@ import contextlib
 import json
 import os
 import shlex
+import signal
 import sys
 from pathlib import Path
 
-from ..engine.ray_setup import check_ray_address
+from ..engine.ray_setup import check_ray_address, start_ray
 from ..errors import ConfigError, SearchInterrupted
 from ..pipeline import run_search
 from ..spec.convert import match_widths
@@ -51,32 +52,52 @@ def search_command(
         # Ray's single-machine mode: every Ray process listens on 127.0.0.1 only. Read when Ray is
         # first imported, so it is set before anything below imports it.
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    terminated: list[int] = []
     try:
         # stdout is the command's answer alone; whatever Ray prints while it runs goes to stderr.
         with contextlib.redirect_stdout(sys.stderr):
             try:
-                comparison = run_search(
-                    spec,
-                    data,
-                    out=out,
-                    tracking_uri=uri,
-                    address=address,
-                    resume=resume,
-                    progress=None if as_json else StderrProgress(),
-                    shared_storage=storage_path or os.environ.get(STORAGE_PATH_ENV),
-                )
+                # Ray installs SIGTERM handlers of its own when it starts: ours goes in after them.
+                start_ray(address)
+                with _sigterm_as_ctrl_c() as terminated:
+                    comparison = run_search(
+                        spec,
+                        data,
+                        out=out,
+                        tracking_uri=uri,
+                        address=address,
+                        resume=resume,
+                        progress=None if as_json else StderrProgress(),
+                        shared_storage=storage_path or os.environ.get(STORAGE_PATH_ENV),
+                    )
             finally:
                 import ray
 
                 ray.shutdown()
     except (SearchInterrupted, KeyboardInterrupt) as exc:
         again = " ".join(shlex.quote(a) for a in ["stacktune", *sys.argv[1:]] if a != "--resume")
-        print(
-            f"error: {exc or 'interrupted'}; finished trials are kept. Continue with: {again} --resume", file=sys.stderr
-        )
-        return 130
+        why = "terminated (SIGTERM)" if terminated else (str(exc) or "interrupted")
+        print(f"error: {why}; finished trials are kept. Continue with: {again} --resume", file=sys.stderr)
+        return 143 if terminated else 130
     if as_json:
         print(json.dumps(comparison.to_dict(), indent=2))
     else:
         print_table(comparison.to_dict(), out_dir=Path(out) / spec.name, tracking_uri=uri)
     return 0
+
+
+@contextlib.contextmanager
+def _sigterm_as_ctrl_c():
+    """While the search runs, SIGTERM (`kill`, `docker stop`, a stopped job) stops it the way Ctrl-C does: runs
+    are closed as KILLED and finished trials kept. Yields a list that holds the signal once one came."""
+    received: list[int] = []
+
+    def stop(signum, frame):
+        received.append(signum)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield received
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -143,7 +143,8 @@ def test_early_stopping_within_depth_prunes_trials_and_keeps_the_budget(tmp_path
     assert sum(d["epochs"] for d in comparison["depths"]) < 2 * 6 * 6
 
 
-def test_ctrl_c_stops_cleanly_exits_130_and_says_how_to_resume(tmp_path):
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_or_sigterm_stops_cleanly_and_says_how_to_resume(tmp_path, sig, code):
     depths, trials = [1, 2], 3
     spec = write_spec(
         tmp_path, name="sigint", depths=depths, trials_per_depth=trials, train={"epochs": 6, "batch_size": 32}
@@ -164,15 +165,19 @@ def test_ctrl_c_stops_cleanly_exits_130_and_says_how_to_resume(tmp_path):
             time.sleep(0.5)
         else:
             pytest.fail("no trial finished in time")
-        driver.send_signal(signal.SIGINT)
+        driver.send_signal(sig)
         _, stderr = driver.communicate(timeout=120)
     finally:
         if driver.poll() is None:
             os.killpg(driver.pid, signal.SIGKILL)
-    assert driver.returncode == 130, stderr[-3000:]
+    assert driver.returncode == code, stderr[-3000:]
     last = [line for line in stderr.splitlines() if line.strip()][-1]
     assert last.startswith("error: ") and "--resume" in last and "Traceback" not in stderr
-    assert not [r for r in _runs(uri, "sigint") if r.info.status == "RUNNING"]
+    assert last.startswith("error: terminated (SIGTERM)") == (sig == signal.SIGTERM)
+    runs = _runs(uri, "sigint")
+    assert not [r for r in runs if r.info.status == "RUNNING"]
+    (search_run,) = [r for r in runs if r.data.tags.get("stacktune.role") == "search"]
+    assert search_run.info.status == "KILLED"
 
     proc = run_cli("search", spec, "--out", "out", "--tracking-uri", uri, "--resume", "--json", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
