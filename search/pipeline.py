@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import logging
+import os
 import shutil
+import time
 from pathlib import Path
 
+from .analysis.comparison import Comparison
 from .analysis.evaluation import evaluate_search
 from .analysis.exports import publish
 from .analysis.summary import summarise
 from .engine.ray_setup import check_resources, quiet_ray_tune, start_ray, storage_path_for
-from .engine.studies import finished_trials, open_storage, prepare_studies
+from .engine.studies import check_storage, finished_trials, open_storage, prepare_studies
 from .engine.tuning import tune_depths
 from .errors import ConfigError, SearchInterrupted
 from .progress import Progress
@@ -31,39 +34,48 @@ def run_search(
     progress: Progress | None = None,
     resume: bool = False,
     shared_storage: str | None = None,
-) -> dict:
-    """Runs the whole search (or what an interrupted one still owes) and returns comparison.json's content.
+) -> Comparison:
+    """Runs the whole search (or what an interrupted one still owes) and returns its comparison.
 
-    `shared_storage` is where trial checkpoints go when trials run on several nodes (see storage_path_for);
-    `progress` receives the milestones (nothing is printed without one).
+    Ray, its resources and the study storage are checked before anything is deleted or created; an earlier
+    search of the name is kept aside until the new one has its studies and runs. `shared_storage` is where trial
+    checkpoints go when trials run on several nodes (see storage_path_for); `progress` receives the milestones
+    (nothing is printed without one).
     """
     import optuna
 
     progress = progress or Progress()
     quiet_ray_tune()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    out_dir = _output_folder(spec, out, resume=resume)
-    # The studies first: on resume, they tell which trials a killed driver had finished.
-    studies = prepare_studies(spec, open_storage(spec, out_dir), resume=resume)
-    client = store.client(tracking_uri)
-    tree = open_run_tree(client, spec, resume=resume, finished=finished_trials(studies))
+    start_ray(address)
+    check_resources(spec)
+    check_storage(spec)
+    out_dir, aside = _output_folder(spec, out, resume=resume)
+    try:
+        # The studies first: on resume, they tell which trials a killed driver had finished.
+        studies = prepare_studies(spec, open_storage(spec, out_dir), resume=resume)
+        client = store.client(tracking_uri)
+        tree = open_run_tree(client, spec, resume=resume, finished=finished_trials(studies))
+    except BaseException:
+        _put_back(aside, out_dir)
+        raise
+    if aside is not None:
+        shutil.rmtree(aside, ignore_errors=True)
     storage_path = storage_path_for(spec, out_dir, shared_storage)
     if not resume and shared_storage and "://" not in storage_path:
         shutil.rmtree(storage_path, ignore_errors=True)
     try:
-        start_ray(address)
-        check_resources(spec)
-        trials = tune_depths(
-            spec, data, studies, client=client, tree=tree, storage_path=storage_path, progress=progress, resume=resume
+        comparison = _tune_to_report(
+            spec,
+            data,
+            studies,
+            client=client,
+            tree=tree,
+            out_dir=out_dir,
+            storage_path=storage_path,
+            progress=progress,
+            resume=resume,
         )
-        comparison = summarise(
-            spec, studies, client=client, tree=tree, trials=trials, task=data.task, storage_path=storage_path
-        )
-        if spec.evaluation.enabled:
-            evaluate_search(
-                spec, studies, comparison, data, client=client, tree=tree, storage_path=storage_path, progress=progress
-            )
-        publish(comparison, out_dir, client=client, search_id=tree.search_id)
     except BaseException as exc:
         interrupted = isinstance(exc, (KeyboardInterrupt, SearchInterrupted))
         close_run_tree(client, tree, "KILLED" if interrupted else "FAILED")
@@ -72,13 +84,66 @@ def run_search(
     return comparison
 
 
-def _output_folder(spec: SearchSpec, out: str | Path, *, resume: bool) -> Path:
-    """OUT/NAME, emptied for a new search (an earlier one of the name is replaced), kept on resume."""
+def _tune_to_report(
+    spec: SearchSpec,
+    data,
+    studies: dict,
+    *,
+    client,
+    tree,
+    out_dir: Path,
+    storage_path: str,
+    progress: Progress,
+    resume: bool,
+) -> Comparison:
+    """Tune every depth, summarise, evaluate on the test split, and publish the comparison and report."""
+    trials = tune_depths(
+        spec, data, studies, client=client, tree=tree, storage_path=storage_path, progress=progress, resume=resume
+    )
+    comparison = summarise(
+        spec, studies, client=client, tree=tree, trials=trials, task=data.task, storage_path=storage_path
+    )
+    if spec.evaluation.enabled:
+        evaluate_search(
+            spec, studies, comparison, data, client=client, tree=tree, storage_path=storage_path, progress=progress
+        )
+    publish(comparison, out_dir, client=client, search_id=tree.search_id)
+    return comparison
+
+
+# A file in every output folder stacktune makes: a folder without it (or a search's own files) is never deleted.
+MARKER = ".stacktune-search"
+
+
+def _made_by_stacktune(folder: Path) -> bool:
+    return any((folder / name).exists() for name in (MARKER, "optuna.journal", "comparison.json")) or not any(
+        folder.iterdir()
+    )
+
+
+def _output_folder(spec: SearchSpec, out: str | Path, *, resume: bool) -> tuple[Path, Path | None]:
+    """OUT/NAME, new and empty for a new search, kept on resume; and where an earlier search of the name was set
+    aside (None when there was none). A folder stacktune did not make is refused, never replaced."""
     out_dir = Path(out).resolve() / spec.name
+    aside = None
     if resume and not out_dir.is_dir():
         raise ConfigError(f"nothing to resume: {out_dir} holds no search named {spec.name!r}")
     if not resume and out_dir.exists():
+        if not out_dir.is_dir() or not _made_by_stacktune(out_dir):
+            raise ConfigError(
+                f"{out_dir} exists and holds no stacktune search, so it is left alone: choose another --out or --name"
+            )
         log.info("replacing the earlier search in %s", out_dir)
-        shutil.rmtree(out_dir)
+        aside = out_dir.with_name(f".{spec.name}.replaced-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
+        out_dir.rename(aside)
     out_dir.mkdir(parents=True, exist_ok=True)
-    return out_dir
+    (out_dir / MARKER).write_text(f"search {spec.name}\n")
+    return out_dir, aside
+
+
+def _put_back(aside: Path | None, out_dir: Path) -> None:
+    """Restores an earlier search set aside when the new one could not start."""
+    if aside is None:
+        return
+    shutil.rmtree(out_dir, ignore_errors=True)
+    aside.rename(out_dir)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import optuna
 from optuna.trial import FixedTrial, TrialState
 
+from ..errors import UnreachableError, first_line
 from ..spec.convert import sampler_seed, to_train_config
 from ..spec.schema import SearchSpec, TrainConfig
 from .space import suggest
@@ -52,6 +54,18 @@ def finished_trials(studies: dict) -> dict[str, str]:
         for t in counted_trials(study)
         if "ray_trial_id" in t.user_attrs and t.state in names
     }
+
+
+def check_storage(spec: SearchSpec) -> None:
+    """Raises UnreachableError, in one line without the URL's password, unless the spec's study database opens."""
+    if not spec.storage:
+        return  # a journal file in the output folder: nothing to reach
+    try:
+        optuna.storages.RDBStorage(spec.storage)
+    except Exception as exc:  # noqa: BLE001 - any driver's failure to connect is the same answer to the user
+        password = urlsplit(spec.storage).password
+        reason = first_line(exc).replace(password, "***") if password else first_line(exc)
+        raise UnreachableError(f"cannot open the Optuna storage in `storage:` ({reason[:300]})") from None
 
 
 def open_storage(spec: SearchSpec, out_dir: Path):
