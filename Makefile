@@ -5,7 +5,7 @@ TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench venv clean
+.PHONY: demo test test-deps lint bench venv clean
 
 venv: $(STAMP)
 
@@ -22,8 +22,12 @@ demo: $(STAMP)
 	$(BIN)/stacktune search examples/demo.yaml
 
 # Lint first: a style or import error fails in seconds, before the suite's minutes.
-test: lint
+test: lint test-deps
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# The system packages the tests drive (Chromium, docker-compose): installed when missing, as root with apt.
+test-deps:
+	./tests/system-deps.sh
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
