@@ -12,6 +12,7 @@ from .analysis.comparison import Comparison
 from .analysis.evaluation import evaluate_search
 from .analysis.exports import publish
 from .analysis.summary import summarise
+from .engine.locks import search_lock
 from .engine.ray_setup import check_resources, quiet_ray_tune, start_ray, storage_path_for
 from .engine.studies import check_storage, finished_trials, open_storage, prepare_studies
 from .engine.tuning import tune_depths
@@ -50,6 +51,29 @@ def run_search(
     start_ray(address)
     check_resources(spec)
     check_storage(spec)
+    with search_lock(spec, out):
+        return _run_locked(
+            spec,
+            data,
+            out=out,
+            tracking_uri=tracking_uri,
+            progress=progress,
+            resume=resume,
+            shared_storage=shared_storage,
+        )
+
+
+def _run_locked(
+    spec: SearchSpec,
+    data,
+    *,
+    out: str | Path,
+    tracking_uri: str,
+    progress: Progress,
+    resume: bool,
+    shared_storage: str | None,
+) -> Comparison:
+    """The search itself, once every check has passed and this process holds the search's locks."""
     out_dir, aside = _output_folder(spec, out, resume=resume)
     try:
         # The studies first: on resume, they tell which trials a killed driver had finished.

@@ -48,12 +48,12 @@ class DepthSearcher(Searcher):
         """Trials still owed to some depth (with a seconds budget, the depths still owed time): above zero after an
         interrupted run."""
         if self._seconds is None:
-            return sum(self._spec.trials_per_depth - len(counted_trials(s)) for s in self._studies.values())
+            return sum(max(0, self._spec.trials_per_depth - len(counted_trials(s))) for s in self._studies.values())
         return sum(self._owed(d, len(counted_trials(s))) for d, s in self._studies.items())
 
     def most_trials(self) -> int:
         """The most trials the search may still run: what Ray Tune is told to expect."""
-        return sum(self._spec.trials_per_depth - self._asked[d] for d in self._spec.depths)
+        return sum(max(0, self._spec.trials_per_depth - self._asked[d]) for d in self._spec.depths)
 
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
         behind = [d for d in self._spec.depths if self._owed(d, self._asked[d])]

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 import optuna
 from optuna.trial import FixedTrial, TrialState
 
-from ..errors import UnreachableError, first_line
+from ..errors import ConfigError, UnreachableError, first_line
 from ..spec.convert import sampler_seed, to_train_config
 from ..spec.schema import SearchSpec, TrainConfig
 from .space import suggest
@@ -83,6 +83,8 @@ def prepare_studies(spec: SearchSpec, storage, *, resume: bool) -> dict:
     On resume, trials a killed driver left RUNNING are closed as failed and marked `interrupted`,
     so they neither count against the budget nor stay open.
     """
+    if resume:
+        check_resume_budget(spec, storage)
     studies = {}
     for depth in spec.depths:
         name = study_name(spec.name, depth)
@@ -105,6 +107,26 @@ def prepare_studies(spec: SearchSpec, storage, *, resume: bool) -> dict:
         study.set_user_attr("depth", depth)
         studies[depth] = study
     return studies
+
+
+def check_resume_budget(spec: SearchSpec, storage) -> None:
+    """Refuses a resume whose trials_per_depth is below what some depth has already run: the depths would end
+    with unequal budgets."""
+    done = {}
+    for depth in spec.depths:
+        try:
+            study = optuna.load_study(study_name=study_name(spec.name, depth), storage=storage)
+        except KeyError:
+            continue
+        done[depth] = len(counted_trials(study))
+    over = {d: n for d, n in done.items() if n > spec.trials_per_depth}
+    if over:
+        most = max(over.values())
+        ran = ", ".join(f"depth {d} {n}" for d, n in sorted(over.items()))
+        raise ConfigError(
+            f"cannot resume with trials_per_depth {spec.trials_per_depth}: trials already run: {ran}; "
+            f"resume with --trials-per-depth {most} or more so that every depth gets the same budget"
+        )
 
 
 def trial_counts(study) -> dict[str, int]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import contextlib
+import fcntl
 import os
 import time
 import urllib.error
@@ -77,7 +79,25 @@ def client(uri: str):
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     from mlflow.tracking import MlflowClient
 
+    if uri.startswith("sqlite:///"):
+        with _creation_lock(Path(uri.removeprefix("sqlite:///")).expanduser()):
+            return MlflowClient(tracking_uri=uri)
     return MlflowClient(tracking_uri=uri)
+
+
+@contextlib.contextmanager
+def _creation_lock(path: Path):
+    """A file lock around opening a SQLite store, which creates its tables when they are missing: two processes
+    that create the same store at once would otherwise both try, and one fail ("table experiments already exists")."""
+    if not path.parent.is_dir():
+        yield  # check_tracking says why, in one line
+        return
+    fd = os.open(path.parent / f".{path.name}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def ensure_experiment(mlflow_client, name: str) -> str:
