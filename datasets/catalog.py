@@ -6,7 +6,7 @@ tests check that these numbers match what the loaders return.
 
 from __future__ import annotations
 
-from .errors import DataError
+from .errors import DataError, shown
 from .types import DatasetInfo
 
 _SYNTHETIC = "synthetic"
@@ -117,7 +117,7 @@ GENERATED = frozenset(name for name, info in INFOS.items() if info.source == _SY
 
 def unknown_name_message(name: str) -> str:
     """Return the one-line message for a dataset name that is not built in."""
-    return f"unknown dataset {name!r}; known datasets: {', '.join(INFOS)}"
+    return f"unknown dataset {shown(name)}; known datasets: {', '.join(INFOS)}"
 
 
 def get_info(name: str) -> DatasetInfo:

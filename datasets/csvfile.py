@@ -6,13 +6,15 @@ Problems are reported as DataError naming the file, the column and the CSV line 
 
 from __future__ import annotations
 
+import os
 import warnings
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .errors import DataError
+from .errors import DataError, byte_size, clip, shown
 from .forecast import Series
 from .samples import Sequences
 from .spec import DatasetSpec
@@ -21,6 +23,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
 _MISSING = frozenset({"", "nan", "na", "n/a", "null", "none", "#n/a"})
+MAX_CSV_BYTES = 2 << 30  # the largest CSV file read, checked before reading it
+_LISTED = 20  # column names listed in a message
 
 
 def _read(path: Path) -> pd.DataFrame:
@@ -29,6 +33,12 @@ def _read(path: Path) -> pd.DataFrame:
 
     if not path.is_file():
         raise DataError(f"{path}: file not found")
+    size = os.stat(path).st_size
+    if size > MAX_CSV_BYTES:
+        raise DataError(
+            f"{path}: file is {size} bytes ({byte_size(size)}), "
+            f"over the {byte_size(MAX_CSV_BYTES)} limit for a CSV file"
+        )
     try:
         # index_col=False stops pandas from turning a row's extra leading fields into an index;
         # the warning it gives instead (the row is cut short) is made an error, so nothing is lost silently.
@@ -42,9 +52,9 @@ def _read(path: Path) -> pd.DataFrame:
     except (pd.errors.ParserError, UnicodeDecodeError) as error:
         raise DataError(f"{path}: cannot parse as CSV: {error}") from None
     frame.columns = [str(column).strip() for column in frame.columns]
-    repeated = sorted({c for c in frame.columns if list(frame.columns).count(c) > 1})
+    repeated = sorted(name for name, count in Counter(frame.columns).items() if count > 1)
     if repeated:
-        raise DataError(f"{path}: column {repeated[0]!r} appears more than once in the header")
+        raise DataError(f"{path}: column {shown(repeated[0])} appears more than once in the header")
     frame = frame.apply(lambda column: column.str.strip())
     # Blank lines are dropped here, not by pandas, so that index + 2 stays the line number.
     frame = frame[~(frame == "").all(axis=1)]
@@ -62,9 +72,14 @@ def _require(frame: pd.DataFrame, columns: list[str], role: str, path: Path) -> 
     """Raise DataError for the first of `columns` the file lacks, listing the columns it has."""
     for column in columns:
         if column not in frame.columns:
-            raise DataError(
-                f"{path}: {role} column {column!r} not found; available columns: {', '.join(frame.columns)}"
-            )
+            raise DataError(f"{path}: {role} column {shown(column)} not found; available columns: {_listed(frame)}")
+
+
+def _listed(frame: pd.DataFrame) -> str:
+    """The file's column names for a message: the first few, each cut short, and how many more there are."""
+    names = [clip(str(column)) for column in frame.columns[:_LISTED]]
+    more = len(frame.columns) - _LISTED
+    return ", ".join(names) + (f" and {more} more" if more > 0 else "")
 
 
 def _numeric(frame: pd.DataFrame, column: str, path: Path) -> np.ndarray:
@@ -78,12 +93,12 @@ def _numeric(frame: pd.DataFrame, column: str, path: Path) -> np.ndarray:
         position = int(np.argmax(bad))
         raw = text.iloc[position]
         if np.isinf(values[position]):
-            problem = f"an infinite value {raw!r}"
+            problem = f"an infinite value {shown(raw)}"
         elif raw.lower() in _MISSING:
-            problem = f"a missing value (NaN, {raw!r})"
+            problem = f"a missing value (NaN, {shown(raw)})"
         else:
-            problem = f"a non-numeric value {raw!r}"
-        raise DataError(f"{path}: column {column!r} has {problem} at line {_line(frame, position)}")
+            problem = f"a non-numeric value {shown(raw)}"
+        raise DataError(f"{path}: column {shown(column)} has {problem} at line {_line(frame, position)}")
     return values
 
 
@@ -138,14 +153,14 @@ def read_sequences(path: Path, spec: DatasetSpec) -> Sequences:
         column for column in frame.columns if column not in (label, sequence) and _looks_numeric(frame[column])
     ]
     if not features:
-        raise DataError(f"{path}: no numeric feature columns besides {label!r} and {sequence!r}")
+        raise DataError(f"{path}: no numeric feature columns besides {shown(label)} and {shown(sequence)}")
     values = np.column_stack([_numeric(frame, column, path) for column in features])
 
     for column in (sequence, label):
         empty = (frame[column] == "").to_numpy()
         if empty.any():
             line = _line(frame, int(np.argmax(empty)))
-            raise DataError(f"{path}: column {column!r} is empty at line {line}")
+            raise DataError(f"{path}: column {shown(column)} is empty at line {line}")
     codes, _ = pd.factorize(frame[sequence])
     row_labels = frame[label].to_numpy(dtype=str)
     first = np.unique(codes, return_index=True)[1]  # first row of each sequence, by sequence code
@@ -153,8 +168,8 @@ def read_sequences(path: Path, spec: DatasetSpec) -> Sequences:
     if changed.any():
         position = int(np.argmax(changed))
         raise DataError(
-            f"{path}: column {label!r} changes within sequence "
-            f"{frame[sequence].iloc[position]!r} at line {_line(frame, position)}"
+            f"{path}: column {shown(label)} changes within sequence "
+            f"{shown(frame[sequence].iloc[position])} at line {_line(frame, position)}"
         )
 
     order = np.argsort(codes, kind="stable")

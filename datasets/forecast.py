@@ -15,6 +15,10 @@ from numpy.lib.stride_tricks import sliding_window_view
 from .errors import DataError
 from .types import Prepared, Split
 
+# The most float32 values (2 GB) a prepared set may hold: windows overlap, so a long series with a wide window
+# makes far more values than it has; checked before anything is allocated.
+MAX_PREPARED_VALUES = 500_000_000
+
 
 @dataclass(frozen=True)
 class Series:
@@ -94,6 +98,19 @@ def make_windows(x: np.ndarray, y: np.ndarray, *, window: int, horizon: int) -> 
     )
 
 
+def _check_windowed_size(
+    series: Series, bounds: dict[str, tuple[int, int]], *, window_size: int, horizon: int, where: str
+) -> None:
+    """Raise DataError when the windows of every segment would hold more than MAX_PREPARED_VALUES values."""
+    samples = sum(max(end - start - window_size - horizon + 1, 0) for start, end in bounds.values())
+    per_sample = window_size * len(series.features) + horizon * len(series.targets)
+    if samples * per_sample > MAX_PREPARED_VALUES:
+        raise DataError(
+            f"{where}: window {window_size} over {len(series.values)} rows makes {samples * per_sample} values, "
+            f"over the {MAX_PREPARED_VALUES} a prepared set may hold; use a smaller window or fewer rows"
+        )
+
+
 def prepare_series(
     series: Series,
     *,
@@ -137,6 +154,7 @@ def prepare_series(
             f"rows in each of train/val/test, so at least {least_rows} with val_fraction {val_fraction} "
             f"and test_fraction {test_fraction}"
         )
+    _check_windowed_size(series, bounds, window_size=window_size, horizon=horizon, where=where)
 
     position = {column: i for i, column in enumerate(series.columns)}
     x = series.values[:, [position[c] for c in series.features]].astype(np.float64)

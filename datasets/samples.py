@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import DataError
-from .forecast import standardise
+from .forecast import MAX_PREPARED_VALUES, standardise
 from .types import Prepared, Split
 
 
@@ -78,6 +78,17 @@ def _pad(x: Sequence[np.ndarray], idx: np.ndarray, max_length: int, mean: np.nda
     return out
 
 
+def _check_padded_size(lengths: np.ndarray, channels: int, *, where: str) -> None:
+    """Raise DataError when padding every sequence to the longest would make more than MAX_PREPARED_VALUES values."""
+    longest = int(lengths.max(initial=0))
+    padded = len(lengths) * longest * channels
+    if padded > MAX_PREPARED_VALUES:
+        raise DataError(
+            f"{where}: {len(lengths)} sequences padded to {longest} steps of {channels} channels make {padded} values, "
+            f"over the {MAX_PREPARED_VALUES} a prepared set may hold"
+        )
+
+
 def prepare_sequences(
     data: Sequences,
     *,
@@ -97,6 +108,7 @@ def prepare_sequences(
     classification = data.labels is not None
     n, channels = len(data.x), len(data.columns)
     lengths = np.array([len(seq) for seq in data.x], dtype=np.int64)
+    _check_padded_size(lengths, channels, where=where)
     indices = split_indices(
         n,
         strata=data.y if classification else None,

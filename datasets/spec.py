@@ -9,6 +9,16 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from .catalog import FORECASTING, GENERATED, INFOS, unknown_name_message
 
+# Upper bounds on every size a spec sets, checked before anything is generated, read or allocated.
+MAX_WINDOW = 10_000  # input steps of a forecasting window
+MAX_HORIZON = 10_000  # steps predicted
+MAX_LENGTH = 1_000_000  # rows of a synthetic series or samples of `adding` (mackey_glass integrates 10 steps a row)
+MAX_SEQ_LEN = 10_000  # steps of one `adding` sequence
+MAX_ADDING_STEPS = 10_000_000  # `length` x `seq_len` of the adding problem: the values it generates
+MAX_COLUMNS = 10_000  # names in `target` or `features`
+MAX_PATH = 4096  # characters of a `csv` path (Linux's PATH_MAX)
+DEFAULT_SEQ_LEN = 50  # steps of an `adding` sequence when `seq_len` is not given
+
 _CSV_ONLY = ("target", "features", "task", "sequence")
 Transform = Literal["none", "diff", "log_diff"]
 
@@ -29,18 +39,18 @@ class DatasetSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str | None = None
-    csv: str | None = None
+    csv: str | None = Field(default=None, max_length=MAX_PATH)
     target: str | list[str] | None = None
-    features: list[str] | None = Field(default=None, min_length=1)
+    features: list[str] | None = Field(default=None, min_length=1, max_length=MAX_COLUMNS)
     task: Literal["regression", "classification"] | None = None
     sequence: str | None = None
-    window: int | None = Field(default=None, ge=1)
-    horizon: int = Field(default=1, ge=1)
+    window: int | None = Field(default=None, ge=1, le=MAX_WINDOW)
+    horizon: int = Field(default=1, ge=1, le=MAX_HORIZON)
     val_fraction: float = Field(default=0.15, gt=0, lt=0.5)
     test_fraction: float = Field(default=0.15, gt=0, lt=0.5)
     seed: int = 0
-    length: int | None = Field(default=None, ge=1)
-    seq_len: int | None = Field(default=None, ge=2)
+    length: int | None = Field(default=None, ge=1, le=MAX_LENGTH)
+    seq_len: int | None = Field(default=None, ge=2, le=MAX_SEQ_LEN)
     scale: bool = True
     transform: Transform = "none"
     season: int | None = Field(default=None, ge=2)
@@ -57,6 +67,8 @@ class DatasetSpec(BaseModel):
     def _nonempty_target(cls, target: str | list[str] | None) -> str | list[str] | None:
         if isinstance(target, list) and not target:
             raise ValueError("`target` must name at least one column")
+        if isinstance(target, list) and len(target) > MAX_COLUMNS:
+            raise ValueError(f"`target` may name at most {MAX_COLUMNS} columns, got {len(target)}")
         return target
 
     @model_validator(mode="after")
@@ -78,6 +90,14 @@ class DatasetSpec(BaseModel):
             raise ValueError(f"`length` applies only to synthetic datasets ({', '.join(sorted(GENERATED))})")
         if self.seq_len is not None and self.name != "adding":
             raise ValueError("`seq_len` applies only to the 'adding' dataset")
+        if self.name == "adding":
+            samples = self.length if self.length is not None else INFOS["adding"].length
+            steps = self.seq_len if self.seq_len is not None else DEFAULT_SEQ_LEN
+            if samples * steps > MAX_ADDING_STEPS:
+                raise ValueError(
+                    f"`length` x `seq_len` of 'adding' may be at most {MAX_ADDING_STEPS} steps in all, "
+                    f"got {samples} x {steps}"
+                )
 
     def _check_csv(self) -> None:
         if self.target is None:

@@ -7,7 +7,7 @@ import numpy as np
 from .catalog import INFOS
 from .forecast import Series
 from .samples import Sequences
-from .spec import DatasetSpec
+from .spec import DEFAULT_SEQ_LEN, DatasetSpec
 
 
 def _length(spec: DatasetSpec) -> int:
@@ -87,7 +87,7 @@ def mackey_glass(
 def adding(spec: DatasetSpec) -> Sequences:
     """The adding problem: values in [0, 1] and markers on one step in each half; target their sum."""
     rng = np.random.default_rng(spec.seed)
-    n, steps = _length(spec), spec.seq_len if spec.seq_len is not None else 50
+    n, steps = _length(spec), spec.seq_len if spec.seq_len is not None else DEFAULT_SEQ_LEN
     values = rng.uniform(0, 1, size=(n, steps))
     rows = np.arange(n)
     first = rng.integers(0, steps // 2, size=n)

@@ -12,12 +12,18 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from stacktune.datasets import DatasetSpec
+from stacktune.datasets.errors import byte_size
 
 from ..errors import ConfigError, first_line
 from .messages import Hints, describe, one_line
 from .schema import EvaluationSection, SearchSpec, SpaceSection
 
 Model = TypeVar("Model", bound=BaseModel)
+
+MAX_SPEC_BYTES = 1 << 20  # the largest spec or config file read, checked before reading it
+# The most nodes (mappings, lists and scalars) a YAML document may hold once its aliases are expanded: nested
+# anchors and aliases (a "billion laughs") make a small file stand for billions of values.
+MAX_YAML_NODES = 20_000
 
 
 # How a union field's valid forms read in a message when the value fits none of them.
@@ -43,19 +49,102 @@ def describe_validation_error(error: ValidationError, model: type[BaseModel] | N
     return describe(error, model, data, _UNION_FORMS)
 
 
-def read_yaml(path: str | Path) -> dict:
-    """The mapping in a YAML file, or a ConfigError that names the file."""
-    path = Path(path)
+class _Refused(Exception):
+    """A YAML document refused before it is built into Python values; the message says why."""
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses a document of more than MAX_YAML_NODES nodes, as written or once its aliases
+    are expanded, before any of it is built into Python values."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._composed = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        self._composed += 1
+        if self._composed > MAX_YAML_NODES:  # stops reading a long document early
+            raise _Refused(f"too many YAML nodes (more than {MAX_YAML_NODES})")
+        return super().compose_node(parent, index)
+
+    def compose_document(self) -> yaml.Node:
+        node = super().compose_document()
+        _count_expanded(node, MAX_YAML_NODES)
+        return node
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
+
+
+def _count_expanded(root: yaml.Node, limit: int) -> int:
+    """The nodes under `root` with every alias expanded, counting each shared node once per reference.
+
+    Each node is visited once (sizes are kept by node), so a document of a few hundred aliases standing for
+    billions of values is counted in microseconds; raises _Refused above `limit`, or when an alias refers to a
+    node that contains it.
+    """
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, finished = stack.pop()
+        key = id(node)
+        if finished:
+            open_nodes.discard(key)
+            sizes[key] = 1 + sum(sizes[id(child)] for child in _children(node))
+            if sizes[key] > limit:
+                raise _Refused(f"too many YAML nodes once aliases are expanded (more than {limit})")
+        elif key in open_nodes:
+            raise _Refused("a YAML alias refers to a node that contains it")
+        elif key not in sizes:
+            open_nodes.add(key)
+            stack.append((node, True))
+            stack.extend((child, False) for child in _children(node))
+    return sizes[id(root)]
+
+
+def _read_text(path: Path) -> str:
+    """The file's text, refused unread when it is larger than MAX_SPEC_BYTES."""
     try:
-        text = path.read_text()
+        size = path.stat().st_size
+        if size > MAX_SPEC_BYTES:
+            raise ConfigError(_too_large(path, size))
+        with path.open("rb") as handle:  # not every file has a size (a pipe): never read past the limit
+            raw = handle.read(MAX_SPEC_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+    if len(raw) > MAX_SPEC_BYTES:
+        raise ConfigError(_too_large(path, None))
+    try:
+        return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start})") from None
+
+
+def _too_large(path: Path, size: int | None) -> str:
+    what = f"{size} bytes ({byte_size(size)})" if size is not None else f"over {MAX_SPEC_BYTES} bytes"
+    return f"{path}: file is {what}, over the {byte_size(MAX_SPEC_BYTES)} limit for a spec or config file"
+
+
+def read_yaml(path: str | Path) -> dict:
+    """The mapping in a YAML file, or a ConfigError that names the file.
+
+    Files over MAX_SPEC_BYTES are refused before they are read, and documents whose aliases expand to more than
+    MAX_YAML_NODES nodes before they are built.
+    """
+    path = Path(path)
+    text = _read_text(path)
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_BoundedLoader)
+    except _Refused as exc:
+        raise ConfigError(f"{path}: {exc}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""

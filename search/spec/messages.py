@@ -19,6 +19,8 @@ import annotated_types
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
+from stacktune.datasets.errors import clip, shown
+
 # (model class, field name) -> the valid forms of a union field, in words.
 Hints = dict[tuple[type, str], str]
 
@@ -46,6 +48,7 @@ _TYPE_ERRORS = frozenset(
 )
 _BOUND_ERRORS = frozenset({"greater_than", "greater_than_equal", "less_than", "less_than_equal"})
 _SHOWN = 60  # characters of a bad value quoted in a message
+_LONGEST = 1000  # characters of a whole message; anything longer is cut
 # Every character str.splitlines() breaks at, with the spaces around it.
 _LINE_BREAKS = re.compile(r"\s*[\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]+\s*")
 
@@ -74,7 +77,7 @@ def describe(
         text = _describe_union(chosen, walked, data, hints or {})
     else:
         text = _describe_one(*chosen, data)
-    return one_line(text)
+    return clip(one_line(text), _LONGEST)
 
 
 def one_line(text: str) -> str:
@@ -95,7 +98,7 @@ def _walk(model: type[BaseModel] | None, loc: tuple) -> _Where:
             field = current.model_fields.get(part) if isinstance(part, str) else None
             where.info = field
             annotation = field.annotation if field is not None else None
-            where.path.append(str(part))
+            where.path.append(_key(part))
         elif _is_union(current) and isinstance(part, str):
             if where.union is None:
                 owner = where.parent if where.info is not None else None
@@ -106,11 +109,11 @@ def _walk(model: type[BaseModel] | None, loc: tuple) -> _Where:
             args = get_args(current)
             annotation = args[0] if args else None
             where.info = None
-            where.path.append(str(part))
+            where.path.append(_key(part))
         elif get_origin(current) is dict:
             key_type, value_type = (get_args(current) + (None, None))[:2]
             where.info = None
-            where.path.append(str(part))
+            where.path.append(_key(part))
             if i + 1 < len(parts) and parts[i + 1] == "[key]":
                 annotation = key_type
                 i += 1
@@ -121,7 +124,7 @@ def _walk(model: type[BaseModel] | None, loc: tuple) -> _Where:
         else:
             where.info = None
             annotation = None
-            where.path.append(str(part))
+            where.path.append(_key(part))
         i += 1
     where.annotation = annotation
     return where
@@ -133,7 +136,7 @@ def _describe_one(error: dict, where: _Where, data: Any = None) -> str:
     if kind in ("extra_forbidden", "invalid_key"):
         key = value if kind == "invalid_key" else (loc[-1] if loc else "")
         if kind == "invalid_key":
-            at = ".".join(where.path[:-1] + [str(key)])
+            at = ".".join(where.path[:-1] + [_key(key)])
         given = _lookup(data, where.path[:-1])
         taken = {str(k) for k in given} if isinstance(given, dict) else set()
         return f"{at}: {_unknown_key(key, where.parent, taken)}"
@@ -144,6 +147,9 @@ def _describe_one(error: dict, where: _Where, data: Any = None) -> str:
         allowed = _bounds(where, error.get("ctx") or {})
         if allowed:
             return f"{at}: expected {allowed}, got {_show(value)}"
+    if kind == "string_too_long":
+        most = (error.get("ctx") or {}).get("max_length")
+        return f"{at}: expected a string of at most {most} characters, got {_show(value)} ({len(value)} characters)"
     if kind in ("too_short", "too_long"):
         return f"{at}: expected {_length(where, error.get('ctx') or {})}, got {_show(value)}"
     if kind == "finite_number":
@@ -157,10 +163,10 @@ def _describe_one(error: dict, where: _Where, data: Any = None) -> str:
         message = message.removeprefix(prefix)
     if message.startswith("Input should be "):
         message = "expected " + message.removeprefix("Input should be ")
-    shown = _show(value)
-    if isinstance(value, (dict, BaseModel)) or "got " in message or shown in message:
+    quoted = _show(value)
+    if isinstance(value, (dict, BaseModel)) or "got " in message or quoted in message:
         return f"{at}: {message}"
-    return f"{at}: {message}, got {shown}"
+    return f"{at}: {message}, got {quoted}"
 
 
 def _describe_union(chosen: tuple, walked: list, data: Any, hints: Hints) -> str:
@@ -293,16 +299,21 @@ def _either(options: list[str]) -> str:
 
 
 def _show(value: Any) -> str:
-    """A bad value as quoted in a message: YAML's words for null and booleans, cut to a readable length."""
+    """A bad value as quoted in a message: YAML's words for null and booleans, cut to a readable length.
+
+    Never builds the whole repr of a huge or deeply nested value (a YAML alias bomb is small in memory but not
+    once written out): only as much as the message shows is looked at.
+    """
     if value is None:
         return "null"
     if isinstance(value, bool):
         return "true" if value else "false"
-    try:
-        text = repr(value)
-    except ValueError:  # an integer too long for Python to print
-        return "a number too long to show"
-    return text if len(text) <= _SHOWN else text[: _SHOWN - 3] + "..."
+    return shown(value, _SHOWN)
+
+
+def _key(part: Any) -> str:
+    """A location's part as shown in a path: a key from the user's file, cut to a readable length."""
+    return clip(str(part), _SHOWN)
 
 
 def _num(value: Any) -> str:

@@ -13,8 +13,27 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from stacktune.datasets import DatasetSpec
+from stacktune.datasets.errors import shown
 
 _Strict = ConfigDict(extra="forbid")
+
+# Upper bounds on every size a spec or config sets, so that a typo cannot ask for hours of work or more memory
+# than a machine has; the dataset's own (window, length, ...) are in stacktune.datasets.spec.
+MAX_UNITS = 4096  # units of one layer
+MAX_DEPTH = 32  # layers of a stack
+MAX_CHOICES = 256  # values in a list of choices
+MAX_PARAMS = 1_000_000_000  # weights of a stack for `units: {params: N}`
+MAX_EPOCHS = 100_000
+MAX_TRIALS = 100_000  # trials of one depth
+MAX_BATCH_SIZE = 65_536
+MAX_SEEDS = 1000  # seeds of the evaluation
+MAX_TOP_K = 100
+MAX_FAILURES = 100  # restarts of a trial whose worker died
+MAX_CONCURRENT = 10_000  # trials at once
+MAX_CPUS_PER_TRIAL = 1024.0
+MAX_GPUS_PER_TRIAL = 64.0
+MAX_BUDGET_SECONDS = 10_000_000.0  # training seconds of one depth
+MAX_URL = 4096  # characters of a storage URL
 
 
 def _finite(value: float | None) -> float | None:
@@ -27,7 +46,7 @@ def _finite(value: float | None) -> float | None:
 def _usable_csv_path(dataset: DatasetSpec) -> DatasetSpec:
     """Rejects a `csv` path no file system accepts, before anything resolves it."""
     if dataset.csv is not None and "\x00" in dataset.csv:
-        raise ValueError(f"`csv` cannot contain a NUL character, got {dataset.csv!r}")
+        raise ValueError(f"`csv` cannot contain a NUL character, got {shown(dataset.csv)}")
     return dataset
 
 
@@ -35,7 +54,7 @@ class ModelSection(BaseModel):
     """The stack: one width per layer, dropout between layers, optional residuals."""
 
     model_config = _Strict
-    units: list[int] = Field(min_length=1, max_length=32)
+    units: list[int] = Field(min_length=1, max_length=MAX_DEPTH)
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
     residual: bool = False
     forget_bias: float = 1.0
@@ -46,6 +65,8 @@ class ModelSection(BaseModel):
         for width in units:
             if width < 1:
                 raise ValueError(f"every layer needs at least 1 unit, got {width}")
+            if width > MAX_UNITS:
+                raise ValueError(f"a layer has at most {MAX_UNITS} units, got {width}")
         return units
 
     _finite_bias = field_validator("forget_bias")(_finite)
@@ -56,14 +77,14 @@ class TrainSection(BaseModel):
 
     model_config = _Strict
     lr: float = Field(gt=0.0, allow_inf_nan=False)
-    epochs: int = Field(30, ge=1, le=100_000)
-    batch_size: int = Field(64, ge=1)
+    epochs: int = Field(30, ge=1, le=MAX_EPOCHS)
+    batch_size: int = Field(64, ge=1, le=MAX_BATCH_SIZE)
     weight_decay: float = Field(0.0, ge=0.0)
     optimizer: Literal["adamw", "adam"] = "adamw"
     grad_clip: float | None = Field(1.0, gt=0.0)
     precision: Literal["fp32", "bf16"] = "fp32"  # bf16: autocast forward passes, for GPUs with Tensor Cores
     # Stop after this many epochs without a lower validation loss (None: train every epoch).
-    patience: int | None = Field(None, ge=1, le=100_000)
+    patience: int | None = Field(None, ge=1, le=MAX_EPOCHS)
     seed: int = 0
 
     _finite_values = field_validator("weight_decay", "grad_clip")(_finite)
@@ -106,9 +127,9 @@ class IntRange(BaseModel):
     """A searched integer: low..high with a step, or log-uniform."""
 
     model_config = _Strict
-    low: int = Field(ge=1)
-    high: int = Field(ge=1)
-    step: int = Field(1, ge=1)
+    low: int = Field(ge=1, le=MAX_UNITS)
+    high: int = Field(ge=1, le=MAX_UNITS)
+    step: int = Field(1, ge=1, le=MAX_UNITS)
     log: bool = False
     # One width for every layer of a stack, so every depth's space has the same dimension.
     shared: bool = False
@@ -126,24 +147,51 @@ class UnitChoices(BaseModel):
     """Widths to choose from, per layer, or one for every layer when `shared`."""
 
     model_config = _Strict
-    choices: list[int] = Field(min_length=1)
+    choices: list[int] = Field(min_length=1, max_length=MAX_CHOICES)
     shared: bool = False
 
     @field_validator("choices")
     @classmethod
     def _positive(cls, choices: list[int]) -> list[int]:
-        if any(u < 1 for u in choices):
-            raise ValueError(f"units choices must be positive integers, got {choices}")
-        return choices
+        return _unit_widths(choices)
 
 
 class MatchedUnits(BaseModel):
     """Equal widths chosen per depth so that every stack has about `params` weights."""
 
     model_config = _Strict
-    params: int = Field(ge=16)
+    params: int = Field(ge=16, le=MAX_PARAMS)
     # Filled in once the data's input and output sizes are known: depth -> width.
-    widths: dict[int, int] | None = None
+    widths: dict[int, Annotated[int, Field(ge=1, le=MAX_UNITS)]] | None = None
+
+
+def _unit_widths(units: list[int]) -> list[int]:
+    """A list of units choices: at least one, at most MAX_CHOICES, each a width from 1 to MAX_UNITS."""
+    if not units:
+        raise ValueError("give at least one units choice, got []")
+    if len(units) > MAX_CHOICES:
+        raise ValueError(f"give at most {MAX_CHOICES} units choices, got {len(units)}")
+    if any(u < 1 for u in units):
+        raise ValueError(f"units choices must be positive integers, got {shown(units)}")
+    widest = max(units)
+    if widest > MAX_UNITS:
+        raise ValueError(f"a layer has at most {MAX_UNITS} units, got {widest}")
+    return units
+
+
+def _batch_sizes(sizes: list[int] | int | None) -> list[int] | int | None:
+    """A batch size or a list of choices of one: at least one, each from 1 to MAX_BATCH_SIZE."""
+    if sizes is None:
+        return sizes
+    listed = sizes if isinstance(sizes, list) else [sizes]
+    if not listed:
+        raise ValueError("give at least one batch_size choice, got []")
+    if len(listed) > MAX_CHOICES:
+        raise ValueError(f"give at most {MAX_CHOICES} batch_size choices, got {len(listed)}")
+    for size in listed:
+        if not 1 <= size <= MAX_BATCH_SIZE:
+            raise ValueError(f"a batch holds 1 to {MAX_BATCH_SIZE} samples, got {size}")
+    return sizes
 
 
 def _as_float_range(value: Any, *, log: bool) -> Any:
@@ -178,12 +226,9 @@ class SpaceSection(BaseModel):
     @field_validator("units")
     @classmethod
     def _unit_choices(cls, units: list[int] | IntRange | UnitChoices | MatchedUnits) -> Any:
-        if isinstance(units, list):
-            if not units:
-                raise ValueError("give at least one units choice, got []")
-            if any(u < 1 for u in units):
-                raise ValueError(f"units choices must be positive integers, got {units}")
-        return units
+        return _unit_widths(units) if isinstance(units, list) else units
+
+    _batch_size_bounds = field_validator("batch_size")(_batch_sizes)
 
     @field_validator("lr")
     @classmethod
@@ -214,16 +259,16 @@ class SearchTrainSection(BaseModel):
     """Training settings shared by every trial."""
 
     model_config = _Strict
-    epochs: int = Field(20, ge=1, le=100_000)
-    batch_size: int = Field(64, ge=1)
+    epochs: int = Field(20, ge=1, le=MAX_EPOCHS)
+    batch_size: int = Field(64, ge=1, le=MAX_BATCH_SIZE)
     optimizer: Literal["adamw", "adam"] = "adamw"
     grad_clip: float | None = Field(1.0, gt=0.0)
     precision: Literal["fp32", "bf16"] = "fp32"
     # A trial whose worker dies restarts from its last state, saved every this many epochs (0: never).
-    checkpoint_every: int = Field(5, ge=0)
+    checkpoint_every: int = Field(5, ge=0, le=MAX_EPOCHS)
     # Early stopping inside a trial: stop after this many epochs without a lower validation loss, so `epochs` is a
     # maximum and a best epoch at the end means the trial wanted more (None: train every epoch).
-    patience: int | None = Field(10, ge=1, le=100_000)
+    patience: int | None = Field(10, ge=1, le=MAX_EPOCHS)
 
     _finite_clip = field_validator("grad_clip")(_finite)
 
@@ -233,17 +278,17 @@ class SamplerSection(BaseModel):
 
     model_config = _Strict
     kind: Literal["tpe", "random"] = "tpe"
-    n_startup_trials: int = Field(5, ge=0)
+    n_startup_trials: int = Field(5, ge=0, le=MAX_TRIALS)
 
 
 class ResourcesSection(BaseModel):
     """What Ray reserves for each trial."""
 
     model_config = _Strict
-    cpus_per_trial: float = Field(1.0, gt=0.0)
-    gpus_per_trial: float = Field(0.0, ge=0.0)
-    max_concurrent: int | None = Field(None, ge=1)
-    max_failures: int = Field(1, ge=0, le=100)  # times a trial whose worker or node died is restarted
+    cpus_per_trial: float = Field(1.0, gt=0.0, le=MAX_CPUS_PER_TRIAL)
+    gpus_per_trial: float = Field(0.0, ge=0.0, le=MAX_GPUS_PER_TRIAL)
+    max_concurrent: int | None = Field(None, ge=1, le=MAX_CONCURRENT)
+    max_failures: int = Field(1, ge=0, le=MAX_FAILURES)  # times a trial whose worker or node died is restarted
 
     _finite_resources = field_validator("cpus_per_trial", "gpus_per_trial")(_finite)
 
@@ -253,7 +298,7 @@ class PruningSection(BaseModel):
 
     model_config = _Strict
     kind: Literal["none", "asha"] = "none"
-    grace_epochs: int = Field(2, ge=1)
+    grace_epochs: int = Field(2, ge=1, le=MAX_EPOCHS)
     reduction: float = Field(3.0, gt=1.0)
 
 
@@ -268,9 +313,9 @@ class EvaluationSection(BaseModel):
     model_config = _Strict
     # A count (0 turns evaluation and the verdict off), or "auto": seeds are added in rounds until every pair of
     # depths is decided or `max_seeds` is reached.
-    seeds: Annotated[int, Field(ge=0, le=1000)] | Literal["auto"] = DEFAULT_EVAL_SEEDS
-    max_seeds: int = Field(30, ge=2, le=1000)
-    top_k: int = Field(1, ge=1, le=100)
+    seeds: Annotated[int, Field(ge=0, le=MAX_SEEDS)] | Literal["auto"] = DEFAULT_EVAL_SEEDS
+    max_seeds: int = Field(30, ge=2, le=MAX_SEEDS)
+    top_k: int = Field(1, ge=1, le=MAX_TOP_K)
     confidence: float = Field(0.95, gt=0.5, lt=1.0)
 
     @property
@@ -288,7 +333,7 @@ class BudgetSection(BaseModel):
 
     model_config = _Strict
     kind: Literal["trials", "seconds"] = "trials"
-    per_depth: float | None = Field(None, gt=0.0, le=10_000_000.0, allow_inf_nan=False)
+    per_depth: float | None = Field(None, gt=0.0, le=MAX_BUDGET_SECONDS, allow_inf_nan=False)
 
     @model_validator(mode="after")
     def _amount(self) -> "BudgetSection":
@@ -303,10 +348,10 @@ class BaselineSection(BaseModel):
     """The fixed setting people usually compare depths with: one width and learning rate for all."""
 
     model_config = _Strict
-    units: int = Field(64, ge=1)
+    units: int = Field(64, ge=1, le=MAX_UNITS)
     lr: float = Field(1e-3, gt=0.0, le=10.0)
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
-    batch_size: int | None = Field(None, ge=1)
+    batch_size: int | None = Field(None, ge=1, le=MAX_BATCH_SIZE)
 
 
 GPU_UNITS_MULTIPLE = 8
@@ -320,8 +365,8 @@ class SearchSpec(BaseModel):
     model_config = _Strict
     name: str
     dataset: DatasetSpec
-    depths: list[int] = Field(min_length=1)
-    trials_per_depth: int = Field(ge=1, le=100_000)
+    depths: list[int] = Field(min_length=1)  # at most MAX_DEPTH, as they lie in 1..MAX_DEPTH and never repeat
+    trials_per_depth: int = Field(ge=1, le=MAX_TRIALS)
     budget: BudgetSection = Field(default_factory=BudgetSection)
     space: SpaceSection = Field(default_factory=SpaceSection)
     train: SearchTrainSection = Field(default_factory=SearchTrainSection)
@@ -330,14 +375,15 @@ class SearchSpec(BaseModel):
     pruning: PruningSection = Field(default_factory=PruningSection)
     evaluation: EvaluationSection = Field(default_factory=EvaluationSection)
     baseline: BaselineSection | None = Field(default_factory=BaselineSection)
-    storage: str | None = None  # an Optuna storage URL; default: a journal file in the output folder
+    # An Optuna storage URL; default: a journal file in the output folder.
+    storage: str | None = Field(None, max_length=MAX_URL)
     seed: int = 0
 
     @field_validator("name")
     @classmethod
     def _safe_name(cls, name: str) -> str:
         if not _NAME.match(name):
-            raise ValueError(f"use letters, digits, '.', '_' and '-' only, got {name!r}")
+            raise ValueError(f"use letters, digits, '.', '_' and '-' only, got {shown(name)}")
         return name
 
     _usable_path = field_validator("dataset")(_usable_csv_path)
@@ -347,7 +393,7 @@ class SearchSpec(BaseModel):
     def _storage_url(cls, storage: str | None) -> str | None:
         if storage is not None and not _URL.match(storage):
             raise ValueError(
-                f"expected a database URL like postgresql://user@host/db or sqlite:///optuna.db, got {storage!r}"
+                f"expected a database URL like postgresql://user@host/db or sqlite:///optuna.db, got {shown(storage)}"
             )
         return storage
 
@@ -355,10 +401,10 @@ class SearchSpec(BaseModel):
     @classmethod
     def _depths(cls, depths: list[int]) -> list[int]:
         for depth in depths:
-            if not 1 <= depth <= 32:
-                raise ValueError(f"a depth must lie in 1..32, got {depth}")
+            if not 1 <= depth <= MAX_DEPTH:
+                raise ValueError(f"a depth must lie in 1..{MAX_DEPTH}, got {shown(depth)}")
         if len(set(depths)) != len(depths):
-            raise ValueError(f"depths must not repeat, got {depths}")
+            raise ValueError(f"depths must not repeat, got {shown(depths)}")
         return sorted(depths)
 
     @model_validator(mode="after")

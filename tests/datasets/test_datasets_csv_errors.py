@@ -81,3 +81,20 @@ def test_missing_file(tmp_path):
 
 def test_missing_window(tmp_path):
     expect(tmp_path, GOOD, "forecasting needs `window`", window=None)
+
+
+def test_a_file_over_the_size_limit_is_refused_before_it_is_read(tmp_path):
+    path = tmp_path / "series.csv"
+    with open(path, "wb") as handle:
+        handle.truncate(3 << 30)  # sparse: takes no disk space
+    with pytest.raises(DataError) as error:
+        load({"csv": "series.csv", "target": "value", "window": 3}, base_dir=tmp_path)
+    assert str(error.value) == f"{path}: file is 3221225472 bytes (3 GiB), over the 2 GiB limit for a CSV file"
+
+
+def test_a_huge_cell_or_column_name_is_cut_in_the_message(tmp_path):
+    expect(tmp_path, bad_cell("x" * 100_000), "non-numeric value 'xxxx", "...", "at line 5")
+    long_name = "time,value," + "o" * 100_000 + "\n" + "1,2,3\n" * 40
+    with pytest.raises(DataError) as error:
+        load_text(tmp_path, long_name, target="missing")
+    assert len(str(error.value)) < 300 and "available columns: time, value, ooo" in str(error.value)

@@ -74,3 +74,14 @@ def test_too_few_sequences_for_the_splits(tmp_path):
     spec = {"csv": str(csv), "task": "classification", "target": "label", "sequence": "id"}
     with pytest.raises(DataError, match=r"few\.csv: 2 sequences leave the val split empty"):
         load(spec)
+
+
+def test_sequences_that_would_not_fit_in_memory_once_padded_are_refused():
+    from stacktune.datasets.samples import Sequences, prepare_sequences
+
+    long = np.broadcast_to(np.zeros((1, 1)), (300_000_000, 1))  # a view: no memory behind it
+    data = Sequences(x=[long, np.zeros((2, 1))], y=np.zeros(2), columns=["x"], targets=["y"])
+    with pytest.raises(DataError, match=r"2 sequences padded to 300000000 steps of 1 channels make 600000000 values"):
+        prepare_sequences(
+            data, name="n", source="s", where="w", val_fraction=0.2, test_fraction=0.2, seed=0, scale=True
+        )

@@ -65,3 +65,27 @@ def test_fields_that_do_not_apply_are_named(fields, field):
 
 def test_relative_csv_resolves_against_base_dir(tmp_path):
     assert DatasetSpec(csv="d/x.csv", target="y").csv_path(tmp_path) == tmp_path / "d" / "x.csv"
+
+
+@pytest.mark.parametrize(
+    "fields, needle",
+    [
+        ({"name": "sine", "window": 10_001}, "less than or equal to 10000"),
+        ({"name": "sine", "window": 4, "horizon": 10**9}, "less than or equal to 10000"),
+        ({"name": "sine", "window": 4, "length": 10**9}, "less than or equal to 1000000"),
+        ({"name": "adding", "seq_len": 10_001}, "less than or equal to 10000"),
+        ({"name": "adding", "length": 10_000, "seq_len": 10_000}, "may be at most 10000000 steps in all"),
+        ({"name": "adding", "length": 1_000_000}, "may be at most 10000000 steps in all, got 1000000 x 50"),
+        ({"csv": "x" * 4097, "target": "y"}, "at most 4096 characters"),
+        ({"csv": "x.csv", "target": "y", "features": ["a"] * 10_001}, "at most 10000 items"),
+        ({"csv": "x.csv", "target": ["a"] * 10_001}, "`target` may name at most 10000 columns"),
+    ],
+)
+def test_sizes_have_upper_bounds(fields, needle):
+    with pytest.raises(ValidationError, match=needle):
+        DatasetSpec(**fields)
+
+
+def test_sizes_at_their_bounds_are_accepted():
+    assert DatasetSpec(name="sine", window=10_000, horizon=10_000, length=1_000_000).window == 10_000
+    assert DatasetSpec(name="adding", length=1000, seq_len=10_000).seq_len == 10_000

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import math
 import tempfile
+import time
 from pathlib import Path
 from typing import get_args
 
@@ -126,7 +127,7 @@ UNITS_FORMS = (
         ("space.units", {"lo": 8}, f"space.units: expected {UNITS_FORMS}, got {{'lo': 8}}"),
         ("space.units", [8, "x"], "space.units.1: expected an integer, got 'x'"),
         ("space.units", {"low": 8}, "space.units.high: required key is missing; expected an integer"),
-        ("space.units", {"params": 3}, "space.units.params: expected an integer of at least 16, got 3"),
+        ("space.units", {"params": 3}, "space.units.params: expected an integer from 16 to 1000000000, got 3"),
         ("space.units", {"params": "x"}, "space.units.params: expected an integer, got 'x'"),
         ("space.lr", "abc", "space.lr: expected a positive number, a range [low, high] or {low, high, log}, got 'abc'"),
         ("space.lr", {"low": 1e-3}, "space.lr.high: required key is missing; expected a number"),
@@ -184,7 +185,7 @@ def test_empty_or_inverted_ranges(path, value, needles):
         (SearchSpec, "trials_per_depth", 0, "trials_per_depth: expected an integer from 1 to 100000, got 0"),
         (SearchSpec, "space.units", [0, 8], "space.units: units choices must be positive integers, got [0, 8]"),
         (SearchSpec, "space.units", [], "space.units: give at least one units choice, got []"),
-        (SearchSpec, "baseline.units", 0, "baseline.units: expected an integer of at least 1, got 0"),
+        (SearchSpec, "baseline.units", 0, "baseline.units: expected an integer from 1 to 4096, got 0"),
         (TrainConfig, "model.units", [8, 0], "model.units: every layer needs at least 1 unit, got 0"),
         (TrainConfig, "model.units", [8] * 33, "model.units: expected a list of 1 to 32 integers, got [8, 8,"),
         (SearchSpec, "space.lr", 0, "space.lr: the learning rate must be a finite number > 0, got 0.0"),
@@ -216,7 +217,7 @@ def test_empty_or_inverted_ranges(path, value, needles):
             SearchSpec,
             "resources.cpus_per_trial",
             math.inf,
-            "resources.cpus_per_trial: expected a finite number, got inf",
+            "resources.cpus_per_trial: expected a number in (0, 1024], got inf",
         ),
         (TrainConfig, "model.forget_bias", math.nan, "model.forget_bias: expected a finite number, got nan"),
         (TrainConfig, "train.weight_decay", math.inf, "train.weight_decay: expected a finite number, got inf"),
@@ -300,6 +301,195 @@ def test_unreadable_yaml_is_one_line(tmp_path, text, needle):
     assert len(str(caught.value).splitlines()) == 1
 
 
+# --- bounds: every size has a limit, and a value past it gets the usual one line ----------------------------------
+
+ADDING = {"name": "adding"}
+
+
+@pytest.mark.parametrize(
+    "model, path, value, expected",
+    [
+        (SearchSpec, "dataset.window", 10**9, "dataset.window: expected an integer from 1 to 10000, got 1000000000"),
+        (SearchSpec, "dataset.horizon", 10**6, "dataset.horizon: expected an integer from 1 to 10000, got 1000000"),
+        (SearchSpec, "dataset.length", 10**9, "dataset.length: expected an integer from 1 to 1000000, got 1000000000"),
+        (SearchSpec, "dataset.csv", "d" * 5000, "dataset.csv: expected a string of at most 4096 characters, got 'ddd"),
+        (SearchSpec, "space.units", [8, 10**9], "space.units: a layer has at most 4096 units, got 1000000000"),
+        (SearchSpec, "space.units", list(range(1, 301)), "space.units: give at most 256 units choices, got 300"),
+        (SearchSpec, "space.units", {"low": 8, "high": 10**6}, "space.units.high: expected an integer from 1 to 4096"),
+        (
+            SearchSpec,
+            "space.units",
+            {"low": 8, "high": 64, "step": 10**5},
+            "space.units.step: expected an integer from",
+        ),
+        (SearchSpec, "space.units", {"choices": [8, 5000]}, "space.units.choices: a layer has at most 4096 units, got"),
+        (
+            SearchSpec,
+            "space.units",
+            {"params": 10**12},
+            "space.units.params: expected an integer from 16 to 1000000000, got 1000000000000",
+        ),
+        (
+            SearchSpec,
+            "space.batch_size",
+            [32, 10**7],
+            "space.batch_size: a batch holds 1 to 65536 samples, got 10000000",
+        ),
+        (SearchSpec, "space.batch_size", 0, "space.batch_size: a batch holds 1 to 65536 samples, got 0"),
+        (SearchSpec, "space.batch_size", [], "space.batch_size: give at least one batch_size choice, got []"),
+        (
+            SearchSpec,
+            "trials_per_depth",
+            10**9,
+            "trials_per_depth: expected an integer from 1 to 100000, got 1000000000",
+        ),
+        (SearchSpec, "train.epochs", 10**6, "train.epochs: expected an integer from 1 to 100000, got 1000000"),
+        (SearchSpec, "train.batch_size", 10**6, "train.batch_size: expected an integer from 1 to 65536, got 1000000"),
+        (SearchSpec, "train.checkpoint_every", 10**6, "train.checkpoint_every: expected an integer from 0 to 100000"),
+        (SearchSpec, "sampler.n_startup_trials", 10**6, "sampler.n_startup_trials: expected an integer from 0 to"),
+        (SearchSpec, "pruning.grace_epochs", 10**6, "pruning.grace_epochs: expected an integer from 1 to 100000"),
+        (SearchSpec, "resources.max_concurrent", 10**6, "resources.max_concurrent: expected an integer from 1 to"),
+        (SearchSpec, "resources.gpus_per_trial", 1000, "resources.gpus_per_trial: expected a number in [0, 64], got"),
+        (SearchSpec, "evaluation.max_seeds", 10**6, "evaluation.max_seeds: expected an integer from 2 to 1000"),
+        (SearchSpec, "baseline.units", 10**6, "baseline.units: expected an integer from 1 to 4096, got 1000000"),
+        (SearchSpec, "baseline.batch_size", 10**6, "baseline.batch_size: expected an integer from 1 to 65536, got"),
+        (SearchSpec, "storage", "sqlite:///" + "x" * 5000, "storage: expected a string of at most 4096 characters"),
+        (TrainConfig, "model.units", [8, 10**6], "model.units: a layer has at most 4096 units, got 1000000"),
+        (TrainConfig, "train.batch_size", 10**6, "train.batch_size: expected an integer from 1 to 65536, got 1000000"),
+        (TrainConfig, "train.epochs", 10**6, "train.epochs: expected an integer from 1 to 100000, got 1000000"),
+    ],
+)
+def test_sizes_past_their_limit_name_the_field_and_the_limit(model, path, value, expected):
+    data = _with(SPEC if model is SearchSpec else TRAIN, path, value)
+    if path == "dataset.length":
+        data["dataset"] = {"name": "sine", "window": 4, "length": value}
+    elif path == "dataset.csv":
+        data["dataset"] = {"csv": value, "target": "y", "window": 4}
+    message = _error(model, data)
+    assert message.startswith(expected) and len(message) < 300, message
+
+
+@pytest.mark.parametrize(
+    "dataset, expected",
+    [
+        ({**ADDING, "seq_len": 10**6}, "dataset.seq_len: expected an integer from 2 to 10000, got 1000000"),
+        ({**ADDING, "length": 100_000, "seq_len": 1000}, "`length` x `seq_len` of 'adding' may be at most 10000000"),
+        ({"csv": "d.csv", "target": [f"c{i}" for i in range(10_001)]}, "`target` may name at most 10000 columns"),
+        ({"csv": "d.csv", "target": "y", "features": ["a"] * 10_001}, "dataset.features: expected a list of 1 to"),
+    ],
+)
+def test_dataset_sizes_past_their_limit(dataset, expected):
+    assert expected in _error(SearchSpec, {**SPEC, "dataset": dataset})
+
+
+def test_sizes_at_their_limit_are_accepted():
+    spec = _with(SPEC, "space.units", {"low": 4096, "high": 4096})
+    spec["dataset"] = {"name": "sine", "window": 10_000, "horizon": 10_000, "length": 1_000_000}
+    spec.update(trials_per_depth=100_000, train={"epochs": 100_000, "batch_size": 65_536})
+    parsed = SearchSpec.model_validate(spec)
+    assert parsed.dataset.window == 10_000 and parsed.space.units.high == 4096
+
+
+def _spec_file(tmp_path, text: str) -> Path:
+    path = tmp_path / "spec.yaml"
+    path.write_text(text)
+    return path
+
+
+def _refused(path: Path, *needles: str, seconds: float = 5.0) -> str:
+    start = time.monotonic()
+    with pytest.raises(ConfigError) as caught:
+        load_spec(path)
+    message = str(caught.value)
+    assert time.monotonic() - start < seconds, f"took {time.monotonic() - start:.1f} s"
+    assert len(message.splitlines()) == 1 and message.startswith(f"{path}: ") and len(message) < 400, message
+    for needle in needles:
+        assert needle in message, message
+    return message
+
+
+def _laughs(anchor: str, levels: int = 9) -> str:
+    """Nested anchors and aliases: `levels` levels of ten references each, 10**levels strings once expanded."""
+    lines = [f"{anchor}0: &{anchor}0 [{', '.join(['lol'] * 10)}]"]
+    lines += [f"{anchor}{i}: &{anchor}{i} [{', '.join([f'*{anchor}{i - 1}'] * 10)}]" for i in range(1, levels + 1)]
+    return "\n".join(lines) + "\n"
+
+
+BASE = "depths: [1, 2]\ntrials_per_depth: 2\n"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        _laughs("a") + BASE + "dataset: {name: sine, window: 4}\nname: *a9\n",
+        _laughs("b") + BASE + "name: demo\ndataset: {name: sine, window: 4, source: *b9}\n",
+        _laughs("c") + BASE + "name: demo\ndataset: {name: sine, window: 4}\nspace: {units: *c9}\n",
+        "m0: &m0 {x: 1, y: 2}\n"
+        + "".join(f"m{i}: &m{i} {{<<: [{', '.join([f'*m{i - 1}'] * 10)}]}}\n" for i in range(1, 9))
+        + BASE
+        + "name: demo\ndataset: {name: sine, window: 4}\n",
+    ],
+    ids=["under-name", "under-dataset-source", "under-space-units", "merge-keys"],
+)
+def test_an_alias_bomb_is_refused_before_it_is_built(tmp_path, text):
+    _refused(_spec_file(tmp_path, text), "too many YAML nodes once aliases are expanded (more than 20000)", seconds=2)
+
+
+def test_an_alias_inside_its_own_anchor_is_refused(tmp_path):
+    _refused(_spec_file(tmp_path, "name: &n [*n]\n" + BASE), "a YAML alias refers to a node that contains it")
+
+
+def test_a_document_of_too_many_nodes_is_refused_while_it_is_read(tmp_path):
+    path = _spec_file(tmp_path, "name: demo\n" + BASE + "metrics: [" + ", ".join(["1"] * 200_000) + "]\n")
+    _refused(path, "too many YAML nodes (more than 20000)", seconds=3)
+
+
+def test_a_few_aliases_are_still_read(tmp_path):
+    text = "name: demo\n" + BASE + "dataset: {name: sine, window: 4}\nspace: {units: &w [8, 16], batch_size: *w}\n"
+    spec = load_spec(_spec_file(tmp_path, text))
+    assert spec.space.units == [8, 16] and spec.space.batch_size == [8, 16]
+
+
+@pytest.mark.parametrize("size", [(1 << 20) + 1, 50 << 20, 1 << 40])
+def test_a_spec_file_over_the_limit_is_refused_unread(tmp_path, size):
+    path = tmp_path / "spec.yaml"
+    with open(path, "wb") as handle:
+        handle.truncate(size)  # sparse: takes no disk space
+    _refused(path, f"file is {size} bytes", "over the 1 MiB limit for a spec or config file", seconds=1)
+
+
+def test_a_file_without_a_size_is_read_only_up_to_the_limit():
+    if not Path("/dev/zero").exists():
+        pytest.skip("no /dev/zero")
+    with pytest.raises(ConfigError, match=r"^/dev/zero: file is over 1048576 bytes, over the 1 MiB limit"):
+        load_yaml(SearchSpec, "/dev/zero")
+
+
+def _bomb(levels: int = 9) -> list:
+    value: list = ["lol"] * 10
+    for _ in range(levels):
+        value = [value] * 10
+    return value
+
+
+@pytest.mark.parametrize(
+    "value",
+    [_bomb(), {"k": _bomb()}, "x" * 10_000_000, 10**4000, [[["deep"] * 1000] * 1000] * 1000],
+    ids=["nested-lists", "mapping", "long-string", "long-integer", "wide"],
+)
+def test_a_huge_value_in_a_message_is_cut_without_writing_it_out(value):
+    start = time.monotonic()
+    message = _error(SearchSpec, {**SPEC, "name": value})
+    assert time.monotonic() - start < 1 and message.startswith("name: ") and len(message) < 200, message
+
+
+def test_every_message_is_cut_to_a_bounded_length():
+    message = _error(SearchSpec, _with(SPEC, "dataset.name", "q" * 1_000_000))
+    assert message.startswith("dataset.name: unknown dataset 'qqq") and len(message) < 400, message
+    message = _error(SearchSpec, {**SPEC, "k" * 100_000: 1})
+    assert "unknown key" in message and len(message) < 400, message
+
+
 # --- CSV files ------------------------------------------------------------------------------------------------
 
 
@@ -326,6 +516,43 @@ def test_bad_csv_files_name_the_file_and_the_problem(tmp_path, content, needles)
     assert len(message.splitlines()) == 1 and str(tmp_path / "d.csv") in message, message
     for needle in needles:
         assert needle in message, message
+
+
+def test_a_csv_file_over_the_limit_is_refused_unread(tmp_path):
+    path = tmp_path / "d.csv"
+    with open(path, "wb") as handle:
+        handle.truncate((2 << 30) + 1)  # sparse: takes no disk space
+    start = time.monotonic()
+    with pytest.raises(ConfigError) as caught:
+        load_data(DatasetSpec(csv="d.csv", target="y", window=4), base_dir=tmp_path)
+    assert time.monotonic() - start < 1
+    assert str(caught.value) == f"{path}: file is 2147483649 bytes (2.0 GiB), over the 2 GiB limit for a CSV file"
+
+
+@pytest.mark.parametrize(
+    "content, needles",
+    [
+        ("t,y\n1,0.5\n2," + "z" * 1_000_000 + "\n", ["column 'y' has a non-numeric value 'zzz", "...", "at line 3"]),
+        (",".join(f"c{i}" for i in range(1000)) + "\n" + ",".join("1" * 1000) + "\n", ["c19 and 980 more"]),
+        ("t," + "w" * 100_000 + "\n1,2\n", ["available columns: t, www", "..."]),
+    ],
+    ids=["huge-cell", "many-columns", "huge-header"],
+)
+def test_huge_csv_values_are_cut_in_the_message(tmp_path, content, needles):
+    (tmp_path / "d.csv").write_text(content)
+    with pytest.raises(ConfigError) as caught:
+        load_data(DatasetSpec(csv="d.csv", target="y", window=1), base_dir=tmp_path)
+    message = str(caught.value)
+    assert len(message.splitlines()) == 1 and len(message) < 1000, message
+    for needle in needles:
+        assert needle in message, message
+
+
+def test_windows_that_would_not_fit_in_memory_are_refused_before_they_are_made():
+    start = time.monotonic()
+    with pytest.raises(ConfigError, match=r"window 10000 over 1000000 rows makes \d+ values, over the 500000000"):
+        load_data(DatasetSpec(name="sine", window=10_000, length=1_000_000), base_dir=None)
+    assert time.monotonic() - start < 5
 
 
 @pytest.mark.parametrize("content", ["y\n,nan\n", "y\n,,nan\n", "y,y \nnan,1\n"])
