@@ -1,7 +1,10 @@
 # One image for the Ray head, the Ray workers and the MLflow server of docker-compose.yml.
 # CPU PyTorch by default; the compose file's GPU worker builds it with a CUDA index:
 #   docker build --build-arg TORCH_INDEX=https://download.pytorch.org/whl/cu128 -t stacktune:gpu .
-FROM python:3.11-slim
+# The base image is a build argument (a pinned Debian release by default); another Python 3.11+ image
+# with pip, sh and grep works too: docker build --build-arg BASE_IMAGE=... .
+ARG BASE_IMAGE=python:3.11-slim-bookworm
+FROM ${BASE_IMAGE}
 ARG TORCH_SPEC="torch==2.13.0"
 ARG TORCH_INDEX="https://download.pytorch.org/whl/cpu"
 ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1

@@ -1,6 +1,7 @@
 """Stacked LSTM models and the training loop that every search trial runs."""
 
 from .lstm import LSTMConfig, StackedLSTM, count_parameters, load_model, save_model
+from .precision import bf16_supported, check_precision
 from .train import EpochResult, FitResult, TrainSettings, evaluate, fit
 
 __all__ = [
@@ -14,4 +15,6 @@ __all__ = [
     "evaluate",
     "save_model",
     "load_model",
+    "bf16_supported",
+    "check_precision",
 ]

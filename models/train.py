@@ -17,6 +17,7 @@ from torch import Tensor
 from stacktune.datasets.types import Prepared, Split, Task
 
 from .lstm import LSTMConfig, StackedLSTM
+from .precision import check_precision
 
 OPTIMIZERS = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam}
 EVAL_BATCH = 1024
@@ -35,7 +36,8 @@ class TrainSettings:
     seed: int = 0
     threads: int | None = None  # torch.set_num_threads for this process; None leaves it alone
     device: str = "cpu"
-    # "bf16": forward passes under bfloat16 autocast (Tensor Cores on a GPU); weights and optimizer stay fp32
+    # "bf16": forward passes under bfloat16 autocast (Tensor Cores on a GPU); weights and optimizer stay fp32.
+    # Not every CPU can: fit raises ValueError where it cannot (see precision.bf16_supported)
     precision: Literal["fp32", "bf16"] = "fp32"
     # stop after this many epochs in a row without a new best val loss; None trains all `epochs`
     patience: int | None = None
@@ -238,7 +240,8 @@ def fit(
     row without a strictly lower val loss than the best so far end training early, as "completed"
     with a `reason`. Every `state_every` epochs the EpochResult carries a `state` that `resume_from`
     continues from exactly as if training had not stopped (patience counter included).
-    Returns the best-val-loss model and history.
+    Returns the best-val-loss model and history. Raises ValueError when `settings.precision` cannot run on the
+    device (bf16 on a CPU without bfloat16 support).
     """
     start = time.perf_counter()
     if data.task != config.task:
@@ -249,6 +252,8 @@ def fit(
     if settings.threads is not None:
         torch.set_num_threads(settings.threads)
     device = torch.device(settings.device)
+    # a clear error here rather than oneDNN's "could not create a primitive descriptor" mid-epoch
+    check_precision(settings.precision, device)
     torch.manual_seed(settings.seed)
     model = StackedLSTM(config).to(device)
     # the fused update is one kernel call instead of several ops per tensor: about 0.6 ms

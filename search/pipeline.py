@@ -15,6 +15,7 @@ from .analysis.summary import summarise
 from .engine.locks import search_lock
 from .engine.ray_setup import check_resources, quiet_ray_tune, start_ray, storage_path_for
 from .engine.studies import check_storage, finished_trials, open_storage, prepare_studies
+from .engine.trainable import check_search_precision
 from .engine.tuning import tune_depths
 from .errors import ConfigError, SearchInterrupted
 from .progress import Progress
@@ -46,6 +47,7 @@ def run_search(
     import optuna
 
     progress = progress or Progress()
+    check_search_precision(spec)  # bf16 on a CPU that cannot run it: refused before any trial starts
     quiet_ray_tune()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     start_ray(address)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..contracts import TrialResult
+from ..errors import ConfigError
 from ..spec.convert import build, config_yaml, to_train_config
 from ..spec.schema import SearchSpec
 
@@ -39,6 +40,26 @@ def pick_device(gpus_per_trial: float, *, cuda_available: bool) -> str:
             f"resources.gpus_per_trial is {gpus_per_trial:g} but this worker has no CUDA device PyTorch can use"
         )
     return "cuda"
+
+
+def require_precision(precision: str, device: str = "cpu") -> None:
+    """Raises ConfigError (one line) when `precision` cannot train on `device` of this machine: bf16 on a CPU
+    without bfloat16 support would otherwise fail inside oneDNN once training starts."""
+    if precision == "fp32":
+        return
+    from stacktune.models import check_precision
+
+    try:
+        check_precision(precision, device)
+    except ValueError as exc:
+        raise ConfigError(f"train.{exc}") from None
+
+
+def check_search_precision(spec: SearchSpec) -> None:
+    """Before any trial: refuses bf16 trials on CPU (no GPU per trial) when this machine's CPU cannot run them.
+    Trials on GPUs are checked by each trial on its own device: the driver may have none."""
+    if spec.resources.gpus_per_trial <= 0:
+        require_precision(spec.train.precision, "cpu")
 
 
 def run_trial(config: dict[str, Any], *, data, spec_json: str) -> None:

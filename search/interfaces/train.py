@@ -9,6 +9,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from ..engine.trainable import require_precision
 from ..errors import StacktuneError
 from ..spec.convert import build, config_yaml, flat_params
 from ..spec.loading import load_data, load_yaml
@@ -24,6 +25,7 @@ def run_train(config_path: str, *, seed: int | None = None, tracking_uri: str | 
     cfg = load_yaml(TrainConfig, path)
     if seed is not None:
         cfg.train.seed = seed
+    require_precision(cfg.train.precision, "cpu")  # `train` runs on this machine's CPU (see build)
     data = load_data(cfg.dataset, base_dir=path.resolve().parent)
     uri = store.resolve_tracking_uri(tracking_uri)
     store.check_tracking(uri)

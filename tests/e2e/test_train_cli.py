@@ -1,4 +1,5 @@
-"""`stacktune train` and `stacktune datasets` as a user runs them: exit codes, JSON, MLflow."""
+"""`stacktune train` and `stacktune datasets` as a user runs them: exit codes, JSON, MLflow (and the bf16 check
+that `search` shares with `train`)."""
 
 from __future__ import annotations
 
@@ -94,3 +95,52 @@ def test_the_quickstart_example_is_valid(cli, tmp_path, shared_uri):
     path.write_text(yaml.safe_dump(cfg))
     proc = cli("train", str(path), "--json", "--tracking-uri", shared_uri)
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+# STACKTUNE_CPU_BF16=0 makes any CPU fp32-only: the refusal a CPU without bfloat16 support gets.
+NO_CPU_BF16 = {"STACKTUNE_CPU_BF16": "0"}
+BF16_REFUSED = "train.precision bf16: this CPU lacks bfloat16 support"
+
+
+def _one_line_refusal(proc) -> None:
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr and "primitive descriptor" not in proc.stderr, proc.stderr[-3000:]
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and BF16_REFUSED in errors[0] and "use `precision: fp32`" in errors[0], proc.stderr
+    assert proc.stdout == ""
+
+
+def test_train_refuses_bf16_on_a_cpu_without_bfloat16_before_training(cli, tmp_path):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    proc = cli("train", _config(tmp_path, "sine", precision="bf16"), "--json", "--tracking-uri", uri, env=NO_CPU_BF16)
+    _one_line_refusal(proc)
+    assert not (tmp_path / "mlflow.db").exists()  # refused before any run was opened
+
+
+@pytest.mark.slow
+def test_search_refuses_bf16_trials_on_a_cpu_without_bfloat16_before_any_trial(cli, tmp_path):
+    spec = {
+        "name": "bf16-refused",
+        "dataset": {"name": "sine", **SMALL["sine"]},
+        "depths": [1],
+        "trials_per_depth": 1,
+        "train": {"epochs": 1, "precision": "bf16"},
+    }
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    out = tmp_path / "out"
+    proc = cli(
+        "search", str(path), "--out", str(out), "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db", env=NO_CPU_BF16
+    )
+    _one_line_refusal(proc)
+    assert not (out / "bf16-refused").exists()
+
+
+def test_train_with_bf16_runs_where_the_cpu_supports_it(cli, tmp_path, shared_uri):
+    from stacktune.models import bf16_supported
+
+    if not bf16_supported("cpu"):
+        pytest.skip("this CPU lacks bfloat16 support: the refusal tests above cover it")
+    proc = cli("train", _config(tmp_path, "sine", precision="bf16"), "--json", "--tracking-uri", shared_uri)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads(proc.stdout)["state"] == "completed"

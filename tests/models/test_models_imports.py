@@ -19,6 +19,8 @@ def test_public_api():
             "evaluate",
             "save_model",
             "load_model",
+            "bf16_supported",
+            "check_precision",
         ]
     )
 

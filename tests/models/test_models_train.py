@@ -15,6 +15,7 @@ from stacktune.models import (
     EpochResult,
     LSTMConfig,
     TrainSettings,
+    bf16_supported,
     count_parameters,
     evaluate,
     fit,
@@ -215,6 +216,10 @@ def test_resuming_from_a_saved_state_continues_exactly_as_if_never_stopped():
     assert resumed.best_val_loss == whole.best_val_loss and resumed.best_epoch == whole.best_epoch
 
 
+@pytest.mark.skipif(
+    not bf16_supported("cpu"),
+    reason="this CPU lacks bfloat16 support (test_bf16_is_refused_with_a_clear_error_where_unsupported covers it)",
+)
 def test_bf16_autocast_trains_to_a_finite_loss_close_to_fp32():
     data = sine_data()
     config = LSTMConfig(input_size=1, units=[16], output_size=1)
@@ -225,3 +230,39 @@ def test_bf16_autocast_trains_to_a_finite_loss_close_to_fp32():
     assert bf16.best_val_loss < 2 * fp32.best_val_loss
     # Weights stay fp32; only the forward passes ran in bfloat16.
     assert all(p.dtype == torch.float32 for p in bf16.model.parameters())
+
+
+def test_bf16_supported_answers_a_bool_and_honours_the_override(monkeypatch):
+    monkeypatch.delenv("STACKTUNE_CPU_BF16", raising=False)
+    probed = bf16_supported("cpu")
+    assert isinstance(probed, bool)
+    assert bf16_supported(torch.device("cpu")) is probed  # cached: the same answer, no second probe
+    monkeypatch.setenv("STACKTUNE_CPU_BF16", "0")
+    assert bf16_supported("cpu") is False
+    monkeypatch.setenv("STACKTUNE_CPU_BF16", "1")
+    assert bf16_supported("cpu") is True
+    monkeypatch.setenv("STACKTUNE_CPU_BF16", "")
+    assert bf16_supported("cpu") is probed
+    if not torch.cuda.is_available():
+        assert bf16_supported("cuda") is False
+
+
+def test_the_bf16_probe_leaves_the_seeded_rng_alone(monkeypatch):
+    monkeypatch.delenv("STACKTUNE_CPU_BF16", raising=False)
+    precision = importlib.import_module("stacktune.models.precision")
+    precision._probe.cache_clear()
+    torch.manual_seed(0)
+    precision.bf16_supported("cpu")
+    after_probe = torch.rand(3)
+    torch.manual_seed(0)
+    assert torch.equal(after_probe, torch.rand(3))
+
+
+def test_bf16_is_refused_with_a_clear_error_where_unsupported(monkeypatch):
+    monkeypatch.setenv("STACKTUNE_CPU_BF16", "0")
+    settings = TrainSettings(lr=1e-2, epochs=1, batch_size=32, precision="bf16")
+    with pytest.raises(ValueError, match=r"this CPU lacks bfloat16 support.*use `precision: fp32`") as info:
+        fit(SMALL, SINE, settings)
+    assert "\n" not in str(info.value)
+    # fp32 needs nothing of the CPU
+    assert fit(SMALL, SINE, TrainSettings(lr=1e-2, epochs=1, batch_size=32)).state == "completed"
