@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Iterable
 from urllib.parse import urlsplit
 
-from ..errors import ConfigError, UnreachableError
+from ..errors import ConfigError, UnreachableError, first_line
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 # Makes the MLflow UI open the experiment on its training runs, not a GenAI overview.
@@ -63,6 +63,58 @@ def check_tracking(uri: str, *, timeout: float = 20.0) -> None:
         folder = Path(uri.removeprefix("sqlite:///")).expanduser().resolve().parent
         if not folder.is_dir() or not os.access(folder, os.W_OK):
             raise UnreachableError(f"cannot write the MLflow store {uri}: {folder} is not a writable folder")
+        if Path(uri.removeprefix("sqlite:///")).expanduser().exists():
+            client(uri)  # an existing store that MLflow cannot open (corrupt, locked) fails here, before any change
+        return
+    scheme = urlsplit(uri).scheme.split("+")[0].lower() if "://" in uri else ""
+    if scheme in _DATABASES:
+        _check_database(uri, scheme, timeout=timeout)
+    elif scheme not in ("", "file"):
+        raise ConfigError(
+            f"tracking URI {redact(uri)[:200]}: unknown kind {scheme[:40]!r}; use http(s)://HOST:PORT (an MLflow "
+            "server), sqlite:///FILE, postgresql://, mysql://, mssql:// or a folder"
+        )
+
+
+# Database stores MLflow opens itself, and the Python driver each needs by default.
+_DATABASES = {"postgresql": "psycopg2", "mysql": "pymysql", "mssql": "pyodbc"}
+# The pip package of a driver module whose name differs.
+_PIP = {"MySQLdb": "mysqlclient", "psycopg2": "psycopg2-binary"}
+
+
+def redact(uri: str) -> str:
+    """`uri` with any password in it replaced by ***: what messages and logs may show."""
+    try:
+        password = urlsplit(uri).password
+    except ValueError:
+        return uri
+    return uri.replace(f":{password}@", ":***@") if password else uri
+
+
+def _check_database(uri: str, scheme: str, *, timeout: float) -> None:
+    """Raises a one-line error unless the database store answers: a missing driver (2) or no answer (3)."""
+    import sqlalchemy
+
+    engine = None
+    args = {"connect_timeout": int(timeout)} if scheme in ("postgresql", "mysql") else {}
+    try:
+        engine = sqlalchemy.create_engine(uri, connect_args=args)
+        with engine.connect():
+            pass
+    except ModuleNotFoundError as exc:
+        hint = " (or write postgresql+psycopg:// to use psycopg 3)" if scheme == "postgresql" else ""
+        package = _PIP.get(exc.name, exc.name or _DATABASES[scheme])
+        raise ConfigError(
+            f"the MLflow store {redact(uri)} needs the Python package {package}: pip install it{hint}"
+        ) from None
+    except Exception as exc:  # noqa: BLE001 - whatever the driver raises, the store did not answer
+        reason = first_line(exc)
+        password = urlsplit(uri).password
+        reason = reason.replace(password, "***") if password else reason
+        raise UnreachableError(f"cannot reach the MLflow store {redact(uri)} ({reason[:300]})") from None
+    finally:
+        if engine is not None:
+            engine.dispose()
 
 
 def _auth_header() -> dict[str, str]:
@@ -79,10 +131,12 @@ def client(uri: str):
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     from mlflow.tracking import MlflowClient
 
-    if uri.startswith("sqlite:///"):
-        with _creation_lock(Path(uri.removeprefix("sqlite:///")).expanduser()):
+    lock = _creation_lock(Path(uri.removeprefix("sqlite:///")).expanduser()) if uri.startswith("sqlite:///") else None
+    try:
+        with lock or contextlib.nullcontext():
             return MlflowClient(tracking_uri=uri)
-    return MlflowClient(tracking_uri=uri)
+    except Exception as exc:  # noqa: BLE001 - a store MLflow cannot open (locked, corrupt, newer schema): one line
+        raise UnreachableError(f"cannot open the MLflow store {redact(uri)} ({first_line(exc)[:300]})") from None
 
 
 @contextlib.contextmanager

@@ -80,6 +80,40 @@ def test_unreachable_tracking_server_exits_3_before_training(cli, tmp_path):
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.parametrize(
+    "uri, status, needles",
+    [
+        ("bogus://x", 2, ["tracking URI bogus://x", "unknown kind 'bogus'"]),
+        ("postgresql://ann:s3cretpw@127.0.0.1:{port}/db", 3, ["cannot reach the MLflow store", "ann:***@"]),
+        ("postgresql+psycopg://postgres@127.0.0.1:5432/stacktune_no_such_db", 3, ["stacktune_no_such_db"]),
+        ("mysql://ann:s3cretpw@127.0.0.1:{port}/db", 2, ["needs the Python package", "ann:***@"]),
+    ],
+)
+def test_a_database_or_unknown_tracking_store_fails_in_one_line_before_training(cli, tmp_path, uri, status, needles):
+    uri = uri.format(port=_free_port())
+    train = ("train", _write(tmp_path, "ok.yaml", GOOD_TRAIN))
+    for args in (train, ("search", str(EXAMPLES / "demo.yaml"), "--out", str(tmp_path / "o"))):
+        proc = cli(*args, "--tracking-uri", uri)
+        assert proc.returncode == status, proc.stderr
+        _one_error_line(proc, *needles)
+        assert "s3cretpw" not in proc.stderr + proc.stdout
+        assert not (tmp_path / "o").exists()
+
+
+def test_a_store_mlflow_cannot_open_fails_in_one_line_and_leaves_an_earlier_search_alone(cli, tmp_path):
+    (tmp_path / "bad.db").write_text("not a database")
+    earlier = tmp_path / "o" / "demo-sunspots"
+    earlier.mkdir(parents=True)
+    (earlier / ".stacktune-search").write_text("search demo-sunspots\n")
+    (earlier / "comparison.json").write_text("{}")
+    uri = f"sqlite:///{tmp_path}/bad.db"
+    proc = cli("search", str(EXAMPLES / "demo.yaml"), "--tracking-uri", uri, "--out", str(tmp_path / "o"))
+    assert proc.returncode == 3, proc.stderr
+    _one_error_line(proc, "cannot open the MLflow store", "not a database")
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["demo-sunspots"]
+    assert (earlier / "comparison.json").read_text() == "{}"
+
+
 def test_unreachable_ray_cluster_exits_3(cli, tmp_path):
     proc = cli(
         "search",
