@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import time
 import warnings
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -13,6 +15,8 @@ from ..errors import ConfigError, UnreachableError, first_line
 from ..spec.convert import sampler_seed, to_train_config
 from ..spec.schema import SearchSpec, TrainConfig
 from .space import suggest
+
+log = logging.getLogger("stacktune")
 
 
 def study_name(search: str, depth: int) -> str:
@@ -74,7 +78,45 @@ def open_storage(spec: SearchSpec, out_dir: Path):
 
     if spec.storage:
         return optuna.storages.RDBStorage(spec.storage)
-    return optuna.storages.JournalStorage(JournalFileBackend(str(out_dir / "optuna.journal")))
+    journal = out_dir / "optuna.journal"
+    if journal.exists():
+        repair_journal(journal)
+    return optuna.storages.JournalStorage(JournalFileBackend(str(journal)))
+
+
+def repair_journal(path: Path) -> None:
+    """Checks a journal before Optuna reads it. A last record cut off mid-write (a crash, a full disk) is moved to
+    `JOURNAL.torn-TIME` and the journal ends at its last whole record, as if that write never happened; a damaged
+    record anywhere else is refused in one line, and the file is left as it is."""
+    import json
+
+    data = path.read_bytes()
+    lines = data.split(b"\n")
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            json.loads(line)
+        except ValueError:
+            if number == len(lines):  # the only line without its newline: the write that was cut off
+                break
+            raise ConfigError(
+                f"{path} is damaged at line {number} (not a whole record): restore it from a backup, "
+                "or start the search again without --resume"
+            ) from None
+    else:
+        return
+    cut = len(data) - len(lines[-1])
+    torn = path.with_name(f"{path.name}.torn-{time.strftime('%Y%m%d-%H%M%S')}")
+    torn.write_bytes(data[cut:])
+    with open(path, "r+b") as handle:
+        handle.truncate(cut)
+    log.warning(
+        "%s ended in a record cut off mid-write (%d bytes, kept in %s): resuming without it",
+        path,
+        len(data) - cut,
+        torn.name,
+    )
 
 
 def prepare_studies(spec: SearchSpec, storage, *, resume: bool) -> dict:
