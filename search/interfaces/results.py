@@ -67,7 +67,7 @@ def print_table(comparison: dict, *, out_dir: Path, tracking_uri: str) -> None:
         print(f"\nreport:         {out_dir}/report.md")
     print(f"best configs:   {out_dir}/best/  (retrain: stacktune train {out_dir}/best/overall.yaml)")
     print(f"comparison:     {out_dir}/comparison.json")
-    flag = "" if tracking_uri == store.DEFAULT_TRACKING_URI else f" --tracking-uri {tracking_uri}"
+    flag = "" if tracking_uri == store.DEFAULT_TRACKING_URI else f" --tracking-uri {store.redact(tracking_uri)}"
     print(f"browse trials:  stacktune ui --name {comparison['search']}{flag}")
 
 

@@ -75,7 +75,7 @@ def search_command(
 
                 ray.shutdown()
     except (SearchInterrupted, KeyboardInterrupt) as exc:
-        again = " ".join(shlex.quote(a) for a in ["stacktune", *sys.argv[1:]] if a != "--resume")
+        again = " ".join(shlex.quote(store.redact(a)) for a in ["stacktune", *sys.argv[1:]] if a != "--resume")
         why = "terminated (SIGTERM)" if terminated else (str(exc) or "interrupted")
         print(f"error: {why}; finished trials are kept. Continue with: {again} --resume", file=sys.stderr)
         return 143 if terminated else 130

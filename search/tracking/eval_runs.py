@@ -22,6 +22,10 @@ class EvalRuns(Callback):
         self._client, self._experiment_id, self._search, self._depth_runs = client, experiment_id, search, depth_runs
         self.results: list[tuple[dict, dict]] = []  # (job, its last metrics) for every job, failed ones too
 
+    def __getstate__(self) -> dict:
+        # Kept out of the run config Ray Tune saves (see TrialRuns): the client, and any password in its URI.
+        return {**self.__dict__, "_client": None}
+
     def _log(self, trial, metrics: dict, status: str) -> None:
         job = trial.config["job"]
         cfg = TrainConfig.model_validate(job["config"])

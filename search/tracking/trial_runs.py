@@ -59,6 +59,11 @@ class TrialRuns(Callback):
         self.tally = {depth: DepthTally() for depth in spec.depths}
         self._seen_node: set[str] = set()
 
+    def __getstate__(self) -> dict:
+        # Ray Tune saves its run config, callbacks included, for a restore that stacktune never uses (a resume
+        # rebuilds from the studies): the MLflow client, and a database password in its URI, stay out of it.
+        return {**self.__dict__, "_writer": None}
+
     @property
     def run_ids(self) -> dict[str, str]:
         """Ray trial id -> MLflow run id, for the runs already created in MLflow."""

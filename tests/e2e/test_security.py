@@ -170,3 +170,19 @@ def test_a_spec_cannot_make_yaml_run_code(tmp_path):
     result = run_cli("search", str(spec), cwd=tmp_path)
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
     assert not marker.exists()
+
+
+def test_a_password_in_a_database_tracking_uri_is_in_no_output_file_or_saved_state(tmp_path):
+    db_password = secrets.token_hex(12)
+    with postgres_database() as url:
+        # PostgreSQL here trusts local users: the password is accepted, and followed to where it ends up.
+        uri = url.replace("postgresql://postgres@", f"postgresql+psycopg://postgres:{db_password}@")
+        spec = _spec(tmp_path)
+        searched = run_cli("search", str(spec), "--out", "out", "--tracking-uri", uri, cwd=tmp_path)
+        assert searched.returncode == 0, searched.stderr[-3000:]
+        shown = uri.replace(db_password, "***")
+        assert f"--tracking-uri {shown}" in searched.stdout  # the hint to browse the trials, without the password
+    files = list(_texts_under(tmp_path / "out"))
+    assert any(p.name == "tuner.pkl" for p, _ in files)  # Ray Tune's saved state is among the files scanned
+    assert not [p for p, text in files if db_password in text], "the password was written under the output folder"
+    assert db_password not in searched.stdout + searched.stderr
