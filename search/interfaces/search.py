@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shlex
@@ -75,15 +76,45 @@ def search_command(
 
                 ray.shutdown()
     except (SearchInterrupted, KeyboardInterrupt) as exc:
-        again = " ".join(shlex.quote(store.redact(a)) for a in ["stacktune", *sys.argv[1:]] if a != "--resume")
         why = "terminated (SIGTERM)" if terminated else (str(exc) or "interrupted")
-        print(f"error: {why}; finished trials are kept. Continue with: {again} --resume", file=sys.stderr)
+        print(f"error: {why}; finished trials are kept. Continue with: {_again()} --resume", file=sys.stderr)
         return 143 if terminated else 130
+    except Exception as exc:
+        disk = _disk_error(exc)
+        if disk is None:
+            raise
+        where = f" writing {disk.filename}" if disk.filename else ""
+        print(
+            f"error: {os.strerror(disk.errno).lower()}{where}; finished trials are kept. Free some space, then "
+            f"continue with: {_again()} --resume",
+            file=sys.stderr,
+        )
+        return DISK_FULL_EXIT
     if as_json:
         print(json.dumps(comparison.to_dict(), indent=2))
     else:
         print_table(comparison.to_dict(), out_dir=Path(out) / spec.name, tracking_uri=uri)
     return 0
+
+
+# The exit status of a search stopped because its disk filled up or became read-only.
+DISK_FULL_EXIT = 4
+
+
+def _again() -> str:
+    """The command line that started this search, without --resume and without passwords."""
+    return " ".join(shlex.quote(store.redact(a)) for a in ["stacktune", *sys.argv[1:]] if a != "--resume")
+
+
+def _disk_error(exc: BaseException) -> OSError | None:
+    """The out-of-space (or read-only file system) error behind `exc`, if that is what stopped the search."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 @contextlib.contextmanager
