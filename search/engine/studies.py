@@ -14,6 +14,7 @@ from optuna.trial import FixedTrial, TrialState
 from ..errors import ConfigError, UnreachableError, first_line
 from ..spec.convert import sampler_seed, to_train_config
 from ..spec.schema import SearchSpec, TrainConfig
+from .outage import waiting_rdb_storage
 from .space import suggest
 
 log = logging.getLogger("stacktune")
@@ -77,7 +78,7 @@ def open_storage(spec: SearchSpec, out_dir: Path):
     from optuna.storages.journal import JournalFileBackend
 
     if spec.storage:
-        return optuna.storages.RDBStorage(spec.storage)
+        return waiting_rdb_storage(spec.storage)
     journal = out_dir / "optuna.journal"
     if journal.exists():
         repair_journal(journal)
