@@ -83,6 +83,14 @@ def write_spec(folder: Path, **changes) -> str:
     return str(path)
 
 
+def yaml_bomb(anchor: str, levels: int = 9) -> str:
+    """YAML of nested anchors and aliases: `levels` levels of ten references each, 10**levels strings once expanded.
+    The keys are ANCHOR0..ANCHORlevels; `*ANCHORlevels` names the biggest."""
+    lines = [f"{anchor}0: &{anchor}0 [{', '.join(['lol'] * 10)}]"]
+    lines += [f"{anchor}{i}: &{anchor}{i} [{', '.join([f'*{anchor}{i - 1}'] * 10)}]" for i in range(1, levels + 1)]
+    return "\n".join(lines) + "\n"
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as s:

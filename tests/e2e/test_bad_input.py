@@ -8,6 +8,7 @@ import time
 
 import pytest
 import yaml
+from conftest import yaml_bomb
 
 SPEC = {
     "name": "bad-input",
@@ -193,13 +194,6 @@ def test_too_many_epochs_on_the_command_line_exits_2_quickly(cli, tmp_path):
     _refused_quickly(proc, tmp_path, "train.epochs: expected an integer from 1 to 100000, got 1000000000")
 
 
-def _laughs(anchor: str, levels: int = 9) -> str:
-    """Nested anchors and aliases: `levels` levels of ten references each, 10**levels strings once expanded."""
-    lines = [f"{anchor}0: &{anchor}0 [{', '.join(['lol'] * 10)}]"]
-    lines += [f"{anchor}{i}: &{anchor}{i} [{', '.join([f'*{anchor}{i - 1}'] * 10)}]" for i in range(1, levels + 1)]
-    return "\n".join(lines) + "\n"
-
-
 _REST = "depths: [1, 2]\ntrials_per_depth: 2\ntrain: {epochs: 1}\n"
 
 
@@ -207,11 +201,11 @@ _REST = "depths: [1, 2]\ntrials_per_depth: 2\ntrain: {epochs: 1}\n"
     "text, needles",
     [
         (
-            _laughs("a") + _REST + "dataset: {name: sine, window: 4}\nname: *a9\n",
+            yaml_bomb("a") + _REST + "dataset: {name: sine, window: 4}\nname: *a9\n",
             ["too many YAML nodes once aliases are expanded (more than 20000)"],
         ),
         (
-            _laughs("b") + _REST + "name: bad-input\ndataset: {name: sine, window: 4, source: *b9}\n",
+            yaml_bomb("b") + _REST + "name: bad-input\ndataset: {name: sine, window: 4, source: *b9}\n",
             ["too many YAML nodes once aliases are expanded (more than 20000)"],
         ),
         (

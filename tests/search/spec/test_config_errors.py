@@ -16,6 +16,7 @@ from typing import get_args
 
 import pytest
 import yaml
+from conftest import yaml_bomb
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
@@ -408,22 +409,15 @@ def _refused(path: Path, *needles: str, seconds: float = 5.0) -> str:
     return message
 
 
-def _laughs(anchor: str, levels: int = 9) -> str:
-    """Nested anchors and aliases: `levels` levels of ten references each, 10**levels strings once expanded."""
-    lines = [f"{anchor}0: &{anchor}0 [{', '.join(['lol'] * 10)}]"]
-    lines += [f"{anchor}{i}: &{anchor}{i} [{', '.join([f'*{anchor}{i - 1}'] * 10)}]" for i in range(1, levels + 1)]
-    return "\n".join(lines) + "\n"
-
-
 BASE = "depths: [1, 2]\ntrials_per_depth: 2\n"
 
 
 @pytest.mark.parametrize(
     "text",
     [
-        _laughs("a") + BASE + "dataset: {name: sine, window: 4}\nname: *a9\n",
-        _laughs("b") + BASE + "name: demo\ndataset: {name: sine, window: 4, source: *b9}\n",
-        _laughs("c") + BASE + "name: demo\ndataset: {name: sine, window: 4}\nspace: {units: *c9}\n",
+        yaml_bomb("a") + BASE + "dataset: {name: sine, window: 4}\nname: *a9\n",
+        yaml_bomb("b") + BASE + "name: demo\ndataset: {name: sine, window: 4, source: *b9}\n",
+        yaml_bomb("c") + BASE + "name: demo\ndataset: {name: sine, window: 4}\nspace: {units: *c9}\n",
         "m0: &m0 {x: 1, y: 2}\n"
         + "".join(f"m{i}: &m{i} {{<<: [{', '.join([f'*m{i - 1}'] * 10)}]}}\n" for i in range(1, 9))
         + BASE
