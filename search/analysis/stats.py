@@ -1,4 +1,4 @@
-"""Comparing depths with uncertainty: which depth's retrained test losses are lower, and expected best versus budget.
+"""Comparing depths with uncertainty: which depth's retrained test losses are lower (budget curves: curves.py).
 
 Losses are "lower is better" throughout. The verdict follows Bouthillier et al. 2021 ("Accounting for variance in
 machine learning benchmarks"): depth A is better than depth B when P(A beats B), the chance that a run of A has the
@@ -14,9 +14,6 @@ finite loss and never dropped, so a depth cannot look better by failing.
 Intervals are t intervals (Welch's for differences of means), which keep their coverage at the handful of seeds a
 retraining budget allows. The permutation test is computed exactly (by counting, not enumerating) up to about 50 runs
 per depth, and from 9,999 seeded random splits beyond, so the same inputs and seed give the same verdict.
-
-The budget curves follow Dodge et al. 2019 ("Show your work"): the expected best of n trials, computed exactly from
-the empirical distribution of the observed trials.
 """
 
 from __future__ import annotations
@@ -40,9 +37,6 @@ __all__ = [
     "Verdict",
     "compare",
     "difference_ci",
-    "curve_crossings",
-    "expected_best",
-    "expected_best_std",
     "mean_ci",
     "min_seeds",
 ]
@@ -527,71 +521,3 @@ def _standing(depths: list[int], beats: dict[int, list[int]], pairs: list[Pair])
     tied = [winner] if winner is not None else ([d for d in depths if d not in beaten] or list(depths))
     undecided = winner is None and any(not pair.decidable and (pair.a in tied or pair.b in tied) for pair in pairs)
     return winner, tied, undecided
-
-
-# ----------------------------------------------------------------------------- expected best versus budget
-
-
-def _min_distribution(values: Sequence[float], n_max: int | None) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted finite values and P(min of n draws = v_(i)) as an (n_max, N) array (rows n = 1..n_max)."""
-    x = np.asarray(values, dtype=float).ravel()
-    x = np.sort(x[np.isfinite(x)])
-    big_n = x.size
-    if n_max is None:
-        n_max = big_n
-    if int(n_max) != n_max or n_max < 0:
-        raise ValueError(f"n_max must be a non-negative integer, got {n_max}")
-    n_max = int(n_max)
-    if big_n == 0 or n_max == 0:
-        return x, np.zeros((0, big_n))
-    n = np.arange(1, n_max + 1, dtype=float)[:, None]
-    share = np.arange(big_n, -1, -1, dtype=float)[None, :] / big_n  # (N - i + 1) / N for i = 1..N+1
-    powers = share**n  # P(every draw is v_(i) or above)
-    return x, powers[:, :-1] - powers[:, 1:]
-
-
-def expected_best(values: Sequence[float], *, n_max: int | None = None) -> list[float]:
-    """Expected lowest loss among n trials drawn with replacement from the observed ones, n = 1..n_max.
-
-    Exact (Dodge et al. 2019); NaN/inf values are dropped, ``n_max`` defaults to their count; empty -> [].
-    """
-    x, probs = _min_distribution(values, n_max)
-    return [float(v) for v in probs @ x]
-
-
-def expected_best_std(values: Sequence[float], *, n_max: int | None = None) -> list[float]:
-    """Standard deviation of that lowest loss, n = 1..n_max (same exact distribution), for a shaded band."""
-    x, probs = _min_distribution(values, n_max)
-    if probs.shape[0] == 0:
-        return []
-    mean = probs @ x
-    var = np.einsum("ki,ki->k", probs, (x[None, :] - mean[:, None]) ** 2)
-    return [float(v) for v in np.sqrt(np.maximum(var, 0.0))]
-
-
-def curve_crossings(
-    curves: Mapping[int, tuple[Sequence[float], Sequence[float]]], *, points: int = 200
-) -> list[tuple[int, int, float]]:
-    """Where two depths' curves (x ascending, y lower is better) swap order, over the x range both cover.
-
-    Returns (a, b, x) for each pair a < b whose difference changes sign, x being the first change (linear
-    interpolation on a grid of `points`); pairs that only touch, or share no range, are left out.
-    """
-    found = []
-    depths = sorted(curves)
-    for i, a in enumerate(depths):
-        for b in depths[i + 1 :]:
-            (xa, ya), (xb, yb) = curves[a], curves[b]
-            if len(xa) == 0 or len(xb) == 0:
-                continue
-            low, high = max(xa[0], xb[0]), min(xa[-1], xb[-1])
-            if not low < high:
-                continue
-            grid = np.linspace(low, high, points)
-            diff = np.interp(grid, xa, ya) - np.interp(grid, xb, yb)
-            signs = np.sign(diff[np.abs(diff) > 1e-12 * max(1.0, float(np.abs(diff).max()))])
-            where = np.flatnonzero(np.abs(diff) > 1e-12 * max(1.0, float(np.abs(diff).max())))
-            changes = np.flatnonzero(signs[1:] != signs[:-1])
-            if changes.size:
-                found.append((a, b, float(grid[where[changes[0] + 1]])))
-    return found

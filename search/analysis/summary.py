@@ -15,7 +15,7 @@ from ..tracking import store, tags
 from ..tracking.run_tree import RunTree
 from ..tracking.trial_runs import TrialRuns
 from .comparison import Comparison, DepthEntry
-from .stats import curve_crossings, expected_best, expected_best_std
+from .curves import curve_crossings, expected_best, expected_best_std
 
 
 def _run_of(client, depth_run: str, ray_id: str) -> str | None:

@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from stacktune.search.analysis.curves import expected_best, expected_best_std
 from stacktune.search.analysis.report import PLOT_FILES, write_report
-from stacktune.search.analysis.stats import compare, expected_best, expected_best_std, mean_ci
+from stacktune.search.analysis.stats import compare, mean_ci
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 SEEDS = [1000, 1001, 1002, 1003, 1004]
