@@ -6,14 +6,14 @@ import logging
 import time
 import warnings
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import optuna
 from optuna.trial import FixedTrial, TrialState
 
-from ..errors import ConfigError, UnreachableError, first_line
+from ..errors import ConfigError, UnreachableError
 from ..spec.convert import sampler_seed, to_train_config
 from ..spec.schema import SearchSpec, TrainConfig
+from ..tracking import store
 from .outage import waiting_rdb_storage
 from .space import suggest
 
@@ -68,9 +68,8 @@ def check_storage(spec: SearchSpec) -> None:
     try:
         optuna.storages.RDBStorage(spec.storage)
     except Exception as exc:  # noqa: BLE001 - any driver's failure to connect is the same answer to the user
-        password = urlsplit(spec.storage).password
-        reason = first_line(exc).replace(password, "***") if password else first_line(exc)
-        raise UnreachableError(f"cannot open the Optuna storage in `storage:` ({reason[:300]})") from None
+        reason = store.reason_without_password(exc, spec.storage)
+        raise UnreachableError(f"cannot open the Optuna storage in `storage:` ({reason})") from None
 
 
 def open_storage(spec: SearchSpec, out_dir: Path):

@@ -91,6 +91,17 @@ def redact(uri: str) -> str:
     return uri.replace(f":{password}@", ":***@") if password else uri
 
 
+def reason_without_password(exc: BaseException, url: str, limit: int = 300) -> str:
+    """The first line of `exc`, at most `limit` characters, with the password of `url` (which a driver's
+    message may quote) replaced by ***."""
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        password = None
+    reason = first_line(exc)
+    return (reason.replace(password, "***") if password else reason)[:limit]
+
+
 def _check_database(uri: str, scheme: str, *, timeout: float) -> None:
     """Raises a one-line error unless the database store answers: a missing driver (2) or no answer (3)."""
     import sqlalchemy
@@ -108,10 +119,8 @@ def _check_database(uri: str, scheme: str, *, timeout: float) -> None:
             f"the MLflow store {redact(uri)} needs the Python package {package}: pip install it{hint}"
         ) from None
     except Exception as exc:  # noqa: BLE001 - whatever the driver raises, the store did not answer
-        reason = first_line(exc)
-        password = urlsplit(uri).password
-        reason = reason.replace(password, "***") if password else reason
-        raise UnreachableError(f"cannot reach the MLflow store {redact(uri)} ({reason[:300]})") from None
+        reason = reason_without_password(exc, uri)
+        raise UnreachableError(f"cannot reach the MLflow store {redact(uri)} ({reason})") from None
     finally:
         if engine is not None:
             engine.dispose()
