@@ -11,13 +11,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any
-from urllib.parse import urlsplit
+from typing import Any, Callable
 
 import optuna
 from optuna.storages import BaseStorage
 
-from ..errors import UnreachableError, first_line
+from ..errors import UnreachableError
+from ..tracking import store
 
 log = logging.getLogger("stacktune")
 
@@ -29,9 +29,8 @@ def _lost_connection(exc: BaseException | None) -> bool:
     import sqlalchemy.exc
 
     while exc is not None:
-        if isinstance(exc, (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError)) or (
-            isinstance(exc, sqlalchemy.exc.DBAPIError) and exc.connection_invalidated
-        ):
+        lost = (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError, sqlalchemy.exc.PendingRollbackError)
+        if isinstance(exc, lost) or (isinstance(exc, sqlalchemy.exc.DBAPIError) and exc.connection_invalidated):
             return True
         exc = exc.__cause__
     return False
@@ -40,9 +39,16 @@ def _lost_connection(exc: BaseException | None) -> bool:
 class WaitingStorage(BaseStorage):
     """Optuna storage `inner` whose calls wait out an outage of its database (see the module's text)."""
 
-    def __init__(self, inner: BaseStorage, url: str, *, give_up_after: float = GIVE_UP_AFTER):
-        self._inner, self._give_up_after = inner, give_up_after
-        self._password = urlsplit(url).password
+    def __init__(
+        self,
+        inner: BaseStorage,
+        url: str,
+        *,
+        reset: Callable[[], None] | None = None,
+        give_up_after: float = GIVE_UP_AFTER,
+    ):
+        """`reset`, called after a lost connection, drops the database session that connection left unusable."""
+        self._inner, self._url, self._reset, self._give_up_after = inner, url, reset, give_up_after
         self._down_since: float | None = None
         self._lock = threading.Lock()
 
@@ -54,6 +60,8 @@ class WaitingStorage(BaseStorage):
             except Exception as exc:
                 if not _lost_connection(exc):
                     raise
+                if self._reset is not None:
+                    self._reset()
                 self._wait(exc, pause)
                 pause = min(pause * 2, 5.0)
                 continue
@@ -85,8 +93,7 @@ class WaitingStorage(BaseStorage):
     def _reason(self, exc: BaseException) -> str:
         while exc.__cause__ is not None and not hasattr(exc, "orig"):
             exc = exc.__cause__
-        reason = first_line(getattr(exc, "orig", None) or exc)[:200]
-        return reason.replace(self._password, "***") if self._password else reason
+        return store.reason_without_password(getattr(exc, "orig", None) or exc, self._url, limit=200)
 
     def __getstate__(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if k != "_lock"}
@@ -111,6 +118,5 @@ WaitingStorage.__abstractmethods__ = frozenset()
 
 def waiting_rdb_storage(url: str) -> WaitingStorage:
     """The study database at `url`, through Optuna's cache, with its calls waiting out outages."""
-    return WaitingStorage(
-        optuna.storages.get_storage(optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})), url
-    )
+    rdb = optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
+    return WaitingStorage(optuna.storages.get_storage(rdb), url, reset=rdb.scoped_session.remove)
