@@ -22,19 +22,38 @@ REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
 
 
-def run_cli(*args: str, cwd: Path, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
-    """Runs `stacktune ARGS` in a fresh process and returns its exit status and output."""
+def _cli_env(env: dict | None) -> dict:
+    """This process's environment plus `env`, unbuffered, without a Ray address or tracking URI of the caller's."""
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     full_env.pop("RAY_ADDRESS", None)
     full_env.pop("MLFLOW_TRACKING_URI", None)
+    return full_env
+
+
+def run_cli(*args: str, cwd: Path, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Runs `stacktune ARGS` in a fresh process and returns its exit status and output."""
     return subprocess.run(
         [sys.executable, "-m", "stacktune.search.cli", *args],
         cwd=cwd,
-        env=full_env,
+        env=_cli_env(env),
         capture_output=True,
         text=True,
         timeout=timeout,
     )
+
+
+def start_cli(*args: str, cwd: Path, env: dict | None = None) -> subprocess.Popen:
+    """Starts `stacktune ARGS` in its own process group, its output in cwd/stdout and cwd/stderr; the caller waits
+    for it (and kills its group with kill_group on the way out)."""
+    with open(cwd / "stdout", "wb") as out, open(cwd / "stderr", "wb") as err:
+        return subprocess.Popen(
+            [sys.executable, "-m", "stacktune.search.cli", *args],
+            cwd=cwd,
+            env=_cli_env(env),
+            stdout=out,
+            stderr=err,
+            start_new_session=True,
+        )
 
 
 @pytest.fixture

@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
 
 import optuna
 import pytest
-from conftest import LocalRayCluster, MlflowServer, finished_trials, kill_group, write_spec
+from conftest import LocalRayCluster, MlflowServer, finished_trials, kill_group, start_cli, write_spec
 from mlflow.tracking import MlflowClient
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
@@ -44,24 +43,7 @@ def _trial_runs(uri: str, name: str) -> list:
 
 
 def _start_search(tmp_path, spec: str, uri: str, *, env: dict, extra=()) -> subprocess.Popen:
-    args = [
-        sys.executable,
-        "-m",
-        "stacktune.search.cli",
-        "search",
-        spec,
-        "--out",
-        "out",
-        "--tracking-uri",
-        uri,
-        "--json",
-        *extra,
-    ]
-    env = {**env, "PYTHONUNBUFFERED": "1"}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    env.pop("RAY_ADDRESS", None)
-    with open(tmp_path / "stdout", "wb") as out, open(tmp_path / "stderr", "wb") as err:
-        return subprocess.Popen(args, cwd=tmp_path, env=env, stdout=out, stderr=err, start_new_session=True)
+    return start_cli("search", spec, "--out", "out", "--tracking-uri", uri, "--json", *extra, cwd=tmp_path, env=env)
 
 
 def _wait_for(proc: subprocess.Popen, tmp_path, what: str, check, timeout: float = 300, every: float = 0.5):

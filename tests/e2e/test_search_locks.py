@@ -12,24 +12,9 @@ import time
 
 import optuna
 import pytest
-from conftest import finished_trials, kill_group, run_cli, write_spec
+from conftest import finished_trials, kill_group, run_cli, start_cli, write_spec
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
-
-
-def _popen(tmp_path, *args: str) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    env.pop("RAY_ADDRESS", None)
-    env.pop("MLFLOW_TRACKING_URI", None)
-    with open(tmp_path / "stderr", "wb") as err:
-        return subprocess.Popen(
-            [sys.executable, "-m", "stacktune.search.cli", *args],
-            cwd=tmp_path,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-            start_new_session=True,
-        )
 
 
 def _wait_until(proc, tmp_path, check, what: str, timeout: float = 300) -> None:
@@ -70,7 +55,8 @@ def test_a_live_search_keeps_its_name_and_a_resume_cannot_shrink_its_budget(tmp_
     )
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     journal = tmp_path / "out" / name / "optuna.journal"
-    first = _popen(tmp_path, "search", spec, "--out", "out", "--tracking-uri", uri)
+    search = ("search", spec, "--out", "out", "--tracking-uri", uri)
+    first = start_cli(*search, cwd=tmp_path)
     try:
         _wait_until(
             first,
@@ -82,8 +68,8 @@ def test_a_live_search_keeps_its_name_and_a_resume_cannot_shrink_its_budget(tmp_
             "a trial finished",
         )
         # The same name and folder, as a new search and as a resume: both stopped before they touch anything.
-        _refused(run_cli("search", spec, "--out", "out", "--tracking-uri", uri, cwd=tmp_path), first.pid)
-        _refused(run_cli("search", spec, "--out", "out", "--tracking-uri", uri, "--resume", cwd=tmp_path), first.pid)
+        _refused(run_cli(*search, cwd=tmp_path), first.pid)
+        _refused(run_cli(*search, "--resume", cwd=tmp_path), first.pid)
         assert first.poll() is None, "the first search did not survive the others"
         os.killpg(first.pid, signal.SIGINT)
         first.wait(timeout=300)
@@ -106,37 +92,14 @@ def test_a_live_search_keeps_its_name_and_a_resume_cannot_shrink_its_budget(tmp_
     before = _counts(journal, name, depths)
     # Resuming with fewer trials than a depth already ran would leave the depths with unequal budgets.
     if max(done.values()) > 1:
-        low = run_cli(
-            "search",
-            spec,
-            "--out",
-            "out",
-            "--tracking-uri",
-            uri,
-            "--resume",
-            "--trials-per-depth",
-            "1",
-            cwd=tmp_path,
-        )
+        low = run_cli(*search, "--resume", "--trials-per-depth", "1", cwd=tmp_path)
         assert low.returncode == 2, low.stderr[-3000:]
         assert "cannot resume with trials_per_depth 1" in low.stderr.strip().splitlines()[-1]
         assert f"--trials-per-depth {max(done.values())} or more" in low.stderr
         assert _counts(journal, name, depths) == before  # refused before any trial was touched
     # The lock of the stopped search is free again, and a budget of what the busiest depth ran evens them out.
     most = max(done.values())
-    resumed = run_cli(
-        "search",
-        spec,
-        "--out",
-        "out",
-        "--tracking-uri",
-        uri,
-        "--resume",
-        "--trials-per-depth",
-        str(most),
-        "--json",
-        cwd=tmp_path,
-    )
+    resumed = run_cli(*search, "--resume", "--trials-per-depth", str(most), "--json", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     comparison = json.loads(resumed.stdout)
     assert [sum(d["trials"].values()) for d in comparison["depths"]] == [most] * len(depths)

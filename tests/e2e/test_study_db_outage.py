@@ -11,14 +11,13 @@ import os
 import pwd
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import optuna
 import pytest
-from conftest import free_port, kill_group, write_spec
+from conftest import free_port, kill_group, start_cli, write_spec
 
 PG_BIN = next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin"))), None)
 
@@ -85,13 +84,8 @@ def test_a_study_database_outage_is_waited_out_and_the_budget_is_kept(tmp_path, 
         storage=own_postgres.url,
         train={"epochs": 20, "batch_size": 32, "patience": None},
     )
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    env.pop("RAY_ADDRESS", None)
-    env.pop("MLFLOW_TRACKING_URI", None)
-    args = [sys.executable, "-m", "stacktune.search.cli", "search", spec, "--out", "out", "--json"]
-    args += ["--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db"]
-    with open(tmp_path / "stdout", "wb") as out, open(tmp_path / "stderr", "wb") as err:
-        driver = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=out, stderr=err, start_new_session=True)
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    driver = start_cli("search", spec, "--out", "out", "--json", "--tracking-uri", uri, cwd=tmp_path)
     try:
         deadline = time.monotonic() + 300
         while _finished(own_postgres.url, name) < 1:
