@@ -12,6 +12,7 @@ WORKDIR /opt/stacktune
 # PyTorch first, from the index chosen above, so resolving the project never pulls another build.
 RUN pip install --index-url "$TORCH_INDEX" "$TORCH_SPEC"
 COPY pyproject.toml README.md ./
+COPY stacktune stacktune
 COPY search search
 COPY models models
 COPY datasets datasets

@@ -1,7 +1,7 @@
 """Datasets for stacktune: a registry of built-in sets and user CSVs, prepared for LSTM training.
 
-Importing this package is cheap; pandas, statsmodels and sktime data are only touched by
-the loaders that need them.
+The real sets' files ship inside the package, in data/ (sources and licences: data/LICENSES.md).
+Importing this package is cheap; pandas and those files are only touched by the loaders that need them.
 """
 
 from .catalog import get_info

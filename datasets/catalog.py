@@ -57,7 +57,7 @@ _INFOS = (
         309,
         1,
         None,
-        "statsmodels: sunspots",
+        "bundled: statsmodels sunspots",
         "Yearly sunspot activity 1700-2008 (SUNACTIVITY).",
     ),
     DatasetInfo(
@@ -66,7 +66,7 @@ _INFOS = (
         2284,
         1,
         None,
-        "statsmodels: co2",
+        "bundled: statsmodels co2",
         "Weekly Mauna Loa CO2 1958-2001, gaps filled by interpolation.",
     ),
     DatasetInfo(
@@ -75,7 +75,7 @@ _INFOS = (
         203,
         7,
         None,
-        "statsmodels: macrodata",
+        "bundled: statsmodels macrodata",
         "US quarterly macro data 1959-2009; target realgdp, seven series as inputs.",
     ),
     DatasetInfo(
@@ -84,7 +84,7 @@ _INFOS = (
         640,
         12,
         9,
-        "sktime: JapaneseVowels (UEA)",
+        "bundled: UEA JapaneseVowels",
         "Speaker recognition from LPC cepstra; variable length 7-29 steps.",
     ),
     DatasetInfo(
@@ -93,7 +93,7 @@ _INFOS = (
         1096,
         1,
         2,
-        "sktime: ItalyPowerDemand (UCR)",
+        "bundled: UCR ItalyPowerDemand",
         "Daily electricity demand curves (24 steps); winter or summer.",
     ),
     DatasetInfo(
@@ -102,7 +102,7 @@ _INFOS = (
         80,
         6,
         4,
-        "sktime: BasicMotions (UEA)",
+        "bundled: UEA BasicMotions",
         "Smartwatch accelerometer and gyroscope, 100 steps; four activities.",
     ),
 )

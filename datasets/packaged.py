@@ -1,7 +1,8 @@
-"""Real forecasting series shipped inside statsmodels, so they load offline.
+"""Real forecasting series shipped with stacktune as CSV files, so they load offline.
 
-statsmodels (and pandas) are imported inside the loaders because they take about a
-second to import, and the CLI must start fast.
+sunspots, co2 and macrodata are the files of the statsmodels datasets of those names, copied
+unchanged into data/ (see data/LICENSES.md). pandas is imported inside the loader because it
+takes about a second to import, and the CLI must start fast.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from functools import cache
 
 import numpy as np
 
-from .errors import DataError
+from .datafiles import data_file
 from .forecast import Series
 from .spec import DatasetSpec
 
@@ -18,22 +19,14 @@ MACRO_TARGET = "realgdp"
 MACRO_FEATURES = ("realgdp", "realcons", "realinv", "realgovt", "realdpi", "cpi", "unemp")
 
 
-def _statsmodels_dataset(module: str):
-    """Import `statsmodels.datasets.<module>`, turning a missing install into a DataError."""
-    import importlib
-
-    try:
-        return importlib.import_module(f"statsmodels.datasets.{module}")
-    except ImportError as error:
-        raise DataError(f"dataset {module!r} needs statsmodels, which failed to import: {error}") from None
-
-
 @cache
-def _frame_values(module: str, columns: tuple[str, ...]) -> np.ndarray:
-    """Return the chosen columns of a statsmodels dataset as a read-only float64 array, cached per process."""
-    frame = _statsmodels_dataset(module).load_pandas().data
+def _frame_values(name: str, columns: tuple[str, ...]) -> np.ndarray:
+    """Return the chosen columns of data/<name>/<name>.csv as a read-only float64 array, cached per process."""
+    import pandas as pd
+
+    frame = pd.read_csv(data_file(name, f"{name}.csv"))[list(columns)].astype(np.float64)
     # co2 is weekly with missing weeks; interpolate in time, and at the ends hold the nearest value.
-    frame = frame[list(columns)].interpolate(method="linear", limit_direction="both")
+    frame = frame.interpolate(method="linear", limit_direction="both")
     values = frame.to_numpy(dtype=np.float64)
     values.setflags(write=False)
     return values

@@ -1,28 +1,20 @@
-"""UEA/UCR classification sets read from the `.ts` files that sktime ships.
+"""UEA/UCR classification sets, read from the archive's `.ts` files shipped in data/.
 
-A small parser reads the files directly: it avoids importing sktime (several seconds)
-and keeps variable-length cases as they are.
+The files are those sktime ships, copied unchanged (see data/LICENSES.md). A small parser
+reads them and keeps variable-length cases as they are.
 """
 
 from __future__ import annotations
 
-import importlib.util
 from functools import cache
 from pathlib import Path
 
 import numpy as np
 
+from .datafiles import DATA_DIR, data_file
 from .errors import DataError
 from .samples import Sequences
 from .spec import DatasetSpec
-
-
-def _data_dir() -> Path:
-    """Return sktime's shipped data folder, located without importing sktime."""
-    found = importlib.util.find_spec("sktime")
-    if found is None or not found.submodule_search_locations:
-        raise DataError("the UEA/UCR classification sets are read from sktime's data files; install sktime")
-    return Path(next(iter(found.submodule_search_locations))) / "datasets" / "data"
 
 
 @cache
@@ -73,9 +65,9 @@ def load_problem(problem: str) -> Sequences:
 
     Labels become 0..K-1 in the header's declared order (first seen, if none is declared).
     """
-    folder = _data_dir() / problem
-    train_x, train_y, declared = parse_ts(folder / f"{problem}_TRAIN.ts")
-    test_x, test_y, _ = parse_ts(folder / f"{problem}_TEST.ts")
+    folder = DATA_DIR / problem
+    train_x, train_y, declared = parse_ts(data_file(problem, f"{problem}_TRAIN.ts"))
+    test_x, test_y, _ = parse_ts(data_file(problem, f"{problem}_TEST.ts"))
     names = list(declared) or list(dict.fromkeys(train_y + test_y))
     index = {name: i for i, name in enumerate(names)}
     unknown = sorted(set(train_y + test_y) - set(index))

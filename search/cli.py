@@ -122,6 +122,19 @@ def _add_overrides(p: argparse.ArgumentParser) -> None:
     )
 
 
+class _PrintVersion(argparse.Action):
+    """`--version`: print `stacktune X.Y.Z` on stdout and exit; the version is looked up only when asked for."""
+
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS, help: str | None = None) -> None:
+        super().__init__(option_strings, dest=dest, default=argparse.SUPPRESS, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        from importlib.metadata import version  # tens of milliseconds: only for --version
+
+        print(f"stacktune {version('stacktune')}")
+        parser.exit()
+
+
 _TRACKING_HELP = "MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)"
 _ADDRESS_HELP = "the cluster's Jobs API, like http://HEAD:8265 (default: $RAY_ADDRESS)"
 
@@ -133,6 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Tune each depth of a stacked LSTM on its own, with the same budget, and compare the best of each.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="more log output on stderr")
+    parser.add_argument("--version", action=_PrintVersion, help="print stacktune's version and exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_run_commands(sub)
     _add_cluster_commands(sub)

@@ -105,15 +105,18 @@ def test_import_and_listing_stay_light():
     assert result.stdout.strip() == "[]"
 
 
-def test_ts_parser_matches_sktime_reader():
-    from sktime.datasets import load_from_tsfile
+def test_ts_parser_reads_variable_length_multichannel_cases(tmp_path):
+    from stacktune.datasets.ucr import parse_ts
 
-    from stacktune.datasets.ucr import _data_dir, parse_ts
-
-    path = _data_dir() / "JapaneseVowels" / "JapaneseVowels_TRAIN.ts"
-    frame, labels = load_from_tsfile(str(path), return_data_type="nested_univ")
-    cases, parsed_labels, _ = parse_ts(path)
-    assert len(cases) == len(frame) and list(parsed_labels) == [str(label) for label in labels]
-    for i in (0, 100, len(cases) - 1):
-        expected = np.column_stack([frame.iloc[i, j].to_numpy() for j in range(frame.shape[1])])
-        np.testing.assert_array_equal(cases[i], expected)
+    path = tmp_path / "Toy_TRAIN.ts"
+    path.write_text(
+        "# a comment\n@problemName Toy\n@timeStamps false\n@missing false\n@classLabel true b a\n@data\n"
+        "1,2,3:4,5,6:a\n\n7:8.5:b\n"
+    )
+    cases, labels, declared = parse_ts(path)
+    assert [case.tolist() for case in cases] == [[[1, 4], [2, 5], [3, 6]], [[7, 8.5]]]
+    assert labels == ("a", "b") and declared == ("b", "a") and not cases[0].flags.writeable
+    bad = tmp_path / "Bad_TRAIN.ts"
+    bad.write_text("@missing true\n@data\n1:a\n")
+    with pytest.raises(DataError, match="line 1: `@missing true` is not supported"):
+        parse_ts(bad)
