@@ -138,6 +138,11 @@ def client(uri: str):
     """An MlflowClient on `uri` (imported lazily: MLflow takes a second to import)."""
     # A tracking server makes the client print a link for every run it ends; the summary gives the links that matter.
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+    # A server that proxies artifacts to S3 offers presigned URLs for direct downloads (and large uploads); their host
+    # (compose's minio:9000) is often unreachable from where the client runs. Artifacts go through the server unless
+    # the user asks otherwise.
+    os.environ.setdefault("MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD", "false")
+    os.environ.setdefault("MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD", "false")
     from mlflow.tracking import MlflowClient
 
     lock = _creation_lock(Path(uri.removeprefix("sqlite:///")).expanduser()) if uri.startswith("sqlite:///") else None
