@@ -21,6 +21,11 @@ class UnreachableError(StacktuneError):
     exit_code = 3
 
 
+class ResultsNotPublished(UnreachableError):
+    """The MLflow tracking server did not answer while a finished search's results were attached to it: they are
+    kept in the output folder, and the message says how to publish them."""
+
+
 class SearchInterrupted(StacktuneError):
     """The search stopped before every depth had its trials (Ctrl-C, SIGTERM)."""
 

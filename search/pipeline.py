@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -9,7 +10,7 @@ import time
 from pathlib import Path
 
 from .analysis.comparison import Comparison
-from .analysis.evaluation import evaluate_search
+from .analysis.evaluation import evaluate_search, kept_evaluation, log_evaluation
 from .analysis.exports import publish
 from .analysis.summary import summarise
 from .engine.locks import search_lock
@@ -17,11 +18,12 @@ from .engine.ray_setup import check_resources, quiet_ray_tune, start_ray, storag
 from .engine.studies import check_storage, finished_trials, open_storage, prepare_studies
 from .engine.trainable import check_search_precision
 from .engine.tuning import tune_depths
-from .errors import ConfigError, SearchInterrupted
+from .errors import ConfigError, ResultsNotPublished, SearchInterrupted
 from .progress import Progress
 from .spec.schema import SearchSpec
-from .tracking import store
-from .tracking.run_tree import close_run_tree, open_run_tree
+from .tracking import store, tags
+from .tracking.buffer import BufferedWriter
+from .tracking.run_tree import RunTree, close_run_tree, open_run_tree
 
 log = logging.getLogger("stacktune")
 
@@ -91,50 +93,95 @@ def _run_locked(
     if not resume and shared_storage and "://" not in storage_path:
         shutil.rmtree(storage_path, ignore_errors=True)
     try:
-        comparison = _tune_to_report(
-            spec,
-            data,
-            studies,
-            client=client,
-            tree=tree,
-            out_dir=out_dir,
-            storage_path=storage_path,
-            progress=progress,
-            resume=resume,
+        trials = tune_depths(
+            spec, data, studies, client=client, tree=tree, storage_path=storage_path, progress=progress, resume=resume
+        )
+        comparison = summarise(
+            spec, studies, client=client, tree=tree, trials=trials, task=data.task, storage_path=storage_path
         )
     except BaseException as exc:
-        interrupted = isinstance(exc, (KeyboardInterrupt, SearchInterrupted))
-        close_run_tree(client, tree, "KILLED" if interrupted else "FAILED")
+        close_run_tree(client, tree, _end_status(exc))
         raise
-    close_run_tree(client, tree, "FINISHED")
-    return comparison
+    return _evaluate_and_publish(
+        spec,
+        data,
+        studies,
+        comparison,
+        client=client,
+        tree=tree,
+        out_dir=out_dir,
+        storage_path=storage_path,
+        progress=progress,
+        resume=resume,
+    )
 
 
-def _tune_to_report(
+# Seconds the runs' ends (and what else is held) are tried for when a search stops on an error or Ctrl-C.
+END_WAIT = 10.0
+
+
+def _end_status(exc: BaseException) -> str:
+    return "KILLED" if isinstance(exc, (KeyboardInterrupt, SearchInterrupted)) else "FAILED"
+
+
+def _evaluate_and_publish(
     spec: SearchSpec,
     data,
     studies: dict,
+    comparison: Comparison,
     *,
     client,
-    tree,
+    tree: RunTree,
     out_dir: Path,
     storage_path: str,
     progress: Progress,
     resume: bool,
 ) -> Comparison:
-    """Tune every depth, summarise, evaluate on the test split, and publish the comparison and report."""
-    trials = tune_depths(
-        spec, data, studies, client=client, tree=tree, storage_path=storage_path, progress=progress, resume=resume
-    )
-    comparison = summarise(
-        spec, studies, client=client, tree=tree, trials=trials, task=data.task, storage_path=storage_path
-    )
-    if spec.evaluation.enabled:
-        evaluate_search(
-            spec, studies, comparison, data, client=client, tree=tree, storage_path=storage_path, progress=progress
-        )
-    publish(comparison, out_dir, client=client, search_id=tree.search_id)
+    """Evaluates on the test split, publishes the comparison and report, ends the run tree; returns the comparison.
+
+    Every MLflow write from here on goes through one BufferedWriter: while the tracking server does not answer, the
+    retrainings go on, their runs are held, and publishing waits for it (bounded; the results are on disk first).
+    A resume of a search that MLflow stopped while publishing publishes what it kept, without retraining.
+    """
+    writer = BufferedWriter(client, max_retry_after=10.0)
+    try:
+        kept = _kept_comparison(spec, comparison, out_dir, client=client, tree=tree) if resume else None
+        if kept is not None:
+            log.info("publishing the evaluation kept in %s (no retraining)", out_dir / "comparison.json")
+            comparison = kept
+            log_evaluation(writer, tree, comparison)
+        elif spec.evaluation.enabled:
+            evaluate_search(
+                spec, studies, comparison, data, writer=writer, tree=tree, storage_path=storage_path, progress=progress
+            )
+        publish(comparison, out_dir, writer=writer, tree=tree)
+    except ResultsNotPublished:
+        raise  # the store did not answer for the whole wait: no end of a run can be written either
+    except BaseException as exc:
+        for run_id in tree.run_ids:
+            writer.set_terminated(writer.adopt(run_id), _end_status(exc))
+        writer.close(wait=END_WAIT)
+        raise
     return comparison
+
+
+def _kept_comparison(spec: SearchSpec, comparison: Comparison, out_dir: Path, *, client, tree: RunTree):
+    """The comparison.json an earlier attempt of this search left when MLflow stopped answering while it published,
+    if it holds the evaluation this attempt would make and every evaluation run of it reached MLflow; else None."""
+    try:
+        saved = Comparison.from_dict(json.loads((out_dir / "comparison.json").read_text()))
+    except (OSError, ValueError, TypeError, KeyError):
+        return None  # none, or not one this version can read: evaluate again
+    if not kept_evaluation(spec, comparison, saved):
+        return None
+    depth_runs = set(tree.depth_runs.values())
+    runs = client.search_runs(
+        [tree.experiment_id], filter_string=f"tags.`{tags.ROLE}` = '{tags.ROLE_EVAL}'", max_results=50000
+    )
+    ended = [
+        r for r in runs if r.data.tags.get(tags.PARENT_RUN_ID) in depth_runs and r.info.status in ("FINISHED", "FAILED")
+    ]
+    return saved if len(ended) == saved.evaluation.get("jobs") else None
 
 
 # A file in every output folder stacktune makes: a folder without it (or a search's own files) is never deleted.

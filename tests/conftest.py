@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 import uuid
@@ -177,6 +178,69 @@ class MlflowServer:
             pass
         self._proc.wait(timeout=30)
         self._proc = None
+
+
+class StopAtRequest:
+    """A TCP relay in front of an MlflowServer that stops the server when a client first sends `marker` (a tag key,
+    an artifact's name), before those bytes reach it: an outage that starts at one exact write, whatever the timing.
+
+    The search is given `uri`; the test reads MLflow directly and starts the server again when it likes.
+    """
+
+    def __init__(self, server: MlflowServer, marker: bytes):
+        self._server, self._marker = server, marker
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.uri = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+        self.stopped = threading.Event()
+        self.stopped_at: float | None = None  # time.time() once the server is down
+        self._lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def close(self) -> None:
+        self._listener.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        try:
+            upstream = socket.create_connection(("127.0.0.1", self._server.port), timeout=10)
+        except OSError:  # the server is down: the client sees its connection closed
+            conn.close()
+            return
+        upstream.settimeout(None)
+        threading.Thread(target=self._pump, args=(upstream, conn, False), daemon=True).start()
+        self._pump(conn, upstream, True)
+
+    def _pump(self, src: socket.socket, dst: socket.socket, watch: bool) -> None:
+        tail = b""
+        try:
+            while data := src.recv(65536):
+                if watch and not self.stopped.is_set():
+                    seen = tail + data
+                    if self._marker in seen:
+                        self._stop_server()
+                    tail = seen[-len(self._marker) :]
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (src, dst):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+
+    def _stop_server(self) -> None:
+        with self._lock:
+            if not self.stopped.is_set():
+                self._server.stop()
+                self.stopped_at = time.time()
+                self.stopped.set()
 
 
 def finished_trials(storage, name: str, depths) -> int:

@@ -3,7 +3,8 @@
 Each depth's best configuration (top-k) and the one fixed setting people usually use are
 retrained with the same seeds on the training split, the best epoch chosen on validation,
 and scored on the test split that the search never saw. The jobs run on Ray Tune like trials
-and are logged to MLflow under their depth run (`stacktune.role=eval`).
+and are logged to MLflow under their depth run (`stacktune.role=eval`), through the search's `BufferedWriter`:
+while the tracking server does not answer, the retrainings go on and their runs wait for it.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from ..progress import Progress
 from ..spec.convert import baseline_config, build, evaluation_seeds
 from ..spec.schema import SearchSpec, TrainConfig
 from ..tracking import store, tags
-from ..tracking.eval_runs import EvalRuns
+from ..tracking.buffer import BufferedWriter
+from ..tracking.eval_runs import HOLDING, EvalRuns
 from ..tracking.run_tree import RunTree
 from . import checks, stats
 from .comparison import Comparison
@@ -100,12 +102,19 @@ def _job_name(trial) -> str:
 
 
 def run_jobs(
-    spec: SearchSpec, jobs: list[dict], data, *, storage_path: str, client, tree: RunTree, name: str = "evaluation"
+    spec: SearchSpec,
+    jobs: list[dict],
+    data,
+    *,
+    storage_path: str,
+    writer: BufferedWriter,
+    tree: RunTree,
+    name: str = "evaluation",
 ) -> list[tuple[dict, dict]]:
     """Runs the evaluation jobs on Ray Tune and returns (job, metrics) for every job, failed ones included."""
     from ray import tune
 
-    callback = EvalRuns(client=client, experiment_id=tree.experiment_id, search=spec.name, depth_runs=tree.depth_runs)
+    callback = EvalRuns(writer=writer, experiment_id=tree.experiment_id, search=spec.name, depth_runs=tree.depth_runs)
     tuner = make_tuner(
         run_eval,
         spec=spec,
@@ -233,14 +242,17 @@ def evaluate_search(
     comparison: Comparison,
     data,
     *,
-    client,
+    writer: BufferedWriter,
     tree: RunTree,
     storage_path: str,
     progress: Progress,
 ) -> None:
     """Retrains every depth's best (and the fixed setting) over the seeds, then adds the verdict, the naive
     baselines and the warnings to `comparison`. With `seeds: auto`, seeds come in rounds until every pair is decided.
+
+    Every MLflow write goes through `writer` and may still be queued on return (the store not answering).
     """
+    writer.holding = HOLDING
     candidates = {d: top_configs(spec, studies[d], d, spec.evaluation.top_k) for d in spec.depths}
     rounds = seed_rounds(spec)
     sequential = spec.evaluation.seeds == "auto"
@@ -252,7 +264,7 @@ def evaluate_search(
             return
         progress.evaluation_started(jobs=len(jobs), seeds=count - done, round=number if sequential else None)
         name = f"evaluation-{number}" if sequential else "evaluation"
-        results += run_jobs(spec, jobs, data, storage_path=storage_path, client=client, tree=tree, name=name)
+        results += run_jobs(spec, jobs, data, storage_path=storage_path, writer=writer, tree=tree, name=name)
         done, jobs_run = count, jobs_run + len(jobs)
         val_loss = aggregate(spec, comparison, results, looks=len(rounds))
         if _decided(comparison):
@@ -271,10 +283,30 @@ def evaluate_search(
     checks.add_baselines(comparison, data)
     checks.add_warnings(spec, comparison, data, eval_val_loss=val_loss)
     comparison.headline = checks.headline(comparison)
-    _log_evaluation(client, tree, comparison)
+    log_evaluation(writer, tree, comparison)
 
 
-def _log_evaluation(client, tree: RunTree, comparison: Comparison) -> None:
+def kept_evaluation(spec: SearchSpec, comparison: Comparison, saved: Comparison) -> bool:
+    """Whether `saved` (the comparison.json an earlier attempt of this search wrote before MLflow stopped answering)
+    holds the evaluation this attempt would make: the same search run and trials, the same evaluation settings."""
+    done = saved.evaluation
+    if not spec.evaluation.enabled or not done or saved.mlflow_run_id != comparison.mlflow_run_id:
+        return False
+
+    def trials(c: Comparison) -> list:
+        return [(d.depth, d.trials, (d.best_trial or {}).get("name")) for d in c.depths]
+
+    if trials(saved) != trials(comparison) or saved.baseline != comparison.baseline:
+        return False
+    settings = spec.evaluation
+    if (done.get("top_k"), done.get("confidence")) != (settings.top_k, settings.confidence):
+        return False
+    if settings.seeds == "auto":
+        return done.get("planned_rounds") == seed_rounds(spec)
+    return done.get("seeds") == evaluation_seeds(spec, settings.seeds)
+
+
+def log_evaluation(writer: BufferedWriter, tree: RunTree, comparison: Comparison) -> None:
     """The test figures on each depth run; the conclusion, the naive baseline and the warnings on the search run."""
     for entry in comparison.depths:
         values = {
@@ -285,7 +317,8 @@ def _log_evaluation(client, tree: RunTree, comparison: Comparison) -> None:
         }
         if entry.test_loss_ci95:
             values.update(test_loss_ci_low=entry.test_loss_ci95[0], test_loss_ci_high=entry.test_loss_ci95[1])
-        store.log_batch(client, tree.depth_runs[entry.depth], metrics=store.epoch_metrics(0, values))
+        depth_run = writer.adopt(tree.depth_runs[entry.depth], run_name=f"depth-{entry.depth}")
+        writer.log_batch(depth_run, metrics=store.epoch_metrics(0, values))
     found: dict[str, str] = {}
     metrics: dict[str, float] = {}
     for baseline in comparison.baselines or []:
@@ -299,6 +332,8 @@ def _log_evaluation(client, tree: RunTree, comparison: Comparison) -> None:
         winner = (
             verdict["winner"] if verdict["winner"] is not None else ("undecided" if verdict["undecided"] else "tie")
         )
-        note = client.get_run(tree.search_id).data.tags.get(tags.NOTE, "") + "\n\n" + comparison.conclusion
-        found.update({tags.VERDICT: comparison.conclusion, tags.WINNER: str(winner), tags.NOTE: note})
-    store.log_batch(client, tree.search_id, metrics=store.epoch_metrics(0, metrics), tags=store.as_tags(found))
+        found.update({tags.VERDICT: comparison.conclusion, tags.WINNER: str(winner)})
+    search = writer.adopt(tree.search_id, run_name="the search run")
+    writer.log_batch(search, metrics=store.epoch_metrics(0, metrics), tags=store.as_tags(found))
+    if comparison.conclusion:
+        writer.append_to_tag(search, tags.NOTE, "\n\n" + comparison.conclusion)

@@ -1,24 +1,61 @@
 """What a search leaves behind: comparison.json, the best configs as `stacktune train` YAML, and the
-report, written to the output folder and attached to the search run."""
+report, written to the output folder and attached to the search run.
+
+The files are always written locally first; attaching them waits for a tracking server that does not answer,
+for a bounded time (PUBLISH_WAIT), and then stops in one line that says where the results are kept.
+"""
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
+from ..errors import ResultsNotPublished
 from ..spec.convert import config_yaml
 from ..spec.schema import TrainConfig
+from ..tracking.buffer import BufferedWriter
+from ..tracking.run_tree import RunTree
 from .comparison import Comparison, DepthEntry
 
+# How long publishing waits for a tracking server that does not answer (as long as for a study database).
+PUBLISH_WAIT = 600.0
 
-def publish(comparison: Comparison, out_dir: Path, *, client, search_id: str) -> None:
-    """Writes comparison.json, the exports and the report, and attaches them to the search run."""
+
+def publish(
+    comparison: Comparison, out_dir: Path, *, writer: BufferedWriter, tree: RunTree, wait: float | None = None
+) -> None:
+    """Writes comparison.json, the exports and the report to `out_dir`, then attaches them to the search run and
+    ends the run tree as FINISHED, after whatever `writer` still holds (the evaluation runs).
+
+    While MLflow does not answer, this waits for it, up to `wait` seconds (default PUBLISH_WAIT); then raises
+    ResultsNotPublished, the results kept in `out_dir` and the runs left for `--resume` to end.
+    """
     from .report import write_report
 
+    wait = PUBLISH_WAIT if wait is None else wait
     write_exports(comparison, out_dir)
-    client.log_artifact(search_id, str(out_dir / "comparison.json"))
-    for path in write_report(comparison.to_dict(), out_dir):
-        client.log_artifact(search_id, str(path), artifact_path="report")
+    reports = write_report(comparison.to_dict(), out_dir)
+    search = writer.adopt(tree.search_id, run_name="the search run")
+    writer.holding = f"the results wait for it (at most {wait:.0f} s), kept meanwhile in {out_dir}"
+    was_down = not writer.answering
+    writer.log_artifact(search, out_dir / "comparison.json")
+    for path in reports:
+        writer.log_artifact(search, path, artifact_path="report")
+    for run_id in tree.run_ids:
+        writer.set_terminated(writer.adopt(run_id), "FINISHED")
+    if was_down and not writer.answering:
+        _warn(f"MLflow still does not answer; {writer.holding}")
+    if not writer.close(wait=wait, quiet=True):
+        raise ResultsNotPublished(
+            f"MLflow ({writer.store_uri}) did not answer for {wait:.0f} s: the search's results are kept "
+            f"in {out_dir} (report.md, comparison.json, best/) but not in MLflow; once it answers again, publish them "
+            "by running the same command with --resume"
+        )
+
+
+def _warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
 def write_exports(comparison: Comparison, out_dir: Path) -> list[Path]:

@@ -1,16 +1,18 @@
 """MLflow writes that survive a tracking server which stops answering for a while.
 
-`BufferedWriter` sits between the driver-side trial callback and an MlflowClient. Every
-write (run creation, a batch of metrics/params/tags, a run's end) is queued and the queue is
-written right away while the store answers. When a write fails because the store does not
-answer (refused connection, timeout, 5xx, a locked database), the failed write and everything
-queued after it are kept, in order, and retried on a later event once a short back-off has
-passed; in between, events only append to the queue, so the Tune loop (and with it the
-trials, which wait for the driver to take their results) never waits on a dead server.
+`BufferedWriter` sits between the driver-side callbacks (trials, evaluation retrainings) and an
+MlflowClient; publishing the report goes through it too. Every write (run creation, a batch of
+metrics/params/tags, an artifact, a run's end) is queued and the queue is written right away
+while the store answers. When a write fails because the store does not answer (refused
+connection, timeout, 5xx, a locked database), the failed write and everything queued after it
+are kept, in order, and retried on a later event once a short back-off has passed; in between,
+events only append to the queue, so the Tune loop (and with it the trials, which wait for the
+driver to take their results) never waits on a dead server.
 
 A run is created lazily: `create_run` hands back a local key at once, and the MLflow run id
 becomes known when the creation is written. The run carries the key as a tag, so a creation
-whose answer was lost (the server applied it, then stopped) is found again, not repeated.
+whose answer was lost (the server applied it, then stopped) is found again, not repeated. A run
+that exists already (the search run, a depth run) is written to after `adopt`.
 
 `close` makes a last attempt over a bounded wait and prints what could not be written;
 a write the store refuses outright (a 4xx: invalid value, missing run) is reported the same
@@ -26,9 +28,11 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from ..errors import first_line
+from .store import redact
 from .tags import RUN_KEY
 
 # MLflow's limits for one log_batch call.
@@ -37,7 +41,7 @@ MAX_METRICS, MAX_PARAMS, MAX_TAGS, MAX_ENTITIES = 1000, 100, 100, 1000
 
 @dataclass
 class _Op:
-    kind: str  # "create" | "batch" | "terminate"
+    kind: str  # "create" | "batch" | "terminate" | "call" (an artifact, a tag read and rewritten)
     ref: str
     metrics: list = field(default_factory=list)
     params: list = field(default_factory=list)
@@ -67,6 +71,9 @@ def is_transient(exc: BaseException) -> bool:
     try:
         import requests
 
+        if isinstance(exc, requests.HTTPError) and exc.response is not None:
+            status = exc.response.status_code  # an artifact upload's answer
+            return status >= 500 or status in (408, 429)
         if isinstance(exc, requests.RequestException):
             return True
     except ImportError:  # pragma: no cover - MLflow depends on requests
@@ -117,12 +124,16 @@ class BufferedWriter:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         interval: float = 0.0,
+        holding: str = "trial logs are kept and written when it answers again",
     ):
         """`interval`: metric values are gathered for this many seconds and then written together (0: at once).
 
         A run's creation, its params and tags and its end go out at once, with whatever is gathered
         before them: a driver killed meanwhile loses at most the last second of metric values.
+        `holding` ends the line printed when the store stops answering: what happens to the writes meanwhile
+        (an attribute, so a later stage of the search can say it in its own words).
         """
+        self.holding = holding
         self._client = client
         self._interval = interval
         self._last_drain = -math.inf
@@ -143,15 +154,20 @@ class BufferedWriter:
 
     # ---- what callers queue -------------------------------------------------------------
 
-    def create_run(self, experiment_id: str, *, run_name: str, tags: dict[str, str]) -> str:
-        """Queues a run's creation and returns its local key (usable in every later call)."""
+    def create_run(
+        self, experiment_id: str, *, run_name: str, tags: dict[str, str], start_time: int | None = None
+    ) -> str:
+        """Queues a run's creation and returns its local key (usable in every later call).
+
+        `start_time` (ms since the epoch): when the run began, if not now.
+        """
         ref = f"local-{uuid.uuid4().hex}"
         self._names[ref] = run_name
         args = {
             "experiment_id": experiment_id,
             "run_name": run_name,
             "tags": {**tags, RUN_KEY: ref},
-            "start_time": int(time.time() * 1000),
+            "start_time": int(time.time() * 1000) if start_time is None else start_time,
         }
         self._queue.append(_Op("create", ref, args=args))
         self.flush(at_once=True)
@@ -172,6 +188,33 @@ class BufferedWriter:
         self._queue.append(_Op("terminate", ref, args={"status": status, "end_time": int(time.time() * 1000)}))
         self.flush(at_once=True)
 
+    def adopt(self, run_id: str, *, run_name: str | None = None) -> str:
+        """The key to use for a run that exists in MLflow already (created elsewhere): its id."""
+        self._ids[run_id] = run_id
+        self._names.setdefault(run_id, run_name or run_id)
+        return run_id
+
+    def log_artifact(self, ref: str, path: str | Path, *, artifact_path: str | None = None) -> None:
+        """Queues the upload of local file `path` to run `ref` (the file is read when the upload is made)."""
+
+        def upload(client, run_id: str) -> None:
+            client.log_artifact(run_id, str(path), artifact_path=artifact_path)
+
+        where = f"{artifact_path}/{Path(path).name}" if artifact_path else Path(path).name
+        self._queue.append(_Op("call", ref, args={"what": f"artifact {where}", "fn": upload}))
+        self.flush(at_once=True)
+
+    def append_to_tag(self, ref: str, key: str, text: str) -> None:
+        """Queues `text` added to the end of tag `key` of run `ref`, as the tag is when the write is made."""
+
+        def append(client, run_id: str) -> None:
+            value = client.get_run(run_id).data.tags.get(key, "")
+            if not value.endswith(text):  # else made already, and only its answer was lost
+                client.set_tag(run_id, key, value + text)
+
+        self._queue.append(_Op("call", ref, args={"what": f"tag {key}", "fn": append}))
+        self.flush(at_once=True)
+
     # ---- state ----------------------------------------------------------------------------
 
     def run_id(self, ref: str) -> str | None:
@@ -185,7 +228,13 @@ class BufferedWriter:
 
     @property
     def answering(self) -> bool:
+        """False from a write the store did not answer until one it answers."""
         return self._down_since is None
+
+    @property
+    def store_uri(self) -> str:
+        """The tracking URI written to, as messages may show it (no password)."""
+        return self._uri()
 
     # ---- writing --------------------------------------------------------------------------
 
@@ -209,10 +258,7 @@ class BufferedWriter:
             if self._down_since is None:
                 self._down_since = now
                 self._delay = self._retry_after
-                _warn(
-                    f"MLflow ({self._uri()}) does not answer ({exc}); trial logs are kept "
-                    f"and written when it answers again"
-                )
+                _warn(f"MLflow ({self._uri()}) does not answer ({exc}); {self.holding}")
             else:
                 self._delay = min(self._delay * 2, self._max_retry_after)
             self._next_try = now + self._delay
@@ -227,8 +273,9 @@ class BufferedWriter:
         self._next_try = 0.0
         return True
 
-    def close(self, wait: float = 60.0) -> bool:
-        """Writes everything, retrying for up to `wait` seconds; prints what is left. True if all went."""
+    def close(self, wait: float = 60.0, *, quiet: bool = False) -> bool:
+        """Writes everything, retrying for up to `wait` seconds; prints what is left (unless `quiet`: the caller
+        says it). True if all went."""
         deadline = self._clock() + wait
         while not self.flush(force=True):
             left = deadline - self._clock()
@@ -237,8 +284,10 @@ class BufferedWriter:
             self._sleep(min(self._delay, left))
         if not self._queue:
             return True
+        if quiet:
+            return False
         _warn(
-            f"MLflow ({self._uri()}) did not answer within {wait:.0f} s; these trial writes could not be made:\n"
+            f"MLflow ({self._uri()}) did not answer within {wait:.0f} s; these writes could not be made:\n"
             + "\n".join(f"  {line}" for line in self.describe_pending())
         )
         return False
@@ -260,6 +309,7 @@ class BufferedWriter:
                 parts.append(f"{len(params)} param(s)")
             if tags := [t for op in ops for t in op.tags]:
                 parts.append("tags " + ", ".join(f"{t.key}={str(t.value)[:60]}" for t in tags))
+            parts += [op.args["what"] for op in ops if op.kind == "call"]
             ends = [op.args["status"] for op in ops if op.kind == "terminate"]
             if ends:
                 parts.append(f"its end ({ends[-1]})")
@@ -287,6 +337,9 @@ class BufferedWriter:
                     status=head.args["status"],
                     end_time=head.args["end_time"],
                 )
+                self._queue.pop(0)
+            elif head.kind == "call":
+                self._call(head, head.args["fn"], self._client, self._ids[head.ref])
                 self._queue.pop(0)
             else:
                 batch = self._gather(head.ref)
@@ -359,7 +412,7 @@ class BufferedWriter:
             return fn(*args, **kwargs)
         except Exception as exc:
             if is_transient(exc):
-                raise Unanswered(_short(exc)) from exc
+                raise Unanswered(_root_reason(exc)) from exc
             from mlflow.exceptions import MlflowException
 
             if not isinstance(exc, MlflowException):
@@ -380,7 +433,7 @@ class BufferedWriter:
         _warn(line)
 
     def _uri(self) -> str:
-        return str(getattr(self._client, "tracking_uri", "") or "the tracking store")
+        return redact(str(getattr(self._client, "tracking_uri", "") or "the tracking store"))
 
 
 class _Refused(Exception):
@@ -389,6 +442,20 @@ class _Refused(Exception):
 
 def _short(exc: BaseException) -> str:
     return first_line(exc)[:200]
+
+
+def _root_reason(exc: BaseException) -> str:
+    """Why no answer came, from the innermost error behind `exc` ("[Errno 111] Connection refused", "timed out"),
+    not the client's retry report around it."""
+    inner, seen = exc, {id(exc)}
+    while True:
+        held = [a for a in inner.args if isinstance(a, BaseException)]  # urllib3 wraps the socket's error in args
+        cause = inner.__cause__ or inner.__context__ or (held[-1] if held else None)
+        if cause is None or id(cause) in seen:
+            break
+        seen.add(id(cause))
+        inner = cause
+    return _short(inner if str(inner).strip() else exc)
 
 
 def _warn(message: str) -> None:

@@ -2,6 +2,9 @@
 
 An evaluation job is the dict Ray Tune passes as the trial's config["job"]: depth, kind ("tuned" or
 "fixed"), rank (among a depth's top-k), seed and the train config.
+
+Runs are written through a `BufferedWriter`, as trials are: while the tracking server does not answer,
+the retrainings go on and their runs are kept, in order, and written once it answers again.
 """
 
 from __future__ import annotations
@@ -13,18 +16,24 @@ from ray.tune import Callback
 from ..spec.convert import SEED_OFFSET, flat_params
 from ..spec.schema import TrainConfig
 from . import store, tags
+from .buffer import BufferedWriter
+
+HOLDING = "evaluation runs are kept and written when it answers again; the retrainings go on"
 
 
 class EvalRuns(Callback):
-    """Logs each finished evaluation job as one MLflow run under its depth run."""
+    """Logs each finished evaluation job as one MLflow run under its depth run.
 
-    def __init__(self, *, client, experiment_id: str, search: str, depth_runs: dict[int, str]):
-        self._client, self._experiment_id, self._search, self._depth_runs = client, experiment_id, search, depth_runs
+    What `writer` could not write yet is left queued at the end: publishing waits for it (see exports.publish).
+    """
+
+    def __init__(self, *, writer: BufferedWriter, experiment_id: str, search: str, depth_runs: dict[int, str]):
+        self._writer, self._experiment_id, self._search, self._depth_runs = writer, experiment_id, search, depth_runs
         self.results: list[tuple[dict, dict]] = []  # (job, its last metrics) for every job, failed ones too
 
     def __getstate__(self) -> dict:
         # Kept out of the run config Ray Tune saves (see TrialRuns): the client, and any password in its URI.
-        return {**self.__dict__, "_client": None}
+        return {**self.__dict__, "_writer": None}
 
     def _log(self, trial, metrics: dict, status: str) -> None:
         job = trial.config["job"]
@@ -36,7 +45,7 @@ class EvalRuns(Callback):
         ended = int(time.time() * 1000)
         # The run is written once the job is done; its start is when training began.
         started = ended - int(1000 * float(metrics.get("train_seconds", 0.0) or 0.0))
-        run = self._client.create_run(
+        ref = self._writer.create_run(
             self._experiment_id,
             start_time=started,
             run_name=f"d{job['depth']}-{kind}{rank}-{number}",
@@ -54,13 +63,16 @@ class EvalRuns(Callback):
             k: metrics.get(k) for k in ("val_loss", "test_loss", "val_accuracy", "test_accuracy", "train_seconds")
         }
         values["n_params"] = metrics.get("params")
-        store.log_batch(
-            self._client,
-            run.info.run_id,
+        self._writer.log_batch(
+            ref,
             params=store.as_params(flat_params(cfg)),
-            metrics=store.epoch_metrics(int(metrics.get("epochs", 0) or 0), values),
+            metrics=store.epoch_metrics(int(metrics.get("epochs", 0) or 0), values, timestamp_ms=ended),
         )
-        self._client.set_terminated(run.info.run_id, status=status, end_time=ended)
+        self._writer.set_terminated(ref, status=status)
+
+    def on_step_end(self, iteration, trials, **info):
+        # Kept writes go out once the store answers again, even while no job finishes.
+        self._writer.flush()
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         metrics = trial.last_result or {}

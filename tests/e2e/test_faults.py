@@ -11,7 +11,7 @@ from pathlib import Path
 
 import optuna
 import pytest
-from conftest import LocalRayCluster, MlflowServer, finished_trials, kill_group, start_cli, write_spec
+from conftest import LocalRayCluster, MlflowServer, StopAtRequest, finished_trials, kill_group, start_cli, write_spec
 from mlflow.tracking import MlflowClient
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
@@ -189,3 +189,106 @@ def test_trials_train_on_while_mlflow_is_down_and_their_logs_arrive_once_it_is_b
         assert sorted(m.step for m in history) == list(range(1, epochs + 1)), run.info.run_name
         assert run.data.params  # the config, logged when the run was created
         assert "best_val_loss" in run.data.metrics
+
+
+def _runs(uri: str, name: str, role: str) -> list:
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name(name)
+    runs = client.search_runs([experiment.experiment_id], max_results=1000)
+    return [r for r in runs if r.data.tags.get("stacktune.role") == role]
+
+
+def _check_published(uri: str, name: str, out: Path, *, depths, kinds) -> list:
+    """Everything a finished search leaves in MLflow is there, and no run is left RUNNING; returns the eval runs."""
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name(name)
+    every = client.search_runs([experiment.experiment_id], max_results=1000)
+    assert not [r.info.run_name for r in every if r.info.status == "RUNNING"]
+    seeds = json.loads((out / "comparison.json").read_text())["evaluation"]["seeds"]
+    evals = _runs(uri, name, "eval")
+    found = Counter(
+        (int(r.data.tags["stacktune.depth"]), r.data.tags["stacktune.eval_kind"], int(r.data.tags["stacktune.seed"]))
+        for r in evals
+    )
+    assert found == {(d, k, s): 1 for d in depths for k in kinds for s in seeds}, (
+        "an evaluation run is missing or doubled"
+    )
+    for run in evals:
+        assert run.info.status == "FINISHED" and run.data.tags["stacktune.state"] == "completed", run.info.run_name
+        assert {"val_loss", "test_loss", "n_params", "train_seconds"} <= set(run.data.metrics), run.info.run_name
+        assert run.data.params, run.info.run_name
+    for run in _runs(uri, name, "depth"):
+        assert "test_loss_mean" in run.data.metrics and run.info.status == "FINISHED"
+    (search,) = _runs(uri, name, "search")
+    assert search.info.status == "FINISHED" and search.data.tags["stacktune.verdict"]
+    assert search.data.tags["mlflow.note.content"].endswith(search.data.tags["stacktune.verdict"])
+    report = {a.path for a in client.list_artifacts(search.info.run_id, "report")}
+    assert "comparison.json" in {a.path for a in client.list_artifacts(search.info.run_id)}
+    assert {"report/report.md", "report/test_loss_by_depth.png"} <= report
+    return evals
+
+
+def _outage_spec(tmp_path, name: str, **changes) -> str:
+    return write_spec(
+        tmp_path,
+        name=name,
+        depths=[1, 2],
+        trials_per_depth=1,
+        train={"epochs": 3, "batch_size": 32},
+        resources={"cpus_per_trial": 1, "max_concurrent": 2},
+        **changes,
+    )
+
+
+def _stderr(tmp_path) -> str:
+    return (tmp_path / "stderr").read_text()
+
+
+def test_evaluation_retrains_on_while_mlflow_is_down_and_its_runs_arrive_once_it_is_back(tmp_path, mlflow_server):
+    name = "eval-outage"
+    spec = _outage_spec(tmp_path, name, evaluation={"seeds": 2})
+    # The server stops as the first evaluation run is created, before that request reaches it.
+    relay = StopAtRequest(mlflow_server, b"stacktune.eval_kind")
+    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+    driver = _start_search(tmp_path, spec, relay.uri, env=env)
+    try:
+        _wait_for(driver, tmp_path, "the first evaluation run was written", relay.stopped.is_set)
+        _wait_for(driver, tmp_path, "the search noticed", lambda: "evaluation runs are kept" in _stderr(tmp_path))
+        mlflow_server.start()
+        driver.wait(timeout=600)
+    finally:
+        kill_group(driver)
+        relay.close()
+    stderr = _stderr(tmp_path)
+    assert driver.returncode == 0, stderr[-4000:]
+    assert "the retrainings go on" in stderr and "answers again" in stderr
+    assert "could not be made" not in stderr and "Traceback" not in stderr
+    evals = _check_published(mlflow_server.uri, name, tmp_path / "out" / name, depths=[1, 2], kinds=["tuned", "fixed"])
+    # Retrainings that ended while the server was down: their runs were written after it came back.
+    assert [r for r in evals if r.info.end_time >= relay.stopped_at * 1000]
+
+
+def test_publishing_waits_for_mlflow_and_attaches_the_report_once_it_is_back(tmp_path, mlflow_server):
+    name = "publish-outage"
+    spec = _outage_spec(tmp_path, name, evaluation={"seeds": 2}, baseline=None)
+    out = tmp_path / "out" / name
+    # The server stops as the search attaches its first result file, before that upload reaches it.
+    relay = StopAtRequest(mlflow_server, b"comparison.json")
+    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+    driver = _start_search(tmp_path, spec, relay.uri, env=env)
+    try:
+        _wait_for(driver, tmp_path, "publishing began", relay.stopped.is_set)
+        _wait_for(driver, tmp_path, "publishing waits", lambda: "the results wait for it" in _stderr(tmp_path))
+        # Written locally first, whatever MLflow does.
+        assert all((out / f).exists() for f in ("comparison.json", "report.md", "best/overall.yaml"))
+        assert driver.poll() is None, "the search did not wait for MLflow"
+        mlflow_server.start()
+        driver.wait(timeout=600)
+    finally:
+        kill_group(driver)
+        relay.close()
+    stderr = _stderr(tmp_path)
+    assert driver.returncode == 0, stderr[-4000:]
+    assert f"the results wait for it (at most 600 s), kept meanwhile in {out}" in stderr and "answers again" in stderr
+    assert "could not be made" not in stderr and "Traceback" not in stderr
+    _check_published(mlflow_server.uri, name, out, depths=[1, 2], kinds=["tuned"])
