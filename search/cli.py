@@ -73,6 +73,7 @@ def _submit(args: argparse.Namespace) -> int:
         tracking_uri=args.tracking_uri,
         storage_path=args.storage_path,
         wait=args.wait,
+        resume=args.resume,
     )
 
 
@@ -199,6 +200,12 @@ def _add_cluster_commands(sub) -> None:
         "(default: the cluster's $STACKTUNE_STORAGE_PATH)",
     )
     p.add_argument("--wait", action="store_true", help="follow the job's log and exit with the search's own status")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue a submitted search of the same name that was stopped or lost with its head, from its studies "
+        "(the cluster's study database) and its MLflow runs",
+    )
     _add_overrides(p)
     p.set_defaults(func=_submit)
 

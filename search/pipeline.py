@@ -200,7 +200,11 @@ def _output_folder(spec: SearchSpec, out: str | Path, *, resume: bool) -> tuple[
     out_dir = Path(out).resolve() / spec.name
     aside = None
     if resume and not out_dir.is_dir():
-        raise ConfigError(f"nothing to resume: {out_dir} holds no search named {spec.name!r}")
+        if not spec.storage:
+            raise ConfigError(f"nothing to resume: {out_dir} holds no search named {spec.name!r}")
+        # The studies are in a database (a submitted search whose head was lost, another machine): the folder is
+        # made anew, and the studies and MLflow runs say what is done.
+        log.info("resuming %s from its studies in the study database, in a new folder %s", spec.name, out_dir)
     if not resume and out_dir.exists():
         if not out_dir.is_dir() or not _made_by_stacktune(out_dir):
             raise ConfigError(

@@ -285,16 +285,18 @@ def kill_group(proc: subprocess.Popen) -> None:
 
 
 def _processes_under(folder: Path) -> dict[int, list[str]]:
-    """pid -> command line of the processes whose command line names `folder` (this test's own)."""
+    """pid -> command line of the processes whose command line names `folder` (this test's own), or that run in it
+    (a Ray job's driver runs in its working folder below the head's temp folder)."""
     found = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             args = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
+            cwd = os.readlink(entry / "cwd")
         except OSError:
             continue
-        if any(str(folder) in arg for arg in args):
+        if any(str(folder) in arg for arg in args) or cwd.startswith(f"{folder}{os.sep}"):
             found[int(entry.name)] = args
     return found
 

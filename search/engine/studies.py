@@ -127,6 +127,7 @@ def prepare_studies(spec: SearchSpec, storage, *, resume: bool) -> dict:
     """
     if resume:
         check_resume_budget(spec, storage)
+        _check_something_to_resume(spec, storage)
     studies = {}
     for depth in spec.depths:
         name = study_name(spec.name, depth)
@@ -149,6 +150,13 @@ def prepare_studies(spec: SearchSpec, storage, *, resume: bool) -> dict:
         study.set_user_attr("depth", depth)
         studies[depth] = study
     return studies
+
+
+def _check_something_to_resume(spec: SearchSpec, storage) -> None:
+    """Refuses a resume when the storage holds no study of the search: there is nothing to continue."""
+    names = {s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}
+    if not names & {study_name(spec.name, depth) for depth in spec.depths}:
+        raise ConfigError(f"nothing to resume: the study storage holds no study of a search named {spec.name!r}")
 
 
 def check_resume_budget(spec: SearchSpec, storage) -> None:

@@ -69,7 +69,14 @@ def _call(what: str, job_id: str, fn, *args):
 
 
 def package_job(
-    spec_path: str, spec, folder: Path, *, overrides: SpecOverrides, tracking_uri: str | None, storage_path: str | None
+    spec_path: str,
+    spec,
+    folder: Path,
+    *,
+    overrides: SpecOverrides,
+    tracking_uri: str | None,
+    storage_path: str | None,
+    resume: bool = False,
 ) -> list[str]:
     """Writes the job's folder (the spec, and the CSV it names) and returns the search command it runs."""
     load_data(spec.dataset, base_dir=None)  # bad data fails here, before anything is uploaded
@@ -84,6 +91,10 @@ def package_job(
         command += ["--tracking-uri", tracking_uri]
     if storage_path:
         command += ["--storage-path", storage_path]
+    if resume:
+        # The job's folder is new, so the studies must be in a database the cluster keeps (its
+        # $STACKTUNE_OPTUNA_STORAGE, or the spec's storage:); the search says so in one line otherwise.
+        command.append("--resume")
     return command
 
 
@@ -95,6 +106,7 @@ def submit_command(
     tracking_uri: str | None,
     storage_path: str | None,
     wait: bool,
+    resume: bool = False,
 ) -> int:
     """`stacktune submit`: prints the job id; with --wait follows the log and returns the search's exit status."""
     spec = load_spec(spec_path, overrides=overrides.as_dict())  # a bad spec fails before the cluster is contacted
@@ -102,7 +114,13 @@ def submit_command(
     client = _client(address)
     with tempfile.TemporaryDirectory(prefix="stacktune-job-") as tmp:
         command = package_job(
-            spec_path, spec, Path(tmp), overrides=overrides, tracking_uri=tracking_uri, storage_path=storage_path
+            spec_path,
+            spec,
+            Path(tmp),
+            overrides=overrides,
+            tracking_uri=tracking_uri,
+            storage_path=storage_path,
+            resume=resume,
         )
         job_id = f"{JOB_PREFIX}{name}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
         try:

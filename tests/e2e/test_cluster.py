@@ -25,10 +25,26 @@ DEPTHS, TRIALS = [1, 2], 3
 class Cluster:
     """The running parts and the environment a user's shell would have to reach them."""
 
-    def __init__(self, ray: LocalRayCluster, mlflow: MlflowServer, optuna_url: str):
-        self.ray, self.mlflow, self.optuna_url = ray, mlflow, optuna_url
+    def __init__(self, mlflow: MlflowServer, optuna_url: str, shared: str):
+        self.mlflow, self.optuna_url = mlflow, optuna_url
+        # What every head of this cluster is started with: the services that outlive a head.
+        self.node_env = {
+            "MLFLOW_TRACKING_URI": mlflow.uri,
+            "STACKTUNE_OPTUNA_STORAGE": optuna_url,
+            "STACKTUNE_STORAGE_PATH": shared,
+        }
+        self.rays: list[LocalRayCluster] = []
+
+    @property
+    def ray(self) -> LocalRayCluster:
+        return self.rays[-1]
+
+    def start_ray(self) -> None:
+        """A head and a second node joined to it, one CPU each: two trials at a time means one on each."""
+        self.rays.append(LocalRayCluster(env=self.node_env))
+        self.ray.start(workers=1, dashboard=True, head_cpus=1)
         # The submitting user's shell: the cluster's token and nothing else of it.
-        self.client_env = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": ray.env["RAY_AUTH_TOKEN"]}
+        self.client_env = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": self.ray.env["RAY_AUTH_TOKEN"]}
 
     def cli(self, *args: str, tmp_path, timeout: float = 600):
         return run_cli(*args, "--address", self.ray.dashboard, cwd=tmp_path, env=self.client_env, timeout=timeout)
@@ -37,22 +53,15 @@ class Cluster:
 @pytest.fixture
 def cluster(tmp_path):
     with postgres_database() as mlflow_db, postgres_database() as optuna_db:
-        mlflow = MlflowServer(tmp_path, backend=mlflow_db)
-        ray = LocalRayCluster(
-            env={
-                "MLFLOW_TRACKING_URI": mlflow.uri,
-                "STACKTUNE_OPTUNA_STORAGE": optuna_db,
-                "STACKTUNE_STORAGE_PATH": str(tmp_path / "shared"),
-            }
-        )
+        cluster = Cluster(MlflowServer(tmp_path, backend=mlflow_db), optuna_db, str(tmp_path / "shared"))
         try:
-            mlflow.start()
-            # A head and a second node joined to it, one CPU each: two trials at a time means one on each.
-            ray.start(workers=1, dashboard=True, head_cpus=1)
-            yield Cluster(ray, mlflow, optuna_db)
+            cluster.mlflow.start()
+            cluster.start_ray()
+            yield cluster
         finally:
-            ray.stop()
-            mlflow.stop()
+            for ray in cluster.rays:
+                ray.stop()
+            cluster.mlflow.stop()
 
 
 def _spec(tmp_path, **changes) -> str:
@@ -115,18 +124,7 @@ def test_stop_interrupts_a_submitted_search_which_keeps_its_finished_trials(tmp_
     assert submitted.returncode == 0, submitted.stderr
     job_id = submitted.stdout.strip()
     client = MlflowClient(tracking_uri=cluster.mlflow.uri)
-
-    def a_trial_finished() -> bool:
-        experiment = client.get_experiment_by_name("stopped")
-        if experiment is None:
-            return False
-        runs = client.search_runs([experiment.experiment_id], filter_string="attributes.status = 'FINISHED'")
-        return any(r.data.tags.get("stacktune.role") == "trial" for r in runs)
-
-    deadline = time.monotonic() + 300
-    while not a_trial_finished():
-        assert time.monotonic() < deadline, cluster.cli("logs", job_id, tmp_path=tmp_path).stdout[-3000:]
-        time.sleep(1)
+    _wait_for_a_finished_trial(cluster, "stopped", job_id, tmp_path)
     stopped = cluster.cli("stop", job_id, tmp_path=tmp_path)
     assert stopped.returncode == 0, stopped.stderr
     listed = json.loads(cluster.cli("jobs", "--json", tmp_path=tmp_path).stdout)
@@ -150,3 +148,55 @@ def test_cluster_commands_name_a_missing_job_and_a_wrong_address_in_one_line(tmp
     )
     assert gpu.returncode == 2, gpu.stderr[-3000:]
     assert "resources.gpus_per_trial: no node of the Ray cluster can hold a trial" in gpu.stdout
+
+
+def _wait_for_a_finished_trial(cluster: Cluster, name: str, job_id: str, tmp_path, timeout: float = 300) -> None:
+    client = MlflowClient(tracking_uri=cluster.mlflow.uri)
+
+    def a_trial_finished() -> bool:
+        experiment = client.get_experiment_by_name(name)
+        if experiment is None:
+            return False
+        runs = client.search_runs([experiment.experiment_id], filter_string="attributes.status = 'FINISHED'")
+        return any(r.data.tags.get("stacktune.role") == "trial" for r in runs)
+
+    deadline = time.monotonic() + timeout
+    while not a_trial_finished():
+        assert time.monotonic() < deadline, cluster.cli("logs", job_id, tmp_path=tmp_path).stdout[-3000:]
+        time.sleep(1)
+
+
+def test_a_submitted_search_whose_head_is_lost_resumes_on_a_new_head_from_its_studies_and_runs(tmp_path, cluster):
+    name, trials = "headloss", 4
+    spec = _spec(tmp_path, name=name, trials_per_depth=trials, train={"epochs": 30, "batch_size": 32})
+    submitted = cluster.cli("submit", spec, tmp_path=tmp_path)
+    assert submitted.returncode == 0, submitted.stderr
+    _wait_for_a_finished_trial(cluster, name, submitted.stdout.strip(), tmp_path)
+    # The head dies at once with its search's driver and the job's folder, then the worker; the MLflow server,
+    # the study database and the shared checkpoint folder live on, as compose's volumes and services do.
+    cluster.ray.kill("head")
+    cluster.ray.stop()
+    done_before = sum(
+        t.state.is_finished()
+        for d in DEPTHS
+        for t in optuna.load_study(study_name=f"{name}.depth-{d}", storage=cluster.optuna_url).get_trials()
+    )
+    assert 0 < done_before < trials * len(DEPTHS), "the head was lost too late to leave trials to resume"
+    cluster.start_ray()
+
+    resumed = cluster.cli("submit", spec, "--resume", "--wait", tmp_path=tmp_path)
+    assert resumed.returncode == 0, resumed.stdout[-4000:] + resumed.stderr[-3000:]
+    for depth in DEPTHS:
+        study = optuna.load_study(study_name=f"{name}.depth-{depth}", storage=cluster.optuna_url)
+        counted = [t for t in study.get_trials() if t.state.is_finished() and not t.user_attrs.get("interrupted")]
+        assert len(counted) == trials, [(t.state, t.user_attrs) for t in study.get_trials()]
+    client = MlflowClient(tracking_uri=cluster.mlflow.uri)
+    runs = client.search_runs([client.get_experiment_by_name(name).experiment_id], max_results=1000)
+    assert not [r for r in runs if r.info.status == "RUNNING"]
+    # One search run, the first one, finished by the new head; its trials: the budget, plus the cut-off ones.
+    (search,) = [r for r in runs if r.data.tags.get("stacktune.role") == "search"]
+    assert search.info.status == "FINISHED"
+    trial_runs = [r for r in runs if r.data.tags.get("stacktune.role") == "trial"]
+    finished = Counter(int(r.data.tags["stacktune.depth"]) for r in trial_runs if r.info.status == "FINISHED")
+    assert finished == {d: trials for d in DEPTHS}
+    assert all(r.info.status in ("FINISHED", "KILLED") for r in trial_runs)
