@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import fcntl
 import os
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any, Iterable
 from urllib.parse import urlsplit
@@ -25,8 +22,9 @@ def resolve_tracking_uri(uri: str | None) -> str:
     return uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
 
 
-def check_tracking(uri: str, *, timeout: float = 20.0) -> None:
-    """Raises UnreachableError unless the tracking store answers and accepts our credentials; quick, before training."""
+def check_tracking(uri: str, *, timeout: float | None = None) -> None:
+    """Raises UnreachableError unless the tracking store answers and accepts our credentials; quick, before training.
+    `timeout`: seconds to wait for an answer (by default 5 for a tracking server, 20 for a database)."""
     if uri.startswith(("http://", "https://")):
         if urlsplit(uri).password is not None:
             # A URI is printed, logged and exported; a password in it would be too.
@@ -34,30 +32,7 @@ def check_tracking(uri: str, *, timeout: float = 20.0) -> None:
                 "put MLflow credentials in MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, "
                 "not in the tracking URI"
             )
-        base = uri.rstrip("/")
-        try:
-            with urllib.request.urlopen(base + "/health", timeout=timeout) as response:
-                if response.status != 200:
-                    raise UnreachableError(f"MLflow tracking server {uri} answered {response.status}")
-            # A server in basic-auth mode answers /health to anyone but the API only to known users.
-            request = urllib.request.Request(
-                base + "/api/2.0/mlflow/experiments/search?max_results=1", headers=_auth_header()
-            )
-            urllib.request.urlopen(request, timeout=timeout).close()
-        except urllib.error.HTTPError as exc:
-            if exc.code in (401, 403):
-                given = (
-                    "refused the credentials in"
-                    if os.environ.get("MLFLOW_TRACKING_USERNAME")
-                    else "needs credentials: set"
-                )
-                raise UnreachableError(
-                    f"MLflow tracking server {uri} {given} MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD"
-                ) from None
-            raise UnreachableError(f"MLflow tracking server {uri} answered {exc.code} ({exc.reason})") from None
-        except (urllib.error.URLError, OSError, ValueError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise UnreachableError(f"cannot reach the MLflow tracking server at {uri} ({reason})") from None
+        _check_server(uri, timeout=5.0 if timeout is None else timeout)
         return
     if uri.startswith("sqlite:///"):
         folder = Path(uri.removeprefix("sqlite:///")).expanduser().resolve().parent
@@ -68,7 +43,7 @@ def check_tracking(uri: str, *, timeout: float = 20.0) -> None:
         return
     scheme = urlsplit(uri).scheme.split("+")[0].lower() if "://" in uri else ""
     if scheme in _DATABASES:
-        _check_database(uri, scheme, timeout=timeout)
+        _check_database(uri, scheme, timeout=20.0 if timeout is None else timeout)
     elif scheme not in ("", "file"):
         raise ConfigError(
             f"tracking URI {redact(uri)[:200]}: unknown kind {scheme[:40]!r}; use http(s)://HOST:PORT (an MLflow "
@@ -126,12 +101,91 @@ def _check_database(uri: str, scheme: str, *, timeout: float) -> None:
             engine.dispose()
 
 
-def _auth_header() -> dict[str, str]:
-    """The HTTP basic-auth header MLflow's client sends from MLFLOW_TRACKING_USERNAME/PASSWORD, if they are set."""
-    user, password = os.environ.get("MLFLOW_TRACKING_USERNAME"), os.environ.get("MLFLOW_TRACKING_PASSWORD")
-    if not user:
-        return {}
-    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password or ''}".encode()).decode()}
+def _check_server(uri: str, *, timeout: float) -> None:
+    """Raises UnreachableError unless the tracking server at `uri` answers MLflow's own client, which takes its
+    credentials (MLFLOW_TRACKING_USERNAME/PASSWORD, MLFLOW_TRACKING_TOKEN), TLS settings (MLFLOW_TRACKING_INSECURE_TLS,
+    MLFLOW_TRACKING_SERVER_CERT_PATH, MLFLOW_TRACKING_CLIENT_CERT_PATH) and proxy from the environment."""
+    mlflow_client = client(uri)
+    try:
+        with _asking_once(timeout):
+            # A basic-auth server answers /health to anyone, but the API only to known users.
+            mlflow_client.search_experiments(max_results=1)
+    except Exception as exc:  # noqa: BLE001 - whatever the client raises, the server did not answer as it should
+        raise UnreachableError(_server_failure(uri, exc)) from None
+
+
+# MLflow's client retries a request with backoff for minutes by default; the check asks once.
+_ASK_ONCE = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "0"}
+
+
+@contextlib.contextmanager
+def _asking_once(timeout: float):
+    """While it lasts, MLflow's client sends a request once and waits `timeout` seconds (at least 1) for each
+    connection and answer; the user's own settings of these variables come back afterwards."""
+    bounds = {**_ASK_ONCE, "MLFLOW_HTTP_REQUEST_TIMEOUT": str(max(1, round(timeout)))}
+    saved = {name: os.environ.get(name) for name in bounds}
+    os.environ.update(bounds)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _server_failure(uri: str, exc: BaseException) -> str:
+    """The one line that says why the tracking server at `uri` failed the check with `exc`."""
+    reason = _network_reason(exc)
+    if reason is not None:
+        return f"cannot reach the MLflow tracking server at {uri} ({reason})"
+    status = exc.get_http_status_code() if hasattr(exc, "get_http_status_code") else None
+    text = getattr(exc, "message", None) or str(exc)
+    if status == 403 and "Invalid Host header" in text:
+        # MLflow 3.5+ answers only the Host names it was told, against DNS rebinding.
+        return (
+            f"MLflow tracking server {uri} refused the Host header {urlsplit(uri).netloc} (403 Invalid Host header): "
+            f"start it with {urlsplit(uri).hostname} in --allowed-hosts or MLFLOW_SERVER_ALLOWED_HOSTS "
+            "(MLFLOW_ALLOWED_HOSTS in the compose stack's .env)"
+        )
+    if status in (401, 403):
+        return f"MLflow tracking server {uri} {_credentials_hint()}"
+    return f"MLflow tracking server {uri} answered {status or 'wrongly'} ({first_line(text)[:300]})"
+
+
+def _credentials_hint() -> str:
+    """What the client sent to a server that refused it, as MLflow's client chooses: basic auth, else a token."""
+    from mlflow.utils.credentials import read_mlflow_creds
+
+    creds = read_mlflow_creds()  # the environment, else ~/.mlflow/credentials
+    if os.environ.get("MLFLOW_TRACKING_TOKEN") and not (creds.username and creds.password):
+        return "refused the token in MLFLOW_TRACKING_TOKEN"
+    if creds.username:
+        return "refused the credentials in MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD"
+    return "needs credentials: set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD"
+
+
+def _network_reason(exc: BaseException) -> str | None:
+    """Why no HTTP answer came (refused, timed out, a certificate), from the requests error that MLflow's client
+    wraps; None when the server answered."""
+    import requests
+
+    cause: BaseException | None = exc
+    for _ in range(10):  # a chain of causes is short; a cycle must not hang the check
+        if cause is None or isinstance(cause, requests.RequestException):
+            break
+        cause = cause.__cause__ or cause.__context__
+    if not isinstance(cause, requests.RequestException):
+        return None
+    inner = cause.args[0] if cause.args and isinstance(cause.args[0], BaseException) else cause
+    reason = first_line(getattr(inner, "reason", None) or inner)[:300]  # urllib3 gives its last attempt's error
+    if isinstance(cause, requests.exceptions.SSLError):
+        reason += (
+            "; a server with a self-signed certificate needs MLFLOW_TRACKING_SERVER_CERT_PATH (its CA bundle) "
+            "or MLFLOW_TRACKING_INSECURE_TLS=true"
+        )
+    return reason
 
 
 def client(uri: str):
