@@ -14,6 +14,12 @@ def _datasets(args: argparse.Namespace) -> int:
     return datasets_command(as_json=args.json)
 
 
+def _schema(args: argparse.Namespace) -> int:
+    from .interfaces.schema import schema_command
+
+    return schema_command(args.kind, out=args.out)
+
+
 def _train(args: argparse.Namespace) -> int:
     from .interfaces.train import print_summary, run_train
 
@@ -156,10 +162,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_run_commands(sub) -> None:
-    """Adds the subcommands that run here: datasets, train and search."""
+    """Adds the subcommands that run here: datasets, schema, train and search."""
     p = sub.add_parser("datasets", help="list the built-in datasets")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_datasets)
+
+    p = sub.add_parser("schema", help="print the JSON Schema of a search spec or training config, for editors")
+    # Checked by the command rather than by `choices`, so that a wrong one is one `error:` line like other bad input.
+    p.add_argument(
+        "kind", nargs="?", default="spec", metavar="{spec,train}", help="spec (default) or train: which file's schema"
+    )
+    p.add_argument("--out", metavar="FILE", help="write the schema to FILE instead of stdout")
+    p.set_defaults(func=_schema)
 
     p = sub.add_parser("train", help="train one configuration and log it to MLflow")
     p.add_argument("config", help="a config YAML (the format `stacktune search` exports)")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -43,6 +44,38 @@ def _finite(value: float | None) -> float | None:
     return value
 
 
+def _within(low: int, high: int, *, max_items: int | None = None, unique: bool = False) -> Callable[[dict], None]:
+    """A `json_schema_extra` hook saying what a field's validator checks: its integers, bare or in a list, lie in
+    low..high, a list holds 1 to `max_items` of them, and with `unique` none twice."""
+
+    def extra(schema: dict) -> None:
+        for form in schema.get("anyOf", [schema]):
+            if form.get("type") == "integer":
+                form.update(minimum=low, maximum=high)
+            elif form.get("type") == "array":
+                form["items"] = {"type": "integer", "minimum": low, "maximum": high}
+                if max_items is not None:
+                    form.update(minItems=1, maxItems=max_items)
+                if unique:
+                    form["uniqueItems"] = True
+
+    return extra
+
+
+def _number_or_pair(number: dict[str, float], ends: dict[str, float]) -> Callable[[dict], None]:
+    """A `json_schema_extra` hook for a searched float: a bare number within `number`'s bounds, or the `[low, high]`
+    shorthand that `_as_float_range` reads before validation, each end within `ends`' bounds."""
+
+    def extra(schema: dict) -> None:
+        for form in schema["anyOf"]:
+            if form.get("type") == "number":
+                form.update(number)
+        pair = {"type": "array", "items": {"type": "number", **ends}, "minItems": 2, "maxItems": 2}
+        schema["anyOf"].append({**pair, "description": "a range [low, high]"})
+
+    return extra
+
+
 def _usable_csv_path(dataset: DatasetSpec) -> DatasetSpec:
     """Rejects a `csv` path no file system accepts, before anything resolves it."""
     if dataset.csv is not None and "\x00" in dataset.csv:
@@ -54,8 +87,13 @@ class ModelSection(BaseModel):
     """The stack: one width per layer, dropout between layers, optional residuals."""
 
     model_config = _Strict
-    units: list[int] = Field(min_length=1, max_length=MAX_DEPTH)
-    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    units: list[int] = Field(
+        min_length=1,
+        max_length=MAX_DEPTH,
+        description="the width of each layer, first to last",
+        json_schema_extra=_within(1, MAX_UNITS),
+    )
+    dropout: float = Field(0.0, ge=0.0, lt=1.0, description="dropout between layers")
     residual: bool = False
     forget_bias: float = 1.0
 
@@ -82,9 +120,15 @@ class TrainSection(BaseModel):
     weight_decay: float = Field(0.0, ge=0.0)
     optimizer: Literal["adamw", "adam"] = "adamw"
     grad_clip: float | None = Field(1.0, gt=0.0)
-    precision: Literal["fp32", "bf16"] = "fp32"  # bf16: autocast forward passes, for GPUs with Tensor Cores
-    # Stop after this many epochs without a lower validation loss (None: train every epoch).
-    patience: int | None = Field(None, ge=1, le=MAX_EPOCHS)
+    precision: Literal["fp32", "bf16"] = Field(
+        "fp32", description="bf16: autocast forward passes, for GPUs with Tensor Cores"
+    )
+    patience: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_EPOCHS,
+        description="stop after this many epochs without a lower validation loss (null: train every epoch)",
+    )
     seed: int = 0
 
     _finite_values = field_validator("weight_decay", "grad_clip")(_finite)
@@ -98,8 +142,8 @@ class TrainConfig(BaseModel):
     model: ModelSection
     train: TrainSection
     # Written by exports for the reader's benefit; ignored on input.
-    metrics: dict[str, Any] | None = None
-    source: dict[str, Any] | None = None
+    metrics: dict[str, Any] | None = Field(None, description="written by exports; ignored on input")
+    source: dict[str, Any] | None = Field(None, description="written by exports; ignored on input")
 
     _usable_path = field_validator("dataset")(_usable_csv_path)
 
@@ -131,8 +175,9 @@ class IntRange(BaseModel):
     high: int = Field(ge=1, le=MAX_UNITS)
     step: int = Field(1, ge=1, le=MAX_UNITS)
     log: bool = False
-    # One width for every layer of a stack, so every depth's space has the same dimension.
-    shared: bool = False
+    shared: bool = Field(
+        False, description="one width for every layer of a stack, so every depth's space has the same dimension"
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> "IntRange":
@@ -147,8 +192,8 @@ class UnitChoices(BaseModel):
     """Widths to choose from, per layer, or one for every layer when `shared`."""
 
     model_config = _Strict
-    choices: list[int] = Field(min_length=1, max_length=MAX_CHOICES)
-    shared: bool = False
+    choices: list[int] = Field(min_length=1, max_length=MAX_CHOICES, json_schema_extra=_within(1, MAX_UNITS))
+    shared: bool = Field(False, description="one width for every layer of a stack")
 
     @field_validator("choices")
     @classmethod
@@ -160,9 +205,10 @@ class MatchedUnits(BaseModel):
     """Equal widths chosen per depth so that every stack has about `params` weights."""
 
     model_config = _Strict
-    params: int = Field(ge=16, le=MAX_PARAMS)
-    # Filled in once the data's input and output sizes are known: depth -> width.
-    widths: dict[int, Annotated[int, Field(ge=1, le=MAX_UNITS)]] | None = None
+    params: int = Field(ge=16, le=MAX_PARAMS, description="about how many weights every stack has")
+    widths: dict[int, Annotated[int, Field(ge=1, le=MAX_UNITS)]] | None = Field(
+        None, description="depth -> width, filled in once the data's input and output sizes are known"
+    )
 
 
 def _unit_widths(units: list[int]) -> list[int]:
@@ -207,11 +253,31 @@ class SpaceSection(BaseModel):
     """What each depth's study searches. A bare number fixes a setting."""
 
     model_config = _Strict
-    units: list[int] | IntRange | UnitChoices | MatchedUnits = Field(default_factory=lambda: [16, 32, 64, 128])
-    lr: FloatRange | float = Field(default_factory=lambda: FloatRange(low=1e-4, high=1e-2, log=True))
-    dropout: FloatRange | float = 0.0
-    weight_decay: FloatRange | float = 0.0
-    batch_size: list[int] | int | None = None
+    units: list[int] | IntRange | UnitChoices | MatchedUnits = Field(
+        default_factory=lambda: [16, 32, 64, 128],
+        description="widths to choose from for each layer, a range {low, high, step}, {choices, shared} or {params}",
+        json_schema_extra=_within(1, MAX_UNITS, max_items=MAX_CHOICES),
+    )
+    lr: FloatRange | float = Field(
+        default_factory=lambda: FloatRange(low=1e-4, high=1e-2, log=True),
+        description="the learning rate: a log-uniform range [low, high], {low, high, log} or a fixed number",
+        json_schema_extra=_number_or_pair({"exclusiveMinimum": 0}, {"exclusiveMinimum": 0}),
+    )
+    dropout: FloatRange | float = Field(
+        0.0,
+        description="dropout between layers: a uniform range [low, high], {low, high} or a fixed number",
+        json_schema_extra=_number_or_pair({"minimum": 0, "exclusiveMaximum": 1}, {"minimum": 0, "exclusiveMaximum": 1}),
+    )
+    weight_decay: FloatRange | float = Field(
+        0.0,
+        description="weight decay: a log-uniform range [low, high], {low, high, log} or a fixed number",
+        json_schema_extra=_number_or_pair({"minimum": 0}, {"exclusiveMinimum": 0}),
+    )
+    batch_size: list[int] | int | None = Field(
+        None,
+        description="batch sizes to choose from, or one (null: train.batch_size)",
+        json_schema_extra=_within(1, MAX_BATCH_SIZE, max_items=MAX_CHOICES),
+    )
 
     @field_validator("lr", "weight_decay", mode="before")
     @classmethod
@@ -265,10 +331,17 @@ class SearchTrainSection(BaseModel):
     grad_clip: float | None = Field(1.0, gt=0.0)
     precision: Literal["fp32", "bf16"] = "fp32"
     # A trial whose worker dies restarts from its last state, saved every this many epochs (0: never).
-    checkpoint_every: int = Field(5, ge=0, le=MAX_EPOCHS)
+    checkpoint_every: int = Field(
+        5, ge=0, le=MAX_EPOCHS, description="save a trial's state every this many epochs, to restart it from (0: never)"
+    )
     # Early stopping inside a trial: stop after this many epochs without a lower validation loss, so `epochs` is a
     # maximum and a best epoch at the end means the trial wanted more (None: train every epoch).
-    patience: int | None = Field(10, ge=1, le=MAX_EPOCHS)
+    patience: int | None = Field(
+        10,
+        ge=1,
+        le=MAX_EPOCHS,
+        description="stop a trial after this many epochs without a lower validation loss (null: train every epoch)",
+    )
 
     _finite_clip = field_validator("grad_clip")(_finite)
 
@@ -288,7 +361,9 @@ class ResourcesSection(BaseModel):
     cpus_per_trial: float = Field(1.0, gt=0.0, le=MAX_CPUS_PER_TRIAL)
     gpus_per_trial: float = Field(0.0, ge=0.0, le=MAX_GPUS_PER_TRIAL)
     max_concurrent: int | None = Field(None, ge=1, le=MAX_CONCURRENT)
-    max_failures: int = Field(1, ge=0, le=MAX_FAILURES)  # times a trial whose worker or node died is restarted
+    max_failures: int = Field(
+        1, ge=0, le=MAX_FAILURES, description="times a trial whose worker or node died is restarted"
+    )
 
     _finite_resources = field_validator("cpus_per_trial", "gpus_per_trial")(_finite)
 
@@ -313,7 +388,10 @@ class EvaluationSection(BaseModel):
     model_config = _Strict
     # A count (0 turns evaluation and the verdict off), or "auto": seeds are added in rounds until every pair of
     # depths is decided or `max_seeds` is reached.
-    seeds: Annotated[int, Field(ge=0, le=MAX_SEEDS)] | Literal["auto"] = DEFAULT_EVAL_SEEDS
+    seeds: Annotated[int, Field(ge=0, le=MAX_SEEDS)] | Literal["auto"] = Field(
+        DEFAULT_EVAL_SEEDS,
+        description="seeds per evaluated configuration (0: no evaluation), or auto: rounds until decided or max_seeds",
+    )
     max_seeds: int = Field(30, ge=2, le=MAX_SEEDS)
     top_k: int = Field(1, ge=1, le=MAX_TOP_K)
     confidence: float = Field(0.95, gt=0.5, lt=1.0)
@@ -333,7 +411,13 @@ class BudgetSection(BaseModel):
 
     model_config = _Strict
     kind: Literal["trials", "seconds"] = "trials"
-    per_depth: float | None = Field(None, gt=0.0, le=MAX_BUDGET_SECONDS, allow_inf_nan=False)
+    per_depth: float | None = Field(
+        None,
+        gt=0.0,
+        le=MAX_BUDGET_SECONDS,
+        allow_inf_nan=False,
+        description="with kind: seconds, the training seconds each depth gets",
+    )
 
     @model_validator(mode="after")
     def _amount(self) -> "BudgetSection":
@@ -363,10 +447,16 @@ class SearchSpec(BaseModel):
     """A whole search: the data, the depths, the budget and the space."""
 
     model_config = _Strict
-    name: str
+    name: str = Field(
+        description="the MLflow experiment and output folder: letters, digits, '.', '_' and '-'",
+        json_schema_extra={"pattern": _NAME.pattern},
+    )
     dataset: DatasetSpec
-    depths: list[int] = Field(min_length=1)  # at most MAX_DEPTH, as they lie in 1..MAX_DEPTH and never repeat
-    trials_per_depth: int = Field(ge=1, le=MAX_TRIALS)
+    # At most MAX_DEPTH, as they lie in 1..MAX_DEPTH and never repeat.
+    depths: list[int] = Field(
+        min_length=1, description="the depths to compare", json_schema_extra=_within(1, MAX_DEPTH, unique=True)
+    )
+    trials_per_depth: int = Field(ge=1, le=MAX_TRIALS, description="every depth gets this many trials")
     budget: BudgetSection = Field(default_factory=BudgetSection)
     space: SpaceSection = Field(default_factory=SpaceSection)
     train: SearchTrainSection = Field(default_factory=SearchTrainSection)
@@ -374,10 +464,16 @@ class SearchSpec(BaseModel):
     resources: ResourcesSection = Field(default_factory=ResourcesSection)
     pruning: PruningSection = Field(default_factory=PruningSection)
     evaluation: EvaluationSection = Field(default_factory=EvaluationSection)
-    baseline: BaselineSection | None = Field(default_factory=BaselineSection)
-    # An Optuna storage URL; default: a journal file in the output folder.
-    storage: str | None = Field(None, max_length=MAX_URL)
-    seed: int = 0
+    baseline: BaselineSection | None = Field(
+        default_factory=BaselineSection, description="the fixed setting depths are also compared with (null: none)"
+    )
+    storage: str | None = Field(
+        None,
+        max_length=MAX_URL,
+        description="an Optuna storage URL like postgresql://...; default: a journal file in the output folder",
+        json_schema_extra={"pattern": _URL.pattern},
+    )
+    seed: int = Field(0, description="seeds the samplers and every trial's training")
 
     @field_validator("name")
     @classmethod
