@@ -208,6 +208,18 @@ def table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def compare_seconds(depths: int = 6, seeds: int = 10, repeats: int = 20) -> float:
+    """The median wall-clock of one verdict (`compare`) on `depths` depths of `seeds` seeds each."""
+    rng = np.random.default_rng(1)
+    times = []
+    for _ in range(repeats):
+        losses = {d: rng.normal(1.0, 0.1, seeds) for d in range(1, depths + 1)}
+        started = time.perf_counter()
+        compare(losses)
+        times.append(time.perf_counter() - started)
+    return float(np.median(times))
+
+
 def run(quick: bool, workdir: Path) -> dict[str, Any]:
     """`make bench`'s entry: every figure under "figures", and the headline rows of the results table."""
     from . import common
@@ -239,6 +251,18 @@ def run(quick: bool, workdir: Path) -> dict[str, Any]:
         row(f"95% difference interval covers, normal, {n0} seeds", f"coverage_normal_n{n0}"),
         row(f"95% difference interval covers, lognormal(0.3), {n0} seeds", f"coverage_lognormal_n{n0}"),
     ]
+    seconds = compare_seconds()
+    rows.append(
+        common.row(
+            "verdict",
+            "one verdict, 6 depths x 10 seeds (median)",
+            seconds * 1000,
+            None,
+            goal="<= 500",
+            met=seconds <= 0.5,
+            unit="ms",
+        )
+    )
     return {"figures": result, "rows": rows}
 
 

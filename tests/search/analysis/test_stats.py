@@ -378,13 +378,3 @@ def test_many_runs_use_seeded_random_splits():
     # Complete separation reaches the smallest randomized p-value, 2 / 10,000, and stays decidable.
     assert first.pairs[1].p_value == pytest.approx(2 / 10_000) and first.pairs[1].decidable
     assert first.winner == 3
-
-
-def test_six_depths_of_ten_seeds_is_fast():
-    import time
-
-    rng = np.random.default_rng(1)
-    losses = {d: rng.normal(1.0, 0.1, 10) for d in range(1, 7)}
-    started = time.perf_counter()
-    compare(losses)
-    assert time.perf_counter() - started < 0.5
