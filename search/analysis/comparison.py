@@ -32,6 +32,7 @@ _OPTIONAL = {
     "warnings",
     "budget",
     "curves",
+    "importance_method",
 }
 
 
@@ -73,6 +74,7 @@ class DepthEntry:
     expected_best: list[float] = field(default_factory=list)  # of n trials, n = 1..trials_per_depth
     expected_best_std: list[float] = field(default_factory=list)
     importance: dict[str, float] | None = None
+    importance_method: str | None = None  # e.g. "PED-ANOVA"; absent from files written before it was recorded
     expected_best_seconds: list[float] | None = None  # the training seconds n trials cost, beside expected_best
     overshoot_seconds: float | None = None  # with a seconds budget: how far the depth's last trial went past it
     val_curve: list[float] | None = None  # the best trial's val_loss per epoch

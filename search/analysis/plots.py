@@ -14,7 +14,7 @@ from typing import Any
 
 from . import reading
 
-__all__ = ["draw_plots", "PLOT_FILES", "CAPTIONS"]
+__all__ = ["draw_plots", "PLOT_FILES", "CAPTIONS", "importance_methods", "importance_meaning"]
 
 # The plots this module may write, in the order they appear in the report.
 PLOT_FILES = (
@@ -248,6 +248,54 @@ def _plot_val_curves(comparison: dict, entries: list[dict], path: Path) -> Path 
     return _save(fig, path)
 
 
+# What each importance method's numbers measure: the report's sentence and the plot's axis label. The
+# PED-ANOVA wording describes the evaluator as search/engine/studies.py builds it (Optuna's defaults).
+_IMPORTANCE_MEANINGS = {
+    "PED-ANOVA": (
+        "Importance is PED-ANOVA (Optuna's default evaluator; Watanabe et al. 2023) over each depth's completed "
+        "trials: how differently a parameter's values are spread among the best 10% of the trials (lowest "
+        "validation loss) than among all of them (a Pearson divergence between the two); a large value means "
+        "reaching the top 10% depended on setting that parameter well. It is not a share of the variance in "
+        "validation loss.",
+        "PED-ANOVA divergence, top-10% trials vs all",
+    ),
+    "fANOVA": (
+        "Importance is Optuna's fANOVA estimate over each depth's completed trials: the share of the spread in "
+        "validation loss a parameter explains.",
+        "fANOVA share of validation-loss variance",
+    ),
+}
+
+
+def importance_methods(entries: list[dict]) -> list[str | None]:
+    """The importance methods of the depths that have importances, each once, in depth order (None: not recorded)."""
+    found: list[str | None] = []
+    for e in entries:
+        method = e.get("importance_method")
+        if isinstance(e.get("importance"), dict) and method not in found:
+            found.append(method if isinstance(method, str) else None)
+    return found
+
+
+def importance_meaning(method: str | None) -> str:
+    """What one method's importance numbers measure, as the report's sentence."""
+    if method is None:
+        return (
+            "comparison.json does not record how these importances were computed (it was written before stacktune "
+            "recorded the method), so read them only as a ranking within a depth."
+        )
+    if method in _IMPORTANCE_MEANINGS:
+        return _IMPORTANCE_MEANINGS[method][0]
+    return f"Importance is Optuna's {method} estimate over each depth's completed trials."
+
+
+def _importance_axis_label(methods: list[str | None]) -> str:
+    if len(methods) == 1 and methods[0] in _IMPORTANCE_MEANINGS:
+        return f"importance ({_IMPORTANCE_MEANINGS[methods[0]][1]}; sums to 1 per depth)"
+    names = " or ".join(m or "method not recorded" for m in methods)
+    return f"importance ({names}; sums to 1 per depth)"
+
+
 def _plot_importance(comparison: dict, entries: list[dict], path: Path) -> Path | None:
     tables = {
         e["depth"]: {k: float(v) for k, v in e["importance"].items() if reading.finite(v)}
@@ -273,7 +321,7 @@ def _plot_importance(comparison: dict, entries: list[dict], path: Path) -> Path 
     ax.set_yticks(y, [reading.param_label(k) for k in names])
     ax.invert_yaxis()
     ax.set_xlim(0, max(1e-9, max(v for t in tables.values() for v in t.values())) * 1.08)
-    ax.set_xlabel("importance (fANOVA share of validation-loss variance)")
+    ax.set_xlabel(_importance_axis_label(importance_methods([e for e in entries if e["depth"] in tables])))
     ax.set_title("Which hyperparameters mattered, by depth")
     ax.grid(axis="x", alpha=0.3)
     ax.legend(fontsize=8, loc="lower right", framealpha=0.9)
@@ -317,9 +365,9 @@ CAPTIONS = {
     ),
     "importance.png": (
         "Hyperparameter importance by depth",
-        "How to read it: the longer the bar, the more that parameter explained the spread in validation loss "
-        "among a depth's trials; each depth's bars (one colour) sum to 1, so read a colour top to bottom to see "
-        "what mattered at that depth.",
+        "How to read it: the longer the bar, the more that parameter mattered among a depth's trials, by the "
+        'method the axis names (what its numbers measure is under "What mattered at each depth"); each depth\'s '
+        "bars (one colour) sum to 1, so read a colour top to bottom to see what mattered at that depth.",
     ),
 }
 

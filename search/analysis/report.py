@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from . import reading
-from .plots import CAPTIONS, PLOT_FILES, draw_plots
+from .plots import CAPTIONS, PLOT_FILES, draw_plots, importance_meaning, importance_methods
 from .wording import depths_phrase, join
 
 __all__ = ["write_report", "PLOT_FILES"]
@@ -476,6 +476,7 @@ def _evaluation_lines(comparison: dict, entries: list[dict]) -> list[str]:
 
 
 def _importance_lines(entries: list[dict]) -> list[str]:
+    methods = importance_methods(entries)
     lines = []
     for e in entries:
         importance = e.get("importance")
@@ -484,13 +485,12 @@ def _importance_lines(entries: list[dict]) -> list[str]:
         top = sorted(((k, v) for k, v in importance.items() if reading.finite(v)), key=lambda kv: -kv[1])[:2]
         if top:
             parts = [f"{reading.param_label(k)} (`{k}`, {_num(v, 2)})" for k, v in top]
-            lines.append(f"- Depth {e['depth']}: {join(parts)}.")
+            # Depths measured differently (a comparison.json put together by hand) say which method is theirs.
+            method = f" (by {e.get('importance_method') or 'an unrecorded method'})" if len(methods) > 1 else ""
+            lines.append(f"- Depth {e['depth']}: {join(parts)}{method}.")
     if lines:
-        lines += [
-            "",
-            "Importance is Optuna's fANOVA estimate over each depth's completed trials: the share of the spread "
-            "in validation loss a parameter explains (the shares of a depth sum to 1).",
-        ]
+        meanings = " ".join(importance_meaning(m) for m in methods)
+        lines += ["", f"{meanings} A depth's importances sum to 1."]
     return lines
 
 

@@ -43,6 +43,7 @@ def _depth_summary(
     values = [t.value for t in study.get_trials(deepcopy=False) if t.value is not None]
     # With a seconds budget each depth ran as many trials as its time allowed: its curve goes that far.
     n_max = spec.trials_per_depth if spec.budget.kind == "trials" else len(counted)
+    importances, importance_method = importance(study)
     entry = DepthEntry(
         depth=depth,
         trials=trial_counts(study),
@@ -51,7 +52,8 @@ def _depth_summary(
         mlflow_run_id=depth_run,
         expected_best=expected_best(values, n_max=n_max),
         expected_best_std=expected_best_std(values, n_max=n_max),
-        importance=importance(study),
+        importance=importances,
+        importance_method=importance_method,
     )
     if counted:
         # The same curve against training time: n trials cost n times a trial's mean seconds.

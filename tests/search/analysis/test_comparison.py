@@ -129,3 +129,26 @@ def test_entry_finds_a_depth(example):
         assert entry.depth == data["depth"]
         assert entry.mlflow_run_id == data["mlflow_run_id"]
     assert comparison.entry(example["best_depth"]).best_val_loss == min(d["best_val_loss"] for d in example["depths"])
+
+
+def test_the_importance_method_round_trips():
+    entry = DepthEntry(depth=2, importance={"lr": 0.8, "units_0": 0.2}, importance_method="PED-ANOVA")
+    written = entry.to_dict()
+    assert written["importance_method"] == "PED-ANOVA"
+    assert list(written).index("importance_method") == list(written).index("importance") + 1
+
+    again = DepthEntry.from_dict(json.loads(json.dumps(written)))
+    assert again.importance_method == "PED-ANOVA" and again.importance == {"lr": 0.8, "units_0": 0.2}
+    assert again.extra == {} and again.to_dict() == written
+
+
+def test_a_file_written_before_the_importance_method_was_recorded_still_loads(example):
+    assert all("importance" in d and "importance_method" not in d for d in example["depths"])
+
+    comparison = Comparison.from_dict(copy.deepcopy(example))
+    for entry, data in zip(comparison.depths, example["depths"], strict=True):
+        assert entry.importance == data["importance"]
+        assert entry.importance_method is None and entry.extra == {}
+    # Written back, it still has no method: none is made up for it.
+    assert all("importance_method" not in d for d in comparison.to_dict()["depths"])
+    assert "importance_method" not in DepthEntry(depth=1).to_dict()

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from stacktune.search.analysis import plots
 from stacktune.search.analysis.curves import expected_best, expected_best_std
 from stacktune.search.analysis.report import PLOT_FILES, write_report
 from stacktune.search.analysis.stats import compare, mean_ci
@@ -63,6 +64,7 @@ def _depth(
         "expected_best": expected_best(trial_losses, n_max=TRIALS),
         "expected_best_std": expected_best_std(trial_losses, n_max=TRIALS),
         "importance": importance,
+        "importance_method": "PED-ANOVA",
         "expected_best_seconds": [round(2.6 * depth * n, 3) for n in range(1, TRIALS + 1)],
         "val_curve": [float(v) for v in curve],
         "test_loss_mean": t_mean,
@@ -243,7 +245,7 @@ def test_realistic_report_has_every_plot_and_names_the_winner(realistic_report):
     assert "retrained on the training split only, best epoch chosen on validation" in report
     assert "1000, 1001, 1002, 1003, 1004" in report
     assert "stacktune train best/depth-2.yaml" in report
-    assert "Depth 4: dropout (`dropout`, 0.34) and learning rate (`lr`, 0.31)" in report
+    assert "Depth 4: dropout (`dropout`, 0.34) and learning rate (`lr`, 0.31)." in report
     assert "[128, 48]" in report and "104,945" in report
     links = _links(report)
     assert links == list(PLOT_FILES)
@@ -370,3 +372,68 @@ def test_missing_and_non_finite_numbers_do_not_crash(tmp_path):
     assert len(paths) == 6
     for path in paths[1:]:
         _check_png(path)
+
+
+def _importance_report(comparison: dict, out: Path, monkeypatch) -> tuple[str, str]:
+    """report.md and the x label of importance.png, with the other curves dropped to draw less."""
+    for entry in comparison["depths"]:
+        entry.update(expected_best=[], expected_best_std=[], val_curve=[])
+    labels = {}
+    save = plots._save
+
+    def keep_label(fig, path):
+        labels[Path(path).name] = fig.axes[0].get_xlabel()
+        return save(fig, path)
+
+    monkeypatch.setattr(plots, "_save", keep_label)
+    report = write_report(comparison, out)[0].read_text()
+    return report, labels["importance.png"]
+
+
+def test_importance_names_the_method_that_measured_it(tmp_path, monkeypatch):
+    report, label = _importance_report(realistic(), tmp_path, monkeypatch)
+
+    section = report.split("## What mattered at each depth")[1].split("## ")[0]
+    assert "PED-ANOVA (Optuna's default evaluator" in section and "best 10% of the trials" in section
+    assert "Pearson divergence" in section and "not a share of the variance" in section
+    assert "A depth's importances sum to 1." in section
+    assert "(by " not in section  # one method for every depth: said once
+    assert "fANOVA" not in report
+    assert label.startswith("importance (PED-ANOVA") and "top-10% trials" in label and "variance" not in label
+
+
+def test_importance_measured_by_fanova_says_it_is_a_variance_share(tmp_path, monkeypatch):
+    comparison = realistic()
+    for entry in comparison["depths"]:
+        entry["importance_method"] = "fANOVA"
+    report, label = _importance_report(comparison, tmp_path, monkeypatch)
+
+    assert "Optuna's fANOVA estimate" in report and "share of the spread in validation loss" in report
+    assert "PED-ANOVA" not in report
+    assert label == "importance (fANOVA share of validation-loss variance; sums to 1 per depth)"
+
+
+def test_importance_from_an_older_file_claims_no_method(tmp_path, monkeypatch):
+    comparison = realistic()
+    for entry in comparison["depths"]:
+        del entry["importance_method"]
+    report, label = _importance_report(comparison, tmp_path, monkeypatch)
+
+    assert "Depth 4: dropout (`dropout`, 0.34) and learning rate (`lr`, 0.31)." in report
+    assert "does not record how these importances were computed" in report
+    assert "PED-ANOVA" not in report and "fANOVA" not in report
+    assert label == "importance (method not recorded; sums to 1 per depth)"
+
+
+def test_depths_measured_differently_each_say_their_method(tmp_path, monkeypatch):
+    comparison = realistic()
+    comparison["depths"][0]["importance_method"] = "fANOVA"
+    report, label = _importance_report(comparison, tmp_path, monkeypatch)
+
+    assert "Depth 1: learning rate (`lr`, 0.71) and units, layer 1 (`units_0`, 0.22) (by fANOVA)." in report
+    assert (
+        "(by fANOVA)." in report
+        and "Depth 4: dropout (`dropout`, 0.34) and learning rate (`lr`, 0.31) (by PED-ANOVA)." in report
+    )
+    assert "Optuna's fANOVA estimate" in report and "PED-ANOVA (Optuna's default evaluator" in report
+    assert label == "importance (fANOVA or PED-ANOVA; sums to 1 per depth)"
