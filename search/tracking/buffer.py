@@ -21,9 +21,7 @@ way. Nothing is dropped silently.
 
 from __future__ import annotations
 
-import contextlib
 import math
-import os
 import sys
 import time
 import uuid
@@ -32,7 +30,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from ..errors import first_line
-from .store import redact
+from .store import asking_once, redact
 from .tags import RUN_KEY
 
 # MLflow's limits for one log_batch call.
@@ -86,25 +84,6 @@ def is_transient(exc: BaseException) -> bool:
     except ImportError:  # pragma: no cover
         pass
     return False
-
-
-@contextlib.contextmanager
-def _quick_http(timeout: float):
-    """One HTTP attempt with a short timeout: the buffer does the retrying, later, not MLflow now.
-
-    MLflow reads these settings on every request; the driver's callbacks run on one thread.
-    """
-    wanted = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": str(max(1, int(timeout)))}
-    saved = {key: os.environ.get(key) for key in wanted}
-    os.environ.update(wanted)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def _chunks(items: list, size: int) -> list[list]:
@@ -251,7 +230,8 @@ class BufferedWriter:
             return False
         self._last_drain = now
         try:
-            with _quick_http(self._http_timeout):
+            # One HTTP attempt with a short timeout: the buffer does the retrying, later, not MLflow now.
+            with asking_once(self._http_timeout):
                 written = self._drain()
         except Unanswered as exc:
             now = self._clock()

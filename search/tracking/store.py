@@ -107,7 +107,7 @@ def _check_server(uri: str, *, timeout: float) -> None:
     MLFLOW_TRACKING_SERVER_CERT_PATH, MLFLOW_TRACKING_CLIENT_CERT_PATH) and proxy from the environment."""
     mlflow_client = client(uri)
     try:
-        with _asking_once(timeout):
+        with asking_once(timeout):
             # A basic-auth server answers /health to anyone, but the API only to known users.
             mlflow_client.search_experiments(max_results=1)
     except Exception as exc:  # noqa: BLE001 - whatever the client raises, the server did not answer as it should
@@ -119,9 +119,10 @@ _ASK_ONCE = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_BACKOF
 
 
 @contextlib.contextmanager
-def _asking_once(timeout: float):
+def asking_once(timeout: float):
     """While it lasts, MLflow's client sends a request once and waits `timeout` seconds (at least 1) for each
-    connection and answer; the user's own settings of these variables come back afterwards."""
+    connection and answer; the user's own settings of these variables come back afterwards. MLflow reads them on
+    every request: callers ask from one thread."""
     bounds = {**_ASK_ONCE, "MLFLOW_HTTP_REQUEST_TIMEOUT": str(max(1, round(timeout)))}
     saved = {name: os.environ.get(name) for name in bounds}
     os.environ.update(bounds)

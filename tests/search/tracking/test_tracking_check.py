@@ -179,6 +179,8 @@ def test_the_token_in_mlflow_tracking_token_reaches_the_server_as_a_bearer_heade
 
 
 @pytest.mark.slow
+# MLFLOW_TRACKING_INSECURE_TLS asks for an unverified request, which urllib3 warns about, as it should.
+@pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
 def test_a_self_signed_https_server_passes_with_mlflow_tls_settings_and_fails_without(server, tmp_path, monkeypatch):
     cert, key = self_signed_certificate(tmp_path)
     tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
