@@ -54,13 +54,13 @@ def _search(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from .interfaces.results import export_command
 
-    return export_command(args.name, out=args.out, tracking_uri=args.tracking_uri)
+    return export_command(args.name, out=args.out, tracking_uri=args.tracking_uri, as_json=args.json)
 
 
 def _report(args: argparse.Namespace) -> int:
     from .interfaces.results import report_command
 
-    return report_command(args.name, out=args.out, tracking_uri=args.tracking_uri)
+    return report_command(args.name, out=args.out, tracking_uri=args.tracking_uri, as_json=args.json)
 
 
 def _ui(args: argparse.Namespace) -> int:
@@ -143,6 +143,7 @@ class _PrintVersion(argparse.Action):
 
 
 _TRACKING_HELP = "MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)"
+_RESULT_JSON_HELP = "print one JSON object (the search, its MLflow run, its verdict, the files written), not paths"
 _ADDRESS_HELP = "the cluster's Jobs API, like http://HEAD:8265 (default: $RAY_ADDRESS)"
 
 
@@ -246,12 +247,14 @@ def _add_results_commands(sub) -> None:
     p.add_argument("name", help="the search name (its MLflow experiment)")
     p.add_argument("--out", default="stacktune-runs", help="output folder (default: ./stacktune-runs)")
     p.add_argument("--tracking-uri", help=_TRACKING_HELP)
+    p.add_argument("--json", action="store_true", help=_RESULT_JSON_HELP)
     p.set_defaults(func=_export)
 
     p = sub.add_parser("report", help="rebuild a search's report and plots, from MLflow alone")
     p.add_argument("name", help="the search name (its MLflow experiment)")
     p.add_argument("--out", default="stacktune-runs", help="output folder (default: ./stacktune-runs)")
     p.add_argument("--tracking-uri", help=_TRACKING_HELP)
+    p.add_argument("--json", action="store_true", help=_RESULT_JSON_HELP)
     p.set_defaults(func=_report)
 
     p = sub.add_parser("ui", help="serve the MLflow UI on 127.0.0.1 over the searches' store, until Ctrl-C")

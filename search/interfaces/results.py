@@ -93,15 +93,35 @@ def latest_comparison(name: str, tracking_uri: str | None) -> tuple[Any, str, di
         return client, run_id, json.loads(Path(path).read_text())
 
 
-def export_command(name: str, *, out: str, tracking_uri: str | None) -> int:
+def export_command(name: str, *, out: str, tracking_uri: str | None, as_json: bool = False) -> int:
     """The CLI's `export`: the best configs of the latest finished search NAME, from MLflow alone."""
-    _, _, comparison = latest_comparison(name, tracking_uri)
-    for path in write_exports(Comparison.from_dict(comparison), Path(out) / name):
-        print(path)
+    _, run_id, comparison = latest_comparison(name, tracking_uri)
+    paths = write_exports(Comparison.from_dict(comparison), Path(out) / name)
+    _print_written(name, run_id, comparison, paths, as_json=as_json)
     return 0
 
 
-def report_command(name: str, *, out: str, tracking_uri: str | None) -> int:
+def _print_written(name: str, run_id: str, comparison: dict, paths, *, as_json: bool) -> None:
+    """The files a command wrote: one path a line, or with --json one object that also names the search."""
+    if not as_json:
+        for path in paths:
+            print(path)
+        return
+    print(
+        json.dumps(
+            {
+                "search": name,
+                "mlflow_run_id": run_id,
+                "best_depth": comparison.get("best_depth"),
+                "conclusion": comparison.get("conclusion"),
+                "files": [str(p) for p in paths],
+            },
+            indent=2,
+        )
+    )
+
+
+def report_command(name: str, *, out: str, tracking_uri: str | None, as_json: bool = False) -> int:
     """The CLI's `report`: rebuilds report.md and its plots from MLflow alone and attaches them again."""
     from ..analysis.report import write_report
 
@@ -111,5 +131,5 @@ def report_command(name: str, *, out: str, tracking_uri: str | None) -> int:
     paths = write_report(comparison, out_dir)
     for path in paths:
         client.log_artifact(run_id, str(path), artifact_path="report")
-        print(path)
+    _print_written(name, run_id, comparison, paths, as_json=as_json)
     return 0

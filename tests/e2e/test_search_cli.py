@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 
 import optuna
 import pytest
@@ -143,9 +144,13 @@ def test_best_trials_log_weights_and_config_and_the_search_holds_comparison(sear
 
 def test_export_then_train_reproduces_the_best_val_loss(search, tmp_path):
     work, uri = search["work"], search["uri"]
-    proc = run_cli("export", "e2e", "--out", str(tmp_path), "--tracking-uri", uri, cwd=work)
+    proc = run_cli("export", "e2e", "--out", str(tmp_path), "--tracking-uri", uri, "--json", cwd=work)
     assert proc.returncode == 0, proc.stderr
+    answer = json.loads(proc.stdout)
+    assert answer["search"] == "e2e" and answer["best_depth"] == search["comparison"]["best_depth"]
+    assert answer["conclusion"] == search["comparison"]["conclusion"]
     exported = tmp_path / "e2e" / "best" / "overall.yaml"
+    assert str(exported) in answer["files"] and all(os.path.isfile(f) for f in answer["files"])
     original = work / "out" / "e2e" / "best" / "overall.yaml"
     assert yaml.safe_load(exported.read_text()) == yaml.safe_load(original.read_text())
     proc = run_cli("train", str(exported), "--json", "--tracking-uri", uri, cwd=work)
@@ -250,5 +255,11 @@ def test_the_report_and_plots_are_written_and_attached_to_the_search_run(search)
 def test_report_rebuilds_from_mlflow_alone(search, tmp_path):
     proc = run_cli("report", "e2e", "--out", str(tmp_path), "--tracking-uri", search["uri"], cwd=search["work"])
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.splitlines()[0] == str(tmp_path / "e2e" / "report.md")  # a path a line without --json
+    again = run_cli(
+        "report", "e2e", "--out", str(tmp_path), "--tracking-uri", search["uri"], "--json", cwd=search["work"]
+    )
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert json.loads(again.stdout)["files"] == proc.stdout.splitlines()
     rebuilt = (tmp_path / "e2e" / "report.md").read_text()
     assert rebuilt == (search["work"] / "out" / "e2e" / "report.md").read_text()
