@@ -20,6 +20,8 @@ from .engine.trainable import check_search_precision
 from .engine.tuning import tune_depths
 from .errors import ConfigError, ResultsNotPublished, SearchInterrupted
 from .progress import Progress
+from .spec.convert import match_widths
+from .spec.loading import load_data, load_spec, parse
 from .spec.schema import SearchSpec
 from .tracking import store, tags
 from .tracking.buffer import BufferedWriter
@@ -29,11 +31,11 @@ log = logging.getLogger("stacktune")
 
 
 def run_search(
-    spec: SearchSpec,
-    data,
+    spec: SearchSpec | dict | str | Path,
+    data=None,
     *,
-    out: str | Path,
-    tracking_uri: str,
+    out: str | Path = "stacktune-runs",
+    tracking_uri: str | None = None,
     address: str | None = None,
     progress: Progress | None = None,
     resume: bool = False,
@@ -41,6 +43,8 @@ def run_search(
 ) -> Comparison:
     """Runs the whole search (or what an interrupted one still owes) and returns its comparison.
 
+    `spec` is a SearchSpec, a mapping written as a spec file is, or a spec file's path; `data` the prepared dataset,
+    loaded from the spec when None. `tracking_uri` defaults to $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db.
     Ray, its resources and the study storage are checked before anything is deleted or created; an earlier
     search of the name is kept aside until the new one has its studies and runs. `shared_storage` is where trial
     checkpoints go when trials run on several nodes (see storage_path_for); `progress` receives the milestones
@@ -48,6 +52,8 @@ def run_search(
     """
     import optuna
 
+    spec, data = _spec_and_data(spec, data)
+    tracking_uri = store.resolve_tracking_uri(tracking_uri)
     progress = progress or Progress()
     check_search_precision(spec)  # bf16 on a CPU that cannot run it: refused before any trial starts
     quiet_ray_tune()
@@ -65,6 +71,17 @@ def run_search(
             resume=resume,
             shared_storage=shared_storage,
         )
+
+
+def _spec_and_data(spec: SearchSpec | dict | str | Path, data):
+    """The validated spec, with the data it names and every `units: {params: N}` width filled in for that data."""
+    if isinstance(spec, dict):
+        spec = parse(SearchSpec, spec, source="spec")
+    elif not isinstance(spec, SearchSpec):
+        spec = load_spec(spec)
+    if data is None:
+        data = load_data(spec.dataset, base_dir=None)
+    return match_widths(spec, input_size=data.input_size, output_size=data.output_size, task=data.task), data
 
 
 def _run_locked(
