@@ -127,7 +127,6 @@ def prepare_studies(spec: SearchSpec, storage, *, resume: bool) -> dict:
     """
     if resume:
         check_resume_budget(spec, storage)
-        _check_something_to_resume(spec, storage)
     studies = {}
     for depth in spec.depths:
         name = study_name(spec.name, depth)
@@ -152,16 +151,9 @@ def prepare_studies(spec: SearchSpec, storage, *, resume: bool) -> dict:
     return studies
 
 
-def _check_something_to_resume(spec: SearchSpec, storage) -> None:
-    """Refuses a resume when the storage holds no study of the search: there is nothing to continue."""
-    names = {s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}
-    if not names & {study_name(spec.name, depth) for depth in spec.depths}:
-        raise ConfigError(f"nothing to resume: the study storage holds no study of a search named {spec.name!r}")
-
-
 def check_resume_budget(spec: SearchSpec, storage) -> None:
-    """Refuses a resume whose trials_per_depth is below what some depth has already run: the depths would end
-    with unequal budgets."""
+    """Refuses a resume whose trials_per_depth is below what some depth has already run (the depths would end
+    with unequal budgets), and one with no study of the search at all (nothing to continue)."""
     done = {}
     for depth in spec.depths:
         try:
@@ -169,6 +161,8 @@ def check_resume_budget(spec: SearchSpec, storage) -> None:
         except KeyError:
             continue
         done[depth] = len(counted_trials(study))
+    if not done:
+        raise ConfigError(f"nothing to resume: the study storage holds no study of a search named {spec.name!r}")
     over = {d: n for d, n in done.items() if n > spec.trials_per_depth}
     if over:
         most = max(over.values())
