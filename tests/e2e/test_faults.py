@@ -248,17 +248,9 @@ def test_evaluation_retrains_on_while_mlflow_is_down_and_its_runs_arrive_once_it
     name = "eval-outage"
     spec = _outage_spec(tmp_path, name, evaluation={"seeds": 2})
     # The server stops as the first evaluation run is created, before that request reaches it.
-    relay = StopAtRequest(mlflow_server, b"stacktune.eval_kind")
-    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
-    driver = _start_search(tmp_path, spec, relay.uri, env=env)
-    try:
-        _wait_for(driver, tmp_path, "the first evaluation run was written", relay.stopped.is_set)
-        _wait_for(driver, tmp_path, "the search noticed", lambda: "evaluation runs are kept" in _stderr(tmp_path))
-        mlflow_server.start()
-        driver.wait(timeout=600)
-    finally:
-        kill_group(driver)
-        relay.close()
+    driver, relay = _search_through_outage(
+        tmp_path, spec, mlflow_server, b"stacktune.eval_kind", "evaluation runs are kept"
+    )
     stderr = _stderr(tmp_path)
     assert driver.returncode == 0, stderr[-4000:]
     assert "the retrainings go on" in stderr and "answers again" in stderr
@@ -273,22 +265,35 @@ def test_publishing_waits_for_mlflow_and_attaches_the_report_once_it_is_back(tmp
     spec = _outage_spec(tmp_path, name, evaluation={"seeds": 2}, baseline=None)
     out = tmp_path / "out" / name
     # The server stops as the search attaches its first result file, before that upload reaches it.
-    relay = StopAtRequest(mlflow_server, b"comparison.json")
-    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
-    driver = _start_search(tmp_path, spec, relay.uri, env=env)
-    try:
-        _wait_for(driver, tmp_path, "publishing began", relay.stopped.is_set)
-        _wait_for(driver, tmp_path, "publishing waits", lambda: "the results wait for it" in _stderr(tmp_path))
-        # Written locally first, whatever MLflow does.
+
+    def written_locally_first(driver) -> None:
         assert all((out / f).exists() for f in ("comparison.json", "report.md", "best/overall.yaml"))
         assert driver.poll() is None, "the search did not wait for MLflow"
-        mlflow_server.start()
-        driver.wait(timeout=600)
-    finally:
-        kill_group(driver)
-        relay.close()
+
+    driver, _ = _search_through_outage(
+        tmp_path, spec, mlflow_server, b"comparison.json", "the results wait for it", while_down=written_locally_first
+    )
     stderr = _stderr(tmp_path)
     assert driver.returncode == 0, stderr[-4000:]
     assert f"the results wait for it (at most 600 s), kept meanwhile in {out}" in stderr and "answers again" in stderr
     assert "could not be made" not in stderr and "Traceback" not in stderr
     _check_published(mlflow_server.uri, name, out, depths=[1, 2], kinds=["tuned"])
+
+
+def _search_through_outage(tmp_path, spec, mlflow_server, stop_at: bytes, notice: str, while_down=None):
+    """Runs the search through a relay that stops the server at the request holding `stop_at`; once the search has
+    said `notice`, checks `while_down(driver)`, restarts the server and waits for the search to end."""
+    relay = StopAtRequest(mlflow_server, stop_at)
+    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+    driver = _start_search(tmp_path, spec, relay.uri, env=env)
+    try:
+        _wait_for(driver, tmp_path, f"a request with {stop_at!r}", relay.stopped.is_set)
+        _wait_for(driver, tmp_path, "the search noticed", lambda: notice in _stderr(tmp_path))
+        if while_down is not None:
+            while_down(driver)
+        mlflow_server.start()
+        driver.wait(timeout=600)
+    finally:
+        kill_group(driver)
+        relay.close()
+    return driver, relay
