@@ -48,13 +48,16 @@ def _search(args: argparse.Namespace) -> int:
         resume=args.resume,
         storage_path=args.storage_path,
         confine=args.confine,
+        register=args.register,
     )
 
 
 def _export(args: argparse.Namespace) -> int:
     from .interfaces.results import export_command
 
-    return export_command(args.name, out=args.out, tracking_uri=args.tracking_uri, as_json=args.json)
+    return export_command(
+        args.name, out=args.out, tracking_uri=args.tracking_uri, as_json=args.json, register=args.register
+    )
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -144,6 +147,9 @@ class _PrintVersion(argparse.Action):
 
 _TRACKING_HELP = "MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)"
 _RESULT_JSON_HELP = "print one JSON object (the search, its MLflow run, its verdict, the files written), not paths"
+_REGISTER_HELP = (
+    "add the overall best model to MLflow's Model Registry as a new version of NAME, with the verdict and its config"
+)
 _ADDRESS_HELP = "the cluster's Jobs API, like http://HEAD:8265 (default: $RAY_ADDRESS)"
 
 
@@ -191,6 +197,7 @@ def _add_run_commands(sub) -> None:
     _add_overrides(p)
     p.add_argument("--json", action="store_true", help="print only comparison.json on stdout")
     p.add_argument("--resume", action="store_true", help="continue an interrupted search of the same name")
+    p.add_argument("--register", metavar="NAME", help=_REGISTER_HELP)
     p.add_argument(
         "--storage-path",
         help="where trial checkpoints go on a multi-node cluster: a folder every node sees, or s3://bucket/prefix "
@@ -248,6 +255,7 @@ def _add_results_commands(sub) -> None:
     p.add_argument("--out", default="stacktune-runs", help="output folder (default: ./stacktune-runs)")
     p.add_argument("--tracking-uri", help=_TRACKING_HELP)
     p.add_argument("--json", action="store_true", help=_RESULT_JSON_HELP)
+    p.add_argument("--register", metavar="NAME", help=_REGISTER_HELP)
     p.set_defaults(func=_export)
 
     p = sub.add_parser("report", help="rebuild a search's report and plots, from MLflow alone")

@@ -18,13 +18,14 @@ from .engine.ray_setup import check_resources, quiet_ray_tune, start_ray, storag
 from .engine.studies import check_storage, finished_trials, open_storage, prepare_studies
 from .engine.trainable import check_search_precision
 from .engine.tuning import tune_depths
-from .errors import ConfigError, ResultsNotPublished, SearchInterrupted
+from .errors import ConfigError, ResultsNotPublished, SearchInterrupted, UnreachableError, first_line
 from .progress import Progress
 from .spec.convert import match_widths
 from .spec.loading import load_data, load_spec, parse
 from .spec.schema import SearchSpec
 from .tracking import store, tags
 from .tracking.buffer import BufferedWriter
+from .tracking.models import register as register_best
 from .tracking.run_tree import RunTree, close_run_tree, open_run_tree
 
 log = logging.getLogger("stacktune")
@@ -40,6 +41,7 @@ def run_search(
     progress: Progress | None = None,
     resume: bool = False,
     shared_storage: str | None = None,
+    register: str | None = None,
 ) -> Comparison:
     """Runs the whole search (or what an interrupted one still owes) and returns its comparison.
 
@@ -48,7 +50,8 @@ def run_search(
     Ray, its resources and the study storage are checked before anything is deleted or created; an earlier
     search of the name is kept aside until the new one has its studies and runs. `shared_storage` is where trial
     checkpoints go when trials run on several nodes (see storage_path_for); `progress` receives the milestones
-    (nothing is printed without one).
+    (nothing is printed without one). `register` names a registered model of MLflow's Model Registry to add the
+    overall best model to, as a new version, once the results are published.
     """
     import optuna
 
@@ -70,6 +73,7 @@ def run_search(
             progress=progress,
             resume=resume,
             shared_storage=shared_storage,
+            register=register,
         )
 
 
@@ -93,6 +97,7 @@ def _run_locked(
     progress: Progress,
     resume: bool,
     shared_storage: str | None,
+    register: str | None,
 ) -> Comparison:
     """The search itself, once every check has passed and this process holds the search's locks."""
     out_dir, aside = _output_folder(spec, out, resume=resume)
@@ -114,12 +119,12 @@ def _run_locked(
             spec, data, studies, client=client, tree=tree, storage_path=storage_path, progress=progress, resume=resume
         )
         comparison = summarise(
-            spec, studies, client=client, tree=tree, trials=trials, task=data.task, storage_path=storage_path
+            spec, studies, client=client, tree=tree, trials=trials, data=data, storage_path=storage_path
         )
     except BaseException as exc:
         close_run_tree(client, tree, _end_status(exc))
         raise
-    return _evaluate_and_publish(
+    comparison = _evaluate_and_publish(
         spec,
         data,
         studies,
@@ -131,6 +136,27 @@ def _run_locked(
         progress=progress,
         resume=resume,
     )
+    if register:
+        _register(comparison, register, client=client, out_dir=out_dir)
+    return comparison
+
+
+def _register(comparison: Comparison, name: str, *, client, out_dir: Path) -> None:
+    """Adds the overall best model to the Model Registry under `name`, after publishing (a failure here loses no
+    result), and records the version in comparison.json, on disk and on the search run."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        comparison.registered = register_best(client, comparison.to_dict(), name)
+    except MlflowException as exc:
+        raise UnreachableError(
+            f"the search is published, but registering its best model as {name!r} failed ({first_line(exc)}); "
+            f"try again with: stacktune export {comparison.search} --register {name}"
+        ) from None
+    path = out_dir / "comparison.json"
+    path.write_text(json.dumps(comparison.to_dict(), indent=2) + "\n")
+    client.log_artifact(comparison.mlflow_run_id, str(path))
+    log.info("registered the best model as %s", comparison.registered["model_uri"])
 
 
 # Seconds the runs' ends (and what else is held) are tried for when a search stops on an error or Ctrl-C.

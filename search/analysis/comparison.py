@@ -33,6 +33,8 @@ _OPTIONAL = {
     "budget",
     "curves",
     "importance_method",
+    "model",
+    "registered",
 }
 
 
@@ -78,6 +80,7 @@ class DepthEntry:
     expected_best_seconds: list[float] | None = None  # the training seconds n trials cost, beside expected_best
     overshoot_seconds: float | None = None  # with a seconds budget: how far the depth's last trial went past it
     val_curve: list[float] | None = None  # the best trial's val_loss per epoch
+    model: dict[str, Any] | None = None  # the best trial as an MLflow Model: model_id, uri, its own test_loss
     # Evaluation on the test split, over seeds.
     test_loss_mean: float | None = None
     test_loss_ci95: list[float] | None = None
@@ -125,6 +128,7 @@ class Comparison:
     loses_to_naive: bool | None = None  # every evaluated depth does worse than the best naive baseline
     headline: str | None = None  # said before the verdict: every depth loses to the naive baseline
     warnings: list[dict[str, Any]] | None = None  # code, sentence, figures, depth
+    registered: dict[str, Any] | None = None  # the Model Registry version of the best model: name, version, model_uri
     extra: dict[str, Any] = field(default_factory=dict)
 
     def entry(self, depth: int) -> DepthEntry:

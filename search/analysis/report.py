@@ -518,6 +518,29 @@ def _reproduce_lines(comparison: dict, entries: list[dict]) -> list[str]:
     return lines
 
 
+def _model_lines(comparison: dict, entries: list[dict]) -> list[str]:
+    """Each depth's best trial as an MLflow Model: its URI and the test loss of those very weights."""
+    models = [e for e in entries if e.get("model")]
+    if not models:
+        return []
+    lines = [
+        "",
+        "## The models",
+        "",
+        "Each depth's best trial is logged as an MLflow Model, a pyfunc that takes input windows in the data's own "
+        "units and answers in them: `mlflow.pyfunc.load_model(URI).predict(x)`. Its test loss is that of its very "
+        "weights (the results above are of retrainings over seeds).",
+        "",
+        "| depth | model URI | its test loss |",
+        "| ---: | --- | ---: |",
+    ]
+    best = comparison.get("best_depth")
+    for e in models:
+        mark = " (overall best)" if e["depth"] == best else ""
+        lines.append(f"| {e['depth']}{mark} | `{e['model']['uri']}` | {_num(e['model'].get('test_loss'))} |")
+    return lines
+
+
 def _markdown(comparison: dict, entries: list[dict], plots: list[str]) -> str:
     name = comparison.get("search") or "search"
     level = reading.level(comparison)
@@ -573,6 +596,7 @@ def _markdown(comparison: dict, entries: list[dict], plots: list[str]) -> str:
         ]
         out += importance
 
+    out += _model_lines(comparison, entries)
     out += ["", "## How to reproduce", ""] + _reproduce_lines(comparison, entries)
     return "\n".join(out).rstrip() + "\n"
 

@@ -12,6 +12,7 @@ from ..engine.studies import counted_trials, importance, trial_counts
 from ..spec.convert import to_train_config
 from ..spec.schema import SearchSpec
 from ..tracking import store, tags
+from ..tracking.models import log_best_model
 from ..tracking.run_tree import RunTree
 from ..tracking.trial_runs import TrialRuns
 from .comparison import Comparison, DepthEntry
@@ -34,7 +35,7 @@ def _saved_checkpoint(storage_path: str, ray_id: str) -> Path | None:
 
 
 def _depth_summary(
-    spec: SearchSpec, depth: int, study, *, client, depth_run: str, trials: TrialRuns, storage_path: str
+    spec: SearchSpec, depth: int, study, *, client, depth_run: str, trials: TrialRuns, data, storage_path: str
 ) -> DepthEntry:
     """One depth's entry of comparison.json; logs its best to MLflow on the way."""
     counted = counted_trials(study)
@@ -64,7 +65,15 @@ def _depth_summary(
     metrics = {f"trials_{k}": v for k, v in entry.trials.items()} | {"epochs": epochs, "train_seconds": seconds}
     if entry.trials["completed"]:
         _record_best(
-            spec, depth, study, entry, client=client, depth_run=depth_run, trials=trials, storage_path=storage_path
+            spec,
+            depth,
+            study,
+            entry,
+            client=client,
+            depth_run=depth_run,
+            trials=trials,
+            data=data,
+            storage_path=storage_path,
         )
         metrics["best_val_loss"] = entry.best_val_loss
     store.log_batch(client, depth_run, metrics=store.epoch_metrics(0, metrics))
@@ -80,9 +89,11 @@ def _record_best(
     client,
     depth_run: str,
     trials: TrialRuns,
+    data,
     storage_path: str,
 ) -> None:
-    """Fills in the depth's best trial, attaches its model to its MLflow run and tags it there."""
+    """Fills in the depth's best trial, attaches its checkpoint to its MLflow run, logs its model as an MLflow Model
+    linked to that run, and tags it there."""
     best = study.best_trial
     ray_id = best.user_attrs["ray_trial_id"]
     params = suggest(FixedTrial(best.params), depth=depth, spec=spec)
@@ -97,8 +108,10 @@ def _record_best(
     if checkpoint is not None and run_id:
         with checkpoint.as_directory() as folder:
             client.log_artifacts(run_id, folder)
+            entry.model = _log_model(Path(folder), data, client=client, run_id=run_id, entry=entry, search=spec.name)
     elif run_id and (saved := _saved_checkpoint(storage_path, ray_id)) is not None:
         client.log_artifacts(run_id, str(saved))  # the best trial ran before a resume
+        entry.model = _log_model(saved, data, client=client, run_id=run_id, entry=entry, search=spec.name)
     if run_id:
         client.set_tag(run_id, tags.BEST, "true")
     store.log_batch(
@@ -109,13 +122,48 @@ def _record_best(
     )
 
 
+def _log_model(folder: Path, data, *, client, run_id: str, entry: DepthEntry, search: str) -> dict | None:
+    """Logs the checkpoint's model as a pyfunc MLflow Model; returns its id, URI and own test loss (None without
+    weights in the checkpoint)."""
+    from stacktune.models.lstm import load_model
+    from stacktune.models.train import evaluate
+
+    weights = folder / "model.pt"
+    if not weights.is_file():
+        return None
+    # The loss of these very weights on the test split, on the scaled data as every loss stacktune reports:
+    # what a user of the model gets (the evaluation's figures are of retrainings over seeds).
+    test_loss = evaluate(load_model(weights), data.test, task=data.task)["loss"]
+    experiment_id = client.get_run(run_id).info.experiment_id
+    model_id = log_best_model(
+        client,
+        weights=weights,
+        data=data,
+        run_id=run_id,
+        experiment_id=experiment_id,
+        search=search,
+        depth=entry.depth,
+        trial=entry.best_trial["name"],
+    )
+    return {"model_id": model_id, "uri": f"models:/{model_id}", "test_loss": test_loss}
+
+
 def summarise(
-    spec: SearchSpec, studies: dict, *, client, tree: RunTree, trials: TrialRuns, task: str, storage_path: str
+    spec: SearchSpec, studies: dict, *, client, tree: RunTree, trials: TrialRuns, data, storage_path: str
 ) -> Comparison:
-    """Builds the comparison from the studies (read through Optuna) and logs each depth's best."""
+    """Builds the comparison from the studies (read through Optuna) and logs each depth's best, as a trial and as
+    an MLflow Model; `data` is the prepared dataset the search ran on."""
+    task = data.task
     depths = [
         _depth_summary(
-            spec, d, studies[d], client=client, depth_run=tree.depth_runs[d], trials=trials, storage_path=storage_path
+            spec,
+            d,
+            studies[d],
+            client=client,
+            depth_run=tree.depth_runs[d],
+            trials=trials,
+            data=data,
+            storage_path=storage_path,
         )
         for d in spec.depths
     ]
@@ -133,8 +181,11 @@ def summarise(
     comparison.curves = curves_sentence(depths)
     ranked = [d for d in depths if d.best_val_loss is not None]
     if ranked:
-        comparison.best_depth = min(ranked, key=lambda d: d.best_val_loss).depth
+        overall = min(ranked, key=lambda d: d.best_val_loss)
+        comparison.best_depth = overall.depth
         client.set_tag(tree.search_id, tags.BEST_DEPTH, str(comparison.best_depth))
+        if overall.model:
+            client.set_logged_model_tags(overall.model["model_id"], {tags.OVERALL_BEST: "true"})
     best = {f"best_val_loss_d{d.depth}": d.best_val_loss for d in ranked}
     if ranked:
         best["best_val_loss"] = min(d.best_val_loss for d in ranked)

@@ -67,6 +67,11 @@ def print_table(comparison: dict, *, out_dir: Path, tracking_uri: str) -> None:
         print(f"\nreport:         {out_dir}/report.md")
     print(f"best configs:   {out_dir}/best/  (retrain: stacktune train {out_dir}/best/overall.yaml)")
     print(f"comparison:     {out_dir}/comparison.json")
+    best = next((d for d in comparison["depths"] if d["depth"] == comparison.get("best_depth")), {})
+    if best.get("model"):
+        registered = comparison.get("registered")
+        also = f"  (registered as {registered['model_uri']})" if registered else ""
+        print(f"best model:     {best['model']['uri']}{also}  (mlflow.pyfunc.load_model)")
     flag = "" if tracking_uri == store.DEFAULT_TRACKING_URI else f" --tracking-uri {store.redact(tracking_uri)}"
     print(f"browse trials:  stacktune ui --name {comparison['search']}{flag}")
 
@@ -93,32 +98,40 @@ def latest_comparison(name: str, tracking_uri: str | None) -> tuple[Any, str, di
         return client, run_id, json.loads(Path(path).read_text())
 
 
-def export_command(name: str, *, out: str, tracking_uri: str | None, as_json: bool = False) -> int:
-    """The CLI's `export`: the best configs of the latest finished search NAME, from MLflow alone."""
-    _, run_id, comparison = latest_comparison(name, tracking_uri)
+def export_command(
+    name: str, *, out: str, tracking_uri: str | None, as_json: bool = False, register: str | None = None
+) -> int:
+    """The CLI's `export`: the best configs of the latest finished search NAME, from MLflow alone; with `register`,
+    its best model also goes to the Model Registry as a new version of that name."""
+    from ..tracking.models import register as register_best
+
+    client, run_id, comparison = latest_comparison(name, tracking_uri)
     paths = write_exports(Comparison.from_dict(comparison), Path(out) / name)
-    _print_written(name, run_id, comparison, paths, as_json=as_json)
+    registered = register_best(client, comparison, register) if register else None
+    _print_written(name, run_id, comparison, paths, as_json=as_json, registered=registered)
     return 0
 
 
-def _print_written(name: str, run_id: str, comparison: dict, paths, *, as_json: bool) -> None:
+def _print_written(
+    name: str, run_id: str, comparison: dict, paths, *, as_json: bool, registered: dict | None = None
+) -> None:
     """The files a command wrote: one path a line, or with --json one object that also names the search."""
     if not as_json:
         for path in paths:
             print(path)
+        if registered:
+            print(f"registered: {registered['model_uri']}")
         return
-    print(
-        json.dumps(
-            {
-                "search": name,
-                "mlflow_run_id": run_id,
-                "best_depth": comparison.get("best_depth"),
-                "conclusion": comparison.get("conclusion"),
-                "files": [str(p) for p in paths],
-            },
-            indent=2,
-        )
-    )
+    answer = {
+        "search": name,
+        "mlflow_run_id": run_id,
+        "best_depth": comparison.get("best_depth"),
+        "conclusion": comparison.get("conclusion"),
+        "files": [str(p) for p in paths],
+    }
+    if registered:
+        answer["registered"] = registered
+    print(json.dumps(answer, indent=2))
 
 
 def report_command(name: str, *, out: str, tracking_uri: str | None, as_json: bool = False) -> int:

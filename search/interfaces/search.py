@@ -36,6 +36,7 @@ def search_command(
     resume: bool,
     storage_path: str | None,
     confine: str | None,
+    register: str | None = None,
 ) -> int:
     """The CLI's `search`: returns the exit status."""
     spec = load_spec(spec_path, overrides=overrides.as_dict(), confine=confine)
@@ -70,6 +71,7 @@ def search_command(
                         resume=resume,
                         progress=None if as_json else StderrProgress(),
                         shared_storage=storage_path or os.environ.get(STORAGE_PATH_ENV),
+                        register=register,
                     )
             finally:
                 import ray

@@ -198,6 +198,8 @@ def client(uri: str):
     # the user asks otherwise.
     os.environ.setdefault("MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD", "false")
     os.environ.setdefault("MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD", "false")
+    # Artifact transfers draw progress bars on stderr, between the search's own lines.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     from mlflow.tracking import MlflowClient
 
     lock = _creation_lock(Path(uri.removeprefix("sqlite:///")).expanduser()) if uri.startswith("sqlite:///") else None

@@ -38,6 +38,12 @@ WINNER = "stacktune.winner"  # a depth, "tie" or "undecided" (too few seeds)
 NAIVE_BASELINE = "stacktune.naive_baseline"  # the best naive forecast on the test split and its loss
 WARNINGS = "stacktune.warnings"  # the codes of the report's warnings, comma-separated, or "none"
 
+# A logged model (a best trial as an MLflow Model) and its registered versions, besides SEARCH and DEPTH.
+MODEL_TRIAL = "stacktune.trial"  # the trial it came from, d<depth>-t<nn>
+OVERALL_BEST = "stacktune.overall_best"  # "true" on the model of the search's lowest validation loss
+MODEL_CONFIG = "stacktune.config"  # a registered version: its `stacktune train` config, as JSON
+MODEL_VAL_LOSS = "stacktune.val_loss"
+
 # The buffered writer's idempotency key: a run created twice during an outage is found again by it.
 RUN_KEY = "stacktune.run_key"
 

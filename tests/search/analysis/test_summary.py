@@ -6,11 +6,14 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from stacktune.models.lstm import LSTMConfig, StackedLSTM, load_model, save_model
+from stacktune.models.train import evaluate
 from stacktune.search.analysis.comparison import Comparison
 from stacktune.search.analysis.summary import summarise
 from stacktune.search.contracts import TrialResult
 from stacktune.search.engine.space import suggest
 from stacktune.search.engine.studies import prepare_studies, study_name
+from stacktune.search.spec.loading import load_data
 from stacktune.search.spec.schema import SearchSpec
 from stacktune.search.tracking import store, tags
 from stacktune.search.tracking.run_tree import open_run_tree
@@ -115,7 +118,9 @@ def search(tmp_path, monkeypatch):
     earlier.on_experiment_end(trials=[])
     checkpoint = tmp_path / "ray" / spec.name / f"trainable_{before}_0_depth=2-{before}" / "checkpoint_000002"
     checkpoint.mkdir(parents=True)
-    (checkpoint / "model.pt").write_bytes(b"weights")
+    data = load_data(spec.dataset, base_dir=None)
+    weights = StackedLSTM(LSTMConfig(input_size=data.input_size, units=[8, 8], output_size=data.output_size))
+    save_model(weights, checkpoint / "model.pt")
     (checkpoint / "config.yaml").write_text("model: {}\n")
 
     callback.on_experiment_end(trials=[])
@@ -128,6 +133,8 @@ def search(tmp_path, monkeypatch):
         "best": best,
         "earlier": earlier,
         "storage": str(tmp_path / "ray"),
+        "data": data,
+        "weights": checkpoint / "model.pt",
     }
 
 
@@ -138,7 +145,7 @@ def _summarise(s) -> Comparison:
         client=s["client"],
         tree=s["tree"],
         trials=s["callback"],
-        task="regression",
+        data=s["data"],
         storage_path=s["storage"],
     )
 
@@ -232,6 +239,15 @@ def test_the_best_trials_are_found_in_mlflow_and_tagged(search):
     # The checkpoint Ray's storage kept is attached to the run of the trial that ran before the resume.
     artifacts = {a.path for a in client.list_artifacts(two.best_trial["mlflow_run_id"])}
     assert artifacts == {"model.pt", "config.yaml"}
+    # Its model is an MLflow Model linked to that run, marked as the search's overall best, with the test loss of
+    # those weights; depth 1's best left no checkpoint (none went through Ray here), so it has no model.
+    assert one.model is None
+    logged = client.get_logged_model(two.model["model_id"])
+    assert logged.source_run_id == two.best_trial["mlflow_run_id"] and logged.experiment_id == tree.experiment_id
+    assert logged.tags[tags.OVERALL_BEST] == "true" and logged.tags[tags.MODEL_TRIAL] == two.best_trial["name"]
+    expected = evaluate(load_model(search["weights"]), search["data"].test, task="regression")
+    assert two.model["test_loss"] == pytest.approx(expected["loss"])
+    assert two.model["uri"] == f"models:/{logged.model_id}"
 
     search_run = client.get_run(tree.search_id)
     assert search_run.data.tags[tags.BEST_DEPTH] == str(comparison.best_depth) == "2"
@@ -257,8 +273,9 @@ def test_a_depth_without_a_completed_trial_has_no_best(tmp_path, monkeypatch):
                 studies[depth].tell(trial, 0.3 + number)
     callback = TrialRuns(client=client, experiment_id=tree.experiment_id, spec=spec, depth_runs=tree.depth_runs)
 
+    data = load_data(spec.dataset, base_dir=None)
     comparison = summarise(
-        spec, studies, client=client, tree=tree, trials=callback, task="regression", storage_path=str(tmp_path / "ray")
+        spec, studies, client=client, tree=tree, trials=callback, data=data, storage_path=str(tmp_path / "ray")
     )
 
     one, two = comparison.entry(1), comparison.entry(2)

@@ -1,0 +1,242 @@
+"""Best trials as MLflow Models: a pyfunc that scales its input as the search did and answers in the data's units,
+logged as a LoggedModel linked to the trial's run, and registered in the Model Registry on request.
+
+What the pyfunc takes: x, float32 (samples, time, channels), the model's input windows in the data's own units
+(for a series with `transform: diff` or `log_diff`, the windows of the transformed series, i.e. changes). With
+sequences of different lengths it takes {"x": x, "lengths": lengths}, x right-padded. What it returns: for
+regression (samples, outputs) in the targets' units (step-major for a horizon over 1); for classification each
+class's probability (samples, classes), the classes in the order of the model's `labels` metadata.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import tags
+
+MODEL_NAME = "model"  # the LoggedModel's name; its artifacts are the MLflow Model folder
+WEIGHTS = "weights"  # the artifact keys the pyfunc reads
+SCALING = "scaling"
+
+try:
+    import mlflow.pyfunc
+
+    _Base: Any = mlflow.pyfunc.PythonModel
+except ImportError:  # pragma: no cover - mlflow is a dependency; this keeps the module importable for docs
+    _Base = object
+
+
+class StackedLSTMPyfunc(_Base):
+    """The pyfunc around a saved StackedLSTM and the scaling the search trained it with."""
+
+    def load_context(self, context) -> None:
+        from stacktune.models.lstm import load_model
+
+        self.model = load_model(context.artifacts[WEIGHTS])
+        scaling = json.loads(Path(context.artifacts[SCALING]).read_text())
+        self.task = scaling["task"]
+        self.x_mean, self.x_std = _vector(scaling.get("x_mean")), _vector(scaling.get("x_std"))
+        self.y_mean, self.y_std = _vector(scaling.get("y_mean")), _vector(scaling.get("y_std"))
+
+    # np.ndarray is a hint MLflow leaves the checking of to the signature, which knows the shapes (a dict of x and
+    # lengths, for sequences of different lengths, passes the same way).
+    def predict(self, context, model_input: np.ndarray, params: dict[str, Any] | None = None) -> np.ndarray:
+        import torch
+
+        x, lengths = _inputs(model_input)
+        if x.ndim != 3 or x.shape[2] != self.model.config.input_size:
+            raise ValueError(
+                f"expected x of shape (samples, time, {self.model.config.input_size}), got {tuple(x.shape)}"
+            )
+        if self.x_mean is not None:
+            x = (x - self.x_mean) / self.x_std
+        with torch.inference_mode():
+            out = self.model(
+                torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)),
+                None if lengths is None else torch.as_tensor(lengths, dtype=torch.int64),
+            ).numpy()
+        if self.task == "classification":
+            out = np.exp(out - out.max(axis=1, keepdims=True))
+            return (out / out.sum(axis=1, keepdims=True)).astype(np.float32)
+        if self.y_mean is not None:
+            out = out * self.y_std + self.y_mean
+        return out.astype(np.float32)
+
+
+def _vector(values) -> np.ndarray | None:
+    return None if values is None else np.asarray(values, dtype=np.float32)
+
+
+def _inputs(model_input) -> tuple[np.ndarray, np.ndarray | None]:
+    if isinstance(model_input, dict):
+        lengths = model_input.get("lengths")
+        return np.asarray(model_input["x"], dtype=np.float32), None if lengths is None else np.asarray(lengths)
+    return np.asarray(model_input, dtype=np.float32), None
+
+
+def scaling_of(data) -> dict:
+    """What the pyfunc needs of a prepared dataset to take and give the data's own units."""
+    meta = data.meta
+    return {
+        "task": data.task,
+        "x_mean": meta.get("x_mean"),
+        "x_std": meta.get("x_std"),
+        "y_mean": meta.get("y_mean") if data.task == "regression" else None,
+        "y_std": meta.get("y_std") if data.task == "regression" else None,
+        "columns": meta.get("columns"),
+        "targets": meta.get("targets"),
+        "labels": meta.get("labels"),
+        "transform": meta.get("transform"),
+        "window": meta.get("window"),
+        "horizon": meta.get("horizon"),
+    }
+
+
+def unscaled_inputs(data, split) -> np.ndarray:
+    """A split's inputs back in the data's own units: what the pyfunc takes."""
+    x_mean, x_std = data.meta.get("x_mean"), data.meta.get("x_std")
+    if x_mean is None:
+        return split.x
+    x = split.x * np.asarray(x_std, dtype=np.float32) + np.asarray(x_mean, dtype=np.float32)
+    if split.lengths is not None:  # padding stays zero, as the dataset pads
+        steps = np.arange(x.shape[1])[None, :] < split.lengths[:, None]
+        x = np.where(steps[:, :, None], x, 0.0)
+    return x.astype(np.float32)
+
+
+def _signature(data):
+    from mlflow.models import ModelSignature
+    from mlflow.types import Schema, TensorSpec
+
+    split = data.train
+    channels, time = split.x.shape[2], (-1 if split.lengths is not None else split.x.shape[1])
+    x = TensorSpec(np.dtype(np.float32), (-1, time, channels), "x" if split.lengths is not None else None)
+    inputs = Schema([x, TensorSpec(np.dtype(np.int64), (-1,), "lengths")] if split.lengths is not None else [x])
+    outputs = Schema([TensorSpec(np.dtype(np.float32), (-1, data.output_size))])
+    return ModelSignature(inputs=inputs, outputs=outputs)
+
+
+def _example(data):
+    split = data.train
+    x = unscaled_inputs(data, split)[:2]
+    return {"x": x, "lengths": split.lengths[:2]} if split.lengths is not None else x
+
+
+def _requirements() -> list[str]:
+    """Pinned to this environment, so that MLflow does not start a process to guess them."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    wanted = []
+    for package in ("stacktune", "torch", "numpy", "mlflow"):
+        with contextlib.suppress(PackageNotFoundError):
+            wanted.append(f"{package}=={version(package).split('+')[0]}")
+    return wanted
+
+
+@contextlib.contextmanager
+def _tracking(uri: str):
+    """MLflow's model logging reads the process-wide tracking URI: this one while it runs, then what it was (unset
+    included, so that a notebook's own MLflow calls are not redirected)."""
+    import mlflow
+    from mlflow.tracking._tracking_service import utils
+
+    before = utils._tracking_uri
+    mlflow.set_tracking_uri(uri)
+    # Logging loads the model once to check the input example against the signature, and says so at INFO.
+    pyfunc_log = logging.getLogger("mlflow.pyfunc")
+    level = pyfunc_log.level
+    pyfunc_log.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        utils._tracking_uri = before
+        pyfunc_log.setLevel(level)
+
+
+def log_best_model(
+    client, *, weights: Path, data, run_id: str, experiment_id: str, search: str, depth: int, trial: str
+) -> str:
+    """Logs the trial's saved model (`weights`, a model.pt) as a pyfunc MLflow Model linked to its run; returns
+    the model's id (its URI is models:/ID)."""
+    import mlflow.pyfunc
+    from mlflow.models import Model
+
+    logged = client.create_logged_model(
+        experiment_id=experiment_id,
+        name=MODEL_NAME,
+        source_run_id=run_id,
+        tags={tags.SEARCH: search, tags.DEPTH: str(depth), tags.MODEL_TRIAL: trial},
+        model_type="stacked-lstm",
+    )
+    with tempfile.TemporaryDirectory() as tmp, _tracking(client.tracking_uri):
+        scaling = Path(tmp) / "scaling.json"
+        scaling.write_text(json.dumps(scaling_of(data), indent=2))
+        # Model.log is pyfunc.log_model with the run named: it links the model to its trial run as an output.
+        Model.log(
+            artifact_path=None,
+            flavor=mlflow.pyfunc,
+            name=MODEL_NAME,
+            # Models from code: the model is rebuilt by running this file, never unpickled.
+            python_model=str(Path(__file__).with_name("pyfunc_code.py")),
+            artifacts={WEIGHTS: str(weights), SCALING: str(scaling)},
+            signature=_signature(data),
+            input_example=_example(data),
+            pip_requirements=_requirements(),
+            metadata={"search": search, "depth": depth, "task": data.task, "labels": data.meta.get("labels")},
+            run_id=run_id,
+            model_id=logged.model_id,
+        )
+    from mlflow.entities import LoggedModelStatus
+
+    client.finalize_logged_model(logged.model_id, LoggedModelStatus.READY)
+    return logged.model_id
+
+
+def register(client, comparison: dict, name: str) -> dict:
+    """Registers the search's overall best model under `name` (a new version), with the verdict and the config as
+    its tags and description; returns {"name", "version", "model_uri"}."""
+    from mlflow.exceptions import MlflowException
+
+    from ..errors import StacktuneError
+
+    entry = next((d for d in comparison["depths"] if d["depth"] == comparison.get("best_depth")), None)
+    model = (entry or {}).get("model")
+    if not model:
+        raise StacktuneError(
+            f"search {comparison['search']!r} has no logged model to register (no depth finished a trial, "
+            "or the search ran before stacktune logged MLflow Models)"
+        )
+    try:
+        client.create_registered_model(
+            name, description=f"Stacked LSTMs from stacktune searches (the latest: {comparison['search']})."
+        )
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+    config = json.dumps(entry["best_config"], sort_keys=True)
+    conclusion = comparison.get("conclusion") or "no test-split evaluation: lowest validation loss"
+    version = client.create_model_version(
+        name,
+        source=model["uri"],
+        run_id=(entry.get("best_trial") or {}).get("mlflow_run_id"),
+        tags={
+            tags.SEARCH: comparison["search"],
+            tags.DEPTH: str(entry["depth"]),
+            tags.VERDICT: conclusion[:5000],
+            tags.MODEL_CONFIG: config[:5000],
+            tags.MODEL_VAL_LOSS: f"{entry['best_val_loss']:.6g}",
+        },
+        description=(
+            f"Depth {entry['depth']} of search {comparison['search']}: the lowest validation loss "
+            f"({entry['best_val_loss']:.6g}). {conclusion}\n\nConfig: {config}"
+        ),
+        model_id=model["model_id"],
+    )
+    return {"name": name, "version": int(version.version), "model_uri": f"models:/{name}/{version.version}"}
