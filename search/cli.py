@@ -49,6 +49,7 @@ def _search(args: argparse.Namespace) -> int:
         storage_path=args.storage_path,
         confine=args.confine,
         register=args.register,
+        quiet=args.quiet,
     )
 
 
@@ -69,7 +70,9 @@ def _report(args: argparse.Namespace) -> int:
 def _ui(args: argparse.Namespace) -> int:
     from .interfaces.ui import ui_command
 
-    return ui_command(tracking_uri=args.tracking_uri, port=args.port, name=args.name, verbose=args.verbose)
+    return ui_command(
+        tracking_uri=args.tracking_uri, port=args.port, name=args.name, verbose=args.verbose, as_json=args.json
+    )
 
 
 def _submit(args: argparse.Namespace) -> int:
@@ -159,7 +162,11 @@ def build_parser() -> argparse.ArgumentParser:
         prog="stacktune",
         description="Tune each depth of a stacked LSTM on its own, with the same budget, and compare the best of each.",
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="more log output on stderr")
+    chatter = parser.add_mutually_exclusive_group()
+    chatter.add_argument("-v", "--verbose", action="store_true", help="more log output on stderr (debug messages)")
+    chatter.add_argument(
+        "-q", "--quiet", action="store_true", help="only warnings and errors on stderr: no progress, no messages"
+    )
     parser.add_argument("--version", action=_PrintVersion, help="print stacktune's version and exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_run_commands(sub)
@@ -269,17 +276,44 @@ def _add_results_commands(sub) -> None:
     p.add_argument("--tracking-uri", help=_TRACKING_HELP)
     p.add_argument("--port", type=int, default=5000, help="port on 127.0.0.1 (default: 5000)")
     p.add_argument("--name", help="the search to print the runs page of (default: every search in the store)")
+    p.add_argument(
+        "--json", action="store_true", help="print the addresses as one JSON line (url, served, searches: url each)"
+    )
     p.set_defaults(func=_ui)
+
+
+class _Prefixed(logging.Formatter):
+    """`warning: ...` and `error: ...` as the commands' own lines read; other messages as they are."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        if record.levelno >= logging.ERROR:
+            return f"error: {text}"
+        return f"warning: {text}" if record.levelno >= logging.WARNING else text
+
+
+def _log_to_stderr(args: argparse.Namespace) -> None:
+    """The `stacktune` logger's messages on stderr: -q only warnings and errors, -v also debug messages; with
+    --json only warnings, unless -v (stdout is the answer; stderr stays quiet for scripts)."""
+    if args.quiet or (getattr(args, "json", False) and not args.verbose):
+        level = logging.WARNING
+    else:
+        level = logging.DEBUG if args.verbose else logging.INFO
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Prefixed("%(message)s"))
+    logger = logging.getLogger("stacktune")
+    logger.handlers[:] = [handler]
+    logger.setLevel(level)
+    logger.propagate = False
+    # MLflow's own INFO lines (creating a store's tables, validating a model's input example) only with -v; MLflow
+    # sets its level from this variable when it is imported, later (the user's own value wins).
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "DEBUG" if args.verbose else "WARNING")
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit status."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose or not getattr(args, "json", False) else logging.WARNING,
-        format="%(message)s",
-        stream=sys.stderr,
-    )
+    _log_to_stderr(args)
     from .errors import StacktuneError
 
     try:

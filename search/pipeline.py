@@ -65,16 +65,19 @@ def run_search(
     check_resources(spec)
     check_storage(spec)
     with search_lock(spec, out):
-        return _run_locked(
-            spec,
-            data,
-            out=out,
-            tracking_uri=tracking_uri,
-            progress=progress,
-            resume=resume,
-            shared_storage=shared_storage,
-            register=register,
-        )
+        try:
+            return _run_locked(
+                spec,
+                data,
+                out=out,
+                tracking_uri=tracking_uri,
+                progress=progress,
+                resume=resume,
+                shared_storage=shared_storage,
+                register=register,
+            )
+        finally:
+            progress.close()
 
 
 def _spec_and_data(spec: SearchSpec | dict | str | Path, data):

@@ -24,8 +24,11 @@ class DepthTally:
 class Progress:
     """Receives a search's milestones; every method does nothing unless a subclass says otherwise."""
 
-    def search_started(self, *, name: str, depths: list[int], budget: str, resume: bool) -> None:
-        """The trials are about to run; `budget` says what each depth gets (and what is left on resume)."""
+    def search_started(
+        self, *, name: str, depths: list[int], budget: str, resume: bool, owed: int = 0, seconds: float | None = None
+    ) -> None:
+        """The trials are about to run; `budget` says what each depth gets (and what is left on resume), `owed` how
+        many trials are still to run, `seconds` each depth's training seconds with a seconds budget."""
 
     def trial_finished(self, depth: int, tally: DepthTally, *, trials: int, seconds: float | None) -> None:
         """A trial of `depth` ended; `tally` counts the depth's finished trials, of `trials` (or of `seconds` of
@@ -36,3 +39,10 @@ class Progress:
 
     def evaluation_started(self, *, jobs: int, seeds: int, round: int | None = None) -> None:
         """The retrainings on the test split (of one round, with `seeds: auto`) are about to run."""
+
+    def retraining_finished(self, *, done: int, jobs: int, depth: int, kind: str, seed: int, test_loss) -> None:
+        """The `done`-th of the round's `jobs` retrainings ended (`kind` tuned or fixed; `test_loss` None when it
+        failed or diverged)."""
+
+    def close(self) -> None:
+        """The search is over (finished, failed or interrupted): whatever is drawn is finished off."""

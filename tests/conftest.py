@@ -58,6 +58,18 @@ def start_cli(*args: str, cwd: Path, env: dict | None = None) -> subprocess.Pope
 
 
 @pytest.fixture
+def warned(caplog):
+    """`warned()`: what stacktune logged since the last call (the CLI prints it as `warning: ...` lines)."""
+
+    def read() -> str:
+        text = caplog.text
+        caplog.clear()
+        return text
+
+    return read
+
+
+@pytest.fixture
 def cli(tmp_path):
     """`cli(*args)` runs the command in a temporary working folder."""
 

@@ -110,11 +110,19 @@ def run_jobs(
     writer: BufferedWriter,
     tree: RunTree,
     name: str = "evaluation",
+    progress: Progress | None = None,
 ) -> list[tuple[dict, dict]]:
     """Runs the evaluation jobs on Ray Tune and returns (job, metrics) for every job, failed ones included."""
     from ray import tune
 
-    callback = EvalRuns(writer=writer, experiment_id=tree.experiment_id, search=spec.name, depth_runs=tree.depth_runs)
+    callback = EvalRuns(
+        writer=writer,
+        experiment_id=tree.experiment_id,
+        search=spec.name,
+        depth_runs=tree.depth_runs,
+        jobs=len(jobs),
+        progress=progress,
+    )
     tuner = make_tuner(
         run_eval,
         spec=spec,
@@ -264,7 +272,9 @@ def evaluate_search(
             return
         progress.evaluation_started(jobs=len(jobs), seeds=count - done, round=number if sequential else None)
         name = f"evaluation-{number}" if sequential else "evaluation"
-        results += run_jobs(spec, jobs, data, storage_path=storage_path, writer=writer, tree=tree, name=name)
+        results += run_jobs(
+            spec, jobs, data, storage_path=storage_path, writer=writer, tree=tree, name=name, progress=progress
+        )
         done, jobs_run = count, jobs_run + len(jobs)
         val_loss = aggregate(spec, comparison, results, looks=len(rounds))
         if _decided(comparison):

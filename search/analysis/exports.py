@@ -8,7 +8,7 @@ for a bounded time (PUBLISH_WAIT), and then stops in one line that says where th
 from __future__ import annotations
 
 import json
-import sys
+import logging
 from pathlib import Path
 
 from ..errors import ResultsNotPublished
@@ -17,6 +17,8 @@ from ..spec.schema import TrainConfig
 from ..tracking.buffer import BufferedWriter
 from ..tracking.run_tree import RunTree
 from .comparison import Comparison, DepthEntry
+
+log = logging.getLogger("stacktune")
 
 # How long publishing waits for a tracking server that does not answer (as long as for a study database).
 PUBLISH_WAIT = 600.0
@@ -55,7 +57,7 @@ def publish(
 
 
 def _warn(message: str) -> None:
-    print(f"warning: {message}", file=sys.stderr, flush=True)
+    log.warning("%s", message)
 
 
 def write_exports(comparison: Comparison, out_dir: Path) -> list[Path]:

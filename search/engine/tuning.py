@@ -67,7 +67,10 @@ def tune_depths(
         budget = f"{spec.budget.per_depth:g} s of training each (at most {spec.trials_per_depth} trials)"
     else:
         budget = f"{spec.trials_per_depth} trials each ({owed} to run)"
-    progress.search_started(name=spec.name, depths=spec.depths, budget=budget, resume=resume)
+    seconds = spec.budget.per_depth if spec.budget.kind == "seconds" else None
+    progress.search_started(
+        name=spec.name, depths=spec.depths, budget=budget, resume=resume, owed=owed, seconds=seconds
+    )
     try:
         # stdout is the command's answer (the table or comparison.json); Ray's chatter goes to stderr.
         with contextlib.redirect_stdout(sys.stderr):

@@ -22,6 +22,8 @@ from ..spec.loading import load_data, load_spec, read_overridden
 from ..tracking import tags
 from .overrides import SpecOverrides
 
+log = logging.getLogger("stacktune")
+
 JOB_PREFIX = "stacktune-"
 SPEC_FILE = "spec.yaml"
 # `stacktune stop` interrupts the search as Ctrl-C does, and gives it time to close its runs and keep its trials.
@@ -135,7 +137,7 @@ def submit_command(
             raise UnreachableError(f"the cluster refused the job: {first_line(exc)}") from None
     print(job_id)
     if not wait:
-        print(f"submitted {name}; follow it with: stacktune logs {job_id} --follow", file=sys.stderr)
+        log.info("submitted %s; follow it with: stacktune logs %s --follow", name, job_id)
         return 0
     return _follow(client, job_id)
 
@@ -151,10 +153,10 @@ def _follow(client, job_id: str) -> int:
     try:
         asyncio.run(tail())
     except KeyboardInterrupt:
-        print(f"\nstopped following; the job goes on (stop it with: stacktune stop {job_id})", file=sys.stderr)
+        log.info("\nstopped following; the job goes on (stop it with: stacktune stop %s)", job_id)
         return 130
     except RuntimeError as exc:
-        print(f"warning: the log stream ended early ({first_line(exc)})", file=sys.stderr)
+        log.warning("the log stream ended early (%s)", first_line(exc))
     return _final_status(client, job_id)
 
 
@@ -186,7 +188,7 @@ def jobs_command(*, address: str | None, as_json: bool) -> int:
         print(json.dumps(rows, indent=2))
         return 0
     if not rows:
-        print("no stacktune jobs on this cluster", file=sys.stderr)
+        log.info("no stacktune jobs on this cluster")
         return 0
     columns = ("job", "search", "status", "started", "duration")
     widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in columns}
@@ -221,7 +223,7 @@ def stop_command(job: str, *, address: str | None) -> int:
     client = _client(address)
     info = _call("read", job, client.get_job_info, job)
     if info.status.is_terminal():
-        print(f"job {job} already ended: {info.status.value}", file=sys.stderr)
+        log.info("job %s already ended: %s", job, info.status.value)
         return 0
     _call("stop", job, client.stop_job, job)
     code = _final_status(client, job)

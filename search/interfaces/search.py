@@ -18,7 +18,7 @@ from ..spec.convert import match_widths
 from ..spec.loading import load_data, load_spec
 from ..tracking import store
 from .overrides import SpecOverrides
-from .progress import StderrProgress
+from .progress import for_terminal
 from .results import print_table
 
 OPTUNA_STORAGE_ENV = "STACKTUNE_OPTUNA_STORAGE"  # the studies' database when a spec names none (a cluster's)
@@ -37,6 +37,7 @@ def search_command(
     storage_path: str | None,
     confine: str | None,
     register: str | None = None,
+    quiet: bool = False,
 ) -> int:
     """The CLI's `search`: returns the exit status."""
     spec = load_spec(spec_path, overrides=overrides.as_dict(), confine=confine)
@@ -69,7 +70,7 @@ def search_command(
                         tracking_uri=uri,
                         address=address,
                         resume=resume,
-                        progress=None if as_json else StderrProgress(),
+                        progress=for_terminal(quiet=quiet, as_json=as_json),
                         shared_storage=storage_path or os.environ.get(STORAGE_PATH_ENV),
                         register=register,
                     )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import collections
 import errno
+import json
+import logging
 import os
 import signal
 import socket
@@ -18,19 +20,22 @@ from pathlib import Path
 from ..errors import ConfigError, StacktuneError, UnreachableError, first_line
 from ..tracking import store, tags
 
+log = logging.getLogger("stacktune")
+
 HOST = "127.0.0.1"
 # A cold start imports MLflow twice (the CLI, then uvicorn's worker): 10-20 s on a small machine.
 START_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 10.0
 
 
-def ui_command(*, tracking_uri: str | None, port: int, name: str | None, verbose: bool) -> int:
-    """The CLI's `ui`: serves the UI until Ctrl-C (or SIGTERM), then stops the server; returns 0."""
+def ui_command(*, tracking_uri: str | None, port: int, name: str | None, verbose: bool, as_json: bool = False) -> int:
+    """The CLI's `ui`: serves the UI until Ctrl-C (or SIGTERM), then stops the server; returns 0. The addresses go
+    to stdout once it answers (with `as_json`, as one JSON line a script can read before the server stops)."""
     uri = store.resolve_tracking_uri(tracking_uri)
     if uri.startswith(("http://", "https://")):
         # The searches log to a tracking server, which already serves this UI.
         store.check_tracking(uri)
-        _print_addresses(uri.rstrip("/") + "/", _searches_to_show(uri, name))
+        _print_addresses(uri.rstrip("/") + "/", _searches_to_show(uri, name), as_json=as_json, served=False)
         return 0
     uri = check_store_exists(uri)
     check_port_free(port)
@@ -42,12 +47,12 @@ def ui_command(*, tracking_uri: str | None, port: int, name: str | None, verbose
         server.launch()
         searches = _searches_to_show(check_store(uri), name)
         server.wait_until_healthy()
-        _print_addresses(server.base_url, searches)
-        print(f"serving {shown(uri)}; press Ctrl-C to stop", file=sys.stderr, flush=True)
+        _print_addresses(server.base_url, searches, as_json=as_json, served=True)
+        log.info("serving %s; press Ctrl-C to stop", shown(uri))
         code = server.wait()
         raise StacktuneError(f"the MLflow server stopped by itself (exit status {code}): {server.last_line()}")
     except KeyboardInterrupt:
-        print("stopping the MLflow UI", file=sys.stderr, flush=True)
+        log.info("stopping the MLflow UI")
         return 0
     finally:
         server.stop()
@@ -155,7 +160,13 @@ def _searches_to_show(uri: str, name: str | None) -> dict[str, str]:
     return {name: searches[name]}
 
 
-def _print_addresses(base_url: str, searches: dict[str, str]) -> None:
+def _print_addresses(base_url: str, searches: dict[str, str], *, as_json: bool, served: bool) -> None:
+    """The UI's address and each search's runs page, on stdout; `served` when this command serves it (and stops
+    it on Ctrl-C), not a tracking server's own."""
+    if as_json:
+        pages = [{"search": n, "experiment_id": e, "url": runs_page_url(base_url, e)} for n, e in searches.items()]
+        print(json.dumps({"url": base_url, "served": served, "searches": pages}), flush=True)
+        return
     print(f"MLflow UI: {base_url}")
     width = max((len(n) for n in searches), default=0)
     for name, experiment_id in searches.items():

@@ -21,8 +21,8 @@ way. Nothing is dropped silently.
 
 from __future__ import annotations
 
+import logging
 import math
-import sys
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -32,6 +32,8 @@ from typing import Any, Callable, Iterable
 from ..errors import first_line
 from .store import asking_once, redact
 from .tags import RUN_KEY
+
+log = logging.getLogger("stacktune")
 
 # MLflow's limits for one log_batch call.
 MAX_METRICS, MAX_PARAMS, MAX_TAGS, MAX_ENTITIES = 1000, 100, 100, 1000
@@ -439,4 +441,4 @@ def _root_reason(exc: BaseException) -> str:
 
 
 def _warn(message: str) -> None:
-    print(f"warning: {message}", file=sys.stderr, flush=True)
+    log.warning("%s", message)

@@ -13,6 +13,7 @@ import time
 
 from ray.tune import Callback
 
+from ..progress import Progress
 from ..spec.convert import SEED_OFFSET, flat_params
 from ..spec.schema import TrainConfig
 from . import store, tags
@@ -27,13 +28,34 @@ class EvalRuns(Callback):
     What `writer` could not write yet is left queued at the end: publishing waits for it (see exports.publish).
     """
 
-    def __init__(self, *, writer: BufferedWriter, experiment_id: str, search: str, depth_runs: dict[int, str]):
+    def __init__(
+        self,
+        *,
+        writer: BufferedWriter,
+        experiment_id: str,
+        search: str,
+        depth_runs: dict[int, str],
+        jobs: int = 0,
+        progress: Progress | None = None,
+    ):
         self._writer, self._experiment_id, self._search, self._depth_runs = writer, experiment_id, search, depth_runs
+        self._jobs, self._progress = jobs, progress or Progress()
         self.results: list[tuple[dict, dict]] = []  # (job, its last metrics) for every job, failed ones too
 
     def __getstate__(self) -> dict:
         # Kept out of the run config Ray Tune saves (see TrialRuns): the client, and any password in its URI.
-        return {**self.__dict__, "_writer": None}
+        return {**self.__dict__, "_writer": None, "_progress": None}
+
+    def _done(self, job: dict, metrics: dict) -> None:
+        self.results.append((job, metrics))
+        self._progress.retraining_finished(
+            done=len(self.results),
+            jobs=self._jobs,
+            depth=job["depth"],
+            kind=job["kind"],
+            seed=job["seed"] % SEED_OFFSET + 1,
+            test_loss=metrics.get("test_loss"),
+        )
 
     def _log(self, trial, metrics: dict, status: str) -> None:
         job = trial.config["job"]
@@ -78,9 +100,9 @@ class EvalRuns(Callback):
         metrics = trial.last_result or {}
         self._log(trial, metrics, "FINISHED" if "test_loss" in metrics else "FAILED")
         # A diverged run (no test loss) is kept: the verdict counts it as the worst outcome.
-        self.results.append((trial.config["job"], metrics))
+        self._done(trial.config["job"], metrics)
 
     def on_trial_error(self, iteration, trials, trial, **info):
         metrics = trial.last_result or {}
         self._log(trial, metrics, "FAILED")
-        self.results.append((trial.config["job"], {k: v for k, v in metrics.items() if k != "test_loss"}))
+        self._done(trial.config["job"], {k: v for k, v in metrics.items() if k != "test_loss"})

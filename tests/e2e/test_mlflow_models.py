@@ -36,8 +36,11 @@ print(json.dumps(losses))
 @pytest.mark.slow
 def test_search_logs_each_depths_best_as_a_model_registers_the_best_and_a_fresh_process_loads_it(cli, tmp_path):
     args = ("--depths", "1,2", "--trials-per-depth", "2", "--epochs", "2", "--seeds", "2")
-    done = cli("search", str(EXAMPLES / "demo.yaml"), *args, "--register", "sunspots-lstm")
+    done = cli("-q", "search", str(EXAMPLES / "demo.yaml"), *args, "--register", "sunspots-lstm")
     assert done.returncode == 0, done.stderr[-4000:]
+    # -q: no progress and no messages of stacktune's own (nor MLflow's INFO lines), only the answer on stdout.
+    for chatter in ("searching", "depth 1:", "evaluating", "retraining", "registered the best model", "INFO"):
+        assert chatter not in done.stderr
     assert "(registered as models:/sunspots-lstm/1)" in done.stdout
     comparison = json.loads((tmp_path / "stacktune-runs" / "demo-sunspots" / "comparison.json").read_text())
     assert comparison["registered"] == {"name": "sunspots-lstm", "version": 1, "model_uri": "models:/sunspots-lstm/1"}

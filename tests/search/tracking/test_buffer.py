@@ -30,7 +30,7 @@ def _epoch(step: int, value: float) -> list:
 
 
 @pytest.mark.slow
-def test_writes_made_while_the_server_is_down_arrive_in_order_once_it_is_back(server, capsys):
+def test_writes_made_while_the_server_is_down_arrive_in_order_once_it_is_back(server, warned):
     client = MlflowClient(tracking_uri=server.uri)
     experiment = client.create_experiment("buffered")
     writer = BufferedWriter(client, retry_after=0.2, max_retry_after=1.0)
@@ -53,12 +53,12 @@ def test_writes_made_while_the_server_is_down_arrive_in_order_once_it_is_back(se
     assert time.monotonic() - started < 10, "writes waited for the stopped server"
     assert writer.pending > 0 and not writer.answering
     assert writer.run_id(second) is None  # created once the server answers
-    assert "does not answer" in capsys.readouterr().err
+    assert "does not answer" in warned()
 
     ended_before = int(time.time() * 1000)
     server.start()
     assert writer.close(wait=60)
-    assert "answers again" in capsys.readouterr().err
+    assert "answers again" in warned()
 
     runs = {r.info.run_name: r for r in client.search_runs([experiment])}
     assert sorted(runs) == ["d1-t00", "d2-t00"], "a run was created twice"
@@ -77,7 +77,7 @@ def test_writes_made_while_the_server_is_down_arrive_in_order_once_it_is_back(se
     assert [m.value for m in client.get_metric_history(two.info.run_id, "val_loss")] == [0.5]
 
 
-def test_what_never_reaches_the_store_is_listed_on_stderr_not_dropped(capsys):
+def test_what_never_reaches_the_store_is_listed_on_stderr_not_dropped(warned):
     # Nothing listens on this port: every write fails at once.
     client = MlflowClient(tracking_uri=f"http://127.0.0.1:{free_port()}")
     writer = BufferedWriter(client, retry_after=0.1, max_retry_after=0.2)
@@ -88,7 +88,7 @@ def test_what_never_reaches_the_store_is_listed_on_stderr_not_dropped(capsys):
     writer.set_terminated(ref, "FINISHED")
     assert time.monotonic() - started < 10
     assert writer.close(wait=1) is False
-    err = capsys.readouterr().err
+    err = warned()
     assert "did not answer within 1 s" in err
     assert "run d3-t04 (not created): the run itself; 6 metric value(s) of train_loss, val_loss (steps 1-3)" in err
     assert "its end (FINISHED)" in err
@@ -179,7 +179,7 @@ def test_a_creation_whose_answer_was_lost_is_found_again_not_repeated(store):
     assert len(client.get_metric_history(runs[0].info.run_id, "val_loss")) == 1
 
 
-def test_a_write_the_store_refuses_is_reported_and_the_others_still_go(store, capsys):
+def test_a_write_the_store_refuses_is_reported_and_the_others_still_go(store, warned):
     client, experiment = store
     wrapped = _Counting(client)
     writer = BufferedWriter(wrapped, retry_after=0.0)
@@ -192,7 +192,7 @@ def test_a_write_the_store_refuses_is_reported_and_the_others_still_go(store, ca
     wrapped.down = False
     assert writer.close(wait=5)
     assert len(writer.refused) == 1 and "d1-t00" in writer.refused[0]
-    assert "MLflow refused a write to run d1-t00" in capsys.readouterr().err
+    assert "MLflow refused a write to run d1-t00" in warned()
     run = client.get_run(writer.run_id(ref))
     assert run.data.params == {"units": "16"} and run.data.tags["stacktune.state"] == "completed"
     assert [m.step for m in client.get_metric_history(run.info.run_id, "val_loss")] == [1, 2]
@@ -214,7 +214,7 @@ def test_large_writes_are_split_within_mlflow_batch_limits(store):
     assert len(client.get_run(run_id).data.params) == 150
 
 
-def test_a_server_that_accepts_but_never_answers_costs_one_short_wait_not_minutes(capsys):
+def test_a_server_that_accepts_but_never_answers_costs_one_short_wait_not_minutes(warned):
     with socket.socket() as silent:  # accepts connections (the kernel does) and never answers
         silent.bind(("127.0.0.1", 0))
         silent.listen(16)
@@ -226,7 +226,7 @@ def test_a_server_that_accepts_but_never_answers_costs_one_short_wait_not_minute
             writer.log_batch(ref, metrics=_epoch(step, 1.0))
         assert time.monotonic() - started < 5
     assert not writer.answering and writer.pending == 6
-    assert "does not answer" in capsys.readouterr().err
+    assert "does not answer" in warned()
 
 
 def test_writes_within_the_interval_go_out_together_as_one_batch_per_run(tmp_path):

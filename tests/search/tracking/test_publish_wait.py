@@ -55,7 +55,7 @@ def _local_files(out) -> list[str]:
 
 
 @pytest.mark.slow
-def test_publishing_waits_while_the_server_is_down_and_attaches_everything_once_it_is_back(tmp_path, capsys):
+def test_publishing_waits_while_the_server_is_down_and_attaches_everything_once_it_is_back(tmp_path, warned):
     server = MlflowServer(tmp_path)
     server.start()
     try:
@@ -78,7 +78,7 @@ def test_publishing_waits_while_the_server_is_down_and_attaches_everything_once_
         restarter.start()
         publish(_comparison(tree), out, writer=writer, tree=tree, wait=300)
         restarter.join()
-        err = capsys.readouterr().err
+        err = warned()
         assert "does not answer" in err and f"the results wait for it (at most 300 s), kept meanwhile in {out}" in err
         assert "answers again" in err
         assert _local_files(out) == LOCAL_FILES
@@ -93,7 +93,7 @@ def test_publishing_waits_while_the_server_is_down_and_attaches_everything_once_
         server.stop()
 
 
-def test_publishing_gives_up_after_its_wait_in_one_line_with_the_results_kept_on_disk(tmp_path, capsys):
+def test_publishing_gives_up_after_its_wait_in_one_line_with_the_results_kept_on_disk(tmp_path, warned):
     # Nothing listens on this port: the server is down for the whole wait.
     client = MlflowClient(tracking_uri=f"http://127.0.0.1:{free_port()}")
     tree = RunTree("1", "search-run", {1: "depth-run"})
@@ -106,7 +106,7 @@ def test_publishing_gives_up_after_its_wait_in_one_line_with_the_results_kept_on
     assert gave_up.value.exit_code == 3 and "\n" not in message
     assert "did not answer for 2 s" in message and str(tmp_path) in message and "--resume" in message
     assert _local_files(tmp_path) == LOCAL_FILES
-    assert "does not answer" in capsys.readouterr().err
+    assert "does not answer" in warned()
 
 
 def _evaluated(tree: RunTree, seeds: list[int]) -> Comparison:
