@@ -5,7 +5,7 @@ TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-deps test-stack lint bench venv clean
+.PHONY: demo test test-deps test-stack test-floors lint bench venv clean
 
 venv: $(STAMP)
 
@@ -35,6 +35,22 @@ test-stack: $(STAMP)
 	./tests/system-deps.sh stack
 	$(BIN)/python -m pytest -q -m stack tests/stack $(PYTEST_ARGS)
 
+# The oldest versions pyproject.toml allows (constraints/floors.txt), in a venv of their own: a real search on them
+# with its studies in the PostgreSQL on 127.0.0.1:5432 (tests/floors). About 5 minutes on 2 cores from nothing.
+FLOORS_VENV ?= .venv-floors
+FLOORS_STAMP := $(FLOORS_VENV)/.installed
+
+$(FLOORS_STAMP): pyproject.toml constraints/floors.txt
+	rm -rf $(FLOORS_VENV)
+	$(PYTHON) -m venv $(FLOORS_VENV)
+	$(FLOORS_VENV)/bin/pip install --quiet --upgrade pip
+	$(FLOORS_VENV)/bin/pip install --quiet $(TORCH_SPEC)
+	$(FLOORS_VENV)/bin/pip install --quiet -c constraints/floors.txt -e ".[postgres]" pytest
+	touch $(FLOORS_STAMP)
+
+test-floors: $(FLOORS_STAMP)
+	$(FLOORS_VENV)/bin/python -m pytest -q -m floors tests/floors $(PYTEST_ARGS)
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -43,4 +59,4 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks $(if $(QUICK),--quick,)
 
 clean:
-	rm -rf $(VENV) stacktune-runs mlflow.db mlruns
+	rm -rf $(VENV) $(FLOORS_VENV) stacktune-runs mlflow.db mlruns
