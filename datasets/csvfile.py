@@ -6,6 +6,7 @@ Problems are reported as DataError naming the file, the column and the CSV line 
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 from collections import Counter
@@ -92,7 +93,7 @@ def _numeric(frame: pd.DataFrame, column: str, path: Path) -> np.ndarray:
     if bad.any():
         position = int(np.argmax(bad))
         raw = text.iloc[position]
-        if np.isinf(values[position]):
+        if np.isinf(values[position]) or _overflows(raw):
             problem = f"an infinite value {shown(raw)}"
         elif raw.lower() in _MISSING:
             problem = f"a missing value (NaN, {shown(raw)})"
@@ -100,6 +101,14 @@ def _numeric(frame: pd.DataFrame, column: str, path: Path) -> np.ndarray:
             problem = f"a non-numeric value {shown(raw)}"
         raise DataError(f"{path}: column {shown(column)} has {problem} at line {_line(frame, position)}")
     return values
+
+
+def _overflows(raw: str) -> bool:
+    """A number too large for float64 (1e999): pandas before 3.0 reads it as NaN, not as infinity."""
+    try:
+        return math.isinf(float(raw))
+    except ValueError:
+        return False
 
 
 def _looks_numeric(text: pd.Series) -> bool:
