@@ -86,6 +86,7 @@ def _submit(args: argparse.Namespace) -> int:
         storage_path=args.storage_path,
         wait=args.wait,
         resume=args.resume,
+        as_json=args.json,
     )
 
 
@@ -104,7 +105,7 @@ def _logs(args: argparse.Namespace) -> int:
 def _stop(args: argparse.Namespace) -> int:
     from .interfaces.cluster import stop_command
 
-    return stop_command(args.job, address=args.address)
+    return stop_command(args.job, address=args.address, as_json=args.json)
 
 
 def _depth_list(text: str) -> list[int]:
@@ -230,6 +231,12 @@ def _add_cluster_commands(sub) -> None:
     )
     p.add_argument("--wait", action="store_true", help="follow the job's log and exit with the search's own status")
     p.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object (job, search, status; with --wait the final status and exit code, the log on "
+        "stderr)",
+    )
+    p.add_argument(
         "--resume",
         action="store_true",
         help="continue a submitted search of the same name that was stopped or lost with its head, from its studies "
@@ -252,6 +259,7 @@ def _add_cluster_commands(sub) -> None:
     p = sub.add_parser("stop", help="stop a submitted search (finished trials are kept)")
     p.add_argument("job", help="the job id `stacktune submit` printed")
     p.add_argument("--address", help=_ADDRESS_HELP)
+    p.add_argument("--json", action="store_true", help="print the job and its final status as one JSON object")
     p.set_defaults(func=_stop)
 
 

@@ -109,8 +109,11 @@ def submit_command(
     storage_path: str | None,
     wait: bool,
     resume: bool = False,
+    as_json: bool = False,
 ) -> int:
-    """`stacktune submit`: prints the job id; with --wait follows the log and returns the search's exit status."""
+    """`stacktune submit`: prints the job id; with --wait follows the log and returns the search's exit status.
+    With `as_json` it prints one JSON object instead (job, search, status; with --wait the log goes to stderr and
+    the object, printed at the end, has the job's final status and exit code)."""
     spec = load_spec(spec_path, overrides=overrides.as_dict())  # a bad spec fails before the cluster is contacted
     name = spec.name
     client = _client(address)
@@ -135,20 +138,32 @@ def submit_command(
             )
         except RuntimeError as exc:
             raise UnreachableError(f"the cluster refused the job: {first_line(exc)}") from None
-    print(job_id)
     if not wait:
+        _answer(as_json, job_id, {"job": job_id, "search": name, "status": "PENDING"})
         log.info("submitted %s; follow it with: stacktune logs %s --follow", name, job_id)
         return 0
-    return _follow(client, job_id)
+    if not as_json:
+        print(job_id)
+    code = _follow(client, job_id, out=sys.stderr if as_json else sys.stdout)
+    if as_json:
+        status = str(_call("read", job_id, client.get_job_info, job_id).status.value)
+        print(json.dumps({"job": job_id, "search": name, "status": status, "exit_code": code}, indent=2))
+    return code
 
 
-def _follow(client, job_id: str) -> int:
-    """Streams the job's log to stdout until it ends; returns its exit status."""
+def _answer(as_json: bool, line: str, answer: dict) -> None:
+    """A command's result on stdout: `line`, or with --json `answer` as one JSON object."""
+    print(json.dumps(answer, indent=2) if as_json else line)
+
+
+def _follow(client, job_id: str, out=None) -> int:
+    """Streams the job's log to `out` (stdout) until it ends; returns its exit status."""
+    out = out or sys.stdout
 
     async def tail() -> None:
         async for chunk in client.tail_job_logs(job_id):
-            sys.stdout.write(chunk)
-            sys.stdout.flush()
+            out.write(chunk)
+            out.flush()
 
     try:
         asyncio.run(tail())
@@ -218,13 +233,18 @@ def logs_command(job: str, *, address: str | None, follow: bool) -> int:
     return 0
 
 
-def stop_command(job: str, *, address: str | None) -> int:
-    """`stacktune stop JOB`: stops the search (its finished trials are kept) and waits until it has ended."""
+def stop_command(job: str, *, address: str | None, as_json: bool = False) -> int:
+    """`stacktune stop JOB`: stops the search (its finished trials are kept) and waits until it has ended; with
+    `as_json` prints {"job", "status"} on stdout."""
     client = _client(address)
     info = _call("read", job, client.get_job_info, job)
     if info.status.is_terminal():
         log.info("job %s already ended: %s", job, info.status.value)
+        if as_json:
+            _answer(True, "", {"job": job, "status": str(info.status.value)})
         return 0
     _call("stop", job, client.stop_job, job)
     code = _final_status(client, job)
+    if as_json:
+        _answer(True, "", {"job": job, "status": str(_call("read", job, client.get_job_info, job).status.value)})
     return 0 if code in (0, 130) else code

@@ -120,13 +120,16 @@ def test_a_submitted_search_trains_on_both_nodes_and_logs_everything_to_the_serv
 
 def test_stop_interrupts_a_submitted_search_which_keeps_its_finished_trials(tmp_path, cluster):
     spec = _spec(tmp_path, name="stopped", trials_per_depth=50, train={"epochs": 40, "batch_size": 32})
-    submitted = cluster.cli("submit", spec, tmp_path=tmp_path)
+    submitted = cluster.cli("submit", spec, "--json", tmp_path=tmp_path)
     assert submitted.returncode == 0, submitted.stderr
-    job_id = submitted.stdout.strip()
+    answer = json.loads(submitted.stdout)
+    assert answer["search"] == "stopped" and answer["status"] == "PENDING"
+    job_id = answer["job"]
     client = MlflowClient(tracking_uri=cluster.mlflow.uri)
     _wait_for_a_finished_trial(cluster, "stopped", job_id, tmp_path)
-    stopped = cluster.cli("stop", job_id, tmp_path=tmp_path)
+    stopped = cluster.cli("stop", job_id, "--json", tmp_path=tmp_path)
     assert stopped.returncode == 0, stopped.stderr
+    assert json.loads(stopped.stdout) == {"job": job_id, "status": "STOPPED"}
     listed = json.loads(cluster.cli("jobs", "--json", tmp_path=tmp_path).stdout)
     assert [j["status"] for j in listed if j["job"] == job_id] == ["STOPPED"]
     # Stopped as Ctrl-C stops a search: no run is left RUNNING and the log says how to resume.
