@@ -57,6 +57,30 @@ def start_cli(*args: str, cwd: Path, env: dict | None = None) -> subprocess.Pope
         )
 
 
+def small_search(
+    spec: Path, *, name: str, depths: list[int], trials: int, cwd: Path, args=(), env: dict | None = None
+) -> subprocess.CompletedProcess:
+    """A small real search through the CLI: `trials` trials of 2 epochs per depth, no evaluation over seeds (for
+    tests that need a search's trees and studies, not its verdict)."""
+    return run_cli(
+        "search",
+        str(spec),
+        "--name",
+        name,
+        "--depths",
+        ",".join(map(str, depths)),
+        "--trials-per-depth",
+        str(trials),
+        "--epochs",
+        "2",
+        "--seeds",
+        "0",
+        *args,
+        cwd=cwd,
+        env=env,
+    )
+
+
 @pytest.fixture
 def warned(caplog):
     """`warned()`: what stacktune logged since the last call (the CLI prints it as `warning: ...` lines)."""

@@ -13,7 +13,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLES, free_port, kill_group, run_cli
+from conftest import EXAMPLES, free_port, kill_group, small_search
 
 pytestmark = pytest.mark.slow
 NAME = "dashboard-e2e"
@@ -28,22 +28,13 @@ def work(tmp_path_factory):
     """A small real search through the CLI (depths 1 and 2, 2 trials of 2 epochs) with the default output folder,
     so that its journal lies where the README says: stacktune-runs/NAME/optuna.journal."""
     folder = tmp_path_factory.mktemp("dashboard")
-    proc = run_cli(
-        "search",
-        str(EXAMPLES / "demo.yaml"),
-        "--name",
-        NAME,
-        "--depths",
-        ",".join(map(str, DEPTHS)),
-        "--trials-per-depth",
-        str(TRIALS),
-        "--epochs",
-        "2",
-        "--seeds",
-        "0",
-        "--tracking-uri",
-        f"sqlite:///{folder}/mlflow.db",
+    proc = small_search(
+        EXAMPLES / "demo.yaml",
+        name=NAME,
+        depths=DEPTHS,
+        trials=TRIALS,
         cwd=folder,
+        args=("--tracking-uri", f"sqlite:///{folder}/mlflow.db"),
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert (folder / "stacktune-runs" / NAME / "optuna.journal").is_file()

@@ -16,7 +16,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from conftest import EXAMPLES, REPO, run_cli
+from conftest import EXAMPLES, REPO, small_search
 
 pytestmark = pytest.mark.slow
 NAME = "ui-e2e"
@@ -42,26 +42,14 @@ def search(tmp_path_factory):
     """A small real search through the CLI (depths 1 and 2, 2 trials of 2 epochs), into a sqlite store of its own."""
     work = tmp_path_factory.mktemp("ui")
     uri = f"sqlite:///{work}/mlflow.db"
-    proc = run_cli(
-        "search",
-        str(EXAMPLES / "sunspots-depths.yaml"),
-        "--name",
-        NAME,
-        "--depths",
-        ",".join(map(str, DEPTHS)),
-        "--trials-per-depth",
-        str(TRIALS),
-        "--epochs",
-        "2",
-        # No re-evaluation over seeds: the runs page needs the tuning tree only, and this stays fast.
-        "--seeds",
-        "0",
-        "--out",
-        str(work / "out"),
-        "--tracking-uri",
-        uri,
-        "--json",
+    # No re-evaluation over seeds: the runs page needs the tuning tree only, and this stays fast.
+    proc = small_search(
+        EXAMPLES / "sunspots-depths.yaml",
+        name=NAME,
+        depths=DEPTHS,
+        trials=TRIALS,
         cwd=work,
+        args=("--out", str(work / "out"), "--tracking-uri", uri, "--json"),
         env=QUIET_ENV,
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
