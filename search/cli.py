@@ -87,6 +87,7 @@ def _submit(args: argparse.Namespace) -> int:
         wait=args.wait,
         resume=args.resume,
         as_json=args.json,
+        register=args.register,
     )
 
 
@@ -242,6 +243,7 @@ def _add_cluster_commands(sub) -> None:
         help="continue a submitted search of the same name that was stopped or lost with its head, from its studies "
         "(the cluster's study database) and its MLflow runs",
     )
+    p.add_argument("--register", metavar="NAME", help=_REGISTER_HELP)
     _add_overrides(p)
     p.set_defaults(func=_submit)
 

@@ -79,6 +79,7 @@ def package_job(
     tracking_uri: str | None,
     storage_path: str | None,
     resume: bool = False,
+    register: str | None = None,
 ) -> list[str]:
     """Writes the job's folder (the spec, and the CSV it names) and returns the search command it runs."""
     load_data(spec.dataset, base_dir=None)  # bad data fails here, before anything is uploaded
@@ -93,6 +94,8 @@ def package_job(
         command += ["--tracking-uri", tracking_uri]
     if storage_path:
         command += ["--storage-path", storage_path]
+    if register:
+        command += ["--register", register]
     if resume:
         # The job's folder is new, so the studies must be in a database the cluster keeps (its
         # $STACKTUNE_OPTUNA_STORAGE, or the spec's storage:); the search says so in one line otherwise.
@@ -110,6 +113,7 @@ def submit_command(
     wait: bool,
     resume: bool = False,
     as_json: bool = False,
+    register: str | None = None,
 ) -> int:
     """`stacktune submit`: prints the job id; with --wait follows the log and returns the search's exit status.
     With `as_json` it prints one JSON object instead (job, search, status; with --wait the log goes to stderr and
@@ -126,6 +130,7 @@ def submit_command(
             tracking_uri=tracking_uri,
             storage_path=storage_path,
             resume=resume,
+            register=register,
         )
         job_id = f"{JOB_PREFIX}{name}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
         try:

@@ -11,6 +11,8 @@ import json
 import time
 from collections import Counter
 
+import mlflow.pyfunc
+import numpy as np
 import optuna
 import pytest
 from conftest import LocalRayCluster, MlflowServer, postgres_database, run_cli, write_spec
@@ -79,8 +81,8 @@ def _spec(tmp_path, **changes) -> str:
     )
 
 
-def test_a_submitted_search_trains_on_both_nodes_and_logs_everything_to_the_server(tmp_path, cluster):
-    done = cluster.cli("submit", _spec(tmp_path), "--wait", tmp_path=tmp_path)
+def test_a_submitted_search_trains_on_both_nodes_and_logs_everything_to_the_server(tmp_path, cluster, monkeypatch):
+    done = cluster.cli("submit", _spec(tmp_path), "--wait", "--register", "cluster-lstm", tmp_path=tmp_path)
     assert done.returncode == 0, done.stderr[-4000:] + done.stdout[-4000:]
     job_id = done.stdout.splitlines()[0]
     assert job_id.startswith(f"stacktune-{NAME}-")
@@ -104,6 +106,13 @@ def test_a_submitted_search_trains_on_both_nodes_and_logs_everything_to_the_serv
     best = next(r for r in trials if r.data.tags.get("stacktune.best") == "true")
     # The best trial's model and config, uploaded from the head through the server.
     assert {"model.pt", "config.yaml"} <= {a.path for a in client.list_artifacts(best.info.run_id)}
+    # ... and as an MLflow Model, registered, that loads back through the server's artifact proxy.
+    version = client.get_model_version("cluster-lstm", "1")
+    assert version.tags["stacktune.search"] == NAME and version.tags["stacktune.verdict"]
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", cluster.mlflow.uri)
+    model = mlflow.pyfunc.load_model("models:/cluster-lstm/1")
+    window = model.metadata.signature.inputs.to_dict()[0]["tensor-spec"]["shape"][1]
+    assert model.predict(np.ones((3, window, 1), dtype=np.float32)).shape == (3, 1)
 
     # The studies live in the cluster's PostgreSQL, as compose keeps them.
     for depth in DEPTHS:
