@@ -17,7 +17,7 @@ from pathlib import Path
 from . import common
 
 # Ray-using benchmarks first, grouped by the Ray they need, so each Ray starts once; the verdict's simulations last.
-BENCHMARKS = ("orchestration", "pruning", "driver", "throughput", "startup", "verdict")
+BENCHMARKS = ("orchestration", "time_to_verdict", "pruning", "driver", "throughput", "startup", "verdict")
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
 
 
