@@ -25,6 +25,7 @@ from .spec.loading import load_data, load_spec, parse
 from .spec.schema import SearchSpec
 from .tracking import store, tags
 from .tracking.buffer import BufferedWriter
+from .tracking.models import check_model_name
 from .tracking.models import register as register_best
 from .tracking.run_tree import RunTree, close_run_tree, open_run_tree
 
@@ -55,6 +56,8 @@ def run_search(
     """
     import optuna
 
+    if register is not None:
+        check_model_name(register)
     spec, data = _spec_and_data(spec, data)
     tracking_uri = store.resolve_tracking_uri(tracking_uri)
     progress = progress or Progress()

@@ -20,6 +20,7 @@ import yaml
 from ..errors import ConfigError, UnreachableError, first_line
 from ..spec.loading import load_data, load_spec, read_overridden
 from ..tracking import tags
+from ..tracking.models import check_model_name
 from .overrides import SpecOverrides
 
 log = logging.getLogger("stacktune")
@@ -118,6 +119,8 @@ def submit_command(
     """`stacktune submit`: prints the job id; with --wait follows the log and returns the search's exit status.
     With `as_json` it prints one JSON object instead (job, search, status; with --wait the log goes to stderr and
     the object, printed at the end, has the job's final status and exit code)."""
+    if register is not None:
+        check_model_name(register)
     spec = load_spec(spec_path, overrides=overrides.as_dict())  # a bad spec fails before the cluster is contacted
     name = spec.name
     client = _client(address)

@@ -103,8 +103,11 @@ def export_command(
 ) -> int:
     """The CLI's `export`: the best configs of the latest finished search NAME, from MLflow alone; with `register`,
     its best model also goes to the Model Registry as a new version of that name."""
+    from ..tracking.models import check_model_name
     from ..tracking.models import register as register_best
 
+    if register is not None:
+        check_model_name(register)
     client, run_id, comparison = latest_comparison(name, tracking_uri)
     paths = write_exports(Comparison.from_dict(comparison), Path(out) / name)
     registered = register_best(client, comparison, register) if register else None

@@ -17,6 +17,7 @@ from ..pipeline import run_search
 from ..spec.convert import match_widths
 from ..spec.loading import load_data, load_spec
 from ..tracking import store
+from ..tracking.models import check_model_name
 from .overrides import SpecOverrides
 from .progress import for_terminal
 from .results import print_table
@@ -40,6 +41,8 @@ def search_command(
     quiet: bool = False,
 ) -> int:
     """The CLI's `search`: returns the exit status."""
+    if register is not None:
+        check_model_name(register)  # before the minutes of training, not after them
     spec = load_spec(spec_path, overrides=overrides.as_dict(), confine=confine)
     if spec.storage is None and (url := os.environ.get(OPTUNA_STORAGE_ENV)):
         if "://" not in url:  # the value is not echoed: it may hold a password

@@ -199,6 +199,19 @@ def log_best_model(
     return logged.model_id
 
 
+def check_model_name(name: str) -> None:
+    """Refuses, in one line and before anything runs, a name the Model Registry would refuse at the end."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.utils.validation import _validate_model_name
+
+    from ..errors import ConfigError, first_line
+
+    try:
+        _validate_model_name(name)
+    except MlflowException as exc:
+        raise ConfigError(f"--register {name!r}: {first_line(exc.message)}") from None
+
+
 def register(client, comparison: dict, name: str) -> dict:
     """Registers the search's overall best model under `name` (a new version), with the verdict and the config as
     its tags and description; returns {"name", "version", "model_uri"}."""

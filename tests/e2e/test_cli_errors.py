@@ -187,3 +187,14 @@ def test_submit_checks_the_spec_before_contacting_the_cluster(cli, tmp_path):
     proc = cli("submit", spec, "--address", "127.0.0.1:1")  # nothing listens there, and it is never asked
     assert proc.returncode == 2, proc.stderr
     _one_error_line(proc, "depths", "0")
+
+
+@pytest.mark.parametrize("command", [("search", str(EXAMPLES / "demo.yaml")), ("export", "demo-sunspots")])
+def test_a_model_name_the_registry_would_refuse_exits_2_before_anything_runs(cli, tmp_path, command):
+    proc = cli(*command, "--out", str(tmp_path / "o"), "--register", "team/lstm")
+    assert proc.returncode == 2
+    assert (
+        proc.stderr.strip()
+        == "error: --register 'team/lstm': Invalid model name 'team/lstm'. Names cannot contain '/' or ':'."
+    )
+    assert not (tmp_path / "o").exists() and not (tmp_path / "mlflow.db").exists()

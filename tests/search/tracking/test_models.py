@@ -12,10 +12,10 @@ from mlflow.entities import LoggedModelStatus
 from stacktune.datasets import DatasetSpec
 from stacktune.models.lstm import LSTMConfig, StackedLSTM, save_model
 from stacktune.models.train import evaluate
-from stacktune.search.errors import StacktuneError
+from stacktune.search.errors import ConfigError, StacktuneError
 from stacktune.search.spec.loading import load_data
 from stacktune.search.tracking import store, tags
-from stacktune.search.tracking.models import log_best_model, register, unscaled_inputs
+from stacktune.search.tracking.models import check_model_name, log_best_model, register, unscaled_inputs
 
 
 @pytest.fixture
@@ -110,3 +110,10 @@ def test_registering_adds_a_version_with_the_verdict_and_config_and_refuses_a_se
 
     with pytest.raises(StacktuneError, match="no logged model to register"):
         register(client, _comparison(None, run_id), "lstm-forecaster")
+
+
+@pytest.mark.parametrize("name", ["", "  ", "team/lstm", "lstm:v2"])
+def test_a_name_the_registry_would_refuse_is_refused_in_one_line_up_front(name):
+    with pytest.raises(ConfigError, match="--register") as refused:
+        check_model_name(name)
+    assert "\n" not in str(refused.value)
