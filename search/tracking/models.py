@@ -15,70 +15,15 @@ import json
 import logging
 import tempfile
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from . import tags
 
 MODEL_NAME = "model"  # the LoggedModel's name; its artifacts are the MLflow Model folder
-WEIGHTS = "weights"  # the artifact keys the pyfunc reads
+# The artifact keys the pyfunc (pyfunc_code.py) reads: the saved StackedLSTM and the scaling as JSON.
+WEIGHTS = "weights"
 SCALING = "scaling"
-
-try:
-    import mlflow.pyfunc
-
-    _Base: Any = mlflow.pyfunc.PythonModel
-except ImportError:  # pragma: no cover - mlflow is a dependency; this keeps the module importable for docs
-    _Base = object
-
-
-class StackedLSTMPyfunc(_Base):
-    """The pyfunc around a saved StackedLSTM and the scaling the search trained it with."""
-
-    def load_context(self, context) -> None:
-        from stacktune.models.lstm import load_model
-
-        self.model = load_model(context.artifacts[WEIGHTS])
-        scaling = json.loads(Path(context.artifacts[SCALING]).read_text())
-        self.task = scaling["task"]
-        self.x_mean, self.x_std = _vector(scaling.get("x_mean")), _vector(scaling.get("x_std"))
-        self.y_mean, self.y_std = _vector(scaling.get("y_mean")), _vector(scaling.get("y_std"))
-
-    # np.ndarray is a hint MLflow leaves the checking of to the signature, which knows the shapes (a dict of x and
-    # lengths, for sequences of different lengths, passes the same way).
-    def predict(self, context, model_input: np.ndarray, params: dict[str, Any] | None = None) -> np.ndarray:
-        import torch
-
-        x, lengths = _inputs(model_input)
-        if x.ndim != 3 or x.shape[2] != self.model.config.input_size:
-            raise ValueError(
-                f"expected x of shape (samples, time, {self.model.config.input_size}), got {tuple(x.shape)}"
-            )
-        if self.x_mean is not None:
-            x = (x - self.x_mean) / self.x_std
-        with torch.inference_mode():
-            out = self.model(
-                torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)),
-                None if lengths is None else torch.as_tensor(lengths, dtype=torch.int64),
-            ).numpy()
-        if self.task == "classification":
-            out = np.exp(out - out.max(axis=1, keepdims=True))
-            return (out / out.sum(axis=1, keepdims=True)).astype(np.float32)
-        if self.y_mean is not None:
-            out = out * self.y_std + self.y_mean
-        return out.astype(np.float32)
-
-
-def _vector(values) -> np.ndarray | None:
-    return None if values is None else np.asarray(values, dtype=np.float32)
-
-
-def _inputs(model_input) -> tuple[np.ndarray, np.ndarray | None]:
-    if isinstance(model_input, dict):
-        lengths = model_input.get("lengths")
-        return np.asarray(model_input["x"], dtype=np.float32), None if lengths is None else np.asarray(lengths)
-    return np.asarray(model_input, dtype=np.float32), None
 
 
 def scaling_of(data) -> dict:
