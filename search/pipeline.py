@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .analysis.comparison import Comparison
 from .analysis.evaluation import evaluate_search, kept_evaluation, log_evaluation
-from .analysis.exports import publish
+from .analysis.exports import publish, write_comparison
 from .analysis.summary import summarise
 from .engine.locks import search_lock
 from .engine.ray_setup import check_resources, quiet_ray_tune, start_ray, storage_path_for
@@ -159,9 +159,7 @@ def _register(comparison: Comparison, name: str, *, client, out_dir: Path) -> No
             f"the search is published, but registering its best model as {name!r} failed ({first_line(exc)}); "
             f"try again with: stacktune export {comparison.search} --register {name}"
         ) from None
-    path = out_dir / "comparison.json"
-    path.write_text(json.dumps(comparison.to_dict(), indent=2) + "\n")
-    client.log_artifact(comparison.mlflow_run_id, str(path))
+    client.log_artifact(comparison.mlflow_run_id, str(write_comparison(comparison, out_dir)))
     log.info("registered the best model as %s", comparison.registered["model_uri"])
 
 

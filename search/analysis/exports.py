@@ -64,7 +64,7 @@ def write_exports(comparison: Comparison, out_dir: Path) -> list[Path]:
     """Writes comparison.json and best/depth-<d>.yaml plus best/overall.yaml; returns the config paths."""
     best_dir = out_dir / "best"
     best_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "comparison.json").write_text(json.dumps(comparison.to_dict(), indent=2) + "\n")
+    write_comparison(comparison, out_dir)
     written = []
     ranked = [d for d in comparison.depths if d.best_config is not None]
     for entry in ranked:
@@ -77,6 +77,13 @@ def write_exports(comparison: Comparison, out_dir: Path) -> list[Path]:
         path.write_text(_export_yaml(comparison, winner))
         written.append(path)
     return written
+
+
+def write_comparison(comparison: Comparison, out_dir: Path) -> Path:
+    """Writes out_dir/comparison.json; returns its path."""
+    path = out_dir / "comparison.json"
+    path.write_text(json.dumps(comparison.to_dict(), indent=2) + "\n")
+    return path
 
 
 def _export_yaml(comparison: Comparison, entry: DepthEntry) -> str:
