@@ -53,7 +53,7 @@ class EvalRuns(Callback):
             jobs=self._jobs,
             depth=job["depth"],
             kind=job["kind"],
-            seed=job["seed"] % SEED_OFFSET + 1,
+            seed=_seed_number(job),
             test_loss=metrics.get("test_loss"),
         )
 
@@ -63,7 +63,7 @@ class EvalRuns(Callback):
         cfg.train.seed = job["seed"]
         rank = f"-r{job['rank']}" if job["rank"] else ""
         kind = "best" if job["kind"] == "tuned" else "fixed"
-        number = job["seed"] % SEED_OFFSET + 1
+        number = _seed_number(job)
         ended = int(time.time() * 1000)
         # The run is written once the job is done; its start is when training began.
         started = ended - int(1000 * float(metrics.get("train_seconds", 0.0) or 0.0))
@@ -106,3 +106,8 @@ class EvalRuns(Callback):
         metrics = trial.last_result or {}
         self._log(trial, metrics, "FAILED")
         self._done(trial.config["job"], {k: v for k, v in metrics.items() if k != "test_loss"})
+
+
+def _seed_number(job: dict) -> int:
+    """A job's seed as the runs and progress count them: 1, 2, ... within its evaluation."""
+    return job["seed"] % SEED_OFFSET + 1
