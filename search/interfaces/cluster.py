@@ -147,25 +147,26 @@ def submit_command(
         except RuntimeError as exc:
             raise UnreachableError(f"the cluster refused the job: {first_line(exc)}") from None
     if not wait:
-        _answer(as_json, job_id, {"job": job_id, "search": name, "status": "PENDING"})
+        print(_json({"job": job_id, "search": name, "status": "PENDING"}) if as_json else job_id)
         log.info("submitted %s; follow it with: stacktune logs %s --follow", name, job_id)
         return 0
     if not as_json:
         print(job_id)
-    code = _follow(client, job_id, out=sys.stderr if as_json else sys.stdout)
+    code, status = _follow(client, job_id, out=sys.stderr if as_json else sys.stdout)
     if as_json:
-        status = str(_call("read", job_id, client.get_job_info, job_id).status.value)
-        print(json.dumps({"job": job_id, "search": name, "status": status, "exit_code": code}, indent=2))
+        status = status or str(_call("read", job_id, client.get_job_info, job_id).status.value)
+        print(_json({"job": job_id, "search": name, "status": status, "exit_code": code}))
     return code
 
 
-def _answer(as_json: bool, line: str, answer: dict) -> None:
-    """A command's result on stdout: `line`, or with --json `answer` as one JSON object."""
-    print(json.dumps(answer, indent=2) if as_json else line)
+def _json(answer: dict) -> str:
+    """A command's result as one JSON object (--json)."""
+    return json.dumps(answer, indent=2)
 
 
-def _follow(client, job_id: str, out=None) -> int:
-    """Streams the job's log to `out` (stdout) until it ends; returns its exit status."""
+def _follow(client, job_id: str, out=None) -> tuple[int, str | None]:
+    """Streams the job's log to `out` (stdout) until it ends; returns its exit status and final status (None when
+    following stopped before the job ended)."""
     out = out or sys.stdout
 
     async def tail() -> None:
@@ -177,14 +178,14 @@ def _follow(client, job_id: str, out=None) -> int:
         asyncio.run(tail())
     except KeyboardInterrupt:
         log.info("\nstopped following; the job goes on (stop it with: stacktune stop %s)", job_id)
-        return 130
+        return 130, None
     except RuntimeError as exc:
         log.warning("the log stream ended early (%s)", first_line(exc))
     return _final_status(client, job_id)
 
 
-def _final_status(client, job_id: str, timeout: float = 60) -> int:
-    """Waits for the job to end and returns its exit status: the search's own when the job failed."""
+def _final_status(client, job_id: str, timeout: float = 60) -> tuple[int, str]:
+    """Waits for the job to end; returns its exit status (the search's own when the job failed) and its status."""
     deadline = time.monotonic() + timeout
     info = _call("read", job_id, client.get_job_info, job_id)
     while not info.status.is_terminal() and time.monotonic() < deadline:
@@ -195,8 +196,8 @@ def _final_status(client, job_id: str, timeout: float = 60) -> int:
         f"job {job_id} {status}" + (f": {info.message}" if status == "FAILED" and info.message else ""), file=sys.stderr
     )
     if status == "FAILED" and info.driver_exit_code:
-        return int(info.driver_exit_code)
-    return _EXIT.get(status, 1)
+        return int(info.driver_exit_code), status
+    return _EXIT.get(status, 1), status
 
 
 def jobs_command(*, address: str | None, as_json: bool) -> int:
@@ -236,7 +237,8 @@ def logs_command(job: str, *, address: str | None, follow: bool) -> int:
     client = _client(address)
     if follow:
         _call("read", job, client.get_job_info, job)
-        return _follow(client, job)
+        code, _ = _follow(client, job)
+        return code
     sys.stdout.write(_call("read the log of", job, client.get_job_logs, job))
     return 0
 
@@ -248,11 +250,10 @@ def stop_command(job: str, *, address: str | None, as_json: bool = False) -> int
     info = _call("read", job, client.get_job_info, job)
     if info.status.is_terminal():
         log.info("job %s already ended: %s", job, info.status.value)
-        if as_json:
-            _answer(True, "", {"job": job, "status": str(info.status.value)})
-        return 0
-    _call("stop", job, client.stop_job, job)
-    code = _final_status(client, job)
+        code, status = 0, str(info.status.value)
+    else:
+        _call("stop", job, client.stop_job, job)
+        code, status = _final_status(client, job)
     if as_json:
-        _answer(True, "", {"job": job, "status": str(_call("read", job, client.get_job_info, job).status.value)})
+        print(_json({"job": job, "status": status}))
     return 0 if code in (0, 130) else code
