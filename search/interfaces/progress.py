@@ -39,7 +39,10 @@ class StderrProgress(Progress):
         )
 
     def trial_restarted(self, name: str, reason: str) -> None:
-        _say(f"  {name}: restarting after a failure ({reason})")
+        self._write(f"  {name}: restarting after a failure ({reason})")
+
+    def _write(self, line: str) -> None:
+        _say(line)
 
     def evaluation_started(self, *, jobs: int, seeds: int, round: int | None = None) -> None:
         which = "" if round is None else f", round {round}"
@@ -74,7 +77,6 @@ class BarProgress(StderrProgress):
         self, *, name: str, depths: list[int], budget: str, resume: bool, owed: int = 0, seconds: float | None = None
     ) -> None:
         super().search_started(name=name, depths=depths, budget=budget, resume=resume, owed=owed, seconds=seconds)
-        self._seconds = seconds
         if seconds is None:
             self._open(owed, "trials", "trial")
         else:
@@ -93,9 +95,6 @@ class BarProgress(StderrProgress):
         bests = {d: t.best for d, t in sorted(self._tallies.items()) if t.best < float("inf")}
         if bests:
             self._bar.set_postfix_str("best val_loss " + ", ".join(f"d{d} {b:.4g}" for d, b in bests.items()))
-
-    def trial_restarted(self, name: str, reason: str) -> None:
-        self._write(f"  {name}: restarting after a failure ({reason})")
 
     def evaluation_started(self, *, jobs: int, seeds: int, round: int | None = None) -> None:
         self.close()
