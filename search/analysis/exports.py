@@ -47,17 +47,13 @@ def publish(
     for run_id in tree.run_ids:
         writer.set_terminated(writer.adopt(run_id), "FINISHED")
     if was_down and not writer.answering:
-        _warn(f"MLflow still does not answer; {writer.holding}")
+        log.warning(f"MLflow still does not answer; {writer.holding}")
     if not writer.close(wait=wait, quiet=True):
         raise ResultsNotPublished(
             f"MLflow ({writer.store_uri}) did not answer for {wait:.0f} s: the search's results are kept "
             f"in {out_dir} (report.md, comparison.json, best/) but not in MLflow; once it answers again, publish them "
             "by running the same command with --resume"
         )
-
-
-def _warn(message: str) -> None:
-    log.warning("%s", message)
 
 
 def write_exports(comparison: Comparison, out_dir: Path) -> list[Path]:

@@ -240,13 +240,13 @@ class BufferedWriter:
             if self._down_since is None:
                 self._down_since = now
                 self._delay = self._retry_after
-                _warn(f"MLflow ({self._uri()}) does not answer ({exc}); {self.holding}")
+                log.warning(f"MLflow ({self._uri()}) does not answer ({exc}); {self.holding}")
             else:
                 self._delay = min(self._delay * 2, self._max_retry_after)
             self._next_try = now + self._delay
             return False
         if self._down_since is not None:
-            _warn(
+            log.warning(
                 f"MLflow answers again after {self._clock() - self._down_since:.0f} s; "
                 f"the {written} write(s) kept meanwhile are made"
             )
@@ -268,7 +268,7 @@ class BufferedWriter:
             return True
         if quiet:
             return False
-        _warn(
+        log.warning(
             f"MLflow ({self._uri()}) did not answer within {wait:.0f} s; these writes could not be made:\n"
             + "\n".join(f"  {line}" for line in self.describe_pending())
         )
@@ -412,7 +412,7 @@ class BufferedWriter:
         if op.kind == "create":
             line += " (its metrics cannot be written)"
         self.refused.append(line)
-        _warn(line)
+        log.warning(line)
 
     def _uri(self) -> str:
         return redact(str(getattr(self._client, "tracking_uri", "") or "the tracking store"))
@@ -438,7 +438,3 @@ def _root_reason(exc: BaseException) -> str:
         seen.add(id(cause))
         inner = cause
     return _short(inner if str(inner).strip() else exc)
-
-
-def _warn(message: str) -> None:
-    log.warning("%s", message)
