@@ -3,8 +3,9 @@
 Each depth's best configuration (top-k) and the one fixed setting people usually use are
 retrained with the same seeds on the training split, the best epoch chosen on validation,
 and scored on the test split that the search never saw. The jobs run on Ray Tune like trials
-and are logged to MLflow under their depth run (`stacktune.role=eval`), through the search's `BufferedWriter`:
-while the tracking server does not answer, the retrainings go on and their runs wait for it.
+(every round of seeds in one Ray Tune run) and are logged to MLflow under their depth run
+(`stacktune.role=eval`), through the search's `BufferedWriter`: while the tracking server does
+not answer, the retrainings go on and their runs wait for it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import sys
 from typing import Any
 
 from ..engine.ray_setup import make_tuner
+from ..engine.rounds import JobRounds
 from ..engine.studies import top_configs
 from ..engine.trainable import pick_device
 from ..progress import Progress
@@ -101,43 +103,23 @@ def _job_name(trial) -> str:
     return f"d{job['depth']}-{job['kind']}{job['rank']}-s{job['seed']}-{trial.trial_id}"
 
 
-def run_jobs(
-    spec: SearchSpec,
-    jobs: list[dict],
-    data,
-    *,
-    storage_path: str,
-    writer: BufferedWriter,
-    tree: RunTree,
-    name: str = "evaluation",
-    progress: Progress | None = None,
-) -> list[tuple[dict, dict]]:
-    """Runs the evaluation jobs on Ray Tune and returns (job, metrics) for every job, failed ones included."""
-    from ray import tune
-
-    callback = EvalRuns(
-        writer=writer,
-        experiment_id=tree.experiment_id,
-        search=spec.name,
-        depth_runs=tree.depth_runs,
-        jobs=len(jobs),
-        progress=progress,
-    )
+def run_jobs(spec: SearchSpec, rounds: JobRounds, data, *, runs: EvalRuns, storage_path: str) -> None:
+    """Runs the evaluation jobs, round after round, in one Ray Tune run; `runs` logs them and keeps their results."""
     tuner = make_tuner(
         run_eval,
         spec=spec,
-        name=name,
+        name="evaluation",
         storage_path=storage_path,
-        callbacks=[callback],
+        callbacks=[runs],
         data=data,
         trial_name=_job_name,
-        param_space={"job": tune.grid_search(jobs)},
+        search_alg=rounds,
+        num_samples=-1,  # as many as the rounds hand out
         threads=max(1, int(spec.resources.cpus_per_trial)),
         gpus=spec.resources.gpus_per_trial,
     )
     with contextlib.redirect_stdout(sys.stderr):
         tuner.fit()
-    return callback.results
 
 
 def _loss(metrics: dict) -> float:
@@ -244,6 +226,40 @@ def _decided(comparison: Comparison) -> bool:
     return bool(pairs) and all(p.get("better") is not None for p in pairs)
 
 
+class _SeedRounds:
+    """The evaluation's rounds of seeds: each next round's jobs, until every pair of depths is decided (with
+    `seeds: auto`) or the planned seeds have all run."""
+
+    def __init__(self, spec: SearchSpec, candidates: dict, comparison: Comparison, runs: EvalRuns, progress: Progress):
+        self._spec, self._candidates, self._comparison = spec, candidates, comparison
+        self._runs, self._progress = runs, progress
+        self.counts = seed_rounds(spec)  # seeds per configuration after each planned round
+        self.done = 0  # seeds per configuration handed out so far
+
+    @property
+    def number(self) -> int:
+        """How many rounds have been handed out."""
+        return self.counts.index(self.done) + 1 if self.done else 0
+
+    def next_jobs(self) -> list[dict]:
+        """The next round's jobs, or none: the verdict on what ran is decided, or no round is left."""
+        spec = self._spec
+        if self.done:
+            aggregate(spec, self._comparison, self._runs.results, looks=len(self.counts))
+            if self.done == self.counts[-1] or _decided(self._comparison):
+                return []
+        count = self.counts[self.number]
+        jobs = plan_jobs(spec, self._candidates, evaluation_seeds(spec, count - self.done, start=self.done))
+        if jobs:
+            sequential = spec.evaluation.seeds == "auto"
+            self._progress.evaluation_started(
+                jobs=len(jobs), seeds=count - self.done, round=self.number + 1 if sequential else None
+            )
+            self._runs.round_started(len(jobs))
+            self.done = count
+        return jobs
+
+
 def evaluate_search(
     spec: SearchSpec,
     studies: dict,
@@ -262,34 +278,28 @@ def evaluate_search(
     """
     writer.holding = HOLDING
     candidates = {d: top_configs(spec, studies[d], d, spec.evaluation.top_k) for d in spec.depths}
-    rounds = seed_rounds(spec)
-    sequential = spec.evaluation.seeds == "auto"
-    results: list[tuple[dict, dict]] = []
-    done, jobs_run, val_loss = 0, 0, {}
-    for number, count in enumerate(rounds, start=1):
-        jobs = plan_jobs(spec, candidates, evaluation_seeds(spec, count - done, start=done))
-        if not jobs:
-            return
-        progress.evaluation_started(jobs=len(jobs), seeds=count - done, round=number if sequential else None)
-        name = f"evaluation-{number}" if sequential else "evaluation"
-        results += run_jobs(
-            spec, jobs, data, storage_path=storage_path, writer=writer, tree=tree, name=name, progress=progress
-        )
-        done, jobs_run = count, jobs_run + len(jobs)
-        val_loss = aggregate(spec, comparison, results, looks=len(rounds))
-        if _decided(comparison):
-            break
+    runs = EvalRuns(
+        writer=writer, experiment_id=tree.experiment_id, search=spec.name, depth_runs=tree.depth_runs, progress=progress
+    )
+    rounds = _SeedRounds(spec, candidates, comparison, runs, progress)
+    first = rounds.next_jobs()
+    if not first:
+        return
+    run_jobs(spec, JobRounds(first, rounds.next_jobs), data, runs=runs, storage_path=storage_path)
+    results = runs.results
+    val_loss = aggregate(spec, comparison, results, looks=len(rounds.counts))
     comparison.evaluation = {
-        "seeds": evaluation_seeds(spec, done),
+        "seeds": evaluation_seeds(spec, rounds.done),
         "refit": "train",
         "top_k": spec.evaluation.top_k,
         "confidence": spec.evaluation.confidence,
-        "jobs": jobs_run,
+        "jobs": len(results),
         "finished": sum(1 for _, m in results if math.isfinite(_loss(m))),
         "failed": sum(1 for _, m in results if not math.isfinite(_loss(m))),
     }
-    if sequential:
-        comparison.evaluation.update(sequential=True, rounds=rounds[: rounds.index(done) + 1], planned_rounds=rounds)
+    if spec.evaluation.seeds == "auto":
+        ran = rounds.counts[: rounds.number]
+        comparison.evaluation.update(sequential=True, rounds=ran, planned_rounds=rounds.counts)
     checks.add_baselines(comparison, data)
     checks.add_warnings(spec, comparison, data, eval_val_loss=val_loss)
     comparison.headline = checks.headline(comparison)

@@ -35,12 +35,16 @@ class EvalRuns(Callback):
         experiment_id: str,
         search: str,
         depth_runs: dict[int, str],
-        jobs: int = 0,
         progress: Progress | None = None,
     ):
         self._writer, self._experiment_id, self._search, self._depth_runs = writer, experiment_id, search, depth_runs
-        self._jobs, self._progress = jobs, progress or Progress()
+        self._progress = progress or Progress()
+        self._jobs = self._round_start = 0
         self.results: list[tuple[dict, dict]] = []  # (job, its last metrics) for every job, failed ones too
+
+    def round_started(self, jobs: int) -> None:
+        """A round of `jobs` retrainings begins: progress counts them from one again."""
+        self._jobs, self._round_start = jobs, len(self.results)
 
     def __getstate__(self) -> dict:
         # Kept out of the run config Ray Tune saves (see TrialRuns): the client, and any password in its URI.
@@ -49,7 +53,7 @@ class EvalRuns(Callback):
     def _done(self, job: dict, metrics: dict) -> None:
         self.results.append((job, metrics))
         self._progress.retraining_finished(
-            done=len(self.results),
+            done=len(self.results) - self._round_start,
             jobs=self._jobs,
             depth=job["depth"],
             kind=job["kind"],
