@@ -18,9 +18,9 @@ from typing import Any
 from ..engine.ray_setup import make_tuner
 from ..engine.rounds import JobRounds
 from ..engine.studies import top_configs
-from ..engine.trainable import pick_device
+from ..engine.trainable import run_eval
 from ..progress import Progress
-from ..spec.convert import baseline_config, build, evaluation_seeds
+from ..spec.convert import baseline_config, evaluation_seeds
 from ..spec.schema import SearchSpec, TrainConfig
 from ..tracking import store, tags
 from ..tracking.buffer import BufferedWriter
@@ -67,35 +67,6 @@ def seed_rounds(spec: SearchSpec) -> list[int]:
             break
         looks = len(counts)
     return counts
-
-
-def run_eval(config: dict[str, Any], *, data, threads: int, gpus: float = 0.0) -> None:
-    """Retrains one configuration with one seed and reports its validation and test scores."""
-    import torch
-    from ray import tune
-
-    from stacktune.models import evaluate, fit
-
-    job = config["job"]
-    cfg = TrainConfig.model_validate(job["config"])
-    cfg.train.seed = job["seed"]
-    device = pick_device(gpus, cuda_available=torch.cuda.is_available())
-    model_cfg, settings = build(cfg, data, threads=threads, device=device)
-    result = fit(model_cfg, data, settings)
-    metrics = {
-        "val_loss": result.best_val_loss,
-        "params": result.params,
-        "epochs": len(result.epochs),
-        "train_seconds": sum(e.seconds for e in result.epochs),
-        "state": result.state,
-    }
-    if result.state != "diverged":
-        test = evaluate(result.model, data.test, task=data.task, device=device)
-        metrics["test_loss"] = test["loss"]
-        if "accuracy" in test:
-            metrics["test_accuracy"] = test["accuracy"]
-            metrics["val_accuracy"] = evaluate(result.model, data.val, task=data.task, device=device)["accuracy"]
-    tune.report(metrics)
 
 
 def _job_name(trial) -> str:

@@ -1,4 +1,5 @@
-"""What one trial runs on a Ray worker: the trainer on one sampled config, reporting each epoch."""
+"""What runs on a Ray worker: one trial (the trainer on one sampled config, reporting each epoch) and one evaluation
+retraining. Kept free of MLflow, Optuna and SciPy imports, which every new worker would otherwise pay for."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 from ..contracts import TrialResult
 from ..errors import ConfigError
 from ..spec.convert import build, config_yaml, to_train_config
-from ..spec.schema import SearchSpec
+from ..spec.schema import SearchSpec, TrainConfig
 
 STATE_FILE = "state.pt"
 
@@ -146,3 +147,32 @@ def _report_final(result, cfg, *, node_id: str) -> None:
         save_model(result.model, Path(tmp) / "model.pt")
         (Path(tmp) / "config.yaml").write_text(config_yaml(cfg))
         tune.report(final, checkpoint=tune.Checkpoint.from_directory(tmp))
+
+
+def run_eval(config: dict[str, Any], *, data, threads: int, gpus: float = 0.0) -> None:
+    """Retrains one configuration with one seed and reports its validation and test scores."""
+    import torch
+    from ray import tune
+
+    from stacktune.models import evaluate, fit
+
+    job = config["job"]
+    cfg = TrainConfig.model_validate(job["config"])
+    cfg.train.seed = job["seed"]
+    device = pick_device(gpus, cuda_available=torch.cuda.is_available())
+    model_cfg, settings = build(cfg, data, threads=threads, device=device)
+    result = fit(model_cfg, data, settings)
+    metrics = {
+        "val_loss": result.best_val_loss,
+        "params": result.params,
+        "epochs": len(result.epochs),
+        "train_seconds": sum(e.seconds for e in result.epochs),
+        "state": result.state,
+    }
+    if result.state != "diverged":
+        test = evaluate(result.model, data.test, task=data.task, device=device)
+        metrics["test_loss"] = test["loss"]
+        if "accuracy" in test:
+            metrics["test_accuracy"] = test["accuracy"]
+            metrics["val_accuracy"] = evaluate(result.model, data.val, task=data.task, device=device)["accuracy"]
+    tune.report(metrics)
