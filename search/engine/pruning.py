@@ -1,4 +1,5 @@
-"""Early stopping that stays fair: one Ray Tune ASHA scheduler per depth.
+"""Early stopping that stays fair: one Ray Tune ASHA (or Hyperband) scheduler per depth, or the pruner of each
+depth's Optuna study.
 
 A deep stack often learns more slowly in its first epochs; a scheduler that compared it
 with shallow trials at the same epoch would stop it for the wrong reason. Each depth's
@@ -13,16 +14,17 @@ from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler, TrialSch
 
 from ..contracts import METRIC, TrialResult
 from ..spec.schema import SearchSpec
+from .searcher import DepthSearcher
 
 
 class PerDepthScheduler(FIFOScheduler):
     """Delegates every decision to the scheduler of the trial's own depth; remembers whom it stopped."""
 
-    def __init__(self, make: Callable[[], TrialScheduler]):
+    def __init__(self, make: Callable[[], TrialScheduler], *, pruned: set[str]):
         super().__init__()
         self._make = make
         self._by_depth: dict[int, TrialScheduler] = {}
-        self.pruned: set[str] = set()  # Ray trial ids stopped early
+        self.pruned = pruned  # Ray trial ids stopped early
 
     def _for(self, trial) -> TrialScheduler:
         depth = trial.config["depth"]
@@ -58,11 +60,37 @@ class PerDepthScheduler(FIFOScheduler):
         return f"Early stopping within each depth ({len(self._by_depth)} depths, {len(self.pruned)} stopped)"
 
 
-def make_scheduler(spec: SearchSpec) -> PerDepthScheduler | None:
-    """The spec's pruning as a per-depth scheduler, or None when pruning is off."""
+class StudyPruning(FIFOScheduler):
+    """Stops a trial when the pruner of its depth's Optuna study says so, after each epoch it reports."""
+
+    def __init__(self, searcher: DepthSearcher, *, epochs: int):
+        super().__init__()
+        self._searcher, self._epochs = searcher, epochs
+        self.pruned = searcher.pruned  # Ray trial ids stopped early
+
+    def set_search_properties(self, metric, mode, **spec) -> bool:
+        return True
+
+    def on_trial_result(self, tune_controller, trial, result):
+        # A trial that reaches the last epoch must finish and report its weights.
+        last = TrialResult.of(result).epoch >= self._epochs
+        if not last and self._searcher.should_prune(trial.trial_id, result):
+            self.pruned.add(trial.trial_id)
+            return TrialScheduler.STOP
+        return TrialScheduler.CONTINUE
+
+    def debug_string(self) -> str:
+        return f"Early stopping by each depth's Optuna pruner ({len(self.pruned)} stopped)"
+
+
+def make_scheduler(spec: SearchSpec, searcher: DepthSearcher) -> PerDepthScheduler | StudyPruning | None:
+    """The spec's pruning as a Ray Tune scheduler that adds the trials it stops to `searcher.pruned` (so their
+    studies are told they were pruned), or None when pruning is off."""
     pruning = spec.pruning
     if pruning.kind == "none" or spec.train.epochs <= pruning.grace_epochs:
         return None
+    if pruning.kind == "median":
+        return StudyPruning(searcher, epochs=spec.train.epochs)
 
     def asha() -> TrialScheduler:
         return AsyncHyperBandScheduler(
@@ -72,8 +100,9 @@ def make_scheduler(spec: SearchSpec) -> PerDepthScheduler | None:
             max_t=spec.train.epochs,
             grace_period=pruning.grace_epochs,
             reduction_factor=pruning.reduction,
+            brackets=pruning.brackets if pruning.kind == "hyperband" else 1,
             # A trial that reaches the last epoch must finish and report its weights.
             stop_last_trials=False,
         )
 
-    return PerDepthScheduler(asha)
+    return PerDepthScheduler(asha, pruned=searcher.pruned)

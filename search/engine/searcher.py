@@ -24,15 +24,16 @@ class DepthSearcher(Searcher):
     trials, or with `budget: {kind: seconds}` the training seconds a depth's finished trials used.
     """
 
-    def __init__(self, spec: SearchSpec, studies: dict[int, optuna.Study], *, pruned: set[str] | None = None):
+    def __init__(self, spec: SearchSpec, studies: dict[int, optuna.Study]):
         super().__init__(metric=METRIC, mode="min")
         self._spec = spec
         self._studies = studies
-        self._pruned = pruned if pruned is not None else set()
+        self.pruned: set[str] = set()  # Ray trial ids the scheduler stopped early (see pruning.make_scheduler)
         # A resumed study already holds finished trials; they count against the budget.
         self._asked = {depth: len(counted_trials(study)) for depth, study in studies.items()}
         self._spent = {depth: spent_seconds(study) for depth, study in studies.items()}
         self._live: dict[str, tuple[int, optuna.trial.Trial]] = {}
+        self._reported: dict[str, int] = {}  # the last epoch told to each live trial's study
 
     @property
     def _seconds(self) -> float | None:
@@ -68,13 +69,27 @@ class DepthSearcher(Searcher):
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         # Intermediate values let TPE rank pruned trials by how far they got.
+        self._report(trial_id, result)
+
+    def _report(self, trial_id: str, result: dict) -> optuna.trial.Trial | None:
+        """Tells the trial's study an epoch's validation loss, once per epoch; returns the study's trial."""
         _, trial = self._live.get(trial_id, (None, None))
         reported = TrialResult.of(result)
         if trial is not None and not reported.final and reported.finite_val_loss:
-            trial.report(float(reported.val_loss), int(reported.epoch))
+            epoch = int(reported.epoch)
+            if epoch > self._reported.get(trial_id, 0):
+                trial.report(float(reported.val_loss), epoch)
+                self._reported[trial_id] = epoch
+        return trial
+
+    def should_prune(self, trial_id: str, result: dict) -> bool:
+        """Whether the pruner of the trial's study stops it after this result (its epoch's loss told first)."""
+        trial = self._report(trial_id, result)
+        return trial is not None and not TrialResult.of(result).final and trial.should_prune()
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         depth, trial = self._live.pop(trial_id, (None, None))
+        self._reported.pop(trial_id, None)
         if trial is None:
             return
         study = self._studies[depth]
@@ -87,7 +102,7 @@ class DepthSearcher(Searcher):
         trial.set_user_attr("train_seconds", reported.train_seconds)
         if reported.params is not None:
             trial.set_user_attr("params", reported.params)
-        state = "pruned" if trial_id in self._pruned else reported.state
+        state = "pruned" if trial_id in self.pruned else reported.state
         if error or state == "failed":
             study.tell(trial, state=TrialState.FAIL)
         elif state == "pruned":
@@ -99,7 +114,7 @@ class DepthSearcher(Searcher):
         # Ray Tune pickles the searcher into the experiment folder. The studies stay out: they live in
         # Optuna's storage, whose URL may hold a password.
         state = self.__dict__.copy()
-        state.update(_studies={}, _live={})
+        state.update(_studies={}, _live={}, _reported={})
         return state
 
     def save(self, checkpoint_path: str) -> None:

@@ -38,6 +38,17 @@ def make_sampler(spec: SearchSpec, depth: int) -> optuna.samplers.BaseSampler:
         )
 
 
+def make_pruner(spec: SearchSpec) -> optuna.pruners.BasePruner:
+    """The pruner of every depth's study: Optuna's median rule with `pruning: {kind: median}`, else none (Ray Tune's
+    scheduler or nothing stops trials early)."""
+    if spec.pruning.kind != "median":
+        return optuna.pruners.NopPruner()
+    # Each study holds one depth's trials, so a trial is only ever compared with trials of its own depth.
+    return optuna.pruners.MedianPruner(
+        n_startup_trials=spec.sampler.n_startup_trials, n_warmup_steps=spec.pruning.grace_epochs
+    )
+
+
 def counted_trials(study: optuna.Study) -> list:
     """The finished trials that count against a depth's budget (not those cut off by a killed driver)."""
     return [
@@ -139,6 +150,7 @@ def prepare_studies(spec: SearchSpec, storage, *, resume: bool) -> dict:
             study_name=name,
             storage=storage,
             sampler=make_sampler(spec, depth),
+            pruner=make_pruner(spec),
             direction="minimize",
             load_if_exists=resume,
         )

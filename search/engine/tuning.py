@@ -34,17 +34,16 @@ def tune_depths(
     # What Ray Tune is handed is pickled into its experiment folder: the study storage's URL, which
     # may hold a password, stays with the driver.
     shared_spec = spec.model_copy(update={"storage": None})
-    scheduler = make_scheduler(spec)
-    pruned = scheduler.pruned if scheduler is not None else set()
+    searcher = DepthSearcher(shared_spec, studies)
+    scheduler = make_scheduler(spec, searcher)
     runs = TrialRuns(
         client=client,
         experiment_id=tree.experiment_id,
         spec=shared_spec,
         depth_runs=tree.depth_runs,
         progress=progress,
-        pruned=pruned,
+        pruned=searcher.pruned,
     )
-    searcher = DepthSearcher(shared_spec, studies, pruned=pruned)
     owed = searcher.remaining()
     if not owed:
         return runs

@@ -31,6 +31,7 @@ MAX_SEEDS = 1000  # seeds of the evaluation
 MAX_TOP_K = 100
 MAX_FAILURES = 100  # restarts of a trial whose worker died
 MAX_CONCURRENT = 10_000  # trials at once
+MAX_BRACKETS = 10  # hyperband brackets
 MAX_CPUS_PER_TRIAL = 1024.0
 MAX_GPUS_PER_TRIAL = 64.0
 MAX_BUDGET_SECONDS = 10_000_000.0  # training seconds of one depth
@@ -372,9 +373,13 @@ class PruningSection(BaseModel):
     """Early stopping of hopeless trials, each compared only with trials of its own depth."""
 
     model_config = _Strict
-    kind: Literal["none", "asha"] = "none"
-    grace_epochs: int = Field(2, ge=1, le=MAX_EPOCHS)
-    reduction: float = Field(3.0, gt=1.0)
+    kind: Literal["none", "asha", "hyperband", "median"] = Field(
+        "none",
+        description="asha: Ray Tune's ASHA; hyperband: ASHA in several brackets; median: Optuna's median pruner",
+    )
+    grace_epochs: int = Field(2, ge=1, le=MAX_EPOCHS, description="epochs every trial runs before it can be stopped")
+    reduction: float = Field(3.0, gt=1.0, description="asha and hyperband: 1/reduction of the trials go on per rung")
+    brackets: int = Field(3, ge=1, le=MAX_BRACKETS, description="hyperband: brackets, each with its own grace period")
 
 
 # Seeds per evaluated configuration: the fewest with which two depths 2 seed-SDs apart are told apart 90% of the

@@ -110,16 +110,17 @@ def test_a_diverging_configuration_fails_alone_and_the_search_completes(tmp_path
     assert told[TrialState.FAIL] == states["failed"] and told[TrialState.COMPLETE] == states["completed"]
 
 
-def test_early_stopping_within_depth_prunes_trials_and_keeps_the_budget(tmp_path):
+@pytest.mark.parametrize("kind", ["asha", "hyperband", "median"])
+def test_early_stopping_within_depth_prunes_trials_and_keeps_the_budget(tmp_path, kind):
     spec = write_spec(
         tmp_path,
         name="prune",
         depths=[1, 3],
         trials_per_depth=6,
         train={"epochs": 6, "batch_size": 32},
-        pruning={"kind": "asha", "grace_epochs": 1, "reduction": 2},
+        pruning={"kind": kind, "grace_epochs": 1, "reduction": 2},
         resources={"max_concurrent": 1},
-        sampler={"kind": "random"},
+        sampler={"kind": "random", "n_startup_trials": 2},  # the median pruner's start-up trials
     )
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     proc = run_cli("search", spec, "--out", "out", "--tracking-uri", uri, "--json", cwd=tmp_path)
@@ -129,7 +130,7 @@ def test_early_stopping_within_depth_prunes_trials_and_keeps_the_budget(tmp_path
     client = MlflowClient(tracking_uri=uri)
     trial_runs = [r for r in _runs(uri, "prune") if r.data.tags.get("stacktune.role") == "trial"]
     pruned = [r for r in trial_runs if r.data.tags["stacktune.state"] == "pruned"]
-    assert pruned, "ASHA stopped nothing"
+    assert pruned, f"{kind} stopped nothing"
     for run in pruned:
         assert run.info.status == "FINISHED"
         assert len(client.get_metric_history(run.info.run_id, "val_loss")) < 6
