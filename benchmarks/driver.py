@@ -30,6 +30,22 @@ CPUS_PER_TRIAL = CLUSTER_CPUS // CONCURRENT
 DEPTHS = [1, 2, 3, 4]
 
 
+# Goals at the largest size (1,000 trials; 5,000 in one study for the searcher): the driver must not be what
+# limits a large cluster.
+TRIALS_PER_SECOND_GOAL = 20.0
+DRIVER_CPU_GOAL_MS = 15.0
+SEARCHER_GOAL_MS = 20.0
+
+
+def _goal(key: str, value: float) -> tuple[str, bool | None]:
+    """The goal of one whole-driver figure and whether `value` meets it."""
+    if key == "trials_per_second":
+        return f">= {TRIALS_PER_SECOND_GOAL:g} trials/s", value >= TRIALS_PER_SECOND_GOAL
+    if key == "driver_cpu_ms_per_trial":
+        return f"<= {DRIVER_CPU_GOAL_MS:g} ms", value <= DRIVER_CPU_GOAL_MS
+    return "", None
+
+
 def _spec(name: str, trials: int, *, limiter: bool = False):
     """stacktune's default space (one width per layer from [16, 32, 64, 128], log-uniform lr) over DEPTHS.
 
@@ -245,7 +261,10 @@ def run(quick: bool, workdir: Path) -> dict[str, Any]:
             st = common.summary([r[key] for r in runs["stacktune"]])
             pl = common.summary([r[key] for r in runs["plain"]]) if runs["plain"] else None
             figures.setdefault("summary", {})[f"{n}:{key}"] = {"stacktune": st, "plain": pl}
-            rows.append(common.row("driver", figure, st["median"], pl["median"] if pl else None, unit=unit))
+            goal, met = _goal(key, st["median"]) if n == max(sizes) else ("", None)
+            rows.append(
+                common.row("driver", figure, st["median"], pl["median"] if pl else None, unit=unit, goal=goal, met=met)
+            )
     if not quick:
         # The same search capped by resources.max_concurrent: Tune's ConcurrencyLimiter stages no trial
         # while the cap is reached, so a finished trial's actor is not kept for reuse.
@@ -266,10 +285,10 @@ def run(quick: bool, workdir: Path) -> dict[str, Any]:
     steps = searcher_step_costs(step_sizes, workdir)
     figures["searcher_step"] = steps
     for n in step_sizes:
+        ms = steps["ms_per_trial_at"][n]
+        goal, met = (f"< {SEARCHER_GOAL_MS:g} ms", ms < SEARCHER_GOAL_MS) if n == max(step_sizes) else ("", None)
         rows.append(
-            common.row(
-                "driver", f"searcher ms/trial at {n} trials in a study", steps["ms_per_trial_at"][n], None, unit="ms"
-            )
+            common.row("driver", f"searcher ms/trial at {n} trials in a study", ms, None, unit="ms", goal=goal, met=met)
         )
     low, high = min(step_sizes), max(step_sizes)
     growth = steps["ms_per_trial_at"][high] / steps["ms_per_trial_at"][low]
