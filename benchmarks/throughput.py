@@ -23,7 +23,7 @@ TARGET_EPOCH_SECONDS = 0.3  # long enough to time, short enough for 2 epochs x 2
 GOAL = 0.97
 
 
-def _data(samples: int):
+def random_data(samples: int):
     import numpy as np
 
     from stacktune.datasets import Prepared, Split
@@ -35,52 +35,60 @@ def _data(samples: int):
     return Prepared(name="bench", task="regression", input_size=1, output_size=1, train=Split(x, y), val=one, test=one)
 
 
-def _config(depth: int, width: int):
+def lstm_config(depth: int, width: int):
     from stacktune.models import LSTMConfig
 
     return LSTMConfig(input_size=1, units=[width] * depth, output_size=1)
 
 
-def _fit_epoch(data, depth: int, width: int) -> float:
-    """Seconds of fit's second epoch."""
+def fit_epoch(data, depth: int, width: int, device: str = "cpu", precision: str = "fp32") -> float:
+    """Seconds of fit's second epoch on `device` (fit reads its losses once per epoch, which waits for the device)."""
     from stacktune.models import TrainSettings, fit
 
-    settings = TrainSettings(lr=LR, epochs=2, batch_size=BATCH, grad_clip=None, threads=1, seed=0)
+    settings = TrainSettings(
+        lr=LR, epochs=2, batch_size=BATCH, grad_clip=None, threads=1, seed=0, device=device, precision=precision
+    )
     seconds: list[float] = []
-    fit(_config(depth, width), data, settings, on_epoch=lambda e: seconds.append(e.seconds))
+    fit(lstm_config(depth, width), data, settings, on_epoch=lambda e: seconds.append(e.seconds))
     return seconds[-1]
 
 
-def _bare_epoch(data, depth: int, width: int) -> float:
-    """Seconds of the bare loop's second epoch."""
+def bare_epoch(data, depth: int, width: int, device: str = "cpu") -> float:
+    """Seconds of the bare loop's second epoch, the data resident on `device`."""
     import torch
     import torch.nn.functional as F
 
     from stacktune.models import StackedLSTM
 
+    def sync() -> None:  # the clock must count the work queued on a GPU, not only its launch
+        if device == "cuda":
+            torch.cuda.synchronize()
+
     torch.manual_seed(0)
-    model = StackedLSTM(_config(depth, width))
+    model = StackedLSTM(lstm_config(depth, width)).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=LR)
-    x, y = torch.from_numpy(data.train.x), torch.from_numpy(data.train.y)
+    x, y = torch.from_numpy(data.train.x).to(device), torch.from_numpy(data.train.y).to(device)
     seconds = 0.0
     for _ in range(2):
+        sync()
         start = time.perf_counter()
         model.train()
-        perm = torch.randperm(x.shape[0])
+        perm = torch.randperm(x.shape[0], device=device)
         for i in range(0, x.shape[0], BATCH):
             idx = perm[i : i + BATCH]
             loss = F.mse_loss(model(x[idx]), y[idx])
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
+        sync()
         seconds = time.perf_counter() - start
     return seconds
 
 
 def _samples_for(depth: int, width: int) -> int:
     """Training samples per epoch so that one epoch takes about TARGET_EPOCH_SECONDS (at least 3 batches)."""
-    probe = _data(BATCH * 3)
-    per_batch = _bare_epoch(probe, depth, width) / 3
+    probe = random_data(BATCH * 3)
+    per_batch = bare_epoch(probe, depth, width) / 3
     return BATCH * max(3, min(200, round(TARGET_EPOCH_SECONDS / max(per_batch, 1e-6))))
 
 
@@ -97,12 +105,12 @@ def run(quick: bool, workdir: Path) -> dict[str, Any]:
     for depth in depths:
         for width in widths:
             samples = _samples_for(depth, width)
-            data = _data(samples)
+            data = random_data(samples)
             common.log(f"throughput: depth {depth}, width {width}, {samples} samples per epoch")
             timed = common.interleaved(
                 {
-                    "fit": lambda data=data, depth=depth, width=width: _fit_epoch(data, depth, width),
-                    "bare": lambda data=data, depth=depth, width=width: _bare_epoch(data, depth, width),
+                    "fit": lambda data=data, depth=depth, width=width: fit_epoch(data, depth, width),
+                    "bare": lambda data=data, depth=depth, width=width: bare_epoch(data, depth, width),
                 },
                 repeats,
             )

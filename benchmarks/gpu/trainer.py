@@ -10,12 +10,11 @@ fit (fp32), bare and fit (bf16) alternate, repeated, per cell.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from .. import common
-from ..throughput import BATCH, GOAL, LR, _config, _data
+from ..throughput import BATCH, GOAL, bare_epoch, fit_epoch, random_data
 
 BF16_GOAL = 1.0
 NOT_SUPPORTED = "not supported on this device"
@@ -48,58 +47,9 @@ SIZES = {
 }
 
 
-def _sync(device: str) -> None:
-    """Waits for the work queued on the device, so that the clock read next has counted it."""
-    import torch
-
-    if device == "cuda":
-        torch.cuda.synchronize()
-
-
-def _fit_epoch(data, depth: int, width: int, device: str, precision: str) -> float:
-    """Seconds of fit's second epoch (fit reads its losses once per epoch, which waits for the device)."""
-    from stacktune.models import TrainSettings, fit
-
-    settings = TrainSettings(
-        lr=LR, epochs=2, batch_size=BATCH, grad_clip=None, seed=0, device=device, precision=precision
-    )
-    seconds: list[float] = []
-    fit(_config(depth, width), data, settings, on_epoch=lambda e: seconds.append(e.seconds))
-    return seconds[-1]
-
-
-def _bare_epoch(data, depth: int, width: int, device: str) -> float:
-    """Seconds of the textbook loop's second epoch, data resident on the device."""
-    import torch
-    import torch.nn.functional as F
-
-    from stacktune.models import StackedLSTM
-
-    torch.manual_seed(0)
-    model = StackedLSTM(_config(depth, width)).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=LR)
-    x = torch.from_numpy(data.train.x).to(device)
-    y = torch.from_numpy(data.train.y).to(device)
-    seconds = 0.0
-    for _ in range(2):
-        _sync(device)
-        start = time.perf_counter()
-        model.train()
-        perm = torch.randperm(x.shape[0], device=device)
-        for i in range(0, x.shape[0], BATCH):
-            idx = perm[i : i + BATCH]
-            loss = F.mse_loss(model(x[idx]), y[idx])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-        _sync(device)
-        seconds = time.perf_counter() - start
-    return seconds
-
-
 def _samples_for(depth: int, width: int, device: str, cells: Cells) -> int:
     """Training samples per epoch so that one bare epoch takes about cells.epoch_seconds (at least 3 batches)."""
-    per_batch = _bare_epoch(_data(BATCH * 3), depth, width, device) / 3
+    per_batch = bare_epoch(random_data(BATCH * 3), depth, width, device) / 3
     return BATCH * max(3, min(cells.max_batches, round(cells.epoch_seconds / max(per_batch, 1e-6))))
 
 
@@ -139,7 +89,7 @@ def _bf16_failure(device: str) -> str | None:
     if not bf16_supported(device):
         return NOT_SUPPORTED
     try:
-        _fit_epoch(_data(BATCH * 3), 1, 16, device, "bf16")
+        fit_epoch(random_data(BATCH * 3), 1, 16, device, "bf16")
     except RuntimeError as exc:
         return f"fit failed in bf16: {(str(exc).strip().splitlines() or [type(exc).__name__])[0]}"
     return None
@@ -148,14 +98,14 @@ def _bf16_failure(device: str) -> str | None:
 def _cell(depth: int, width: int, device: str, cells: Cells, bf16_failure: str | None) -> tuple[dict, list[dict]]:
     """One cell's interleaved measurements: its figures, and its rows (fit vs bare, then bf16 vs fp32)."""
     samples = _samples_for(depth, width, device, cells)
-    data = _data(samples)
+    data = random_data(samples)
     common.log(f"gpu trainer: depth {depth}, width {width}, {samples} samples per epoch on {device}")
     variants: dict[str, Callable[[], float]] = {
-        "fit": lambda: _fit_epoch(data, depth, width, device, "fp32"),
-        "bare": lambda: _bare_epoch(data, depth, width, device),
+        "fit": lambda: fit_epoch(data, depth, width, device, "fp32"),
+        "bare": lambda: bare_epoch(data, depth, width, device),
     }
     if bf16_failure is None:
-        variants["bf16"] = lambda: _fit_epoch(data, depth, width, device, "bf16")
+        variants["bf16"] = lambda: fit_epoch(data, depth, width, device, "bf16")
     timed = common.interleaved(variants, cells.repeats)
     rate = {name: common.summary([samples / s for s in seconds]) for name, seconds in timed.items()}
     # same samples: a speed ratio is the inverse time ratio, taken pair by pair

@@ -30,10 +30,16 @@ def test_an_unknown_name_is_an_attribute_error():
         api.no_such_thing  # noqa: B018
 
 
-def test_importing_the_package_imports_no_heavy_dependency():
-    code = (
-        "import sys, stacktune.search; "
-        "print(sorted(m for m in ('ray', 'optuna', 'mlflow', 'torch') if m in sys.modules))"
-    )
+@pytest.mark.parametrize(
+    ("module", "heavy"),
+    [
+        ("stacktune.search", ("ray", "optuna", "mlflow", "torch")),
+        # Every new Ray worker imports the module of its trainable: MLflow, Optuna or SciPy there would add about a
+        # second to every worker's start, in the search and in each evaluation.
+        ("stacktune.search.engine.trainable", ("mlflow", "optuna", "scipy", "pandas")),
+    ],
+)
+def test_importing_imports_no_heavy_dependency(module, heavy):
+    code = f"import sys, {module}; print(sorted(m for m in {heavy!r} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

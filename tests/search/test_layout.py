@@ -7,8 +7,6 @@ into a later stage of the pipeline, and models/ and datasets/ never import Ray, 
 from __future__ import annotations
 
 import ast
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -100,14 +98,3 @@ def test_the_checker_sees_a_backward_import(source):
     module = SEARCH / "engine" / "probe.py"
     assert _imported_layers(module, source) == {"analysis"}
     assert _rank("analysis") > _rank(_layer_of(module))
-
-
-def test_what_runs_on_a_worker_imports_no_tracking_or_statistics_library():
-    # Every new Ray worker imports the module of its trainable: MLflow, Optuna or SciPy there would add about a
-    # second to every worker's start, in the search and in each evaluation.
-    probe = (
-        "import sys, stacktune.search.engine.trainable as t; "
-        "print(sorted(m for m in ('mlflow', 'optuna', 'scipy', 'pandas') if m in sys.modules))"
-    )
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[]"
