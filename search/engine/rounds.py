@@ -7,6 +7,8 @@ run per round would start them again every time.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Callable
 
 from ray.tune.search import Searcher
@@ -36,3 +38,11 @@ class JobRounds(Searcher):
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         self._running.discard(trial_id)
+
+    def save(self, checkpoint_path: str) -> None:
+        # Ray Tune saves its searcher with the experiment; the jobs still to hand out are this one's whole state.
+        Path(checkpoint_path).write_text(json.dumps({"queue": self._queue, "over": self._over}))
+
+    def restore(self, checkpoint_path: str) -> None:
+        state = json.loads(Path(checkpoint_path).read_text())
+        self._queue, self._over = state["queue"], state["over"]

@@ -113,6 +113,7 @@ def test_seeds_auto_evaluates_in_rounds_and_stops_when_decided_or_at_the_cap(tmp
     assert len(evals) == 2 * 2 * used  # two depths, tuned and fixed, every seed of every round run
     for number in range(1, len(rounds) + 1):
         assert f"evaluating on the test split, round {number}:" in proc.stderr
+    assert "not implemented" not in proc.stderr  # Ray Tune saves the rounds' searcher with its experiment
     # Off a terminal, one line per retraining says how far the round is.
     first = 2 * 2 * rounds[0]  # the first round's retrainings: two depths, tuned and fixed, each seed
     assert f"  retraining 1/{first}: depth " in proc.stderr and f"  retraining {first}/{first}: depth " in proc.stderr

@@ -25,6 +25,15 @@ def test_a_round_starts_only_when_the_last_has_ended_and_ends_when_no_jobs_come(
     assert searcher.suggest("d") == Searcher.FINISHED
 
 
+def test_what_is_left_to_hand_out_is_saved_with_the_experiment(tmp_path):
+    searcher = JobRounds([{"n": 1}, {"n": 2}], lambda: [])
+    searcher.suggest("a")
+    searcher.save(str(tmp_path / "rounds.json"))
+    restored = JobRounds([], lambda: [])
+    restored.restore(str(tmp_path / "rounds.json"))
+    assert restored.suggest("b") == {"job": {"n": 2}}
+
+
 @pytest.mark.slow
 def test_rounds_run_in_one_tuner_and_keep_a_worker_between_rounds(tmp_path):
     start_ray(None)
