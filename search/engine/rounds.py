@@ -39,6 +39,12 @@ class JobRounds(Searcher):
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         self._running.discard(trial_id)
 
+    def __getstate__(self) -> dict:
+        # Ray Tune pickles its searcher into the experiment folder. The callable is the driver's: it holds the
+        # evaluation's state, the spec with the study storage's URL (which may hold a password) among it.
+        # A copy without it hands out the round it holds and then ends.
+        return {**self.__dict__, "_next_round": _no_more_rounds}
+
     def save(self, checkpoint_path: str) -> None:
         # Ray Tune saves its searcher with the experiment; the jobs still to hand out are this one's whole state.
         Path(checkpoint_path).write_text(json.dumps({"queue": self._queue, "over": self._over}))
@@ -46,3 +52,7 @@ class JobRounds(Searcher):
     def restore(self, checkpoint_path: str) -> None:
         state = json.loads(Path(checkpoint_path).read_text())
         self._queue, self._over = state["queue"], state["over"]
+
+
+def _no_more_rounds() -> list[dict]:
+    return []

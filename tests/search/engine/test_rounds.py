@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 import time
 
 import pytest
@@ -32,6 +33,30 @@ def test_what_is_left_to_hand_out_is_saved_with_the_experiment(tmp_path):
     restored = JobRounds([], lambda: [])
     restored.restore(str(tmp_path / "rounds.json"))
     assert restored.suggest("b") == {"job": {"n": 2}}
+
+
+class _Driver:
+    """Stands for the evaluation's state behind the next-round callable: a secret the pickle must not carry."""
+
+    secret = "postgresql://u:hunter2-secret@db/optuna"
+
+    def __init__(self):
+        self.url = self.secret
+
+    def next_jobs(self) -> list[dict]:
+        return [{"n": 3}]
+
+
+def test_the_pickle_ray_tune_saves_leaves_the_drivers_state_out():
+    searcher = JobRounds([{"n": 1}], _Driver().next_jobs)
+    saved = pickle.dumps(searcher)
+    assert _Driver.secret.encode() not in saved
+    copy = pickle.loads(saved)
+    for rounds in (searcher, copy):
+        assert rounds.suggest("a") == {"job": {"n": 1}}
+        rounds.on_trial_complete("a")
+    assert searcher.suggest("b") == {"job": {"n": 3}}  # the driver's searcher asks the driver for the next round
+    assert copy.suggest("b") == Searcher.FINISHED  # the copy hands out what it held, then ends
 
 
 @pytest.mark.slow

@@ -142,7 +142,7 @@ SPEC_REFUSED = [
     {"resources.gpus_per_trial": -1},
     {"name": "has space"},
     {"storage": "optuna.db"},
-    {"pruning.kind": "median"},
+    {"pruning.kind": "successive-halving"},
 ]
 TRAIN_REFUSED = [
     {"extra": 1},
