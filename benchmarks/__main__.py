@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import math
-import os
 import shutil
 import sys
 import tempfile
@@ -56,35 +54,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _number(value) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    value = float(value)
-    if value == 0:
-        return "0"
-    if abs(value) >= 1000:
-        return f"{value:,.0f}"
-    return f"{value:.3g}"
-
-
-def table(rows: list[dict]) -> str:
-    """The results as a markdown table."""
-    lines = [
-        "| benchmark | figure | stacktune | plain/baseline | ratio | goal | met? |",
-        "|---|---|---:|---:|---:|---|---|",
-    ]
-    for r in rows:
-        met = {True: "yes", False: "**no**", None: ""}[r["met"]]
-        ratio = _number(r["ratio"]) if r["ratio"] is not None else "—"
-        lines.append(
-            f"| {r['benchmark']} | {r['figure']} | {_number(r['stacktune'])} | {_number(r['baseline'])} "
-            f"| {ratio} | {r['goal']} | {met} |"
-        )
-    return "\n".join(lines)
-
-
 def markdown(report: dict) -> str:
     """latest.md: the machine, then the table."""
     m = report["machine"]
@@ -99,7 +68,7 @@ def markdown(report: dict) -> str:
     ]
     errors = [f"- {name}: {b['error'].splitlines()[-1]}" for name, b in report["benchmarks"].items() if b.get("error")]
     tail = ["", "Failed:", *errors] if errors else []
-    return "\n".join(head) + table(report["rows"]) + "\n" + "\n".join(tail) + ("\n" if tail else "")
+    return "\n".join(head) + common.table(report["rows"]) + "\n" + "\n".join(tail) + ("\n" if tail else "")
 
 
 def _json_default(value):
@@ -108,27 +77,14 @@ def _json_default(value):
     return repr(value)
 
 
-def _clean(value):
-    """JSON without NaN or infinity: they become null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    return value
-
-
 def write(report: dict, out: Path) -> None:
     """Writes latest.json and latest.md next to each other, each replaced whole."""
-    out.mkdir(parents=True, exist_ok=True)
-    for name, text in (
-        ("latest.json", json.dumps(_clean(report), indent=2, default=_json_default) + "\n"),
-        ("latest.md", markdown(report)),
-    ):
-        tmp = out / f"{name}.tmp"
-        tmp.write_text(text)
-        os.replace(tmp, out / name)
+    common.write_whole(
+        {
+            out / "latest.json": json.dumps(common.json_clean(report), indent=2, default=_json_default) + "\n",
+            out / "latest.md": markdown(report),
+        }
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -166,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         "benchmarks": results,
     }
     write(report, args.out)
-    print(table(report["rows"]))
+    print(common.table(report["rows"]))
     print(f"\nwrote {args.out / 'latest.json'} and {args.out / 'latest.md'} ({report['wall_seconds']:.0f} s)")
     return 1 if any(r.get("error") for r in results.values()) else 0
 

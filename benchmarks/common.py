@@ -223,3 +223,53 @@ def quiet_output() -> Iterator[None]:
     """Sends whatever a search prints to stdout over to stderr, keeping stdout for the table."""
     with contextlib.redirect_stdout(sys.stderr):
         yield
+
+
+def _number(value) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    value = float(value)
+    if value == 0:
+        return "0"
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:.3g}"
+
+
+def table(rows: list[dict]) -> str:
+    """The results as a markdown table."""
+    lines = [
+        "| benchmark | figure | stacktune | plain/baseline | ratio | goal | met? |",
+        "|---|---|---:|---:|---:|---|---|",
+    ]
+    for r in rows:
+        met = {True: "yes", False: "**no**", None: ""}[r["met"]]
+        ratio = _number(r["ratio"]) if r["ratio"] is not None else "—"
+        lines.append(
+            f"| {r['benchmark']} | {r['figure']} | {_number(r['stacktune'])} | {_number(r['baseline'])} "
+            f"| {ratio} | {r['goal']} | {met} |"
+        )
+    return "\n".join(lines)
+
+
+def json_clean(value):
+    """JSON without NaN or infinity: they become null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): json_clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_clean(v) for v in value]
+    return value
+
+
+def write_whole(files: dict[Path, str]) -> None:
+    """Writes each file through a temporary file next to it, so that a file is either the old one or the new one."""
+    for path in files:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    for path, text in files.items():
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(text)
+        os.replace(tmp, path)

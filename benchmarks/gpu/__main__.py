@@ -37,7 +37,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from ..__main__ import table
     from . import machine, report, suite
 
     if args.device == "cuda" and (reason := machine.no_cuda_reason()) is not None:
@@ -59,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         "figures": result["figures"],
     }
     paths = report.write(results, args.out)
-    print(table(results["rows"]))
+    print(common.table(results["rows"]))
     print(f"\nwrote {paths[0]} and {paths[1]} ({results['wall_seconds']:.0f} s)")
     return 0
 

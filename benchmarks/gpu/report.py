@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
-from ..__main__ import _clean, table
+from .. import common
 from .machine import label, slug
 
 
@@ -25,22 +24,17 @@ def markdown(report: dict[str, Any]) -> str:
         "Ratios are measured side by side in the same run; see benchmarks/gpu/README.md.",
         *([f"Smoke run on the CPU, not a GPU figure. {smoke}."] if smoke else []),
         "",
-        table(report["rows"]),
+        common.table(report["rows"]),
     ]
     return "\n".join(lines) + "\n"
 
 
 def write(report: dict[str, Any], out: Path) -> list[Path]:
     """Writes <slug>.json and <slug>.md into `out`, each replaced whole; returns their paths."""
-    out.mkdir(parents=True, exist_ok=True)
     name = slug(report["machine"])
-    paths = []
-    for path, text in (
-        (out / f"{name}.json", json.dumps(_clean(report), indent=2, default=str) + "\n"),
-        (out / f"{name}.md", markdown(report)),
-    ):
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(text)
-        os.replace(tmp, path)
-        paths.append(path)
-    return paths
+    files = {
+        out / f"{name}.json": json.dumps(common.json_clean(report), indent=2, default=str) + "\n",
+        out / f"{name}.md": markdown(report),
+    }
+    common.write_whole(files)
+    return list(files)
