@@ -47,7 +47,7 @@ __all__ = [
 # the exact test and Holm's correction guarantee at any count (at 8 seeds: a winner among 2 equal depths 0.046, any
 # depth beaten among 3/4/5/6 equal depths 0.030/0.041/0.041/0.045). It is also enough for any pair of up to 6 depths
 # to be decidable (min_seeds(6) == 6), and the 95% Welch difference interval covers 0.948 (normal) and 0.952
-# (lognormal, sigma 0.3). Measured with benchmarks/verdict_sim.py, 2,000 simulated searches per figure. More depths
+# (lognormal, sigma 0.3). Measured with benchmarks/verdict.py, 2,000 simulated searches per figure. More depths
 # need more seeds for the same power: one depth 2 SD better than all the others wins in 80%, 61%, 47% and 24% of
 # searches among 3, 4, 5 and 6 depths at 8 seeds (Holm's price for testing every pair); 6 depths need about 15.
 DEFAULT_SEEDS = 8

@@ -3,7 +3,7 @@
 Every simulation draws from a fixed seed, so each test is deterministic. A rate is checked against its target with a
 one-sided exact binomial test at 1%: the test fails only when the observed rate is significantly worse than the
 target, which allows for the Monte Carlo error of a few hundred replications (about 1 percentage point at a 5% rate)
-while still catching a rule that misses the target by a real margin. benchmarks/verdict_sim.py measures the same
+while still catching a rule that misses the target by a real margin. benchmarks/verdict.py measures the same
 figures with 2,000 replications.
 """
 
