@@ -42,8 +42,8 @@ class JobRounds(Searcher):
     def __getstate__(self) -> dict:
         # Ray Tune pickles its searcher into the experiment folder. The callable is the driver's: it holds the
         # evaluation's state, the spec with the study storage's URL (which may hold a password) among it.
-        # A copy without it hands out the round it holds and then ends.
-        return {**self.__dict__, "_next_round": _no_more_rounds}
+        # A copy without it hands out the round it holds and then ends (`list()` is no more jobs).
+        return {**self.__dict__, "_next_round": list}
 
     def save(self, checkpoint_path: str) -> None:
         # Ray Tune saves its searcher with the experiment; the jobs still to hand out are this one's whole state.
@@ -52,7 +52,3 @@ class JobRounds(Searcher):
     def restore(self, checkpoint_path: str) -> None:
         state = json.loads(Path(checkpoint_path).read_text())
         self._queue, self._over = state["queue"], state["over"]
-
-
-def _no_more_rounds() -> list[dict]:
-    return []

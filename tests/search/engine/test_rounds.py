@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import os
-import pickle
 import time
 
 import pytest
-from ray import tune
+from ray import cloudpickle, tune
 from ray.tune.search import Searcher
 
 from stacktune.search.engine.ray_setup import start_ray
@@ -49,9 +48,9 @@ class _Driver:
 
 def test_the_pickle_ray_tune_saves_leaves_the_drivers_state_out():
     searcher = JobRounds([{"n": 1}], _Driver().next_jobs)
-    saved = pickle.dumps(searcher)
+    saved = cloudpickle.dumps(searcher)  # as Ray Tune pickles its search algorithm into tuner.pkl
     assert _Driver.secret.encode() not in saved
-    copy = pickle.loads(saved)
+    copy = cloudpickle.loads(saved)
     for rounds in (searcher, copy):
         assert rounds.suggest("a") == {"job": {"n": 1}}
         rounds.on_trial_complete("a")
