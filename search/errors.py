@@ -26,10 +26,33 @@ class ResultsNotPublished(UnreachableError):
     kept in the output folder, and the message says how to publish them."""
 
 
+class EvaluationIncomplete(StacktuneError):
+    """The evaluation ended with jobs missing: the comparison is published as incomplete and undecided, and the
+    runs are left for `--resume` to finish."""
+
+    exit_code = 5
+
+
 class SearchInterrupted(StacktuneError):
-    """The search stopped before every depth had its trials (Ctrl-C, SIGTERM)."""
+    """The search was stopped before it was done (Ctrl-C, SIGTERM, SIGHUP): `signal` is the signal's number when one
+    stopped it, and the exit status is 128 plus it (130 without one)."""
 
     exit_code = 130
+
+    def __init__(self, message: str = "", *, signal: int | None = None):
+        super().__init__(message)
+        self.signal = signal
+        if signal is not None:
+            self.exit_code = 128 + signal
+
+    @classmethod
+    def of(cls, signum: int) -> SearchInterrupted:
+        """The error a stop signal raises, worded for the user: `terminated (SIGTERM)`, `hung up (SIGHUP)`."""
+        import signal
+
+        words = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated", signal.SIGHUP: "hung up"}
+        name = signal.Signals(signum).name
+        return cls(f"{words.get(signum, 'stopped')} ({name})", signal=signum)
 
 
 def first_line(exc: BaseException | str) -> str:

@@ -15,16 +15,25 @@ from .analysis.exports import publish, write_comparison
 from .analysis.summary import summarise
 from .engine.locks import search_lock
 from .engine.ray_setup import check_resources, quiet_ray_tune, start_ray, storage_path_for
+from .engine.signals import owned_signals
 from .engine.studies import check_storage, finished_trials, open_storage, prepare_studies
 from .engine.trainable import check_search_precision
 from .engine.tuning import tune_depths
-from .errors import ConfigError, ResultsNotPublished, SearchInterrupted, UnreachableError, first_line
+from .errors import (
+    ConfigError,
+    EvaluationIncomplete,
+    ResultsNotPublished,
+    SearchInterrupted,
+    UnreachableError,
+    first_line,
+)
 from .progress import Progress
 from .spec.convert import match_widths
 from .spec.loading import load_data, load_spec, parse
 from .spec.schema import SearchSpec
 from .tracking import store, tags
 from .tracking.buffer import BufferedWriter
+from .tracking.eval_runs import ended_eval_runs
 from .tracking.models import check_model_name
 from .tracking.models import register as register_best
 from .tracking.run_tree import RunTree, close_run_tree, open_run_tree
@@ -67,7 +76,8 @@ def run_search(
     start_ray(address)
     check_resources(spec)
     check_storage(spec)
-    with search_lock(spec, out):
+    # Ray installs SIGTERM handlers of its own when it starts: the search's go in after them.
+    with owned_signals(), search_lock(spec, out):
         try:
             return _run_locked(
                 spec,
@@ -198,12 +208,31 @@ def _evaluate_and_publish(
             comparison = kept
             log_evaluation(writer, tree, comparison)
         elif spec.evaluation.enabled:
+            # A resume finishes the jobs a cut-off evaluation still owes, in the same search run.
+            done = ended_eval_runs(client, tree.experiment_id, tree.depth_runs) if resume else None
             evaluate_search(
-                spec, studies, comparison, data, writer=writer, tree=tree, storage_path=storage_path, progress=progress
+                spec,
+                studies,
+                comparison,
+                data,
+                writer=writer,
+                tree=tree,
+                storage_path=storage_path,
+                progress=progress,
+                kept=done,
             )
-        publish(comparison, out_dir, writer=writer, tree=tree)
+        missing = (comparison.evaluation or {}).get("missing")
+        # An incomplete evaluation is published as such, its runs left KILLED for --resume to finish.
+        publish(comparison, out_dir, writer=writer, tree=tree, status="KILLED" if missing else "FINISHED")
+        if missing:
+            raise EvaluationIncomplete(
+                f"the evaluation is incomplete ({missing} of {comparison.evaluation['planned']} retrainings did not "
+                f"run), so the verdict is undecided; finish it by running the same command with --resume"
+            )
     except ResultsNotPublished:
         raise  # the store did not answer for the whole wait: no end of a run can be written either
+    except EvaluationIncomplete:
+        raise  # published as incomplete, its runs already ended KILLED
     except BaseException as exc:
         for run_id in tree.run_ids:
             writer.set_terminated(writer.adopt(run_id), _end_status(exc))
@@ -219,8 +248,8 @@ def _kept_comparison(spec: SearchSpec, comparison: Comparison, out_dir: Path, *,
         saved = Comparison.from_dict(json.loads((out_dir / "comparison.json").read_text()))
     except (OSError, ValueError, TypeError, KeyError):
         return None  # none, or not one this version can read: evaluate again
-    if not kept_evaluation(spec, comparison, saved):
-        return None
+    if (saved.evaluation or {}).get("missing") or not kept_evaluation(spec, comparison, saved):
+        return None  # an incomplete evaluation is finished, never published again as it was
     depth_runs = set(tree.depth_runs.values())
     runs = client.search_runs(
         [tree.experiment_id], filter_string=f"tags.`{tags.ROLE}` = '{tags.ROLE_EVAL}'", max_results=50000

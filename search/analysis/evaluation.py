@@ -10,13 +10,12 @@ not answer, the retrainings go on and their runs wait for it.
 
 from __future__ import annotations
 
-import contextlib
 import math
-import sys
 from typing import Any
 
 from ..engine.ray_setup import make_tuner
 from ..engine.rounds import JobRounds
+from ..engine.signals import fit
 from ..engine.studies import top_configs
 from ..engine.trainable import run_eval
 from ..progress import Progress
@@ -24,7 +23,7 @@ from ..spec.convert import baseline_config, evaluation_seeds
 from ..spec.schema import SearchSpec, TrainConfig
 from ..tracking import store, tags
 from ..tracking.buffer import BufferedWriter
-from ..tracking.eval_runs import HOLDING, EvalRuns
+from ..tracking.eval_runs import HOLDING, EvalRuns, job_key
 from ..tracking.run_tree import RunTree
 from . import checks, stats
 from .comparison import Comparison
@@ -89,8 +88,7 @@ def run_jobs(spec: SearchSpec, rounds: JobRounds, data, *, runs: EvalRuns, stora
         threads=max(1, int(spec.resources.cpus_per_trial)),
         gpus=spec.resources.gpus_per_trial,
     )
-    with contextlib.redirect_stdout(sys.stderr):
-        tuner.fit()
+    fit(tuner)  # raises SearchInterrupted on a stop signal: a cut-off evaluation is never concluded
 
 
 def _loss(metrics: dict) -> float:
@@ -201,11 +199,21 @@ class _SeedRounds:
     """The evaluation's rounds of seeds: each next round's jobs, until every pair of depths is decided (with
     `seeds: auto`) or the planned seeds have all run."""
 
-    def __init__(self, spec: SearchSpec, candidates: dict, comparison: Comparison, runs: EvalRuns, progress: Progress):
+    def __init__(
+        self,
+        spec: SearchSpec,
+        candidates: dict,
+        comparison: Comparison,
+        runs: EvalRuns,
+        progress: Progress,
+        kept: dict[tuple, dict] | None = None,
+    ):
         self._spec, self._candidates, self._comparison = spec, candidates, comparison
         self._runs, self._progress = runs, progress
+        self._kept = dict(kept or {})  # job_key -> metrics: jobs an earlier, cut-off attempt finished
         self.counts = seed_rounds(spec)  # seeds per configuration after each planned round
         self.done = 0  # seeds per configuration handed out so far
+        self.planned = 0  # the jobs of every round begun so far, kept ones included
 
     @property
     def number(self) -> int:
@@ -213,22 +221,34 @@ class _SeedRounds:
         return self.counts.index(self.done) + 1 if self.done else 0
 
     def next_jobs(self) -> list[dict]:
-        """The next round's jobs, or none: the verdict on what ran is decided, or no round is left."""
+        """The next round's jobs still to run, or none: the verdict on what ran is decided, or no round is left.
+
+        A job an earlier attempt of the search finished is not run again: its result is taken as it was."""
         spec = self._spec
-        if self.done:
-            aggregate(spec, self._comparison, self._runs.results, looks=len(self.counts))
-            if self.done == self.counts[-1] or _decided(self._comparison):
+        while True:
+            if self.done:
+                aggregate(spec, self._comparison, self._runs.results, looks=len(self.counts))
+                if self.done == self.counts[-1] or _decided(self._comparison):
+                    return []
+            count = self.counts[self.number]
+            jobs = plan_jobs(spec, self._candidates, evaluation_seeds(spec, count - self.done, start=self.done))
+            if not jobs:
                 return []
-        count = self.counts[self.number]
-        jobs = plan_jobs(spec, self._candidates, evaluation_seeds(spec, count - self.done, start=self.done))
-        if jobs:
-            sequential = spec.evaluation.seeds == "auto"
-            self._progress.evaluation_started(
-                jobs=len(jobs), seeds=count - self.done, round=self.number + 1 if sequential else None
-            )
-            self._runs.round_started(len(jobs))
-            self.done = count
-        return jobs
+            self.planned += len(jobs)
+            owed = []
+            for job in jobs:
+                if (metrics := self._kept.pop(job_key(job), None)) is not None:
+                    self._runs.results.append((job, metrics))
+                else:
+                    owed.append(job)
+            seeds, self.done = count - self.done, count
+            if owed:
+                sequential = spec.evaluation.seeds == "auto"
+                self._progress.evaluation_started(
+                    jobs=len(owed), seeds=seeds, round=self.number if sequential else None
+                )
+                self._runs.round_started(len(owed))
+                return owed
 
 
 def evaluate_search(
@@ -241,23 +261,27 @@ def evaluate_search(
     tree: RunTree,
     storage_path: str,
     progress: Progress,
+    kept: dict[tuple, dict] | None = None,
 ) -> None:
     """Retrains every depth's best (and the fixed setting) over the seeds, then adds the verdict, the naive
     baselines and the warnings to `comparison`. With `seeds: auto`, seeds come in rounds until every pair is decided.
 
-    Every MLflow write goes through `writer` and may still be queued on return (the store not answering).
+    `kept` (job_key -> metrics) holds the jobs a cut-off earlier attempt finished: they are not run again. A stop
+    signal raises SearchInterrupted before anything is concluded. Every MLflow write goes through `writer` and may
+    still be queued on return (the store not answering).
     """
     writer.holding = HOLDING
     candidates = {d: top_configs(spec, studies[d], d, spec.evaluation.top_k) for d in spec.depths}
     runs = EvalRuns(
         writer=writer, experiment_id=tree.experiment_id, search=spec.name, depth_runs=tree.depth_runs, progress=progress
     )
-    rounds = _SeedRounds(spec, candidates, comparison, runs, progress)
+    rounds = _SeedRounds(spec, candidates, comparison, runs, progress, kept=kept)
     first = rounds.next_jobs()
-    if not first:
-        return
-    run_jobs(spec, JobRounds(first, rounds.next_jobs), data, runs=runs, storage_path=storage_path)
+    if first:
+        run_jobs(spec, JobRounds(first, rounds.next_jobs), data, runs=runs, storage_path=storage_path)
     results = runs.results
+    if not results:
+        return
     val_loss = aggregate(spec, comparison, results, looks=len(rounds.counts))
     comparison.evaluation = {
         "seeds": evaluation_seeds(spec, rounds.done),
@@ -274,7 +298,31 @@ def evaluate_search(
     checks.add_baselines(comparison, data)
     checks.add_warnings(spec, comparison, data, eval_val_loss=val_loss)
     comparison.headline = checks.headline(comparison)
+    if (missing := rounds.planned - len(results)) > 0:
+        mark_incomplete(comparison, missing=missing, planned=rounds.planned)
     log_evaluation(writer, tree, comparison)
+
+
+def mark_incomplete(comparison: Comparison, *, missing: int, planned: int) -> None:
+    """A comparison whose evaluation lacks `missing` of its `planned` jobs says so, and concludes nothing: the
+    verdict is undecided whatever the jobs that ran would suggest, and a resume runs the missing ones."""
+    sentence = (
+        f"The evaluation is incomplete: {missing} of {planned} retrainings did not run, so no depth is called "
+        "better than another; run the search again with --resume to finish them."
+    )
+    comparison.evaluation = {**(comparison.evaluation or {}), "missing": missing, "planned": planned}
+    comparison.verdict = {
+        "winner": None,
+        "tied": [],
+        "undecided": True,
+        "pairs": [],
+        "rule": "",
+        "needed_seeds": None,
+        "summary": f"{missing} of {planned} retrainings did not run",
+    }
+    comparison.fixed_verdict = None
+    comparison.conclusion_changed = None
+    comparison.conclusion = comparison.headline = sentence
 
 
 def kept_evaluation(spec: SearchSpec, comparison: Comparison, saved: Comparison) -> bool:

@@ -25,10 +25,16 @@ PUBLISH_WAIT = 600.0
 
 
 def publish(
-    comparison: Comparison, out_dir: Path, *, writer: BufferedWriter, tree: RunTree, wait: float | None = None
+    comparison: Comparison,
+    out_dir: Path,
+    *,
+    writer: BufferedWriter,
+    tree: RunTree,
+    wait: float | None = None,
+    status: str = "FINISHED",
 ) -> None:
     """Writes comparison.json, the exports and the report to `out_dir`, then attaches them to the search run and
-    ends the run tree as FINISHED, after whatever `writer` still holds (the evaluation runs).
+    ends the run tree with `status`, after whatever `writer` still holds (the evaluation runs).
 
     While MLflow does not answer, this waits for it, up to `wait` seconds (default PUBLISH_WAIT); then raises
     ResultsNotPublished, the results kept in `out_dir` and the runs left for `--resume` to end.
@@ -45,7 +51,7 @@ def publish(
     for path in reports:
         writer.log_artifact(search, path, artifact_path="report")
     for run_id in tree.run_ids:
-        writer.set_terminated(writer.adopt(run_id), "FINISHED")
+        writer.set_terminated(writer.adopt(run_id), status)
     if was_down and not writer.answering:
         log.warning(f"MLflow still does not answer; {writer.holding}")
     if not writer.close(wait=wait, quiet=True):

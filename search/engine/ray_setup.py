@@ -19,6 +19,8 @@ def quiet_ray_tune() -> None:
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    # The driver owns SIGINT (engine/signals.py): Ray Tune's handler would end fit() quietly, as if it were done.
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
     # Results are read from the callbacks, not from Ray's result files, which are switched off above.
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
 
@@ -108,6 +110,8 @@ def make_tuner(
     """
     from ray import tune
 
+    from .signals import StopOnSignal
+
     resources = {"cpu": spec.resources.cpus_per_trial, "gpu": spec.resources.gpus_per_trial}
     return tune.Tuner(
         tune.with_resources(tune.with_parameters(trainable, data=data, **trainable_args), resources),
@@ -127,7 +131,7 @@ def make_tuner(
         run_config=tune.RunConfig(
             name=name,
             storage_path=storage_path,
-            callbacks=callbacks,
+            callbacks=[*callbacks, StopOnSignal()],
             verbose=0,
             failure_config=tune.FailureConfig(max_failures=spec.resources.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=keep_checkpoints),

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import sys
 import time
 
 from ..contracts import METRIC
@@ -17,6 +15,7 @@ from . import trainable
 from .pruning import make_scheduler
 from .ray_setup import make_tuner
 from .searcher import DepthSearcher
+from .signals import fit
 
 
 def ray_trial_name(trial) -> str:
@@ -29,7 +28,7 @@ def tune_depths(
 ) -> TrialRuns:
     """Runs the trials every depth is still owed and returns the callback that logged them (bests, curves, run ids).
 
-    Raises SearchInterrupted when Ray Tune stopped (Ctrl-C) before every depth had its trials.
+    Raises SearchInterrupted on a stop signal, or when Ray Tune stopped before every depth had its trials.
     """
     # What Ray Tune is handed is pickled into its experiment folder: the study storage's URL, which
     # may hold a password, stays with the driver.
@@ -71,10 +70,8 @@ def tune_depths(
         name=spec.name, depths=spec.depths, budget=budget, resume=resume, owed=owed, seconds=seconds
     )
     try:
-        # stdout is the command's answer (the table or comparison.json); Ray's chatter goes to stderr.
-        with contextlib.redirect_stdout(sys.stderr):
-            tuner.fit()
-        # Ray Tune ends fit() quietly on Ctrl-C; what is still owed tells an interrupted run apart.
+        fit(tuner)  # raises SearchInterrupted on a stop signal
+        # Ray Tune may still end a run early on its own; what is still owed tells an unfinished run apart.
         if (left := searcher.remaining()) > 0:
             raise SearchInterrupted(f"the search stopped with {left} trial(s) still to run")
     except BaseException:

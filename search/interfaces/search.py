@@ -7,7 +7,6 @@ import errno
 import json
 import os
 import shlex
-import signal
 import sys
 from pathlib import Path
 
@@ -58,33 +57,31 @@ def search_command(
         # Ray's single-machine mode: every Ray process listens on 127.0.0.1 only. Read when Ray is
         # first imported, so it is set before anything below imports it.
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-    terminated: list[int] = []
     try:
         # stdout is the command's answer alone; whatever Ray prints while it runs goes to stderr.
         with contextlib.redirect_stdout(sys.stderr):
             try:
-                # Ray installs SIGTERM handlers of its own when it starts: ours goes in after them.
                 start_ray(address)
-                with _sigterm_as_ctrl_c() as terminated:
-                    comparison = run_search(
-                        spec,
-                        data,
-                        out=out,
-                        tracking_uri=uri,
-                        address=address,
-                        resume=resume,
-                        progress=for_terminal(quiet=quiet, as_json=as_json),
-                        shared_storage=storage_path or os.environ.get(STORAGE_PATH_ENV),
-                        register=register,
-                    )
+                # run_search owns SIGINT, SIGTERM and SIGHUP from here on: each ends in SearchInterrupted.
+                comparison = run_search(
+                    spec,
+                    data,
+                    out=out,
+                    tracking_uri=uri,
+                    address=address,
+                    resume=resume,
+                    progress=for_terminal(quiet=quiet, as_json=as_json),
+                    shared_storage=storage_path or os.environ.get(STORAGE_PATH_ENV),
+                    register=register,
+                )
             finally:
                 import ray
 
                 ray.shutdown()
     except (SearchInterrupted, KeyboardInterrupt) as exc:
-        why = "terminated (SIGTERM)" if terminated else (str(exc) or "interrupted")
+        why = str(exc) or "interrupted"
         print(f"error: {why}; finished trials are kept. Continue with: {_again()} --resume", file=sys.stderr)
-        return 143 if terminated else 130
+        return exc.exit_code if isinstance(exc, SearchInterrupted) else 130
     except Exception as exc:
         disk = _disk_error(exc)
         if disk is None:
@@ -121,20 +118,3 @@ def _disk_error(exc: BaseException) -> OSError | None:
             return exc
         exc = exc.__cause__ or exc.__context__
     return None
-
-
-@contextlib.contextmanager
-def _sigterm_as_ctrl_c():
-    """While the search runs, SIGTERM (`kill`, `docker stop`, a stopped job) stops it the way Ctrl-C does: runs
-    are closed as KILLED and finished trials kept. Yields a list that holds the signal once one came."""
-    received: list[int] = []
-
-    def stop(signum, frame):
-        received.append(signum)
-        os.kill(os.getpid(), signal.SIGINT)
-
-    previous = signal.signal(signal.SIGTERM, stop)
-    try:
-        yield received
-    finally:
-        signal.signal(signal.SIGTERM, previous)

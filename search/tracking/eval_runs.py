@@ -19,6 +19,16 @@ from ..spec.schema import TrainConfig
 from . import store, tags
 from .buffer import BufferedWriter
 
+# The metrics a job reports that its run keeps, as the run names them: what a resumed evaluation reads back.
+_KEPT_METRICS = {
+    "val_loss": "val_loss",
+    "test_loss": "test_loss",
+    "val_accuracy": "val_accuracy",
+    "test_accuracy": "test_accuracy",
+    "train_seconds": "train_seconds",
+    "n_params": "params",
+}
+
 HOLDING = "evaluation runs are kept and written when it answers again; the retrainings go on"
 
 
@@ -82,6 +92,7 @@ class EvalRuns(Callback):
                 tags.SEARCH: self._search,
                 tags.EVAL_KIND: job["kind"],
                 tags.SEED: str(job["seed"]),
+                tags.EVAL_RANK: str(job["rank"]),
                 tags.STATE: "completed" if status == "FINISHED" else "failed",
             },
         )
@@ -115,3 +126,36 @@ class EvalRuns(Callback):
 def _seed_number(job: dict) -> int:
     """A job's seed as the runs and progress count them: 1, 2, ... within its evaluation."""
     return job["seed"] % SEED_OFFSET + 1
+
+
+def job_key(job: dict) -> tuple[int, str, int, int]:
+    """What tells evaluation jobs apart: depth, kind, rank and seed."""
+    return int(job["depth"]), str(job["kind"]), int(job["rank"]), int(job["seed"])
+
+
+def ended_eval_runs(client, experiment_id: str, depth_runs: dict[int, str]) -> dict[tuple, dict]:
+    """The evaluation jobs an earlier, cut-off attempt of this search finished: job_key -> the metrics its run holds
+    (without a test loss where it failed), read from the ended evaluation runs under `depth_runs`."""
+    parents = set(depth_runs.values())
+    runs = client.search_runs(
+        [experiment_id], filter_string=f"tags.`{tags.ROLE}` = '{tags.ROLE_EVAL}'", max_results=50000
+    )
+    kept: dict[tuple, dict] = {}
+    for run in runs:
+        t = run.data.tags
+        if t.get(tags.PARENT_RUN_ID) not in parents or run.info.status not in ("FINISHED", "FAILED"):
+            continue
+        rank = t.get(tags.EVAL_RANK) or _rank_from_name(run.info.run_name or "")
+        key = (int(t[tags.DEPTH]), t[tags.EVAL_KIND], int(rank), int(t[tags.SEED]))
+        logged = run.data.metrics
+        metrics = {name: logged[metric] for metric, name in _KEPT_METRICS.items() if metric in logged}
+        if run.info.status == "FAILED":
+            metrics.pop("test_loss", None)
+        kept[key] = metrics
+    return kept
+
+
+def _rank_from_name(name: str) -> int:
+    """The rank in a run name `d1-best-r2-3` (runs written before the rank had a tag); 0 without one."""
+    parts = [p for p in name.split("-") if p.startswith("r") and p[1:].isdigit()]
+    return int(parts[0][1:]) if parts else 0

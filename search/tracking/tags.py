@@ -30,6 +30,7 @@ BEST_RUN_ID = "stacktune.best_run_id"
 # An evaluation run (a retraining on the test split).
 EVAL_KIND = "stacktune.eval_kind"  # tuned | fixed
 SEED = "stacktune.seed"
+EVAL_RANK = "stacktune.eval_rank"  # the candidate's rank among its depth's top-k (0: the best)
 
 # The search run.
 BEST_DEPTH = "stacktune.best_depth"  # lowest validation loss

@@ -12,7 +12,7 @@ from collections import Counter
 
 import optuna
 import pytest
-from conftest import finished_trials, run_cli, write_spec
+from conftest import finished_trials, kill_group, run_cli, start_cli, write_spec
 from mlflow.tracking import MlflowClient
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
@@ -183,3 +183,73 @@ def test_ctrl_c_or_sigterm_stops_cleanly_and_says_how_to_resume(tmp_path, sig, c
     proc = run_cli("search", spec, "--out", "out", "--tracking-uri", uri, "--resume", "--json", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert [sum(d["trials"].values()) for d in json.loads(proc.stdout)["depths"]] == [trials] * len(depths)
+
+
+def _wait_for_retraining(driver: subprocess.Popen, stderr_path, timeout: float = 300) -> None:
+    """Waits until the search's stderr shows a finished retraining (`  retraining 1/16: ...`)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = stderr_path.read_text(errors="replace") if stderr_path.exists() else ""
+        if any(line.lstrip().startswith("retraining ") for line in text.splitlines()):
+            return
+        assert driver.poll() is None, f"the search ended before a retraining finished:\n{text[-3000:]}"
+        time.sleep(0.2)
+    pytest.fail(f"no retraining finished in time:\n{stderr_path.read_text(errors='replace')[-3000:]}")
+
+
+def test_a_signal_during_the_evaluation_publishes_nothing_and_resume_finishes_it(tmp_path):
+    # 2 depths x (tuned + fixed) x 4 seeds = 16 retrainings; each attempt is stopped after its first one.
+    depths, seeds, name = [1, 2], 4, "evalsig"
+    planned = len(depths) * 2 * seeds
+    spec = write_spec(
+        tmp_path,
+        name=name,
+        depths=depths,
+        trials_per_depth=2,
+        train={"epochs": 2, "batch_size": 32},
+        evaluation={"seeds": seeds},
+    )
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    folder = tmp_path / "out" / name
+    args = ("search", spec, "--out", "out", "--tracking-uri", uri)
+    search_ids = set()
+    for number, (sig, code) in enumerate([(signal.SIGTERM, 143), (signal.SIGINT, 130), (signal.SIGHUP, 129)]):
+        driver = start_cli(*args, *(["--resume"] if number else []), cwd=tmp_path)
+        try:
+            _wait_for_retraining(driver, tmp_path / "stderr")
+            driver.send_signal(sig)
+            driver.wait(timeout=120)
+        finally:
+            kill_group(driver)
+        stderr = (tmp_path / "stderr").read_text()
+        assert driver.returncode == code, f"{sig.name}: {stderr[-3000:]}"
+        last = [line for line in stderr.splitlines() if line.strip()][-1]
+        assert last.startswith("error: ") and f"({sig.name})" in last and "--resume" in last, last
+        assert "Traceback" not in stderr
+        assert not (folder / "comparison.json").exists() and not (folder / "report.md").exists()
+        assert (tmp_path / "stdout").read_text() == ""
+        runs = _runs(uri, name)
+        assert not [r.info.run_name for r in runs if r.info.status == "RUNNING"], sig.name
+        (search_run,) = [r for r in runs if r.data.tags.get("stacktune.role") == "search"]
+        assert search_run.info.status == "KILLED" and "stacktune.verdict" not in search_run.data.tags
+        search_ids.add(search_run.info.run_id)
+
+    proc = run_cli(*args, "--resume", "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    comparison = json.loads(proc.stdout)
+    assert comparison["evaluation"]["jobs"] == planned and "missing" not in comparison["evaluation"]
+    assert (folder / "comparison.json").exists()
+    runs = _runs(uri, name)
+    assert not [r for r in runs if r.info.status == "RUNNING"]
+    (search_run,) = [r for r in runs if r.data.tags.get("stacktune.role") == "search"]
+    search_ids.add(search_run.info.run_id)
+    assert len(search_ids) == 1 and search_run.info.status == "FINISHED"
+    assert comparison["mlflow_run_id"] == search_run.info.run_id
+    depth_runs = {r.info.run_id for r in runs if r.data.tags.get("mlflow.parentRunId") == search_run.info.run_id}
+    evals = [r for r in runs if r.data.tags.get("stacktune.role") == "eval"]
+    assert all(r.data.tags["mlflow.parentRunId"] in depth_runs for r in evals)
+    jobs = Counter(
+        (r.data.tags["stacktune.depth"], r.data.tags["stacktune.eval_kind"], r.data.tags["stacktune.seed"])
+        for r in evals
+    )
+    assert len(jobs) == planned and set(jobs.values()) == {1}, jobs

@@ -15,7 +15,7 @@ import pytest
 from scipy import stats
 
 from stacktune.search.analysis.comparison import Comparison, DepthEntry
-from stacktune.search.analysis.evaluation import aggregate, plan_jobs, seed_rounds
+from stacktune.search.analysis.evaluation import aggregate, mark_incomplete, plan_jobs, seed_rounds
 from stacktune.search.analysis.stats import compare, min_seeds
 from stacktune.search.spec.convert import baseline_config, evaluation_seeds, to_train_config
 from stacktune.search.spec.schema import SearchSpec
@@ -333,3 +333,24 @@ def test_later_rounds_get_new_seeds():
     spec = _spec(evaluation={"seeds": "auto"})
     first, second = evaluation_seeds(spec, 4), evaluation_seeds(spec, 3, start=4)
     assert not set(first) & set(second) and second == [first[-1] + 1 + i for i in range(3)]
+
+
+# ----------------------------------------------------------------------------- an incomplete evaluation
+
+
+def test_an_evaluation_with_jobs_missing_says_so_and_calls_nothing():
+    spec = _spec(baseline=None)
+    comparison = _comparison(spec)
+    # Depth 1 far better on the seeds that ran: a complete evaluation would name it.
+    results = [
+        ({"depth": d, "kind": "tuned", "rank": 0, "seed": s, "config": {}}, {"test_loss": 0.1 * d**3 + 0.001 * s})
+        for d in (1, 2)
+        for s in range(3)
+    ]
+    aggregate(spec, comparison, results)
+    mark_incomplete(comparison, missing=2, planned=8)
+    data = json.loads(json.dumps(comparison.to_dict()))
+    assert data["evaluation"]["missing"] == 2 and data["evaluation"]["planned"] == 8
+    assert data["verdict"]["winner"] is None and data["verdict"]["undecided"] is True and data["verdict"]["tied"] == []
+    assert "incomplete" in data["conclusion"] and "2 of 8" in data["conclusion"] and "--resume" in data["conclusion"]
+    assert data["headline"] == data["conclusion"]
