@@ -68,6 +68,7 @@ def run_search(
     if register is not None:
         check_model_name(register)
     spec, data = _spec_and_data(spec, data)
+    check_paths(spec, out, shared_storage)
     tracking_uri = store.resolve_tracking_uri(tracking_uri)
     progress = progress or Progress()
     check_search_precision(spec)  # bf16 on a CPU that cannot run it: refused before any trial starts
@@ -125,20 +126,38 @@ def _run_locked(
     except BaseException:
         _put_back(aside, out_dir)
         raise
-    if aside is not None:
-        shutil.rmtree(aside, ignore_errors=True)
     storage_path = storage_path_for(spec, out_dir, shared_storage)
     if not resume and shared_storage and "://" not in storage_path:
-        shutil.rmtree(storage_path, ignore_errors=True)
+        shutil.rmtree(storage_path, ignore_errors=True)  # the earlier search's checkpoints, never its results
+    started: list[bool] = []
+
+    def first_trial_started() -> None:
+        # The new search is under way: only now is the earlier one deleted.
+        started.append(True)
+        if aside is not None:
+            shutil.rmtree(aside, ignore_errors=True)
+
     try:
         trials = tune_depths(
-            spec, data, studies, client=client, tree=tree, storage_path=storage_path, progress=progress, resume=resume
+            spec,
+            data,
+            studies,
+            client=client,
+            tree=tree,
+            storage_path=storage_path,
+            progress=progress,
+            resume=resume,
+            on_started=first_trial_started,
         )
+        if not started:
+            first_trial_started()  # nothing was owed: the search is as far as it gets
         comparison = summarise(
             spec, studies, client=client, tree=tree, trials=trials, data=data, storage_path=storage_path
         )
     except BaseException as exc:
         close_run_tree(client, tree, _end_status(exc))
+        if not started:
+            _put_back(aside, out_dir)  # no trial started: the earlier search comes back as it was
         raise
     comparison = _evaluate_and_publish(
         spec,
@@ -260,21 +279,72 @@ def _kept_comparison(spec: SearchSpec, comparison: Comparison, out_dir: Path, *,
     return saved if len(ended) == saved.evaluation.get("jobs") else None
 
 
-# A file in every output folder stacktune makes: a folder without it (or a search's own files) is never deleted.
+# A file in every output folder stacktune makes, naming its search: a folder counts as a search only through it,
+# never through the names of the files it holds, and a folder without it (unless empty) is never deleted.
 MARKER = ".stacktune-search"
 
 
-def _made_by_stacktune(folder: Path) -> bool:
-    return any((folder / name).exists() for name in (MARKER, "optuna.journal", "comparison.json")) or not any(
-        folder.iterdir()
-    )
+def _marked_search(folder: Path) -> str | None:
+    """The name of the search whose output folder `folder` is, from its marker; None when it has none."""
+    try:
+        text = (folder / MARKER).read_text()
+    except OSError:
+        return None
+    words = text.split()
+    return words[1] if len(words) == 2 and words[0] == "search" else ""
+
+
+def check_paths(spec: SearchSpec, out: str | Path, shared_storage: str | None) -> None:
+    """Raises ConfigError when the output folder or the checkpoint path cannot be used, before anything is touched:
+    a path under a file, a folder that cannot be written, or an output folder inside another search's folder."""
+    _check_folder("--out", Path(out))
+    if shared_storage and "://" not in shared_storage:
+        _check_folder("--storage-path", Path(shared_storage))
+    out_path = Path(out).resolve()
+    for folder in (out_path, *out_path.parents):
+        if (name := _marked_search(folder)) is not None:
+            raise ConfigError(
+                f"--out {out}: {folder} is the output folder of search {name!r}; a search's folder cannot hold "
+                "another search: choose an --out outside it"
+            )
+    _check_output_folder(out_path / spec.name, spec.name)
+
+
+def _check_folder(flag: str, path: Path) -> None:
+    """`path` is, or can be made as, a folder this process can write in."""
+    existing = path.absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(f"{flag} {path}: {existing} is not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"{flag} {path}: {existing} is not writable")
+
+
+def _check_output_folder(out_dir: Path, name: str) -> None:
+    """Raises ConfigError unless `out_dir` is new, empty, or the output folder of search `name` (its marker says so):
+    a folder of other files, or another search's (a link to it), is left alone."""
+    if not out_dir.exists():
+        return
+    marked = _marked_search(out_dir) if out_dir.is_dir() else None
+    if marked is None and not (out_dir.is_dir() and not any(out_dir.iterdir())):
+        raise ConfigError(
+            f"{out_dir} exists and holds no stacktune search, so it is left alone: choose another --out or --name"
+        )
+    if marked and marked != name:
+        raise ConfigError(
+            f"{out_dir} is the output folder of search {marked!r}, not {name!r}, so it is left alone: "
+            "choose another --out or --name"
+        )
 
 
 def _output_folder(spec: SearchSpec, out: str | Path, *, resume: bool) -> tuple[Path, Path | None]:
     """OUT/NAME, new and empty for a new search, kept on resume; and where an earlier search of the name was set
-    aside (None when there was none). A folder stacktune did not make is refused, never replaced."""
+    aside (None when there was none). A folder stacktune did not make, or that another search's marker names, is
+    refused before anything in it changes, never replaced."""
     out_dir = Path(out).resolve() / spec.name
     aside = None
+    _check_output_folder(out_dir, spec.name)  # again, under the lock
     if resume and not out_dir.is_dir():
         if not spec.storage:
             raise ConfigError(f"nothing to resume: {out_dir} holds no search named {spec.name!r}")
@@ -282,15 +352,12 @@ def _output_folder(spec: SearchSpec, out: str | Path, *, resume: bool) -> tuple[
         # made anew, and the studies and MLflow runs say what is done.
         log.info("resuming %s from its studies in the study database, in a new folder %s", spec.name, out_dir)
     if not resume and out_dir.exists():
-        if not out_dir.is_dir() or not _made_by_stacktune(out_dir):
-            raise ConfigError(
-                f"{out_dir} exists and holds no stacktune search, so it is left alone: choose another --out or --name"
-            )
         log.info("replacing the earlier search in %s", out_dir)
         aside = out_dir.with_name(f".{spec.name}.replaced-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
         out_dir.rename(aside)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / MARKER).write_text(f"search {spec.name}\n")
+    if _marked_search(out_dir) != spec.name:
+        (out_dir / MARKER).write_text(f"search {spec.name}\n")
     return out_dir, aside
 
 

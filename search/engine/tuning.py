@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import time
+from typing import Callable
+
+from ray.tune import Callback
 
 from ..contracts import METRIC
 from ..errors import SearchInterrupted
@@ -18,15 +21,40 @@ from .searcher import DepthSearcher
 from .signals import fit
 
 
+class _FirstTrialStarted(Callback):
+    """Calls `then` once, when Ray Tune starts the run's first trial."""
+
+    def __init__(self, then: Callable[[], None]):
+        self._then = then
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        if self._then is not None:
+            then, self._then = self._then, None
+            then()
+
+    def __getstate__(self) -> dict:
+        return {"_then": None}  # the driver's own function stays out of the run config Ray Tune saves
+
+
 def ray_trial_name(trial) -> str:
     """A search trial's name in Ray Tune and its folder: the MLflow run name plus Ray's trial id."""
     return f"{trial_name(trial.config['depth'], trial.config['number'])}-{trial.trial_id}"
 
 
 def tune_depths(
-    spec: SearchSpec, data, studies: dict, *, client, tree: RunTree, storage_path: str, progress: Progress, resume: bool
+    spec: SearchSpec,
+    data,
+    studies: dict,
+    *,
+    client,
+    tree: RunTree,
+    storage_path: str,
+    progress: Progress,
+    resume: bool,
+    on_started: Callable[[], None] | None = None,
 ) -> TrialRuns:
     """Runs the trials every depth is still owed and returns the callback that logged them (bests, curves, run ids).
+    `on_started` is called once, as the first trial starts.
 
     Raises SearchInterrupted on a stop signal, or when Ray Tune stopped before every depth had its trials.
     """
@@ -51,7 +79,7 @@ def tune_depths(
         spec=spec,
         name=f"tune-{time.strftime('%Y%m%d-%H%M%S')}",
         storage_path=storage_path,
-        callbacks=[runs],
+        callbacks=[runs, *([_FirstTrialStarted(on_started)] if on_started else [])],
         data=data,
         trial_name=ray_trial_name,
         num_samples=searcher.most_trials(),

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..engine.ray_setup import check_ray_address, start_ray
 from ..errors import ConfigError, SearchInterrupted
-from ..pipeline import run_search
+from ..pipeline import check_paths, run_search
 from ..spec.convert import match_widths
 from ..spec.loading import load_data, load_spec
 from ..tracking import store
@@ -49,6 +49,8 @@ def search_command(
         spec.storage = url
     data = load_data(spec.dataset, base_dir=None)
     spec = match_widths(spec, input_size=data.input_size, output_size=data.output_size, task=data.task)
+    shared_storage = storage_path or os.environ.get(STORAGE_PATH_ENV)
+    check_paths(spec, out, shared_storage)  # before Ray starts, and before anything in them is touched
     uri = store.resolve_tracking_uri(tracking_uri)
     store.check_tracking(uri)
     address = address or os.environ.get("RAY_ADDRESS")
@@ -71,7 +73,7 @@ def search_command(
                     address=address,
                     resume=resume,
                     progress=for_terminal(quiet=quiet, as_json=as_json),
-                    shared_storage=storage_path or os.environ.get(STORAGE_PATH_ENV),
+                    shared_storage=shared_storage,
                     register=register,
                 )
             finally:

@@ -7,6 +7,7 @@ import json
 
 import pytest
 from conftest import run_cli, write_spec
+from mlflow.tracking import MlflowClient
 
 pytestmark = pytest.mark.slow
 
@@ -58,3 +59,65 @@ def test_a_new_search_of_the_name_replaces_the_earlier_one_and_leaves_nothing_as
     )
     assert (folder / ".stacktune-search").exists()
     assert not list((tmp_path / "out").glob(".again.replaced-*"))
+
+
+def _snapshot(folder) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _one_error(proc, code: int = 2) -> str:
+    assert proc.returncode == code, proc.stderr[-2000:]
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    return lines[0]
+
+
+def test_a_failed_start_leaves_the_earlier_search_byte_for_byte(tmp_path):
+    spec = _tiny(tmp_path, name="held")
+    first = _search(tmp_path, spec)
+    assert first.returncode == 0, first.stderr[-2000:]
+    folder = tmp_path / "out" / "held"
+    before = _snapshot(folder)
+    assert {"comparison.json", "report.md", "best/overall.yaml"} <= set(before)
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
+    experiment = client.get_experiment_by_name("held")
+    runs_before = {r.info.run_id: r.info.status for r in client.search_runs([experiment.experiment_id])}
+
+    proc = _search(tmp_path, spec, "--storage-path", "/dev/null/x")
+    assert "--storage-path" in _one_error(proc) and "/dev/null" in proc.stderr
+    assert _snapshot(folder) == before
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [".held.lock", "held"]
+    runs_after = {r.info.run_id: r.info.status for r in client.search_runs([experiment.experiment_id])}
+    assert runs_after == runs_before
+
+
+@pytest.mark.parametrize("resume", [False, True], ids=["new", "resume"])
+def test_a_folder_of_user_files_named_like_a_searchs_is_never_touched(tmp_path, resume):
+    mine = tmp_path / "out" / "mine"
+    mine.mkdir(parents=True)
+    for name, text in {"optuna.journal": "{}\n", "comparison.json": "{}\n", "notes.txt": "my notes\n"}.items():
+        (mine / name).write_text(text)
+    before = _snapshot(mine)
+    proc = _search(tmp_path, _tiny(tmp_path, name="mine"), *(["--resume"] if resume else []))
+    assert "holds no stacktune search" in _one_error(proc)
+    assert _snapshot(mine) == before and sorted(p.name for p in mine.iterdir()) == sorted(before)
+
+
+def test_a_link_to_another_search_and_an_out_inside_one_are_refused_untouched(tmp_path):
+    keep = tmp_path / "out" / "keep"
+    keep.mkdir(parents=True)
+    (keep / ".stacktune-search").write_text("search keep\n")
+    (keep / "comparison.json").write_text("{}\n")
+    (tmp_path / "out" / "alias").symlink_to(keep)
+    before = _snapshot(keep)
+
+    proc = _search(tmp_path, _tiny(tmp_path, name="alias"), "--resume")
+    assert "search 'keep'" in _one_error(proc)
+    proc = run_cli(
+        "search", _tiny(tmp_path, name="best"), "--out", "out/keep", "--tracking-uri", "sqlite:///m.db", cwd=tmp_path
+    )
+    assert "search 'keep'" in _one_error(proc)
+    assert _snapshot(keep) == before and sorted(p.name for p in keep.iterdir()) == [
+        ".stacktune-search",
+        "comparison.json",
+    ]
