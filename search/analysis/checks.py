@@ -8,7 +8,7 @@ import math
 from typing import Any
 
 from ..spec.schema import FloatRange, IntRange, MatchedUnits, SearchSpec, UnitChoices
-from . import baselines, diagnostics
+from . import baselines, diagnostics, versus_fixed
 from .comparison import Comparison
 
 
@@ -30,10 +30,20 @@ def add_baselines(comparison: Comparison, data) -> None:
 
 
 def headline(comparison: Comparison) -> str | None:
-    """The sentence that goes before the verdict when every depth loses to the naive baseline, else None."""
+    """The sentence that goes before the verdict when every depth loses to the naive baseline, or when the fixed
+    setting does at every depth while tuned depths beat it; else None."""
     best = baselines.best_baseline(comparison.baselines or [])
-    if not comparison.loses_to_naive or best is None:
+    if best is None:
         return None
+    if not comparison.loses_to_naive:
+        tuning = comparison.tuning or {}
+        if not (comparison.fixed_loses_to_naive and tuning.get("tuned_beats_naive")):
+            return None
+        fixed = {e.depth: e.fixed["test_losses"] for e in comparison.depths if e.fixed and e.fixed.get("test_losses")}
+        fixed = {d: [math.inf if v is None else v for v in losses] for d, losses in fixed.items()}
+        b = comparison.baseline or {}
+        setting = f"{b.get('units')} units per layer, lr {b.get('lr'):g}" if b.get("lr") is not None else "as given"
+        return versus_fixed.naive_sentence(fixed, best["kind"].replace("_", " "), best["loss"], setting)
     losses = [e.test_loss_mean for e in comparison.depths if e.test_loss_mean is not None]
     spread = f"{min(losses):.4g}" if len(losses) == 1 else f"{min(losses):.4g} to {max(losses):.4g}"
     return (

@@ -25,7 +25,13 @@ _OPTIONAL = {
     "verdict",
     "fixed_verdict",
     "conclusion_changed",
+    "conclusion_reasons",
     "conclusion",
+    "fixed_loses_to_naive",
+    "tuning",
+    "test_loss_ci_method",
+    "tuning_gain",
+    "tuning_gain_ci",
     "baselines",
     "loses_to_naive",
     "headline",
@@ -84,6 +90,7 @@ class DepthEntry:
     # Evaluation on the test split, over seeds.
     test_loss_mean: float | None = None
     test_loss_ci95: list[float] | None = None
+    test_loss_ci_method: str | None = None  # "t" or "cox-lognormal"; absent from files written before it was recorded
     test_losses: list[float] | None = None
     seeds: list[int] | None = None
     evaluated_rank: int | None = None
@@ -92,6 +99,8 @@ class DepthEntry:
     failed_runs: int | None = None  # evaluation runs that failed or diverged: the worst outcome, never dropped
     skill: float | None = None  # 1 - test loss / the best naive baseline's loss
     fixed: dict[str, Any] | None = None  # the fixed setting's config, params and test losses
+    tuning_gain: float | None = None  # the fixed setting's mean test loss minus the tuned one's
+    tuning_gain_ci: list[float] | None = None  # its Welch interval
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -122,8 +131,11 @@ class Comparison:
     curves: str | None = None  # whether the expected-best curves against training seconds cross
     verdict: dict[str, Any] | None = None
     fixed_verdict: dict[str, Any] | None = None
-    conclusion_changed: bool | None = None
+    conclusion_changed: bool | None = None  # None: cannot tell yet (see conclusion_reasons)
+    conclusion_reasons: list[str] | None = None
     conclusion: str | None = None
+    fixed_loses_to_naive: bool | None = None  # the fixed setting does worse than the naive forecast at every depth
+    tuning: dict[str, Any] | None = None  # tuned versus fixed: gains, interactions, margin, needed seeds
     baselines: list[dict[str, Any]] | None = None  # naive forecasts (or the majority class) on the test split
     loses_to_naive: bool | None = None  # every evaluated depth does worse than the best naive baseline
     headline: str | None = None  # said before the verdict: every depth loses to the naive baseline

@@ -25,7 +25,7 @@ from ..tracking import store, tags
 from ..tracking.buffer import BufferedWriter
 from ..tracking.eval_runs import HOLDING, EvalRuns, job_key
 from ..tracking.run_tree import RunTree
-from . import checks, stats
+from . import baselines, checks, stats, versus_fixed
 from .comparison import Comparison
 
 
@@ -113,15 +113,21 @@ def _scores(runs: list[tuple[dict, dict]], confidence: float) -> dict[str, Any]:
         "failed_runs": len(losses) - len(finite),
         "test_loss_mean": None,
         "test_loss_ci95": None,
+        "test_loss_ci_method": None,
     }
     if finite:
-        mean, ci = stats.mean_ci(finite, confidence=confidence)
-        scores.update(test_loss_mean=mean, test_loss_ci95=ci.as_list())
+        mean, ci = stats.mean_interval(finite, confidence=confidence)
+        scores.update(test_loss_mean=mean, test_loss_ci95=ci.as_list(), test_loss_ci_method=ci.method)
     return scores
 
 
 def aggregate(
-    spec: SearchSpec, comparison: Comparison, results: list[tuple[dict, dict]], *, looks: int = 1
+    spec: SearchSpec,
+    comparison: Comparison,
+    results: list[tuple[dict, dict]],
+    *,
+    looks: int = 1,
+    naive: dict | None = None,
 ) -> dict[int, float]:
     """Adds test-loss means, intervals, the verdicts and the conclusion to `comparison`.
 
@@ -146,6 +152,7 @@ def aggregate(
             scores = _scores(chosen, conf)
             entry.test_losses, entry.failed_runs = scores["test_losses"], scores["failed_runs"]
             entry.test_loss_mean, entry.test_loss_ci95 = scores["test_loss_mean"], scores["test_loss_ci95"]
+            entry.test_loss_ci_method = scores["test_loss_ci_method"]
             entry.seeds, entry.evaluated_rank = [job["seed"] for job, _ in chosen], rank
             if rank != 0 or len(by_rank) > 1:
                 entry.evaluated_config = chosen[0][0]["config"]
@@ -161,38 +168,56 @@ def aggregate(
             entry.fixed = {"config": base[0][0]["config"], "params": params, **_scores(base, conf)}
             fixed[entry.depth] = [_loss(m) for _, m in base]
     if tuned:
-        _conclude(spec, comparison, tuned, fixed, looks=looks)
+        _conclude(spec, comparison, tuned, fixed, looks=looks, naive=naive)
     return val_loss
 
 
-def _conclude(spec: SearchSpec, comparison: Comparison, tuned: dict, fixed: dict, *, looks: int) -> None:
-    """The verdicts, tuned and with the fixed setting, and the sentence that compares them."""
+def _conclude(
+    spec: SearchSpec, comparison: Comparison, tuned: dict, fixed: dict, *, looks: int, naive: dict | None
+) -> None:
+    """The verdicts, tuned and with the fixed setting, the trend with depth, and the tested statement of whether
+    the fixed setting would have changed the conclusion (with the tuning gain of each depth)."""
     conf = spec.evaluation.confidence
     verdict = stats.compare(tuned, confidence=conf, seed=spec.seed, looks=looks)
     comparison.verdict = verdict.to_dict()
-    sentence = f"Tuned separately, {verdict.summary}."
+    tuned_text = verdict.summary + (f"; {verdict.trend.summary}" if verdict.trend is not None else "")
+    sentence = f"Tuned separately, {tuned_text}."
+    comparison.conclusion_changed = comparison.conclusion_reasons = comparison.fixed_loses_to_naive = None
+    comparison.tuning = None
     if fixed:
         fixed_verdict = stats.compare(fixed, confidence=conf, seed=spec.seed, looks=looks)
         comparison.fixed_verdict = fixed_verdict.to_dict()
-        changed = (verdict.winner, verdict.tied, verdict.undecided) != (
-            fixed_verdict.winner,
-            fixed_verdict.tied,
-            fixed_verdict.undecided,
+        settings = versus_fixed.compare_settings(
+            tuned,
+            fixed,
+            tuned_verdict=verdict,
+            fixed_verdict=fixed_verdict,
+            naive_loss=None if naive is None else naive["loss"],
+            confidence=conf,
+            looks=looks,
         )
-        comparison.conclusion_changed = changed
+        comparison.tuning = settings.to_dict()
+        comparison.conclusion_changed = settings.changed
+        comparison.conclusion_reasons = settings.reasons
+        comparison.fixed_loses_to_naive = settings.fixed_loses_to_naive
+        for gain in settings.gains:
+            entry = comparison.entry(gain.depth)
+            entry.tuning_gain = gain.to_dict()["gain"]
+            entry.tuning_gain_ci = gain.to_dict()["ci"]
         b = spec.baseline
         sentence = (
-            f"Tuned separately, {verdict.summary}; "
+            f"Tuned separately, {tuned_text}; "
             f"with one fixed setting ({b.units} units per layer, lr {b.lr:g}), {fixed_verdict.summary}: "
-            f"the conclusion {'changed' if changed else 'is the same'}."
+            f"{settings.sentence}"
         )
     comparison.conclusion = sentence
 
 
 def _decided(comparison: Comparison) -> bool:
-    """Every pair of depths has a call: more seeds cannot change what the verdict says."""
-    pairs = (comparison.verdict or {}).get("pairs") or []
-    return bool(pairs) and all(p.get("better") is not None for p in pairs)
+    """The best depth is named, or every pair of depths has a call: more seeds cannot change what the verdict says."""
+    verdict = comparison.verdict or {}
+    pairs = verdict.get("pairs") or []
+    return verdict.get("winner") is not None or (bool(pairs) and all(p.get("better") is not None for p in pairs))
 
 
 class _SeedRounds:
@@ -207,8 +232,10 @@ class _SeedRounds:
         runs: EvalRuns,
         progress: Progress,
         kept: dict[tuple, dict] | None = None,
+        naive: dict | None = None,
     ):
         self._spec, self._candidates, self._comparison = spec, candidates, comparison
+        self._naive = naive  # the best naive baseline on the test split, which the conclusion weighs
         self._runs, self._progress = runs, progress
         self._kept = dict(kept or {})  # job_key -> metrics: jobs an earlier, cut-off attempt finished
         self.counts = seed_rounds(spec)  # seeds per configuration after each planned round
@@ -227,7 +254,7 @@ class _SeedRounds:
         spec = self._spec
         while True:
             if self.done:
-                aggregate(spec, self._comparison, self._runs.results, looks=len(self.counts))
+                aggregate(spec, self._comparison, self._runs.results, looks=len(self.counts), naive=self._naive)
                 if self.done == self.counts[-1] or _decided(self._comparison):
                     return []
             count = self.counts[self.number]
@@ -275,14 +302,15 @@ def evaluate_search(
     runs = EvalRuns(
         writer=writer, experiment_id=tree.experiment_id, search=spec.name, depth_runs=tree.depth_runs, progress=progress
     )
-    rounds = _SeedRounds(spec, candidates, comparison, runs, progress, kept=kept)
+    naive = baselines.best_baseline(baselines.naive_baselines(data))
+    rounds = _SeedRounds(spec, candidates, comparison, runs, progress, kept=kept, naive=naive)
     first = rounds.next_jobs()
     if first:
         run_jobs(spec, JobRounds(first, rounds.next_jobs), data, runs=runs, storage_path=storage_path)
     results = runs.results
     if not results:
         return
-    val_loss = aggregate(spec, comparison, results, looks=len(rounds.counts))
+    val_loss = aggregate(spec, comparison, results, looks=len(rounds.counts), naive=naive)
     comparison.evaluation = {
         "seeds": evaluation_seeds(spec, rounds.done),
         "refit": "train",

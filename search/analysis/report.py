@@ -89,6 +89,13 @@ def _prob(value: Any) -> str:
     return f"{value:.2f}" if reading.finite(value) else "–"
 
 
+def _prob_ci(value: Any, ci: Any) -> str:
+    bounds = reading.interval(ci)
+    if bounds is None:
+        return _prob(value)
+    return f"{_prob(value)} [{_prob(bounds[0])}, {_prob(bounds[1])}]"
+
+
 def _prose_ci(mean: Any, ci: Any, level: str) -> str:
     """'0.2108 (95% CI 0.203–0.2184)' for running text."""
     bounds = reading.interval(ci)
@@ -133,6 +140,7 @@ def _answer(comparison: dict, entries: list[dict]) -> list[str]:
     if verdict is not None and tested:
         sentences = [f"**{comparison['headline']}**"] if comparison.get("headline") else []
         sentences += _verdict_sentences(comparison, verdict, tested)
+        sentences += _trend_sentences(verdict)
         sentences += _naive_sentences(comparison, tested)
         conclusion = comparison.get("conclusion")
         if isinstance(conclusion, str) and conclusion.strip():
@@ -158,6 +166,17 @@ def _answer(comparison: dict, entries: list[dict]) -> list[str]:
         "retrain each depth over several seeds and get one."
     )
     return sentences
+
+
+def _trend_sentences(verdict: dict) -> list[str]:
+    """Whether adding a layer helps, as the slope of the mean test loss per added layer (three depths or more)."""
+    trend = verdict.get("trend")
+    if not isinstance(trend, dict) or not trend.get("summary"):
+        return []
+    summary = trend["summary"]
+    failed = trend.get("failed_left_out")
+    note = f" ({int(failed)} failed run(s) left out of the slope)" if reading.finite(failed) and failed else ""
+    return [f"Does adding a layer help? {summary[0].upper()}{summary[1:]}{note}."]
 
 
 def _naive_sentences(comparison: dict, tested: list[dict]) -> list[str]:
@@ -227,8 +246,8 @@ def _verdict_sentences(comparison: dict, verdict: dict, tested: list[dict]) -> l
         text = [f"**No single winner** (mean test loss {means})."]
     if len(tied) >= 2:
         text.append(
-            f"The decision rule below does not tell {depths_phrase(tied)} apart with these seeds: "
-            f"stacking beyond depth {min(tied)} does not clearly help here."
+            f"The best depth is among {depths_phrase(tied)}: the decision rule below does not show any of them worse "
+            f"than another with these seeds ({level} confidence that the set holds the best depth)."
         )
     return text
 
@@ -255,13 +274,31 @@ def _fixed_sentence(comparison: dict, entries: list[dict]) -> str:
         else:
             text += f", and that comparison calls a tie between {depths_phrase(fixed_verdict.get('tied') or [])}"
     changed = comparison.get("conclusion_changed")
+    reasons = [r for r in comparison.get("conclusion_reasons") or [] if isinstance(r, str)]
+    because = f" ({'; '.join(reasons)})" if reasons else ""
     if changed is True:
-        text += ": the conclusion changed, so the usual fixed-setting comparison would have misled here."
+        text += f": the conclusion changed{because}, so the usual fixed-setting comparison would have misled here."
     elif changed is False:
-        text += ": the conclusion did not change."
+        text += f": the conclusion is the same{because}."
+    elif reasons:
+        text += f": whether the conclusion changed cannot be told yet{because}."
     else:
         text += "."
     return text
+
+
+def _gain_lines(comparison: dict, entries: list[dict]) -> list[str]:
+    """How much tuning lowered each depth's test loss against the fixed setting, with its interval."""
+    gains = [e for e in entries if reading.finite(e.get("tuning_gain"))]
+    if not gains:
+        return []
+    level = reading.level(comparison)
+    shown = join([f"{_mean_ci(e['tuning_gain'], e.get('tuning_gain_ci'))} at depth {e['depth']}" for e in gains])
+    return [
+        "",
+        f"Tuning gain (the fixed setting's mean test loss minus the tuned one's, {level} Welch interval; above 0, "
+        f"tuning helped): {shown}.",
+    ]
 
 
 # ----------------------------------------------------------------------------- markdown sections
@@ -332,18 +369,20 @@ def _pair_table(comparison: dict, verdict: dict) -> list[str]:
     if not pairs:
         return []
     lines = [
-        f"| A vs B | mean test loss A − B [{level} CI] | P(A beats B) | p, Holm-adjusted | call |",
+        f"| A vs B | mean test loss A − B [{level} CI] | P(A beats B) [{level} CI] | p, Holm-adjusted | call |",
         "|---|---:|---:|---:|---|",
     ]
     for p in pairs:
         lines.append(
             f"| {p.get('a')} vs {p.get('b')} | {_mean_ci(p.get('difference'), p.get('difference_ci'))} | "
-            f"{_prob(p.get('p_a_better'))} | {_pvalue(p.get('p_adjusted'))} | {_call(p)} |"
+            f"{_prob_ci(p.get('p_a_better'), p.get('p_a_better_ci'))} | {_pvalue(p.get('p_adjusted'))} | {_call(p)} |"
         )
     lines += [
         "",
         "A negative difference means A has the lower (better) test loss; "
-        "P(A beats B) is the share of (run of A, run of B) pairs in which A's test loss is lower.",
+        "P(A beats B) is the share of (run of A, run of B) pairs in which A's test loss is lower, with its "
+        "Brunner-Munzel interval. This table describes every pair; the best depth is called by the comparisons "
+        "with the best (the decision rule), which need less evidence than all pairs at once.",
     ]
     return lines
 
@@ -471,8 +510,38 @@ def _evaluation_lines(comparison: dict, entries: list[dict]) -> list[str]:
             f"- {int(failed)} retraining(s) failed or diverged; each counts as the worst possible test loss in the "
             "verdict, never dropped, and is left out of the means."
         )
-    lines.append(f"- Intervals are {level} t intervals over the seeds (Welch's for the differences between depths).")
+    cox = sorted(e["depth"] for e in entries if e.get("test_loss_ci_method") == "cox-lognormal")
+    if cox:
+        lines.append(
+            f"- Intervals are {level} intervals over the seeds: Cox's log-normal interval for the mean at "
+            f"{depths_phrase(cox)} (its losses are right-skewed, where a t interval covers too rarely), t intervals "
+            "elsewhere; Welch's for the differences between depths."
+        )
+    else:
+        lines.append(
+            f"- Intervals are {level} t intervals over the seeds (Welch's for the differences between depths)."
+        )
     return lines
+
+
+def _coverage_lines(comparison: dict, entries: list[dict]) -> list[str]:
+    """What the verdict accounts for and what it does not: the sources of variance it saw, each with its count."""
+    evaluation = comparison.get("evaluation")
+    if not isinstance(evaluation, dict):
+        return []
+    seeds = evaluation.get("seeds")
+    count = len(seeds) if isinstance(seeds, list) else (int(seeds) if reading.finite(seeds) else None)
+    seed_text = f"{count} training seeds per configuration" if count else "several training seeds per configuration"
+    return [
+        "",
+        "## What this verdict accounts for",
+        "",
+        f"- Accounted for: {seed_text} (initialisation and data order), retrained from scratch on the training split.",
+        "- Not accounted for: the search's own randomness. Each depth had one search, so the verdict is about the "
+        "configurations these searches found; another search seed may find others.",
+        "- Not accounted for: the data split. Every run was scored on one held-out test period, so the verdict is "
+        "about that period.",
+    ]
 
 
 def _importance_lines(entries: list[dict]) -> list[str]:
@@ -568,6 +637,7 @@ def _markdown(comparison: dict, entries: list[dict], plots: list[str]) -> str:
 
     if any(reading.fixed(e) for e in entries):
         out += ["", "## Tuned versus one fixed setting", "", _fixed_sentence(comparison, entries)]
+        out += _gain_lines(comparison, entries)
         fixed_verdict = reading.verdict(comparison, "fixed_verdict")
         if fixed_verdict is not None:
             pair_lines = _pair_table(comparison, fixed_verdict)
@@ -578,6 +648,7 @@ def _markdown(comparison: dict, entries: list[dict], plots: list[str]) -> str:
     out += _baseline_section(comparison, entries)
     out += _warning_section(comparison)
     out += ["", "## How the depths were evaluated", ""] + _evaluation_lines(comparison, entries)
+    out += _coverage_lines(comparison, entries)
 
     if plots:
         out += ["", "## Plots"]

@@ -1,24 +1,33 @@
-"""Comparing depths with uncertainty: which depth's retrained test losses are lower (budget curves: curves.py).
+"""Comparing depths with uncertainty: which depths may be best, whether adding layers helps, and the intervals.
 
-Losses are "lower is better" throughout. The verdict follows Bouthillier et al. 2021 ("Accounting for variance in
-machine learning benchmarks"): depth A is better than depth B when P(A beats B), the chance that a run of A has the
-lower test loss than a run of B, is both significantly different from 1/2 and at least ``gamma`` (0.75), their
-threshold of a meaningful difference. Significance comes from an exact two-sided permutation test of that
-probability (the Mann-Whitney statistic), unpaired, with Holm's step-down correction over every pair of depths
-(Holm 1979, "A simple sequentially rejective multiple test procedure"), so that the chance of calling any difference
-among equal depths stays below ``1 - confidence`` however many depths and seeds there are.
+Losses are "lower is better" throughout. The measure of a difference is P(A beats B), the chance that a run of A
+has the lower test loss than a run of B (ties count 1/2), as in Bouthillier et al. 2021 ("Accounting for variance in
+machine learning benchmarks"), who call a difference meaningful when it is significant and at least ``gamma`` (0.75).
+
+- The pairwise test is Brunner and Munzel's test of P(A beats B) = 1/2, which, unlike the Mann-Whitney test, does not
+  assume that the two depths' losses have the same spread or shape. Its p-value comes from the studentized permutation
+  distribution (Neubert & Brunner 2007), of the logit of the estimate (Pauly, Asendorf & Konietschke 2016), which
+  keeps the level at a handful of runs: exact over every split up to 20,000 splits, else from 9,999 seeded random
+  splits. Because only ranks enter, any finite loss scale gives the same answer.
+- The best depth is found by comparisons with the best: the closed test of "depth d is one of the best" for every d
+  (Marcus, Peritz & Gabriel 1976), each intersection tested by Bonferroni over its one-sided comparisons. A depth left
+  out of the set that may be best is shown worse than some other depth, and the chance of leaving out a best depth,
+  or any depth when all are equal, stays below ``1 - confidence``. It needs less evidence per comparison than testing
+  all k(k-1)/2 pairs, which the report keeps as a description (Holm-adjusted).
+- The trend is the least-squares change in mean test loss per added layer, with a Welch-Satterthwaite t interval that
+  allows every depth its own spread.
+- Per-depth intervals are t intervals, or, when the losses are positive and more symmetric on the log scale, Cox's
+  interval for a log-normal mean (which keeps its coverage for skewed losses where the t interval and the bootstrap
+  do not at a few seeds). Differences of means get Welch's interval.
 
 A failed or diverged retraining (an infinite or NaN loss) is the worst possible outcome: it is ranked above every
-finite loss and never dropped, so a depth cannot look better by failing.
-
-Intervals are t intervals (Welch's for differences of means), which keep their coverage at the handful of seeds a
-retraining budget allows. The permutation test is computed exactly (by counting, not enumerating) up to about 50 runs
-per depth, and from 9,999 seeded random splits beyond, so the same inputs and seed give the same verdict.
+finite loss and never dropped, so a depth cannot look better by failing; means and intervals leave it out.
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 import operator
 from dataclasses import dataclass, field
@@ -32,33 +41,51 @@ from .wording import depths_phrase
 
 __all__ = [
     "DEFAULT_SEEDS",
+    "MIN_RUNS",
+    "MIN_RUNS_UNBALANCED",
     "Interval",
     "Pair",
+    "Trend",
     "Verdict",
     "compare",
     "difference_ci",
     "mean_ci",
+    "mean_interval",
     "min_seeds",
+    "trend",
 ]
 
-# The default number of evaluation seeds per depth: the smallest count at which two depths 2 seed-standard-deviations
-# apart (normal losses) get the better one named the winner in at least 90% of searches (6 seeds: 0.82, 7: 0.89,
-# 8: 0.95) and the worse one never (0 of 2,000), while equal depths get a false call in at most 5% of searches, which
-# the exact test and Holm's correction guarantee at any count (at 8 seeds: a winner among 2 equal depths 0.046, any
-# depth beaten among 3/4/5/6 equal depths 0.030/0.041/0.041/0.045). It is also enough for any pair of up to 6 depths
-# to be decidable (min_seeds(6) == 6), and the 95% Welch difference interval covers 0.948 (normal) and 0.952
-# (lognormal, sigma 0.3). Measured with benchmarks/verdict.py, 2,000 simulated searches per figure. More depths
-# need more seeds for the same power: one depth 2 SD better than all the others wins in 80%, 61%, 47% and 24% of
-# searches among 3, 4, 5 and 6 depths at 8 seeds (Holm's price for testing every pair); 6 depths need about 15.
+# The default number of evaluation seeds per depth (benchmarks/verdict.py measures what it gives: the power to name
+# one depth 2 seed-SDs better among 2 to 6 depths, and the level under unequal spreads and skew).
 DEFAULT_SEEDS = 8
+
+# The fewest runs a depth needs before it can be called better or worse than another. With 5 runs of a depth whose
+# losses spread 3-5 times wider than the other's, all 5 fall on one side of it in 1 search in 16 even when neither
+# is better, so no test of P(A beats B) = 1/2 that acts on that evidence keeps a 5% level; at 6 runs that chance is
+# 1 in 32, and the test's false calls stay under 5% (benchmarks/verdict.py). Against a depth with at least twice as
+# many runs, the few-run depth needs one more (6 against 20, the 6 three times wider: 7% false calls; 7: 3%).
+MIN_RUNS = 6
+MIN_RUNS_UNBALANCED = 7
+
+
+def _enough_runs(n_a: int, n_b: int) -> bool:
+    """Whether a pair with these run counts can be called at all (see MIN_RUNS)."""
+    few, many = min(n_a, n_b), max(n_a, n_b)
+    return few >= (MIN_RUNS_UNBALANCED if many >= 2 * few else MIN_RUNS)
+
+
+# Exact permutation distributions up to this many splits, else seeded random splits.
+_EXACT_SPLITS = 20_000
+_RESAMPLES = 9_999
 
 
 @dataclass(frozen=True)
 class Interval:
-    """A closed interval [low, high]."""
+    """A closed interval [low, high]; ``method`` says how it was made ("t", "welch", "cox-lognormal", ...)."""
 
     low: float
     high: float
+    method: str = field(default="t", compare=False)
 
     def as_list(self) -> list[float]:
         """The interval as a plain ``[low, high]`` list."""
@@ -67,14 +94,14 @@ class Interval:
 
 @dataclass(frozen=True)
 class Pair:
-    """Depth ``a`` against depth ``b`` (a < b).
+    """Depth ``a`` against depth ``b`` (a < b), as a description of the two depths' runs.
 
-    ``p_a_better`` is P(a's loss < b's loss) over all pairs of runs, ties counting 1/2 (the Mann-Whitney AUC);
-    ``p_value`` is the raw two-sided permutation p-value of that statistic and ``p_adjusted`` the same after
-    Holm's correction over all pairs and the Bonferroni factor for ``looks``. ``better`` is the depth shown better,
-    or None. ``difference`` is mean(a) - mean(b) with its Welch interval, None when either side has a failed run
-    (the mean is infinite) and, for the interval, when either side has a single run (it would be unbounded).
-    ``decidable`` is False when these run counts can never reach significance under the rule: too few seeds.
+    ``p_a_better`` is P(a's loss < b's loss) over all pairs of runs, ties counting 1/2, with its interval
+    ``p_a_better_ci``; ``p_value`` is the two-sided Brunner-Munzel permutation p-value and ``p_adjusted`` the same
+    after Holm's correction over all pairs and the Bonferroni factor for ``looks``. ``better`` is the depth the
+    all-pairs rule shows better, or None. ``difference`` is mean(a) - mean(b) with its Welch interval, None when
+    either side has a failed run (the mean is infinite) or the value does not fit a float. ``decidable`` is False
+    when these run counts can never reach significance under the rule: too few seeds.
     """
 
     a: int
@@ -88,17 +115,19 @@ class Pair:
     n_a: int
     n_b: int
     decidable: bool
+    p_a_better_ci: Interval | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON types; the interval as ``[low, high]`` or None."""
+        """Plain JSON types; intervals as ``[low, high]`` or None."""
         return {
             "a": int(self.a),
             "b": int(self.b),
             "better": None if self.better is None else int(self.better),
             "p_a_better": float(self.p_a_better),
+            "p_a_better_ci": None if self.p_a_better_ci is None else self.p_a_better_ci.as_list(),
             "p_value": float(self.p_value),
             "p_adjusted": float(self.p_adjusted),
-            "difference": None if self.difference is None else float(self.difference),
+            "difference": _json_float(self.difference),
             "difference_ci": None if self.difference_ci is None else self.difference_ci.as_list(),
             "n_a": int(self.n_a),
             "n_b": int(self.n_b),
@@ -107,14 +136,45 @@ class Pair:
 
 
 @dataclass(frozen=True)
+class Trend:
+    """The change in mean test loss per added layer (least squares over the depths' means) with its interval.
+
+    ``p_value`` tests a slope of 0 (two-sided, Welch-Satterthwaite t); ``direction`` is "down" (deeper is better) or
+    "up" (deeper is worse) when the slope is significant at the verdict's level, else None. ``summary`` says it in
+    words without a capital or a full stop.
+    """
+
+    slope: float
+    ci: Interval
+    p_value: float
+    direction: str | None
+    depths: list[int]
+    failed_left_out: int = 0
+    summary: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON types."""
+        return {
+            "slope": _json_float(self.slope),
+            "ci": self.ci.as_list() if all(map(math.isfinite, self.ci.as_list())) else None,
+            "p_value": float(self.p_value),
+            "direction": self.direction,
+            "depths": [int(d) for d in self.depths],
+            "failed_left_out": int(self.failed_left_out),
+            "summary": self.summary,
+        }
+
+
+@dataclass(frozen=True)
 class Verdict:
     """The outcome of comparing the depths.
 
-    ``winner`` is the depth better than every other (None if there is none); ``tied`` the depths no other depth is
-    shown better than (the top group; ``[winner]`` when there is a winner); ``undecided`` is True when there is no
-    winner and the seeds were too few for some comparison involving the top group ever to be called, and then
-    ``needed_seeds`` is the fewest seeds per depth that could decide it. ``summary`` says the outcome as a clause
-    without a capital or a full stop ("depth 2 wins"), ``rule`` the rule in plain sentences.
+    ``best_set`` is the set of depths that may be best (a depth outside it is shown worse than some other depth, and
+    the chance that a best depth is left out is below 1 - confidence); ``winner`` is its only member when it has one;
+    ``tied`` is the same set (kept under its older name). ``undecided`` is True when there is no winner and the seeds
+    were too few for the set ever to shrink, and then ``needed_seeds`` is the fewest seeds per depth that could.
+    ``pairs`` describe every pair; ``trend`` is the change per added layer (None below three depths). ``summary`` says
+    the outcome as a clause without a capital or a full stop, ``rule`` the rule in plain sentences.
     """
 
     winner: int | None
@@ -124,18 +184,26 @@ class Verdict:
     rule: str = ""
     needed_seeds: int | None = None
     summary: str = ""
+    best_set: list[int] = field(default_factory=list)
+    trend: Trend | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON types (``json.dumps`` works); pairs as dicts."""
+        """Plain JSON types (``json.dumps(..., allow_nan=False)`` works); pairs as dicts."""
         return {
             "winner": None if self.winner is None else int(self.winner),
             "tied": [int(d) for d in self.tied],
+            "best_set": [int(d) for d in self.best_set],
             "undecided": bool(self.undecided),
             "pairs": [p.to_dict() for p in self.pairs],
+            "trend": None if self.trend is None else self.trend.to_dict(),
             "rule": self.rule,
             "needed_seeds": None if self.needed_seeds is None else int(self.needed_seeds),
             "summary": self.summary,
         }
+
+
+def _json_float(value: float | None) -> float | None:
+    return None if value is None or not math.isfinite(value) else float(value)
 
 
 # ----------------------------------------------------------------------------- checks
@@ -179,111 +247,210 @@ def _check_looks(looks: int) -> int:
 # ----------------------------------------------------------------------------- intervals
 
 
-def mean_ci(values: Sequence[float], *, confidence: float = 0.95, seed: int = 0) -> tuple[float, Interval]:
-    """The mean and its t interval (Student, n - 1 degrees of freedom); a single value gives ``[v, v]``.
+def _scale(*arrays: np.ndarray) -> float:
+    """A power of two near the largest magnitude, so that sums and squares neither overflow nor underflow."""
+    top = max(float(np.max(np.abs(a))) for a in arrays)
+    if top == 0.0 or not math.isfinite(top):
+        return 1.0
+    return math.ldexp(1.0, math.frexp(top)[1] - 1)  # top / scale lies in [1, 2)
 
-    ``seed`` is accepted for callers and unused: the interval is not random. Raises ValueError on empty input or
-    NaN/inf values (callers leave failed runs out of a mean).
+
+def _t_interval(x: np.ndarray, confidence: float) -> tuple[float, Interval]:
+    s = _scale(x)
+    y = x / s
+    mean = float(y.mean())
+    half = float(_special.stdtrit(x.size - 1, 0.5 + confidence / 2.0) * y.std(ddof=1) / math.sqrt(x.size))
+    return _unscale(mean, s), Interval(_unscale(mean - half, s), _unscale(mean + half, s), "t")
+
+
+def _unscale(value: float, s: float) -> float:
+    with np.errstate(over="ignore"):
+        return float(np.float64(value) * s)
+
+
+def _cox_interval(x: np.ndarray, confidence: float) -> tuple[float, Interval]:
+    """Cox's interval for the mean of log-normal values, with a t quantile (Olsson 2005)."""
+    logs = np.log(x)
+    n = x.size
+    var = float(logs.var(ddof=1))
+    centre = float(logs.mean()) + var / 2.0
+    half = float(_special.stdtrit(n - 1, 0.5 + confidence / 2.0)) * math.sqrt(var / n + var**2 / (2.0 * (n - 1)))
+    mean, _ = _t_interval(x, confidence)
+    return mean, Interval(_exp(centre - half), _exp(centre + half), "cox-lognormal")
+
+
+def _exp(value: float) -> float:
+    return math.exp(value) if value < 709.0 else math.inf
+
+
+def _more_symmetric_on_log_scale(x: np.ndarray) -> bool:
+    """Positive losses whose logs are less skewed than the losses themselves: a right-skewed, log-normal-like set."""
+    if x.size < 3 or np.any(x <= 0.0) or np.ptp(x) == 0.0:
+        return False
+    logs = np.log(x)
+    if np.ptp(logs) == 0.0:
+        return False
+    raw = float(_st.skew(x / _scale(x), bias=False))
+    logged = float(_st.skew(logs, bias=False))
+    return raw > 0.0 and abs(logged) < abs(raw)
+
+
+def mean_interval(values: Sequence[float], *, confidence: float = 0.95) -> tuple[float, Interval]:
+    """The mean and its interval: Cox's log-normal interval for positive, right-skewed losses, else the t interval.
+
+    The interval's ``method`` says which ("cox-lognormal" or "t"). A single value gives ``[v, v]``. Raises ValueError
+    on empty input or NaN/inf values (callers leave failed runs out of a mean).
     """
     _check_confidence(confidence)
     x = _sample(values)
-    mean = float(x.mean())
-    if x.size == 1:
-        return mean, Interval(mean, mean)
-    half = float(_special.stdtrit(x.size - 1, 0.5 + confidence / 2.0) * x.std(ddof=1) / math.sqrt(x.size))
-    return mean, Interval(mean - half, mean + half)
+    if x.size == 1 or np.ptp(x) == 0.0:
+        v = float(x[0]) if x.size == 1 else float(x.mean())
+        return v, Interval(v, v, "t")
+    if _more_symmetric_on_log_scale(x):
+        return _cox_interval(x, confidence)
+    return _t_interval(x, confidence)
+
+
+def mean_ci(values: Sequence[float], *, confidence: float = 0.95, seed: int = 0) -> tuple[float, Interval]:
+    """The mean and its interval, as `mean_interval` (``seed`` is accepted for callers and unused)."""
+    return mean_interval(values, confidence=confidence)
 
 
 def _welch(x: np.ndarray, y: np.ndarray, confidence: float) -> tuple[float, Interval]:
-    """mean(x) - mean(y) and its Welch interval, equal to scipy's ``ttest_ind(x, y, equal_var=False)`` one."""
-    diff = float(x.mean() - y.mean())
+    """mean(x) - mean(y) and its Welch interval, equal to scipy's ``ttest_ind(x, y, equal_var=False)`` one, computed
+    on values scaled to near 1 so that any finite scale works; parts that do not fit a float are infinite."""
+    s = _scale(x, y)
+    xs, ys = x / s, y / s
+    diff = float(xs.mean() - ys.mean())
     if x.size < 2 or y.size < 2:
-        return diff, Interval(-math.inf, math.inf)
-    vx, vy = x.var(ddof=1) / x.size, y.var(ddof=1) / y.size
+        return _unscale(diff, s), Interval(-math.inf, math.inf, "welch")
+    vx, vy = xs.var(ddof=1) / x.size, ys.var(ddof=1) / y.size
     se2 = vx + vy
     if se2 == 0.0:
-        return diff, Interval(diff, diff)
+        d = _unscale(diff, s)
+        return d, Interval(d, d, "welch")
     df = se2**2 / (vx**2 / (x.size - 1) + vy**2 / (y.size - 1))
     half = float(_special.stdtrit(df, 0.5 + confidence / 2.0) * math.sqrt(se2))
-    return diff, Interval(diff - half, diff + half)
+    return _unscale(diff, s), Interval(_unscale(diff - half, s), _unscale(diff + half, s), "welch")
 
 
 def difference_ci(a: Sequence[float], b: Sequence[float], *, confidence: float = 0.95) -> tuple[float, Interval]:
     """``mean(a) - mean(b)`` and its Welch t interval (unequal variances, unpaired).
 
-    The same interval as ``scipy.stats.ttest_ind(a, b, equal_var=False).confidence_interval(confidence)``. With a
-    single value on either side the spread of that side is unknown and the interval is ``(-inf, inf)``; with no
-    spread on both sides it is the point. Raises ValueError on empty input or NaN/inf values.
+    The same interval as ``scipy.stats.ttest_ind(a, b, equal_var=False).confidence_interval(confidence)``, at any
+    finite scale. With a single value on either side the spread of that side is unknown and the interval is
+    ``(-inf, inf)``; with no spread on both sides it is the point. Raises ValueError on empty input or NaN/inf values.
     """
     _check_confidence(confidence)
     return _welch(_sample(a, "a"), _sample(b, "b"), confidence)
 
 
-# ----------------------------------------------------------------------------- the permutation test
+# ----------------------------------------------------------------------------- the pairwise test
 
 
-# The exact test's table work (items x subset sizes x sums) above which the p-value is drawn from random splits
-# instead: about 0.1-0.2 s of work, reached at about 50 + 50 runs, where exact enumeration stops paying.
-_EXACT_WORK = 40_000_000
-_RESAMPLES = 9_999
+@dataclass(frozen=True)
+class _Test:
+    """One pair's Brunner-Munzel test: P(x beats y), its interval, and the one-sided p-values of each direction."""
+
+    auc: float
+    ci: Interval
+    p_x_better: float  # one-sided: x beats y
+    p_y_better: float
+
+    @property
+    def p_two_sided(self) -> float:
+        return min(1.0, 2.0 * min(self.p_x_better, self.p_y_better))
 
 
-@functools.lru_cache(maxsize=512)
-def _null_cdf(weights: tuple[int, ...], k: int) -> tuple[np.ndarray, np.ndarray]:
-    """P(S <= s) and P(S >= s) for s = 0..max, S the sum of ``k`` of ``weights`` drawn without replacement.
+@functools.lru_cache(maxsize=64)
+def _exact_splits(n: int, k: int) -> np.ndarray:
+    """Every way of choosing which k of n pooled runs form the first group, as a (splits, n) 0/1 matrix."""
+    first = np.array(list(itertools.combinations(range(n), k)), dtype=np.intp)
+    masks = np.zeros((first.shape[0], n))
+    np.put_along_axis(masks, first, 1.0, axis=1)
+    masks.flags.writeable = False
+    return masks
 
-    Counts every k-subset once (dynamic programming over the items), which is the exact permutation distribution
-    of a rank-sum statistic: what ``scipy.stats.permutation_test`` enumerates, without enumerating.
+
+def _is_exact(n_x: int, n_y: int) -> bool:
+    return math.comb(n_x + n_y, n_x) <= _EXACT_SPLITS
+
+
+def _splits(n_x: int, n_y: int, rng: np.random.Generator) -> np.ndarray:
+    """The splits of the pooled runs the permutation distribution is taken over: all of them, or seeded random ones
+    (rows of a 0/1 matrix, 1 for the first group)."""
+    n = n_x + n_y
+    if _is_exact(n_x, n_y):
+        return _exact_splits(n, n_x)
+    order = np.argsort(rng.random((_RESAMPLES, n)), axis=1)
+    return (order < n_x).astype(float)
+
+
+def _studentized(below: np.ndarray, masks: np.ndarray, n_x: int, n_y: int) -> tuple[np.ndarray, ...]:
+    """For each split (a row of ``masks``, 1 for the first group): P(first beats rest), the logit statistic and the
+    standard error of the logit. ``below[i, j]`` is 1 when run j's loss lies below run i's, 1/2 on a tie, 0 on the
+    diagonal.
+
+    The placements (how many of the other group lie below each run) give Brunner and Munzel's variance of the
+    estimate; the delta method carries it to the logit scale. The estimate is kept off 0 and 1 by half a pair and
+    the variance off 0 by the variance of one pair, so that a complete separation is a large finite statistic.
     """
-    top = sum(sorted(weights)[len(weights) - k :])
-    counts = np.zeros((k + 1, top + 1))
-    counts[0, 0] = 1.0
-    for i, w in enumerate(weights):
-        j = min(i + 1, k)
-        counts[1 : j + 1, w:] += counts[:j, : top + 1 - w].copy()
-    dist = counts[k] / counts[k].sum()
-    return np.cumsum(dist), np.cumsum(dist[::-1])[::-1]
+    rest = 1.0 - masks
+    # [split, i]: runs of the second group below run i (einsum, not BLAS: small products, no thread start-up)
+    under_rest = np.einsum("sj,ij->si", rest, below)
+    under_first = below.sum(axis=1) - under_rest  # runs of the first group below run i (i's own diagonal is 0)
+
+    def moments(values: np.ndarray, weights: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        mean = (values * weights).sum(axis=1) / n
+        var = ((values - mean[:, None]) ** 2 * weights).sum(axis=1) / (n - 1)
+        return mean, var
+
+    mean_x, var_x = moments(under_rest, masks, n_x)
+    mean_y, var_y = moments(under_first, rest, n_y)
+    auc = mean_y / n_x
+    var = var_x / (n_x * n_y**2) + var_y / (n_y * n_x**2)
+    var = np.maximum(var, 1.0 / (4.0 * n_x * n_y) ** 2)
+    edge = 0.5 / (n_x * n_y)
+    p = np.clip(auc, edge, 1.0 - edge)
+    se_logit = np.sqrt(var) / (p * (1.0 - p))
+    return auc, np.log(p / (1.0 - p)) / se_logit, se_logit
 
 
-def _is_exact(n_a: int, n_b: int) -> bool:
-    """Whether the exact distribution is cheap enough: its table work, for untied doubled ranks, within budget."""
-    n, k = n_a + n_b, min(n_a, n_b)
-    return n * (k + 1) * (k * (2 * n - k + 1) + 1) <= _EXACT_WORK
-
-
-def _rank_test(x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> tuple[float, float]:
-    """P(x beats y) (lower wins, ties 1/2) and the two-sided permutation p-value of it.
-
-    Infinite values are ordinary largest values here: ties among them share their mid-rank. The p-value is
-    ``min(1, 2 * min(P(T <= t), P(T >= t)))`` over the splits of the pooled runs, as scipy's permutation_test:
-    exact over every split, or for large counts over ``_RESAMPLES`` random ones drawn with ``rng``.
-    """
-    auc = float(((x[:, None] < y[None, :]) + 0.5 * (x[:, None] == y[None, :])).mean())
+def _brunner_munzel(x: np.ndarray, y: np.ndarray, rng: np.random.Generator, confidence: float) -> _Test:
+    """The studentized permutation Brunner-Munzel test of P(x beats y) = 1/2 (lower wins; inf is the worst)."""
     pooled = np.concatenate([x, y])
-    doubled = np.rint(2.0 * _st.rankdata(pooled)).astype(np.int64)  # mid-ranks are halves: make them integers
-    if not _is_exact(x.size, y.size):
-        result = _st.permutation_test(
-            (doubled[: x.size], doubled[x.size :]),
-            lambda a, b, axis: a.sum(axis=axis),
-            permutation_type="independent",
-            vectorized=True,
-            n_resamples=_RESAMPLES,
-            alternative="two-sided",
-            rng=rng,
-        )
-        return auc, float(result.pvalue)
-    doubled //= np.gcd.reduce(doubled)
-    small, k = (doubled[: x.size], x.size) if x.size <= y.size else (doubled[x.size :], y.size)
-    at_most, at_least = _null_cdf(tuple(sorted(doubled.tolist())), k)
-    t = int(small.sum())
-    return auc, float(min(1.0, 2.0 * min(at_most[t], at_least[t])))
+    below = (pooled[None, :] < pooled[:, None]) + 0.5 * (pooled[None, :] == pooled[:, None])
+    np.fill_diagonal(below, 0.0)
+    n_x, n_y = x.size, y.size
+    observed = np.concatenate([np.ones(n_x), np.zeros(n_y)])[None, :]
+    auc, stat, se_logit = (float(v[0]) for v in _studentized(below, observed, n_x, n_y))
+    _, null, _ = _studentized(below, _splits(n_x, n_y, rng), n_x, n_y)
+    tol = 1e-9 * max(1.0, abs(stat))
+    at_least, at_most = np.count_nonzero(null >= stat - tol), np.count_nonzero(null <= stat + tol)
+    if _is_exact(n_x, n_y):
+        p_greater, p_less = at_least / null.size, at_most / null.size
+    else:  # a random draw counts the observed split once (as scipy's permutation_test)
+        p_greater, p_less = (at_least + 1) / (null.size + 1), (at_most + 1) / (null.size + 1)
+    # The interval inverts the same statistic: the permutation distribution stands in for its sampling distribution.
+    alpha = 1.0 - confidence
+    lo_q, hi_q = np.quantile(null, [alpha / 2.0, 1.0 - alpha / 2.0])
+    edge = 0.5 / (n_x * n_y)
+    p = min(max(auc, edge), 1.0 - edge)
+    centre = math.log(p / (1.0 - p))
+    low, high = float(_special.expit(centre - hi_q * se_logit)), float(_special.expit(centre - lo_q * se_logit))
+    # The estimate was kept off 0 and 1 for the logit: an estimate at either end stays inside its own interval.
+    ci = Interval(min(low, auc), max(high, auc), "brunner-munzel")
+    return _Test(auc=auc, ci=ci, p_x_better=float(p_greater), p_y_better=float(p_less))
 
 
 def _smallest_p(n_a: int, n_b: int) -> float:
-    """The smallest two-sided p-value the test can give with these run counts (complete separation)."""
+    """The smallest one-sided p-value the test can give with these run counts (complete separation); 1 below
+    MIN_RUNS, where no call is made."""
+    if not _enough_runs(n_a, n_b):
+        return 1.0
     if not _is_exact(n_a, n_b):
-        return 2.0 / (_RESAMPLES + 1)  # scipy's randomized p-value counts the observed split once
-    return min(1.0, 2.0 / math.comb(n_a + n_b, n_a))
+        return 1.0 / (_RESAMPLES + 1)
+    return 1.0 / math.comb(n_a + n_b, n_a)
 
 
 def _holm(p: np.ndarray) -> np.ndarray:
@@ -297,22 +464,119 @@ def _holm(p: np.ndarray) -> np.ndarray:
 
 
 def min_seeds(n_depths: int, *, confidence: float = 0.95, looks: int = 1) -> int:
-    """The fewest seeds per depth (the same for every depth) with which the rule can ever call a pair.
-
-    With m = n_depths (n_depths - 1) / 2 pairs, Holm's first step needs the smallest p-value below
-    alpha / (m * looks); the exact test's smallest is 2 / C(2n, n). A single depth needs one seed (it wins alone).
-    """
+    """The fewest seeds per depth (the same for every depth) with which the rule can ever leave a depth out of the
+    set that may be best: at least MIN_RUNS, and enough for the closed test's strictest step (every depth at once,
+    ``alpha / (k (k - 1))`` one-sided) to be reachable. A single depth needs one seed (it wins alone)."""
     alpha = _check_confidence(confidence)
     looks = _check_looks(looks)
     if isinstance(n_depths, bool) or int(n_depths) != n_depths or n_depths < 1:
         raise ValueError(f"n_depths must be a positive integer, got {n_depths}")
-    m = int(n_depths) * (int(n_depths) - 1) // 2
-    if m == 0:
+    k = int(n_depths)
+    if k == 1:
         return 1
-    n = 1
-    while looks * m * _smallest_p(n, n) >= alpha:
+    n = MIN_RUNS
+    while _smallest_p(n, n) >= alpha / (looks * k * (k - 1)):
         n += 1
     return n
+
+
+# ----------------------------------------------------------------------------- the set that may be best
+
+
+def _evidence_against(depths: list[int], tests: dict[tuple[int, int], _Test], gamma: float) -> dict[int, float]:
+    """For each depth, the smallest one-sided p-value of another depth beating it by at least ``gamma``."""
+    q = {d: 1.0 for d in depths}
+    for (a, b), test in tests.items():
+        if test.auc >= gamma:  # a beats b
+            q[b] = min(q[b], test.p_x_better)
+        if 1.0 - test.auc >= gamma:
+            q[a] = min(q[a], test.p_y_better)
+    return q
+
+
+def _excluded(depth: int, q: dict[int, float], alpha: float) -> bool:
+    """Whether the closed test rejects "``depth`` is one of the best".
+
+    The intersection "every depth of S is one of the best" is tested by Bonferroni over its |S| (k - 1) one-sided
+    comparisons: rejected when the smallest p-value against a member of S is below alpha / (|S| (k - 1)). ``depth``
+    is left out when every S holding it is rejected; of the sets of a size, the hardest holds the depths with the
+    least evidence against them, so checking those k sets is enough.
+    """
+    k = len(q)
+    others = sorted((v for d, v in q.items() if d != depth), reverse=True)
+    for size in range(1, k + 1):
+        smallest = min([q[depth], *others[: size - 1]])
+        if smallest >= alpha / (size * (k - 1)):
+            return False
+    return True
+
+
+def _best_set(depths: list[int], q: dict[int, float], alpha: float) -> list[int]:
+    if len(depths) == 1:
+        return list(depths)
+    return [d for d in depths if not _excluded(d, q, alpha)]
+
+
+# ----------------------------------------------------------------------------- the trend
+
+
+def trend(losses_by_depth: Mapping[int, Sequence[float]], *, confidence: float = 0.95, looks: int = 1) -> Trend | None:
+    """The change in mean test loss per added layer, its interval and the test of no change; None when fewer than
+    three depths have at least two finite losses each.
+
+    The slope is the least-squares line through the depths' mean losses (each depth weighted alike); its variance
+    adds each depth's own variance of the mean, with Welch-Satterthwaite degrees of freedom, so depths that vary
+    more between seeds are allowed for. Failed runs are left out (and counted).
+    """
+    alpha = _check_confidence(confidence) / _check_looks(looks)
+    samples = _samples(losses_by_depth)
+    finite = {d: x[np.isfinite(x)] for d, x in samples.items()}
+    failed = sum(int(np.count_nonzero(~np.isfinite(x))) for x in samples.values())
+    used = sorted(d for d, x in finite.items() if x.size >= 2)
+    if len(used) < 3:
+        return None
+    s = _scale(*(finite[d] for d in used))
+    depth_arr = np.array(used, dtype=float)
+    weights = (depth_arr - depth_arr.mean()) / float(((depth_arr - depth_arr.mean()) ** 2).sum())
+    means = np.array([finite[d].mean() / s for d in used])
+    var_means = np.array([(finite[d] / s).var(ddof=1) / finite[d].size for d in used])
+    slope = float(weights @ means)
+    parts = weights**2 * var_means
+    se2 = float(parts.sum())
+    if se2 == 0.0:
+        p_value = 0.0 if slope != 0.0 else 1.0
+        ci = Interval(_unscale(slope, s), _unscale(slope, s), "welch")
+    else:
+        dof = se2**2 / float(sum(p**2 / (finite[d].size - 1) for p, d in zip(parts, used, strict=True)))
+        se = math.sqrt(se2)
+        p_value = float(2.0 * _special.stdtr(dof, -abs(slope) / se))
+        half = float(_special.stdtrit(dof, 1.0 - (1.0 - confidence) / 2.0)) * se
+        ci = Interval(_unscale(slope - half, s), _unscale(slope + half, s), "welch")
+    direction = None
+    if p_value < alpha and slope != 0.0:
+        direction = "down" if slope < 0 else "up"
+    value = _unscale(slope, s)
+    return Trend(
+        slope=value,
+        ci=ci,
+        p_value=p_value,
+        direction=direction,
+        depths=used,
+        failed_left_out=failed,
+        summary=_trend_summary(value, ci, direction, used, confidence),
+    )
+
+
+def _trend_summary(slope: float, ci: Interval, direction: str | None, depths: list[int], confidence: float) -> str:
+    level = f"{confidence * 100:g}%"
+    span = f"[{ci.low:.3g}, {ci.high:.3g}]"
+    change = f"{slope:+.3g} per added layer ({level} CI {span})"
+    between = f"from depth {depths[0]} to {depths[-1]}"
+    if direction == "down":
+        return f"adding layers lowers the test loss {between}: {change}"
+    if direction == "up":
+        return f"adding layers raises the test loss {between}: {change}"
+    return f"no trend with depth is shown {between}: {change}"
 
 
 # ----------------------------------------------------------------------------- verdict
@@ -329,46 +593,32 @@ def _seed_count(counts: Sequence[int]) -> str:
     return f"{lo} to {hi} seeds per depth"
 
 
-def _summary(
-    depths: list[int],
-    winner: int | None,
-    tied: list[int],
-    beats: dict[int, list[int]],
-    needed: int | None,
-    counts: list[int],
-) -> str:
+def _summary(depths: list[int], best: list[int], needed: int | None, counts: list[int]) -> str:
     if len(depths) == 1:
         return f"depth {depths[0]} wins, being the only depth compared"
-    if winner is not None:
-        return f"depth {winner} wins"
+    if len(best) == 1:
+        return f"depth {best[0]} wins"
     if needed is not None:
         per_depth = " per depth" if min(counts) != max(counts) else ""
         between = depths_phrase(depths)
         return f"{_seed_count(counts)} cannot decide between {between}; at least {needed}{per_depth} are needed"
-    beaten = {d for losers in beats.values() for d in losers}
-    if not beaten:
-        return "no depth is shown better than another"
-    if len(beaten) == len(depths):
-        return f"no depth is unbeaten ({_relations(beats)})"
-    rest = [d for d in depths if d not in tied]
-    if len(tied) == 1:
-        behind = [d for d in rest if d not in beats.get(tied[0], [])]
-        return f"depth {tied[0]} leads but is not shown better than {depths_phrase(behind)} ({_relations(beats)})"
-    if all(set(rest) <= set(beats.get(t, [])) for t in tied):
-        return f"{depths_phrase(tied)} tie for first"
-    return f"no depth wins: {depths_phrase(tied)} are unbeaten ({_relations(beats)})"
+    if len(best) == len(depths):
+        return "no depth is shown worse than the best"
+    out = [d for d in depths if d not in best]
+    return f"{depths_phrase(best)} may be best ({depths_phrase(out)} {'is' if len(out) == 1 else 'are'} not)"
 
 
-def _rule(alpha: float, gamma: float, looks: int, n_pairs: int) -> str:
+def _rule(alpha: float, gamma: float, looks: int, n_depths: int) -> str:
     level = f"{alpha * 100:.3g}%"
-    correction = f"Holm's correction over the {n_pairs} pair{'' if n_pairs == 1 else 's'}"
-    if looks > 1:
-        correction += f" and a Bonferroni split over {looks} looks"
+    split = f", split over {looks} looks" if looks > 1 else ""
     return (
-        f"Depth A is better than depth B when an exact two-sided permutation test of P(a run of A has the lower test "
-        f"loss than a run of B) is significant at the {level} level after {correction}, and that probability is at "
-        f"least {gamma:g} (Bouthillier et al. 2021; unpaired runs, a failed run counting as the worst loss). "
-        "The winner is the depth better than every other; the depths no other is shown better than tie for first."
+        f"A depth is left out of the set that may be best when the data show some other depth beats it: Brunner and "
+        f"Munzel's test of P(a run of one depth has the lower test loss than a run of the other) = 1/2, which allows "
+        f"the depths different spreads, one-sided and studentized by permutation, with that probability at least "
+        f"{gamma:g} (Bouthillier et al. 2021; a failed run counting as the worst loss). The comparisons with the "
+        f"best form a closed test over the {n_depths} depths at the {level} level{split}, so the chance of leaving "
+        "out a best depth is at most that. The winner is the only depth left in the set. The pairwise table "
+        "describes every pair, Holm-adjusted."
     )
 
 
@@ -380,48 +630,73 @@ def compare(
     gamma: float = 0.75,
     looks: int = 1,
 ) -> Verdict:
-    """Compares every pair of depths by their retrained test losses and names a winner, the top group, or neither.
+    """Names the set of depths that may be best by their retrained test losses (its only member is the winner), the
+    trend with depth, and describes every pair.
 
-    For each pair a < b: an exact two-sided permutation test of P(a beats b) (the Mann-Whitney statistic, unpaired,
-    so the depths may have different numbers of runs), Holm-adjusted over all pairs at level alpha = 1 - confidence.
-    The pair is called for the depth with the lower losses when the adjusted p-value is below alpha and that depth
-    beats the other with probability at least ``gamma``. NaN and infinite losses are failed runs, ranked worst.
+    Each pair is tested with the studentized permutation Brunner-Munzel test (unpaired; the depths may have
+    different numbers of runs and different spreads). The set that may be best comes from the closed test of the
+    comparisons with the best at level alpha = 1 - confidence; a pair is called in ``pairs`` when its Holm-adjusted
+    two-sided p-value is below alpha. Either call also needs the better depth to win with probability at least
+    ``gamma``. NaN and infinite losses are failed runs, ranked worst.
 
     ``looks``: when seeds are added in rounds and compare() is called after each, pass the most rounds planned; each
-    call then tests at alpha / looks, so by the union bound a false call over all rounds stays below alpha.
-    The test is exact up to about 50 + 50 runs; beyond, its p-value comes from 9,999 random splits drawn from
-    ``seed``, so the same inputs and seed always give the same verdict.
+    call then tests at alpha / looks, so by the union bound a false call over all rounds stays below alpha. Random
+    splits are drawn from ``seed``, so the same inputs and seed always give the same verdict.
 
-    A single depth is the winner by default. If no depth is unbeaten (a cycle of calls, possible only with a low
-    ``gamma``), every depth is in ``tied``. Raises ValueError on no depths, an empty loss list, a depth given twice,
+    A single depth is the winner by default. Raises ValueError on no depths, an empty loss list, a depth given twice,
     non-numeric losses, confidence outside (0, 1), gamma outside [0.5, 1), looks below 1 or a non-integer seed.
     """
     alpha = _check_confidence(confidence)
     looks = _check_looks(looks)
     if not 0.5 <= gamma < 1.0:
         raise ValueError(f"gamma must lie in [0.5, 1), got {gamma}")
+    if isinstance(seed, bool) or int(seed) != seed:
+        raise ValueError(f"seed must be an integer, got {seed}")
     samples = _samples(losses_by_depth)
     depths = sorted(samples)
     counts = [samples[d].size for d in depths]
     index = [(a, b) for i, a in enumerate(depths) for b in depths[i + 1 :]]
-
-    if isinstance(seed, bool) or int(seed) != seed:
-        raise ValueError(f"seed must be an integer, got {seed}")
-    tests, adjusted, decidable = _test_pairs(samples, index, seed=int(seed), looks=looks, alpha=alpha)
-    pairs, beats = _call_pairs(
-        samples, index, tests, adjusted, decidable, alpha=alpha, gamma=gamma, confidence=confidence
-    )
-    winner, tied, undecided = _standing(depths, beats, pairs)
+    tests = {
+        (a, b): _test(samples[a], samples[b], np.random.default_rng([int(seed) % 2**64, i]), confidence)
+        for i, (a, b) in enumerate(index)
+    }
+    level = alpha / looks
+    best = _best_set(depths, _evidence_against(depths, tests, gamma), level)
+    pairs = _pairs(samples, index, tests, level=level, looks=looks, gamma=gamma, confidence=confidence)
+    winner = best[0] if len(best) == 1 else None
+    undecided = winner is None and not _can_shrink(depths, samples, best, level)
     needed = min_seeds(len(depths), confidence=confidence, looks=looks) if undecided else None
     return Verdict(
         winner=winner,
-        tied=tied,
+        tied=list(best),
+        best_set=list(best),
         undecided=undecided,
         pairs=pairs,
-        rule=_rule(alpha, gamma, looks, len(index)),
+        rule=_rule(alpha, gamma, looks, len(depths)),
         needed_seeds=needed,
-        summary=_summary(depths, winner, tied, beats, needed, counts),
+        summary=_summary(depths, best, needed, counts),
+        trend=trend(samples, confidence=confidence, looks=looks) if len(depths) >= 3 else None,
     )
+
+
+def _test(x: np.ndarray, y: np.ndarray, rng: np.random.Generator, confidence: float) -> _Test:
+    """The pair's test, or no evidence either way with too few runs on a side (its interval is still given)."""
+    if min(x.size, y.size) < 2:  # no spread to estimate: the estimate alone, with the widest interval
+        auc = float(np.mean((x[:, None] < y[None, :]) + 0.5 * (x[:, None] == y[None, :])))
+        return _Test(auc=auc, ci=Interval(0.0, 1.0, "brunner-munzel"), p_x_better=1.0, p_y_better=1.0)
+    test = _brunner_munzel(x, y, rng, confidence)
+    if not _enough_runs(x.size, y.size):
+        return _Test(auc=test.auc, ci=test.ci, p_x_better=1.0, p_y_better=1.0)
+    return test
+
+
+def _can_shrink(depths: list[int], samples: dict[int, np.ndarray], best: list[int], level: float) -> bool:
+    """Whether these run counts let the closed test leave any depth of ``best`` out at all: every comparison at its
+    smallest attainable p-value (complete separation) is the best case for each."""
+    floor = {
+        d: min(_smallest_p(samples[d].size, samples[o].size) for o in depths if o != d) for d in depths
+    }  # the strongest evidence the counts allow against each depth
+    return len(depths) > 1 and any(_excluded(d, floor, level) for d in best)
 
 
 def _samples(losses_by_depth: Mapping[int, Sequence[float]]) -> dict[int, np.ndarray]:
@@ -441,83 +716,51 @@ def _samples(losses_by_depth: Mapping[int, Sequence[float]]) -> dict[int, np.nda
     return samples
 
 
-def _test_pairs(
-    samples: dict[int, np.ndarray], index: list[tuple[int, int]], *, seed: int, looks: int, alpha: float
-) -> tuple[list[tuple[float, float]], np.ndarray, np.ndarray]:
-    """Runs the permutation test on every pair: the (AUC, raw p) per pair, Holm-adjusted p-values, and decidability."""
-    tests = [
-        _rank_test(samples[a], samples[b], np.random.default_rng([seed % 2**64, i])) for i, (a, b) in enumerate(index)
-    ]
-    raw = np.array([p for _, p in tests])
-    adjusted = np.minimum(1.0, looks * _holm(raw)) if index else raw
-    # Holm's adjusted p-values only grow with the raw ones, so every pair at its smallest attainable p-value at once
-    # (depths completely separated, in any order) is the best case for each: a pair undecidable there never decides.
-    floor = np.array([_smallest_p(samples[a].size, samples[b].size) for a, b in index])
-    decidable = looks * _holm(floor) < alpha if index else np.zeros(0, dtype=bool)
-    return tests, adjusted, decidable
-
-
-def _call_pairs(
+def _pairs(
     samples: dict[int, np.ndarray],
     index: list[tuple[int, int]],
-    tests: list[tuple[float, float]],
-    adjusted: np.ndarray,
-    decidable: np.ndarray,
+    tests: dict[tuple[int, int], _Test],
     *,
-    alpha: float,
+    level: float,
+    looks: int,
     gamma: float,
     confidence: float,
-) -> tuple[list[Pair], dict[int, list[int]]]:
-    """Calls each pair for the depth with the lower losses when its adjusted p-value is below alpha and that depth
-    wins with probability at least gamma; returns the Pair records and, for each depth, the depths it beats."""
-    pairs: list[Pair] = []
-    beats: dict[int, list[int]] = {d: [] for d in sorted(samples)}
-    for (a, b), (auc, p), p_adj, can in zip(index, tests, adjusted, decidable, strict=True):
-        better: int | None = None
-        if p_adj < alpha and max(auc, 1.0 - auc) >= gamma:
-            better = a if auc > 0.5 else b
-            beats[better].append(b if better == a else a)
-        pairs.append(_pair(a, b, samples[a], samples[b], better, auc, p, p_adj, can, confidence))
-    return pairs, beats
-
-
-def _pair(
-    a: int,
-    b: int,
-    x: np.ndarray,
-    y: np.ndarray,
-    better: int | None,
-    auc: float,
-    p: float,
-    p_adj: float,
-    can: bool,
-    confidence: float,
-) -> Pair:
-    """The Pair record for depths a < b, with the Welch difference of means when neither has a failed run."""
-    diff: float | None = None
-    diff_ci: Interval | None = None
-    if np.all(np.isfinite(x)) and np.all(np.isfinite(y)):
-        diff, ci = _welch(x, y, confidence)
-        diff_ci = ci if x.size > 1 and y.size > 1 else None
-    return Pair(
-        a=a,
-        b=b,
-        better=better,
-        p_a_better=auc,
-        p_value=float(p),
-        p_adjusted=float(p_adj),
-        difference=diff,
-        difference_ci=diff_ci,
-        n_a=int(x.size),
-        n_b=int(y.size),
-        decidable=bool(can),
-    )
-
-
-def _standing(depths: list[int], beats: dict[int, list[int]], pairs: list[Pair]) -> tuple[int | None, list[int], bool]:
-    """The winner (better than every other depth, or None), the tied top group, and whether more seeds could decide."""
-    beaten = {d for losers in beats.values() for d in losers}
-    winner = next((d for d in depths if len(beats[d]) == len(depths) - 1), None)
-    tied = [winner] if winner is not None else ([d for d in depths if d not in beaten] or list(depths))
-    undecided = winner is None and any(not pair.decidable and (pair.a in tied or pair.b in tied) for pair in pairs)
-    return winner, tied, undecided
+) -> list[Pair]:
+    """Every pair as a description: Holm-adjusted two-sided p-values, the call, the difference of means."""
+    if not index:
+        return []
+    raw = np.array([tests[ab].p_two_sided for ab in index])
+    adjusted = np.minimum(1.0, looks * _holm(raw))
+    floor = np.array([min(1.0, 2.0 * _smallest_p(samples[a].size, samples[b].size)) for a, b in index])
+    decidable = _holm(floor) < level
+    pairs = []
+    for (a, b), p_adj, can in zip(index, adjusted, decidable, strict=True):
+        test = tests[(a, b)]
+        better = None
+        if p_adj < 1.0 - confidence and max(test.auc, 1.0 - test.auc) >= gamma:
+            better = a if test.auc > 0.5 else b
+        x, y = samples[a], samples[b]
+        diff: float | None = None
+        diff_ci: Interval | None = None
+        if np.all(np.isfinite(x)) and np.all(np.isfinite(y)):
+            d, ci = _welch(x, y, confidence)
+            diff = d if math.isfinite(d) else None
+            if x.size > 1 and y.size > 1 and diff is not None and math.isfinite(ci.low) and math.isfinite(ci.high):
+                diff_ci = ci
+        pairs.append(
+            Pair(
+                a=a,
+                b=b,
+                better=better,
+                p_a_better=test.auc,
+                p_a_better_ci=test.ci,
+                p_value=test.p_two_sided,
+                p_adjusted=float(p_adj),
+                difference=diff,
+                difference_ci=diff_ci,
+                n_a=int(x.size),
+                n_b=int(y.size),
+                decidable=bool(can),
+            )
+        )
+    return pairs

@@ -13,9 +13,10 @@ from stacktune.search.analysis import plots
 from stacktune.search.analysis.curves import expected_best, expected_best_std
 from stacktune.search.analysis.report import PLOT_FILES, write_report
 from stacktune.search.analysis.stats import compare, mean_ci
+from stacktune.search.analysis.versus_fixed import compare_settings
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-SEEDS = [1000, 1001, 1002, 1003, 1004]
+SEEDS = [1000, 1001, 1002, 1003, 1004, 1005, 1006, 1007]
 TRIALS = 16
 BASELINE = {"units": 64, "lr": 0.001, "dropout": 0.0, "batch_size": 64}
 RULE = (
@@ -133,16 +134,12 @@ def realistic(tuned_centers=(0.26, 0.21, 0.25), fixed_centers=(0.40, 0.36, 0.30)
             },
         ),
     ]
-    verdict = compare({d["depth"]: d["test_losses"] for d in depths})
-    fixed_verdict = compare({d["depth"]: d["fixed"]["test_losses"] for d in depths})
-    changed = verdict.tied != fixed_verdict.tied
-
-    def describe(v):
-        return (
-            f"depth {v.winner} wins"
-            if v.winner is not None
-            else "depths " + " and ".join(map(str, v.tied)) + " tie for first"
-        )
+    tuned = {d["depth"]: d["test_losses"] for d in depths}
+    fixed = {d["depth"]: d["fixed"]["test_losses"] for d in depths}
+    verdict, fixed_verdict = compare(tuned), compare(fixed)
+    settings = compare_settings(tuned, fixed, tuned_verdict=verdict, fixed_verdict=fixed_verdict, naive_loss=0.5)
+    for d, gain in zip(depths, settings.gains, strict=True):
+        d["tuning_gain"], d["tuning_gain_ci"] = gain.to_dict()["gain"], gain.to_dict()["ci"]
 
     return {
         "search": "sunspots-depths",
@@ -157,10 +154,12 @@ def realistic(tuned_centers=(0.26, 0.21, 0.25), fixed_centers=(0.40, 0.36, 0.30)
         "best_depth": min(depths, key=lambda d: d["best_val_loss"])["depth"],
         "verdict": {**verdict.to_dict(), "rule": RULE},
         "fixed_verdict": {**fixed_verdict.to_dict(), "rule": RULE},
-        "conclusion_changed": changed,
+        "conclusion_changed": settings.changed,
+        "conclusion_reasons": settings.reasons,
+        "tuning": settings.to_dict(),
         "conclusion": (
-            f"Tuned separately, {describe(verdict)}; with one fixed setting (64 units per layer, lr 0.001) "
-            f"{describe(fixed_verdict)}: the conclusion {'changed' if changed else 'is the same'}."
+            f"Tuned separately, {verdict.summary}; with one fixed setting (64 units per layer, lr 0.001), "
+            f"{fixed_verdict.summary}: {settings.sentence}"
         ),
     }
 
@@ -243,14 +242,16 @@ def test_realistic_report_has_every_plot_and_names_the_winner(realistic_report):
     assert "| 1 vs 2 |" in report and "depth 2 better" in report
     assert RULE in report
     assert "retrained on the training split only, best epoch chosen on validation" in report
-    assert "1000, 1001, 1002, 1003, 1004" in report
+    assert "1000, 1001, 1002, 1003, 1004, 1005, 1006, 1007" in report
+    assert "Tuning gain" in report and "## What this verdict accounts for" in report
+    assert "the search's own randomness" in report and "one held-out test period" in report
     assert "stacktune train best/depth-2.yaml" in report
     assert "Depth 4: dropout (`dropout`, 0.34) and learning rate (`lr`, 0.31)." in report
     assert "[128, 48]" in report and "104,945" in report
     links = _links(report)
     assert links == list(PLOT_FILES)
     assert all((out / link).is_file() for link in links)
-    assert "<" not in report.replace("<=", "")  # plain markdown, no HTML
+    assert "<" not in re.sub(r"(<=|p < |\| < 0\.001)", "", report)  # plain markdown, no HTML
 
 
 def test_numbers_are_rounded_to_four_significant_digits(realistic_report):
@@ -270,17 +271,22 @@ def test_tie_says_tie(tmp_path):
     assert comparison["verdict"]["winner"] is None and len(comparison["verdict"]["tied"]) >= 2
     report = write_report(comparison, tmp_path)[0].read_text()
     answer = report.split("## ")[0]
-    assert "tie" in answer.lower()
+    assert "may be best" in answer and "The best depth is among depths 2 and 4" in answer
     assert "not shown different" in report
     assert "(winner)" not in report
 
 
-def test_unchanged_conclusion_is_reported(tmp_path):
-    comparison = realistic(fixed_centers=(0.40, 0.30, 0.36))
-    assert comparison["conclusion_changed"] is False
+@pytest.mark.parametrize(
+    ("changed", "words"),
+    [(False, "the conclusion is the same (same within"), (None, "whether the conclusion changed cannot be told yet")],
+)
+def test_unchanged_or_open_conclusion_is_reported(tmp_path, changed, words):
+    comparison = realistic()
+    comparison.update(conclusion_changed=changed, conclusion_reasons=["same within ±0.02"])
+    del comparison["conclusion"]
     report = write_report(_text_only(comparison), tmp_path)[0].read_text()
-    assert "the conclusion did not change" in report
-    assert "the conclusion changed" not in report
+    assert words in report
+    assert "the conclusion changed:" not in report and "the conclusion changed (" not in report
 
 
 def test_without_conclusion_the_answer_builds_the_fixed_sentence(tmp_path):
