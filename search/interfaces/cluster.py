@@ -39,7 +39,8 @@ def dashboard_address(address: str | None) -> str:
     address = address or os.environ.get("RAY_API_SERVER_ADDRESS") or os.environ.get("RAY_ADDRESS")
     if not address:
         raise ConfigError(
-            "--address: name the cluster's dashboard, like http://HEAD:8265 (or set RAY_API_SERVER_ADDRESS)"
+            "--address: name the cluster's dashboard, like http://HEAD:8265 "
+            "(or set RAY_API_SERVER_ADDRESS or RAY_ADDRESS)"
         )
     if address.startswith("ray://") or address == "auto":
         raise ConfigError(
