@@ -17,7 +17,9 @@ COPY search search
 COPY models models
 COPY datasets datasets
 COPY docker docker
-RUN pip install ".[cluster]"
+# Ray at the one version every node and manifest uses (constraints/cluster.txt).
+COPY constraints/cluster.txt constraints/cluster.txt
+RUN pip install -c constraints/cluster.txt ".[cluster]"
 # Nothing runs as root; the volumes compose mounts are created owned by this user.
 RUN useradd --create-home --uid 1000 stacktune \
     && mkdir -p /shared /mlflow-auth && chown stacktune /shared /mlflow-auth

@@ -4,19 +4,26 @@ VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
 
 .PHONY: demo test test-deps test-stack test-floors lint bench venv clean
 
-venv: $(STAMP)
+# The environment for working on stacktune: the package and its test tools.
+venv: $(TEST_STAMP)
 
 # PyTorch goes in first, pinned, so that resolving the project's own
 # dependencies never pulls a CUDA build; TORCH_SPEC overrides it for GPU users.
+# This is the package alone (what `make demo` needs); the test tools go in on top, for the targets that use them.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet $(TORCH_SPEC)
-	$(BIN)/pip install --quiet -e ".[test]"
+	$(BIN)/pip install --quiet -e .
 	touch $(STAMP)
+
+$(TEST_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e ".[test]"
+	touch $(TEST_STAMP)
 
 demo: $(STAMP)
 	$(BIN)/stacktune search examples/demo.yaml
@@ -31,7 +38,7 @@ test-deps:
 
 # docker-compose.yml started for real in a container engine of the test's own (needs root; about 12 minutes):
 # images built, two Ray workers, a submitted search read back from MLflow. Not part of `make test`.
-test-stack: $(STAMP)
+test-stack: $(TEST_STAMP)
 	./tests/system-deps.sh stack
 	$(BIN)/python -m pytest -q -m stack tests/stack $(PYTEST_ARGS)
 
@@ -51,7 +58,7 @@ $(FLOORS_STAMP): pyproject.toml constraints/floors.txt
 test-floors: $(FLOORS_STAMP)
 	$(FLOORS_VENV)/bin/python -m pytest -q -m floors tests/floors $(PYTEST_ARGS)
 
-lint: $(STAMP)
+lint: $(TEST_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 

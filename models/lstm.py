@@ -1,16 +1,22 @@
-"""A stacked LSTM with a linear head: the one model family stacktune searches over."""
+"""A stacked LSTM with a linear head: the one model family stacktune searches over.
+
+This file needs only PyTorch: a logged MLflow Model carries a copy of it (search/tracking/models.py), so that the
+model loads where stacktune is not installed.
+"""
 
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
 from os import PathLike
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from stacktune.datasets.types import Task
+if TYPE_CHECKING:
+    from stacktune.datasets.types import Task
 
 TASKS = ("regression", "classification")
 

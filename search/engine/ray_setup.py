@@ -25,6 +25,20 @@ def quiet_ray_tune() -> None:
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
 
 
+def ray_address_from_env() -> str | None:
+    """$RAY_ADDRESS where it names a Ray cluster, for `stacktune search`. A dashboard URL (http:// or https://) there
+    is the Jobs API address that `stacktune submit` uses, not a cluster to join: the search runs on a local Ray, and
+    the variable leaves this process's environment, since ray.init() would read it too."""
+    address = os.environ.get("RAY_ADDRESS")
+    if address and address.startswith(("http://", "https://")):
+        logging.getLogger("stacktune").debug(
+            "RAY_ADDRESS=%s is a Jobs API address (for stacktune submit): searching on a local Ray", address
+        )
+        del os.environ["RAY_ADDRESS"]
+        return None
+    return address or None
+
+
 def check_ray_address(address: str | None) -> None:
     """Raises UnreachableError when a named Ray cluster does not accept connections."""
     if not address or address == "auto":

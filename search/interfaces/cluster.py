@@ -34,10 +34,14 @@ _EXIT = {"SUCCEEDED": 0, "STOPPED": 130, "FAILED": 1}
 
 
 def dashboard_address(address: str | None) -> str:
-    """The Jobs API's URL: --address, else $RAY_ADDRESS; HOST:PORT means http://HOST:PORT."""
-    address = address or os.environ.get("RAY_ADDRESS")
+    """The Jobs API's URL: --address, else $RAY_API_SERVER_ADDRESS (what `ray start` and `ray job submit` use), else
+    $RAY_ADDRESS; HOST:PORT means http://HOST:PORT."""
+    address = address or os.environ.get("RAY_API_SERVER_ADDRESS") or os.environ.get("RAY_ADDRESS")
     if not address:
-        raise ConfigError("--address: name the cluster's dashboard, like http://HEAD:8265 (or set RAY_ADDRESS)")
+        raise ConfigError(
+            "--address: name the cluster's dashboard, like http://HEAD:8265 "
+            "(or set RAY_API_SERVER_ADDRESS or RAY_ADDRESS)"
+        )
     if address.startswith("ray://") or address == "auto":
         raise ConfigError(
             f"--address: jobs are submitted to the dashboard's HTTP port, like http://HEAD:8265, got {address!r}"
@@ -47,6 +51,12 @@ def dashboard_address(address: str | None) -> str:
 
 def _client(address: str | None):
     """A JobSubmissionClient for the cluster; Ray adds its auth token when RAY_AUTH_MODE=token."""
+    # Ray sends RAY_AUTH_TOKEN (or the file RAY_AUTH_TOKEN_PATH names) only when RAY_AUTH_MODE=token: a token given
+    # means that mode, and it has to be set before Ray is first imported, which reads it.
+    if (os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")) and not os.environ.get(
+        "RAY_AUTH_MODE"
+    ):
+        os.environ["RAY_AUTH_MODE"] = "token"
     from ray.job_submission import JobSubmissionClient
 
     # Ray's notes on uploading and on closing the log stream are its own business, not the user's.

@@ -10,7 +10,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from ..engine.ray_setup import check_ray_address, start_ray
+from ..engine.ray_setup import check_ray_address, ray_address_from_env, start_ray
 from ..errors import ConfigError, SearchInterrupted
 from ..pipeline import check_paths, run_search
 from ..spec.convert import match_widths
@@ -53,7 +53,7 @@ def search_command(
     check_paths(spec, out, shared_storage)  # before Ray starts, and before anything in them is touched
     uri = store.resolve_tracking_uri(tracking_uri)
     store.check_tracking(uri)
-    address = address or os.environ.get("RAY_ADDRESS")
+    address = address or ray_address_from_env()
     check_ray_address(address)
     if not address:
         # Ray's single-machine mode: every Ray process listens on 127.0.0.1 only. Read when Ray is

@@ -24,6 +24,11 @@ MODEL_NAME = "model"  # the LoggedModel's name; its artifacts are the MLflow Mod
 # The artifact keys the pyfunc (pyfunc_code.py) reads: the saved StackedLSTM and the scaling as JSON.
 WEIGHTS = "weights"
 SCALING = "scaling"
+# The module the model's own copy of models/lstm.py is imported as (pyfunc_code.py): a name of its own, so that it
+# shadows nothing where it is loaded, stacktune included.
+CODE_MODULE = "stacktune_lstm"
+# The alias of a registered model that points at the version registered last: models:/NAME@champion.
+CHAMPION = "champion"
 
 
 def scaling_of(data) -> dict:
@@ -75,14 +80,25 @@ def _example(data):
 
 
 def _requirements() -> list[str]:
-    """Pinned to this environment, so that MLflow does not start a process to guess them."""
+    """What the model imports (PyTorch, NumPy, MLflow), pinned to this environment's versions, which an index has:
+    stacktune itself is not among them, since the model carries its own code (CODE_MODULE). Named here so that
+    MLflow does not start a process to guess them."""
     from importlib.metadata import PackageNotFoundError, version
 
     wanted = []
-    for package in ("stacktune", "torch", "numpy", "mlflow"):
+    for package in ("torch", "numpy", "mlflow"):
         with contextlib.suppress(PackageNotFoundError):
             wanted.append(f"{package}=={version(package).split('+')[0]}")
     return wanted
+
+
+def _model_code(folder: Path) -> Path:
+    """A copy of the LSTM's code (it needs only PyTorch) under the name the pyfunc imports it by, for code_paths."""
+    from stacktune.models import lstm
+
+    code = folder / f"{CODE_MODULE}.py"
+    code.write_bytes(Path(lstm.__file__).read_bytes())
+    return code
 
 
 @contextlib.contextmanager
@@ -128,8 +144,10 @@ def log_best_model(
             artifact_path=None,
             flavor=mlflow.pyfunc,
             name=MODEL_NAME,
-            # Models from code: the model is rebuilt by running this file, never unpickled.
+            # Models from code: the model is rebuilt by running this file, never unpickled; with it goes the code
+            # of the network, which MLflow puts on sys.path at load time, so stacktune is not needed there.
             python_model=str(Path(__file__).with_name("pyfunc_code.py")),
+            code_paths=[str(_model_code(Path(tmp)))],
             artifacts={WEIGHTS: str(weights), SCALING: str(scaling)},
             signature=_signature(data),
             input_example=_example(data),
@@ -158,8 +176,10 @@ def check_model_name(name: str) -> None:
 
 
 def register(client, comparison: dict, name: str) -> dict:
-    """Registers the search's overall best model under `name` (a new version), with the verdict and the config as
-    its tags and description; returns {"name", "version", "model_uri"}."""
+    """Registers the search's overall best model under `name`, with the verdict and the config as its tags and
+    description, and points the alias CHAMPION at it. A model that is already a version of `name` is not added
+    again: that version is returned (and becomes the champion). Returns {"name", "version", "model_uri",
+    "alias_uri"}."""
     from mlflow.exceptions import MlflowException
 
     from ..errors import StacktuneError
@@ -178,6 +198,26 @@ def register(client, comparison: dict, name: str) -> dict:
     except MlflowException as exc:
         if exc.error_code != "RESOURCE_ALREADY_EXISTS":
             raise
+    version = _version_of(client, name, model) or _add_version(client, name, comparison, entry, model)
+    client.set_registered_model_alias(name, CHAMPION, version)
+    return {
+        "name": name,
+        "version": int(version),
+        "model_uri": f"models:/{name}/{version}",
+        "alias_uri": f"models:/{name}@{CHAMPION}",
+    }
+
+
+def _version_of(client, name: str, model: dict) -> str | None:
+    """The version of registered model `name` that already holds the logged model `model`, if one does."""
+    quoted = name.replace("\\", "\\\\").replace("'", "\\'")
+    for version in client.search_model_versions(f"name = '{quoted}'"):
+        if version.name == name and (version.model_id == model["model_id"] or version.source == model["uri"]):
+            return version.version
+    return None
+
+
+def _add_version(client, name: str, comparison: dict, entry: dict, model: dict) -> str:
     config = json.dumps(entry["best_config"], sort_keys=True)
     conclusion = comparison.get("conclusion") or "no test-split evaluation: lowest validation loss"
     version = client.create_model_version(
@@ -197,4 +237,4 @@ def register(client, comparison: dict, name: str) -> dict:
         ),
         model_id=model["model_id"],
     )
-    return {"name": name, "version": int(version.version), "model_uri": f"models:/{name}/{version.version}"}
+    return version.version

@@ -1,5 +1,7 @@
 """The pyfunc of a stacktune model, and what MLflow runs to rebuild it ("models from code": this file is copied
-into the model and run at load time, so nothing is unpickled). See models.py for what it takes and returns."""
+into the model and run at load time, so nothing is unpickled). It imports only MLflow, NumPy and PyTorch, and the
+copy of the network's code that the model carries (models.CODE_MODULE), so the model loads without stacktune. See
+models.py for what it takes and returns."""
 
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ class StackedLSTMPyfunc(mlflow.pyfunc.PythonModel):
     """The pyfunc around a saved StackedLSTM and the scaling the search trained it with."""
 
     def load_context(self, context) -> None:
-        from stacktune.models.lstm import load_model
+        from stacktune_lstm import load_model  # models.CODE_MODULE, on sys.path from the model's code_paths
 
         self.model = load_model(context.artifacts[WEIGHTS])
         scaling = json.loads(Path(context.artifacts[SCALING]).read_text())

@@ -572,3 +572,53 @@ def test_vm_head_starts_ray_only_with_a_filled_head_env(tmp_path):
     worker = run(config["worker_start_ray_commands"])
     assert worker.returncode == 0 and "ray start --address=10.0.0.1:6379" in worker.stdout
     assert "RAY_AUTH_MODE=token" in worker.stdout and "MLFLOW_" not in worker.stdout
+
+
+# --- one set of versions ------------------------------------------------------------------------------------------
+
+CLUSTER_PINS = REPO / "constraints" / "cluster.txt"
+
+
+def _cluster_pins() -> dict[str, str]:
+    lines = (line.split("#", 1)[0].strip() for line in CLUSTER_PINS.read_text().splitlines())
+    return dict(line.split("==") for line in lines if line)
+
+
+def test_the_image_the_vm_nodes_and_the_manifests_run_the_one_pinned_ray():
+    ray = _cluster_pins()["ray"]
+    floor = re.search(r'"ray\[[^\]]*\]>=([\d.]+)"', (REPO / "pyproject.toml").read_text()).group(1)
+    assert _version(ray) >= _version(floor)
+    assert {spec["rayVersion"] for spec in CLUSTERS.values()} == {ray}
+    # The image installs with the constraints, and the build context holds them.
+    dockerfile = (REPO / "Dockerfile").read_text()
+    assert "COPY constraints/cluster.txt constraints/cluster.txt" in dockerfile
+    (install,) = [line for line in dockerfile.splitlines() if "[cluster]" in line and "pip install" in line]
+    assert "-c constraints/cluster.txt" in install
+    assert "!constraints/cluster.txt" in (REPO / ".dockerignore").read_text().splitlines()
+    # `ray up` copies the constraints to every node and installs stacktune with them.
+    config = _vm()
+    mounted = {remote for remote, local in config["file_mounts"].items() if local == "./constraints"}
+    (remote,) = mounted
+    (install,) = [c for c in config["setup_commands"] if ".whl[cluster]" in c]
+    assert f"-c {remote}/cluster.txt" in install
+
+
+@pytest.mark.parametrize("where", CLUSTERS)
+def test_replica_bounds_take_effect_through_the_autoscaler_without_a_token_for_jobs(where):
+    spec = CLUSTERS[where]
+    assert spec["enableInTreeAutoscaling"] is True  # without it minReplicas and maxReplicas do nothing
+    for group in spec["workerGroupSpecs"]:
+        assert 0 <= group["minReplicas"] <= group["replicas"] <= group["maxReplicas"], group["groupName"]
+        if "nvidia.com/gpu" in _ray_container(group)["resources"]["limits"]:
+            assert group["minReplicas"] >= 1  # a GPU search stops at once when no GPU node is up
+    # The autoscaler, a container beside the head, reads the API token; the pods and the Ray containers do not.
+    for group in _groups(spec).values():
+        assert group["template"]["spec"]["automountServiceAccountToken"] is False
+        assert not any(m["name"] == "autoscaler-token" for m in _ray_container(group)["volumeMounts"])
+    head_volumes = {v["name"]: v for v in spec["headGroupSpec"]["template"]["spec"]["volumes"]}
+    sources = head_volumes["autoscaler-token"]["projected"]["sources"]
+    assert any("serviceAccountToken" in source for source in sources)
+    mounts = spec["autoscalerOptions"]["volumeMounts"]
+    assert {m["name"]: m["mountPath"] for m in mounts} == {
+        "autoscaler-token": "/var/run/secrets/kubernetes.io/serviceaccount"
+    }

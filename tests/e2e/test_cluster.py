@@ -8,6 +8,9 @@ what docker-compose.yml starts, one process each.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from collections import Counter
 
@@ -147,6 +150,29 @@ def test_stop_interrupts_a_submitted_search_which_keeps_its_finished_trials(tmp_
     assert not [r for r in runs if r.info.status == "RUNNING"]
     assert any(r.info.status == "FINISHED" and r.data.tags.get("stacktune.role") == "trial" for r in runs)
     assert "--resume" in cluster.cli("logs", job_id, tmp_path=tmp_path).stdout
+
+
+def _as_typed(*args: str, env: dict, cwd) -> subprocess.CompletedProcess:
+    """`stacktune ARGS` with exactly the Ray variables in `env` (none of the test's own), as a user's shell runs it."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    return subprocess.run(
+        [sys.executable, "-m", "stacktune.search.cli", *args],
+        cwd=cwd, env={**base, "PYTHONUNBUFFERED": "1", **env}, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+
+
+def test_the_cluster_login_works_as_the_readme_and_ray_start_spell_it(tmp_path, cluster):
+    token = cluster.ray.env["RAY_AUTH_TOKEN"]
+    # RAY_ADDRESS=http://... RAY_AUTH_TOKEN=... stacktune ..., without RAY_AUTH_MODE: the token means token mode.
+    for variable in ("RAY_ADDRESS", "RAY_API_SERVER_ADDRESS"):  # the latter is what `ray start` prints
+        listed = _as_typed(
+            "jobs", "--json", env={variable: cluster.ray.dashboard, "RAY_AUTH_TOKEN": token}, cwd=tmp_path
+        )
+        assert listed.returncode == 0, f"{variable}: {listed.stderr[-3000:]}"
+        assert isinstance(json.loads(listed.stdout), list)
+    # Without the token the dashboard refuses, in one line.
+    refused = _as_typed("jobs", env={"RAY_API_SERVER_ADDRESS": cluster.ray.dashboard}, cwd=tmp_path)
+    assert refused.returncode != 0 and len(refused.stderr.strip().splitlines()) == 1, refused.stderr[-3000:]
 
 
 def test_cluster_commands_name_a_missing_job_and_a_wrong_address_in_one_line(tmp_path, cluster):

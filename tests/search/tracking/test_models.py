@@ -92,20 +92,40 @@ def _comparison(model_id: str | None, run_id: str) -> dict:
     return {"search": "s", "best_depth": 2, "conclusion": "Tuned separately, depth 2 wins.", "depths": [entry]}
 
 
-def test_registering_adds_a_version_with_the_verdict_and_config_and_refuses_a_search_without_models(client, tmp_path):
+def test_registering_adds_a_version_once_points_the_champion_at_the_latest_and_refuses_a_search_without_models(
+    client, tmp_path
+):
     data = load_data(DatasetSpec(name="sine", window=12), base_dir=None)
     _, model_id, run_id = _logged(client, tmp_path, data, units=[8])
 
     first = register(client, _comparison(model_id, run_id), "lstm-forecaster")
-    second = register(client, _comparison(model_id, run_id), "lstm-forecaster")
-    assert (first["version"], second["version"]) == (1, 2)
-    assert second["model_uri"] == "models:/lstm-forecaster/2"
+    again = register(client, _comparison(model_id, run_id), "lstm-forecaster")
+    assert first == again
+    assert first == {
+        "name": "lstm-forecaster",
+        "version": 1,
+        "model_uri": "models:/lstm-forecaster/1",
+        "alias_uri": "models:/lstm-forecaster@champion",
+    }
+    assert [str(v.version) for v in client.search_model_versions("name = 'lstm-forecaster'")] == ["1"]
+    assert str(client.get_model_version_by_alias("lstm-forecaster", "champion").version) == "1"
 
-    version = client.get_model_version("lstm-forecaster", "2")
+    version = client.get_model_version("lstm-forecaster", "1")
     assert version.tags[tags.VERDICT] == "Tuned separately, depth 2 wins."
     assert version.tags[tags.DEPTH] == "2" and '"units": [16, 16]' in version.tags[tags.MODEL_CONFIG]
     assert "depth 2 wins" in version.description and version.run_id == run_id
-    loaded = mlflow.pyfunc.load_model("models:/lstm-forecaster/2")
+
+    # A later search's best is a new version and the champion moves to it; under another name it is that name's 1.
+    later_run = client.create_run(client.get_experiment_by_name("models-test").experiment_id, run_name="d2-t01")
+    later = log_best_model(
+        client, weights=tmp_path / "model.pt", data=data, run_id=later_run.info.run_id,
+        experiment_id=later_run.info.experiment_id, search="s2", depth=2, trial="d2-t01",
+    )  # fmt: skip
+    assert register(client, _comparison(later, later_run.info.run_id), "lstm-forecaster")["version"] == 2
+    assert str(client.get_model_version_by_alias("lstm-forecaster", "champion").version) == "2"
+    assert register(client, _comparison(later, later_run.info.run_id), "lstm-forecaster-b")["version"] == 1
+    assert len(client.search_model_versions("name = 'lstm-forecaster'")) == 2
+    loaded = mlflow.pyfunc.load_model("models:/lstm-forecaster@champion")
     assert loaded.predict(unscaled_inputs(data, data.test)).shape == (len(data.test), 1)
 
     with pytest.raises(StacktuneError, match="no logged model to register"):

@@ -1,0 +1,27 @@
+"""Which Ray a local `stacktune search` joins when RAY_ADDRESS is exported: a cluster's, never a dashboard URL."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from stacktune.search.engine.ray_setup import ray_address_from_env
+
+
+@pytest.mark.parametrize("url", ["http://head:8265", "https://ray.example.com"])
+def test_a_jobs_api_address_is_left_to_submit_and_the_search_runs_locally(monkeypatch, url):
+    monkeypatch.setenv("RAY_ADDRESS", url)
+    assert ray_address_from_env() is None
+    assert "RAY_ADDRESS" not in os.environ  # ray.init() reads it too
+
+
+@pytest.mark.parametrize("address", ["head:6379", "ray://head:10001", "auto"])
+def test_a_cluster_address_is_joined(monkeypatch, address):
+    monkeypatch.setenv("RAY_ADDRESS", address)
+    assert ray_address_from_env() == address and os.environ["RAY_ADDRESS"] == address
+
+
+def test_no_address_means_a_local_ray(monkeypatch):
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    assert ray_address_from_env() is None
