@@ -514,8 +514,9 @@ def _evaluation_lines(comparison: dict, entries: list[dict]) -> list[str]:
     if cox:
         lines.append(
             f"- Intervals are {level} intervals over the seeds: Cox's log-normal interval for the mean at "
-            f"{depths_phrase(cox)} (its losses are right-skewed, where a t interval covers too rarely), t intervals "
-            "elsewhere; Welch's for the differences between depths."
+            f"{depths_phrase(cox)} (positive losses, often right-skewed, where a t interval covers too rarely)"
+            + (", t intervals elsewhere" if len(cox) < len([e for e in entries if reading.has_test(e)]) else "")
+            + "; Welch's for the differences between depths."
         )
     else:
         lines.append(

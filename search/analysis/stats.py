@@ -16,9 +16,9 @@ machine learning benchmarks"), who call a difference meaningful when it is signi
   all k(k-1)/2 pairs, which the report keeps as a description (Holm-adjusted).
 - The trend is the least-squares change in mean test loss per added layer, with a Welch-Satterthwaite t interval that
   allows every depth its own spread.
-- Per-depth intervals are t intervals, or, when the losses are positive and more symmetric on the log scale, Cox's
-  interval for a log-normal mean (which keeps its coverage for skewed losses where the t interval and the bootstrap
-  do not at a few seeds). Differences of means get Welch's interval.
+- Per-depth intervals for positive losses are Cox's interval for a log-normal mean, which keeps its coverage for
+  skewed losses where the t interval and the bootstrap do not at a few seeds; other losses get t intervals.
+  Differences of means get Welch's interval.
 
 A failed or diverged retraining (an infinite or NaN loss) is the worst possible outcome: it is ranked above every
 finite loss and never dropped, so a depth cannot look better by failing; means and intervals leave it out.
@@ -35,7 +35,6 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 from scipy import special as _special
-from scipy import stats as _st
 
 from .wording import depths_phrase
 
@@ -283,20 +282,12 @@ def _exp(value: float) -> float:
     return math.exp(value) if value < 709.0 else math.inf
 
 
-def _more_symmetric_on_log_scale(x: np.ndarray) -> bool:
-    """Positive losses whose logs are less skewed than the losses themselves: a right-skewed, log-normal-like set."""
-    if x.size < 3 or np.any(x <= 0.0) or np.ptp(x) == 0.0:
-        return False
-    logs = np.log(x)
-    if np.ptp(logs) == 0.0:
-        return False
-    raw = float(_st.skew(x / _scale(x), bias=False))
-    logged = float(_st.skew(logs, bias=False))
-    return raw > 0.0 and abs(logged) < abs(raw)
-
-
 def mean_interval(values: Sequence[float], *, confidence: float = 0.95) -> tuple[float, Interval]:
-    """The mean and its interval: Cox's log-normal interval for positive, right-skewed losses, else the t interval.
+    """The mean and its interval: Cox's log-normal interval when every loss is positive, else the t interval.
+
+    Seed-to-seed losses are positive and often right-skewed; there the t interval covers 83% at 8 seeds
+    (log-normal, sigma 1) and a BCa bootstrap 81%, while Cox's holds 94%, and it keeps 95% for normal-looking
+    positive losses too (benchmarks/verdict.py).
 
     The interval's ``method`` says which ("cox-lognormal" or "t"). A single value gives ``[v, v]``. Raises ValueError
     on empty input or NaN/inf values (callers leave failed runs out of a mean).
@@ -306,7 +297,7 @@ def mean_interval(values: Sequence[float], *, confidence: float = 0.95) -> tuple
     if x.size == 1 or np.ptp(x) == 0.0:
         v = float(x[0]) if x.size == 1 else float(x.mean())
         return v, Interval(v, v, "t")
-    if _more_symmetric_on_log_scale(x):
+    if np.all(x > 0.0):
         return _cox_interval(x, confidence)
     return _t_interval(x, confidence)
 

@@ -2,22 +2,25 @@
 
 Every simulation draws from a fixed seed, so each test is deterministic. A rate is checked against its target with a
 one-sided exact binomial test at 1%: the test fails only when the observed rate is significantly worse than the
-target, which allows for the Monte Carlo error of a few hundred replications (about 1 percentage point at a 5% rate)
-while still catching a rule that misses the target by a real margin. benchmarks/verdict.py measures the same
-figures with 2,000 replications.
+target, which allows for the Monte Carlo error of a few hundred replications (about 1.3 percentage points at a 5%
+rate) while still catching a rule that misses the target by a real margin. benchmarks/verdict.py measures the same
+figures, and more, with 2,000 replications.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
 import pytest
+from scipy import integrate, optimize, special
 from scipy import stats as st
 
-from stacktune.search.analysis.stats import DEFAULT_SEEDS, compare, difference_ci, min_seeds
+from stacktune.search.analysis.stats import DEFAULT_SEEDS, compare, mean_interval, min_seeds, trend
+from stacktune.search.analysis.versus_fixed import compare_settings
 
-REPS = 600
+REPS = 300
 
 
 def _at_most(hits: int, reps: int, target: float) -> bool:
@@ -30,22 +33,70 @@ def _at_least(hits: int, reps: int, target: float) -> bool:
     return st.binomtest(hits, reps, target, alternative="less").pvalue >= 0.01
 
 
-@pytest.mark.parametrize("seeds", [2, 3, 4, 5, 8, 12, 20, 30])
-def test_equal_depths_rarely_get_a_winner(seeds):
-    rng = np.random.default_rng(100 + seeds)
+@functools.lru_cache(maxsize=8)
+def lognormal_shift(scale: float) -> float:
+    """The shift c that makes P(X < scale * Y + c) = 1/2 for X, Y standard log-normal: a skewed pair of depths with
+    different spreads and neither better, computed by quadrature."""
+
+    def p_first_lower(c: float) -> float:
+        def density(z: float) -> float:
+            t = scale * math.exp(z) + c
+            return (special.ndtr(math.log(t)) if t > 0 else 0.0) * math.exp(-z * z / 2) / math.sqrt(2 * math.pi)
+
+        return integrate.quad(density, -12, 12, limit=200)[0]
+
+    return optimize.brentq(lambda c: p_first_lower(c) - 0.5, -50.0, 50.0, xtol=1e-12)
+
+
+def draw(rng: np.random.Generator, kind: str, n: int, spread: float) -> np.ndarray:
+    """n losses of one depth, centred so that P(a depth beats another) = 1/2 whatever the spread: symmetric kinds
+    around 0, the log-normal shifted by `lognormal_shift`."""
+    if kind == "normal":
+        return rng.normal(0.0, spread, n)
+    if kind == "t3":
+        return spread * rng.standard_t(3, n)
+    if kind == "discretised":
+        return np.round(rng.normal(0.0, spread, n))
+    if kind == "lognormal":
+        return spread * rng.lognormal(0.0, 1.0, n) + (lognormal_shift(spread) if spread != 1.0 else 0.0)
+    raise ValueError(kind)
+
+
+@pytest.mark.parametrize(
+    ("kind", "n_a", "n_b", "spread"),
+    [
+        ("normal", 6, 6, 5.0),
+        ("normal", 8, 8, 1.0),
+        ("normal", 8, 8, 5.0),
+        ("t3", 8, 8, 3.0),
+        ("lognormal", 8, 8, 3.0),
+        ("discretised", 8, 8, 3.0),
+        ("normal", 20, 7, 3.0),
+        ("normal", 20, 5, 3.0),
+        ("normal", 30, 30, 5.0),
+    ],
+)
+def test_depths_that_differ_only_in_spread_rarely_get_a_winner(kind, n_a, n_b, spread):
+    rng = np.random.default_rng(100 + n_a + 7 * n_b + int(spread))
     hits = sum(
-        compare({1: rng.normal(0, 1, seeds), 2: rng.normal(0, 1, seeds)}).winner is not None for _ in range(REPS)
+        compare({1: draw(rng, kind, n_a, 1.0), 2: draw(rng, kind, n_b, spread)}).winner is not None for _ in range(REPS)
     )
     assert _at_most(hits, REPS, 0.05), hits / REPS
 
 
-@pytest.mark.parametrize("depths", [3, 4, 5, 6])
-def test_equal_depths_rarely_see_any_depth_beaten(depths):
+def test_the_lognormal_null_is_a_null():
+    rng = np.random.default_rng(0)
+    x, y = draw(rng, "lognormal", 200_000, 1.0), draw(rng, "lognormal", 200_000, 3.0)
+    assert np.mean(x < y) == pytest.approx(0.5, abs=0.005)
+
+
+@pytest.mark.parametrize("depths", [3, 6])
+def test_equal_depths_rarely_see_any_depth_left_out_of_the_best(depths):
     rng = np.random.default_rng(200 + depths)
     hits = 0
     for _ in range(REPS):
         verdict = compare({d: rng.normal(0, 1, DEFAULT_SEEDS) for d in range(1, depths + 1)})
-        hits += any(p.better is not None for p in verdict.pairs)
+        hits += len(verdict.best_set) < depths or any(p.better is not None for p in verdict.pairs)
     assert _at_most(hits, REPS, 0.05), hits / REPS
 
 
@@ -58,25 +109,57 @@ def test_a_two_sd_difference_is_found_and_never_reversed():
     assert winners.count(2) == 0
 
 
-@pytest.mark.parametrize("kind", ["normal", "lognormal"])
-def test_difference_interval_covers_the_true_difference(kind):
+def test_a_best_depth_among_three_is_named_more_often_than_holm_over_all_pairs_named_it():
+    rng = np.random.default_rng(310)
+    hits = 0
+    for _ in range(REPS):
+        losses = {d: rng.normal(0, 1, DEFAULT_SEEDS) for d in (1, 2, 3)}
+        losses[2] = losses[2] - 2.0
+        hits += compare(losses).winner == 2
+    assert _at_least(hits, REPS, 0.81), hits / REPS  # all pairs, Holm-adjusted, named it in 81%
+
+
+def test_a_trend_of_half_a_seed_sd_per_layer_is_found_and_a_flat_one_rarely():
+    rng = np.random.default_rng(320)
+    found = flat_calls = spread_calls = 0
+    for _ in range(REPS):
+        found += trend({d: rng.normal(-0.5 * d, 1.0, DEFAULT_SEEDS) for d in range(1, 7)}).direction == "down"
+        flat_calls += trend({d: rng.normal(0.0, 1.0, DEFAULT_SEEDS) for d in range(1, 7)}).direction is not None
+        # Deeper stacks varying more between seeds, no change in the mean.
+        spread_calls += trend({d: rng.normal(0.0, 0.5 * d, DEFAULT_SEEDS) for d in range(1, 7)}).direction is not None
+    assert _at_least(found, REPS, 0.90), found / REPS
+    assert _at_most(flat_calls, REPS, 0.05), flat_calls / REPS
+    assert _at_most(spread_calls, REPS, 0.05), spread_calls / REPS
+
+
+@pytest.mark.parametrize(("kind", "truth"), [("lognormal", math.exp(0.5)), ("normal", 1.0)])
+def test_the_per_depth_interval_covers_skewed_and_normal_losses(kind, truth):
     rng = np.random.default_rng(400 + len(kind))
-    reps, covered = 600, 0
-    sigma, shift = 0.3, 0.2
+    reps, covered = 1000, 0
     for _ in range(reps):
-        if kind == "normal":
-            a, b, truth = rng.normal(1.0, 1.0, DEFAULT_SEEDS), rng.normal(0.3, 2.0, DEFAULT_SEEDS), 0.7
-        else:
-            a, b = rng.lognormal(0.0, sigma, DEFAULT_SEEDS), rng.lognormal(shift, sigma, DEFAULT_SEEDS)
-            truth = math.exp(sigma**2 / 2) - math.exp(shift + sigma**2 / 2)
-        _, ci = difference_ci(a, b)
+        values = rng.lognormal(0.0, 1.0, DEFAULT_SEEDS) if kind == "lognormal" else rng.normal(1.0, 0.5, DEFAULT_SEEDS)
+        _, ci = mean_interval(values)
         covered += ci.low <= truth <= ci.high
     assert _at_least(covered, reps, 0.93), covered / reps
 
 
-@pytest.mark.parametrize("seeds", [1, 2, 3])
+def test_tuned_and_fixed_from_the_same_distributions_are_rarely_called_changed():
+    rng = np.random.default_rng(500)
+    changed = 0
+    for _ in range(REPS // 2):
+        centres = {1: 0.5, 2: 0.52, 3: 0.6}
+        tuned = {d: rng.normal(c, 0.03, DEFAULT_SEEDS) for d, c in centres.items()}
+        fixed = {d: rng.normal(c, 0.03, DEFAULT_SEEDS) for d, c in centres.items()}
+        result = compare_settings(
+            tuned, fixed, tuned_verdict=compare(tuned), fixed_verdict=compare(fixed), naive_loss=0.55
+        )
+        changed += result.changed is True
+    assert _at_most(changed, REPS // 2, 0.05), changed / (REPS // 2)
+
+
+@pytest.mark.parametrize("seeds", [1, 2, 3, 5])
 @pytest.mark.parametrize("depths", [2, 3])
-def test_one_to_three_seeds_never_name_a_winner(seeds, depths):
+def test_fewer_than_six_seeds_never_name_a_winner(seeds, depths):
     # Everything points one way: depth 1 far below depth 2, depth 2 far below depth 3.
     rng = np.random.default_rng(seeds)
     for _ in range(20):
@@ -96,7 +179,8 @@ def test_failed_runs_count_as_the_worst_outcome():
     for _ in range(20):
         verdict = compare({1: [math.inf] * n, 2: rng.normal(1e6, 1e6, n)})
         assert verdict.winner == 2 and verdict.pairs[0].n_a == n and verdict.pairs[0].p_a_better == 0.0
-    # One failed run in the better depth costs it that run's comparisons, and it is still counted.
+    # One failed run in the better depth costs it that run's comparisons and widens its spread (the test no longer
+    # assumes one spread), and it is still counted; the worse depth is never called better.
     wins = 0
     for _ in range(REPS // 4):
         better, worse = rng.normal(-3, 1, n), rng.normal(0, 1, n)
@@ -104,5 +188,6 @@ def test_failed_runs_count_as_the_worst_outcome():
         pair = compare({1: better, 2: worse}).pairs[0]
         assert pair.n_a == n and pair.difference is None
         assert pair.p_a_better == pytest.approx(((better[1:, None] < worse[None, :]).sum()) / n**2)
+        assert pair.better != 2
         wins += pair.better == 1
-    assert wins > 0.8 * (REPS // 4)
+    assert wins > 0.2 * (REPS // 4)
