@@ -50,7 +50,9 @@ def _to_dict(obj: Any) -> dict[str, Any]:
         if f.name == "extra":
             continue
         value = getattr(obj, f.name)
-        if value is None and f.name in _OPTIONAL:
+        # "cannot tell yet" is written as null wherever the reasons for it are
+        tested = f.name == "conclusion_changed" and getattr(obj, "conclusion_reasons", None) is not None
+        if value is None and f.name in _OPTIONAL and not tested:
             continue
         if isinstance(value, list) and value and isinstance(value[0], DepthEntry):
             value = [v.to_dict() for v in value]

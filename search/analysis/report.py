@@ -143,9 +143,17 @@ def _answer(comparison: dict, entries: list[dict]) -> list[str]:
         sentences += _trend_sentences(verdict)
         sentences += _naive_sentences(comparison, tested)
         conclusion = comparison.get("conclusion")
-        if isinstance(conclusion, str) and conclusion.strip():
+        tuning = comparison.get("tuning") if isinstance(comparison.get("tuning"), dict) else {}
+        fixed_verdict = reading.verdict(comparison, "fixed_verdict")
+        if tuning.get("sentence") and fixed_verdict is not None and fixed_verdict.get("summary"):
+            # The tuned verdict is said above: only the fixed setting's side of the conclusion follows.
+            sentences.append(
+                f"With one fixed setting ({_baseline_text(comparison.get('baseline'))}), {fixed_verdict['summary']}: "
+                f"{tuning['sentence']}"
+            )
+        elif isinstance(conclusion, str) and conclusion.strip():
             sentences.append(conclusion.strip())
-        elif reading.verdict(comparison, "fixed_verdict") is not None:
+        elif fixed_verdict is not None:
             sentences.append(_fixed_sentence(comparison, entries))
         return sentences
     trials = comparison.get("trials_per_depth")

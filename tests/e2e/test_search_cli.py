@@ -218,7 +218,8 @@ def test_each_best_and_the_fixed_setting_are_retrained_over_seeds_and_logged_as_
     assert verdict["winner"] is None and verdict["undecided"] and verdict["needed_seeds"] > SEEDS
     assert f"at least {verdict['needed_seeds']} are needed" in comparison["conclusion"]
     assert "too_few_seeds" in {w["code"] for w in comparison["warnings"]}
-    assert isinstance(comparison["conclusion_changed"], bool)
+    # Two seeds cannot show the settings differ or alike: "cannot tell yet", unless the naive forecast settles it.
+    assert comparison["conclusion_changed"] in (True, None) and comparison["conclusion_reasons"]
 
 
 def test_the_naive_forecast_is_scored_on_the_same_test_split_and_tagged(search):

@@ -88,19 +88,19 @@ def test_seeds_auto_evaluates_in_rounds_and_stops_when_decided_or_at_the_cap(tmp
         depths=[1, 2],
         trials_per_depth=2,
         train={"epochs": 2, "batch_size": 32},
-        evaluation={"seeds": "auto", "max_seeds": 6},
+        evaluation={"seeds": "auto", "max_seeds": 9},
     )
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     proc = run_cli("search", spec, "--out", "out", "--tracking-uri", uri, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     comparison = json.loads((tmp_path / "out" / "rounds" / "comparison.json").read_text())
     evaluation = comparison["evaluation"]
-    assert evaluation["sequential"] and evaluation["planned_rounds"][-1] == 6
+    assert evaluation["sequential"] and evaluation["planned_rounds"] == [6, 9]
     rounds = evaluation["rounds"]
     assert rounds == evaluation["planned_rounds"][: len(rounds)]
     used = rounds[-1]
-    decided = all(p["better"] is not None for p in comparison["verdict"]["pairs"])
-    assert decided or used == 6  # it stops once decided, else at max_seeds
+    decided = comparison["verdict"]["winner"] is not None
+    assert decided or used == 9  # it stops once decided, else at max_seeds
     assert evaluation["seeds"] == sorted(set(evaluation["seeds"])) and len(evaluation["seeds"]) == used
     for entry in comparison["depths"]:
         assert entry["seeds"] == evaluation["seeds"]

@@ -18,8 +18,11 @@ def test_every_public_name_resolves(name):
 def test_compare_returns_a_verdict_with_the_documented_fields():
     from stacktune.search import compare
 
-    verdict = compare({1: [0.21, 0.22, 0.20, 0.23], 2: [0.30, 0.29, 0.31, 0.33]}, confidence=0.95, seed=0)
-    assert verdict.winner == 1 and verdict.tied == [1] and verdict.undecided is False
+    verdict = compare(
+        {1: [0.21, 0.22, 0.20, 0.23, 0.19, 0.24], 2: [0.30, 0.29, 0.31, 0.33, 0.28, 0.32]}, confidence=0.95, seed=0
+    )
+    assert verdict.winner == 1 and verdict.tied == verdict.best_set == [1] and verdict.undecided is False
+    assert verdict.trend is None
     (pair,) = verdict.pairs
     assert (pair.a, pair.b, pair.better) == (1, 2, 1)
     assert verdict.summary == "depth 1 wins"

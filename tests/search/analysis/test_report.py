@@ -233,7 +233,8 @@ def test_realistic_report_has_every_plot_and_names_the_winner(realistic_report):
     assert report.startswith("# ") and "sunspots-depths" in report.splitlines()[0]
     answer = report.split("## ")[0]
     assert "**Depth 2 wins**" in answer and "closest call is depth" in answer
-    assert comparison["conclusion"] in answer
+    assert "With one fixed setting (64 units per layer, lr 0.001, dropout 0, batch size 64), depth 4 wins: " in answer
+    assert comparison["tuning"]["sentence"] in answer
     assert "| **2** (winner) |" in report
     # The fixed-setting ranking sentence, since the conclusion changed.
     assert "With one fixed setting for every depth" in report
@@ -283,7 +284,7 @@ def test_tie_says_tie(tmp_path):
 def test_unchanged_or_open_conclusion_is_reported(tmp_path, changed, words):
     comparison = realistic()
     comparison.update(conclusion_changed=changed, conclusion_reasons=["same within ±0.02"])
-    del comparison["conclusion"]
+    del comparison["conclusion"], comparison["tuning"]
     report = write_report(_text_only(comparison), tmp_path)[0].read_text()
     assert words in report
     assert "the conclusion changed:" not in report and "the conclusion changed (" not in report
@@ -291,7 +292,7 @@ def test_unchanged_or_open_conclusion_is_reported(tmp_path, changed, words):
 
 def test_without_conclusion_the_answer_builds_the_fixed_sentence(tmp_path):
     comparison = realistic()
-    del comparison["conclusion"]
+    del comparison["conclusion"], comparison["tuning"]  # as a file from before the tested statement
     report = write_report(_text_only(comparison), tmp_path)[0].read_text()
     answer = report.split("## ")[0]
     assert "With one fixed setting for every depth (64 units per layer, lr 0.001" in answer

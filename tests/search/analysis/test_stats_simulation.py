@@ -9,14 +9,13 @@ figures, and more, with 2,000 replications.
 
 from __future__ import annotations
 
-import functools
 import math
 
 import numpy as np
 import pytest
-from scipy import integrate, optimize, special
 from scipy import stats as st
 
+from benchmarks.verdict import draw
 from stacktune.search.analysis.stats import DEFAULT_SEEDS, compare, mean_interval, min_seeds, trend
 from stacktune.search.analysis.versus_fixed import compare_settings
 
@@ -31,35 +30,6 @@ def _at_most(hits: int, reps: int, target: float) -> bool:
 def _at_least(hits: int, reps: int, target: float) -> bool:
     """The observed rate is not significantly below ``target`` (one-sided binomial test at 1%)."""
     return st.binomtest(hits, reps, target, alternative="less").pvalue >= 0.01
-
-
-@functools.lru_cache(maxsize=8)
-def lognormal_shift(scale: float) -> float:
-    """The shift c that makes P(X < scale * Y + c) = 1/2 for X, Y standard log-normal: a skewed pair of depths with
-    different spreads and neither better, computed by quadrature."""
-
-    def p_first_lower(c: float) -> float:
-        def density(z: float) -> float:
-            t = scale * math.exp(z) + c
-            return (special.ndtr(math.log(t)) if t > 0 else 0.0) * math.exp(-z * z / 2) / math.sqrt(2 * math.pi)
-
-        return integrate.quad(density, -12, 12, limit=200)[0]
-
-    return optimize.brentq(lambda c: p_first_lower(c) - 0.5, -50.0, 50.0, xtol=1e-12)
-
-
-def draw(rng: np.random.Generator, kind: str, n: int, spread: float) -> np.ndarray:
-    """n losses of one depth, centred so that P(a depth beats another) = 1/2 whatever the spread: symmetric kinds
-    around 0, the log-normal shifted by `lognormal_shift`."""
-    if kind == "normal":
-        return rng.normal(0.0, spread, n)
-    if kind == "t3":
-        return spread * rng.standard_t(3, n)
-    if kind == "discretised":
-        return np.round(rng.normal(0.0, spread, n))
-    if kind == "lognormal":
-        return spread * rng.lognormal(0.0, 1.0, n) + (lognormal_shift(spread) if spread != 1.0 else 0.0)
-    raise ValueError(kind)
 
 
 @pytest.mark.parametrize(
