@@ -28,7 +28,7 @@ import numpy as np
 from scipy import special as _special
 
 from . import stats
-from .wording import depths_phrase, join
+from .wording import depths_phrase
 
 __all__ = ["DEFAULT_MARGIN", "Gain", "SettingsComparison", "compare_settings"]
 
@@ -336,10 +336,10 @@ def _undecided_reason(missing: bool, needed: int | None) -> str:
 
 def _sentence(c: SettingsComparison) -> str:
     if c.changed is True:
-        return "the conclusion changed: " + join(c.reasons) + "."
+        return "the conclusion changed (" + "; and ".join(c.reasons) + ")."
     if c.changed is False:
-        return "the conclusion is the same: " + c.reasons[-1] + "."
-    return "whether the conclusion changed cannot be told yet: " + c.reasons[-1] + "."
+        return "the conclusion is the same (" + c.reasons[-1] + ")."
+    return "whether the conclusion changed cannot be told yet (" + c.reasons[-1] + ")."
 
 
 def naive_sentence(fixed: Mapping[int, Sequence[float]], naive_kind: str, naive_loss: float, setting: str) -> str:

@@ -41,7 +41,7 @@ def test_opposite_calls_change_the_conclusion():
     assert result.reasons == [
         "tuned, depth 2 is shown better than depth 1; with the fixed setting, depth 1 is shown better than depth 2"
     ]
-    assert result.sentence.startswith("the conclusion changed: tuned, depth 2 is shown better")
+    assert result.sentence.startswith("the conclusion changed (tuned, depth 2 is shown better")
 
 
 def test_a_significant_flip_changes_the_conclusion_without_opposite_calls():
@@ -60,7 +60,7 @@ def test_a_difference_that_holds_within_the_margin_is_the_same_conclusion():
     assert result.changed is False and result.margin == pytest.approx(DEFAULT_MARGIN * 0.30, rel=0.01)
     assert all(row["equivalent"] for row in result.interactions) and len(result.interactions) == 3
     assert "±0.03" in result.reasons[0] and "10%" in result.reasons[0]
-    assert result.sentence.startswith("the conclusion is the same: every difference between two depths")
+    assert result.sentence.startswith("the conclusion is the same (every difference between two depths")
 
 
 def test_too_few_seeds_to_tell_says_how_many_would_settle_it():
@@ -70,7 +70,7 @@ def test_too_few_seeds_to_tell_says_how_many_would_settle_it():
     result = _settings(tuned, fixed)
     assert result.changed is None and result.needed_seeds is not None and result.needed_seeds > 8
     assert f"about {result.needed_seeds} seeds per configuration would settle it" in result.reasons[-1]
-    assert result.sentence.startswith("whether the conclusion changed cannot be told yet")
+    assert result.sentence.startswith("whether the conclusion changed cannot be told yet (the settings")
 
 
 def test_a_fixed_setting_that_loses_to_the_naive_forecast_while_tuning_beats_it_changes_the_conclusion():
