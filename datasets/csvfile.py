@@ -25,6 +25,9 @@ if TYPE_CHECKING:
 
 _MISSING = frozenset({"", "nan", "na", "n/a", "null", "none", "#n/a"})
 MAX_CSV_BYTES = 2 << 30  # the largest CSV file read, checked before reading it
+MAX_CSV_COLUMNS = 10_000  # columns of a CSV file, counted in its header before pandas reads it
+# The largest magnitude a value may have: the model trains in float32, whose range ends at about 3.4e38.
+MAX_ABS_VALUE = float(np.finfo(np.float32).max)
 _LISTED = 20  # column names listed in a message
 
 
@@ -40,6 +43,7 @@ def _read(path: Path) -> pd.DataFrame:
             f"{path}: file is {size} bytes ({byte_size(size)}), "
             f"over the {byte_size(MAX_CSV_BYTES)} limit for a CSV file"
         )
+    _check_columns(path)
     try:
         # index_col=False stops pandas from turning a row's extra leading fields into an index;
         # the warning it gives instead (the row is cut short) is made an error, so nothing is lost silently.
@@ -62,6 +66,21 @@ def _read(path: Path) -> pd.DataFrame:
     if frame.empty:
         raise DataError(f"{path}: file has a header but no data rows")
     return frame
+
+
+def _check_columns(path: Path) -> None:
+    """Raise DataError when the header names more than MAX_CSV_COLUMNS columns: pandas would take minutes over
+    a file that wide before any other check could speak. Counts the header's commas, a block at a time, and stops
+    at the limit."""
+    commas = 0
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 16):
+            line_end = block.find(b"\n")
+            commas += block.count(b",", 0, None if line_end < 0 else line_end)
+            if commas >= MAX_CSV_COLUMNS or line_end >= 0:
+                break
+    if commas >= MAX_CSV_COLUMNS:
+        raise DataError(f"{path}: the header has over {MAX_CSV_COLUMNS} columns, the most a CSV file may have")
 
 
 def _line(frame: pd.DataFrame, position: int) -> int:
@@ -100,7 +119,22 @@ def _numeric(frame: pd.DataFrame, column: str, path: Path) -> np.ndarray:
         else:
             problem = f"a non-numeric value {shown(raw)}"
         raise DataError(f"{path}: column {shown(column)} has {problem} at line {_line(frame, position)}")
+    huge = np.abs(values) > MAX_ABS_VALUE
+    if huge.any():
+        position = int(np.argmax(huge))
+        raise DataError(
+            f"{path}: column {shown(column)} has {values[position]:g} at line {_line(frame, position)}, beyond the "
+            f"±{MAX_ABS_VALUE:.1e} that float32 (the model's precision) holds: rescale the column"
+        )
     return values
+
+
+def _check_varies(values: np.ndarray, column: str, path: Path) -> None:
+    """Raise DataError when a target column holds one value throughout: there is nothing to learn or compare."""
+    if len(values) and np.all(values == values[0]):
+        raise DataError(
+            f"{path}: target column {shown(column)} is constant ({values[0]:g} on every line): nothing to learn"
+        )
 
 
 def _overflows(raw: str) -> bool:
@@ -128,6 +162,8 @@ def read_series(path: Path, spec: DatasetSpec) -> Series:
     _require(frame, spec.targets, "target", path)
     _require(frame, spec.features or [], "feature", path)
     targets = {column: _numeric(frame, column, path) for column in spec.targets}
+    for column, column_values in targets.items():
+        _check_varies(column_values, column, path)
     features = spec.features or [column for column in frame.columns if _looks_numeric(frame[column])]
     columns = list(dict.fromkeys(features + spec.targets))
     values = np.column_stack([targets[c] if c in targets else _numeric(frame, c, path) for c in columns])
@@ -184,6 +220,10 @@ def read_sequences(path: Path, spec: DatasetSpec) -> Sequences:
     order = np.argsort(codes, kind="stable")
     groups = np.split(order, np.flatnonzero(np.diff(codes[order])) + 1)
     names = _class_names(row_labels)
+    if len(names) < 2:
+        raise DataError(
+            f"{path}: column {shown(label)} holds one class ({shown(names[0])}): classification needs at least two"
+        )
     index = {name: i for i, name in enumerate(names)}
     return Sequences(
         x=[values[rows] for rows in groups],

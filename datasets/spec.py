@@ -48,7 +48,7 @@ class DatasetSpec(BaseModel):
     horizon: int = Field(default=1, ge=1, le=MAX_HORIZON)
     val_fraction: float = Field(default=0.15, gt=0, lt=0.5)
     test_fraction: float = Field(default=0.15, gt=0, lt=0.5)
-    seed: int = 0
+    seed: int = Field(default=0, ge=0, le=2**32 - 1)
     length: int | None = Field(default=None, ge=1, le=MAX_LENGTH)
     seq_len: int | None = Field(default=None, ge=2, le=MAX_SEQ_LEN)
     scale: bool = True

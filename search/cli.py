@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import sys
@@ -158,19 +159,36 @@ _REGISTER_HELP = (
 _ADDRESS_HELP = "the cluster's Jobs API, like http://HEAD:8265 (default: $RAY_ADDRESS)"
 
 
+_VERBOSE_HELP = "more log output on stderr (debug messages)"
+_QUIET_HELP = "only warnings and errors on stderr: no progress, no messages"
+
+
+def _add_chatter(parser: argparse.ArgumentParser, *, default) -> None:
+    """-v and -q, which may come before the subcommand or after it."""
+    chatter = parser.add_mutually_exclusive_group()
+    chatter.add_argument("-v", "--verbose", action="store_true", default=default, help=_VERBOSE_HELP)
+    chatter.add_argument("-q", "--quiet", action="store_true", default=default, help=_QUIET_HELP)
+
+
+class _Subcommands(argparse._SubParsersAction):
+    """Subcommands that each take -v and -q too, without undoing the same flag given before the subcommand."""
+
+    def add_parser(self, name, **kwargs):
+        parser = super().add_parser(name, **kwargs)
+        # SUPPRESS: a subcommand's parser sets them only when they are given after it.
+        _add_chatter(parser, default=argparse.SUPPRESS)
+        return parser
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every subcommand."""
     parser = argparse.ArgumentParser(
         prog="stacktune",
         description="Tune each depth of a stacked LSTM on its own, with the same budget, and compare the best of each.",
     )
-    chatter = parser.add_mutually_exclusive_group()
-    chatter.add_argument("-v", "--verbose", action="store_true", help="more log output on stderr (debug messages)")
-    chatter.add_argument(
-        "-q", "--quiet", action="store_true", help="only warnings and errors on stderr: no progress, no messages"
-    )
+    _add_chatter(parser, default=False)
     parser.add_argument("--version", action=_PrintVersion, help="print stacktune's version and exit")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", action=_Subcommands)
     _add_run_commands(sub)
     _add_cluster_commands(sub)
     _add_results_commands(sub)
@@ -318,25 +336,57 @@ def _log_to_stderr(args: argparse.Namespace) -> None:
     # MLflow's own INFO lines (creating a store's tables, validating a model's input example) only with -v; MLflow
     # sets its level from this variable when it is imported, later (the user's own value wins).
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "DEBUG" if args.verbose else "WARNING")
+    # Matplotlib warns when $HOME holds no writable config folder, and then works from a temporary one.
+    if not args.verbose:
+        logging.getLogger("matplotlib").setLevel(logging.ERROR)
+
+
+# The exit status when the answer cannot be written to stdout: it is closed, or on a full disk.
+OUTPUT_LOST_EXIT = 1
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit status."""
     args = build_parser().parse_args(argv)
+    if args.verbose and args.quiet:
+        build_parser().error("argument -q/--quiet: not allowed with argument -v/--verbose")
     _log_to_stderr(args)
     from .errors import StacktuneError
 
+    if sys.stdout is None:  # started with stdout closed (`>&-`): every answer would be lost without a word
+        print("error: stdout is closed, so the answer would be lost: redirect it to a file instead", file=sys.stderr)
+        return OUTPUT_LOST_EXIT
     try:
-        return args.func(args)
+        status = args.func(args)
+        sys.stdout.flush()  # an answer that cannot be written fails here, not silently at exit
+        return status
     except StacktuneError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print("error: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
+    except OSError as exc:
+        if not _stdout_failed(exc):
+            raise
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more can go there
+        print(f"error: cannot write the answer to stdout ({exc.strerror or exc})", file=sys.stderr)
+        return OUTPUT_LOST_EXIT
+
+
+def _stdout_failed(exc: OSError) -> bool:
+    """Whether `exc` came from writing the answer to stdout: it names no file, and stdout cannot take a flush or the
+    error is one a full or broken output gives (a failed write's bytes are dropped, so a flush may then pass)."""
+    if exc.filename is not None:
+        return False
+    try:
+        sys.stdout.flush()
+    except OSError:
+        return True
+    return exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EBADF)
 
 
 if __name__ == "__main__":

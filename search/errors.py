@@ -33,9 +33,15 @@ class EvaluationIncomplete(StacktuneError):
     exit_code = 5
 
 
+class DiskUnusable(StacktuneError):
+    """The disk under the output folder is full or read-only."""
+
+    exit_code = 4
+
+
 class SearchInterrupted(StacktuneError):
-    """The search was stopped before it was done (Ctrl-C, SIGTERM, SIGHUP): `signal` is the signal's number when one
-    stopped it, and the exit status is 128 plus it (130 without one)."""
+    """The search (or `stacktune train`) was stopped before it was done (Ctrl-C, SIGTERM, SIGHUP): `signal` is the
+    signal's number when one stopped it, and the exit status is 128 plus it (130 without one)."""
 
     exit_code = 130
 
@@ -53,6 +59,19 @@ class SearchInterrupted(StacktuneError):
         words = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated", signal.SIGHUP: "hung up"}
         name = signal.Signals(signum).name
         return cls(f"{words.get(signum, 'stopped')} ({name})", signal=signum)
+
+
+def disk_error(exc: BaseException | None) -> OSError | None:
+    """The out-of-space (or read-only file system) error behind `exc`, if that is what stopped a command."""
+    import errno
+
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 def first_line(exc: BaseException | str) -> str:

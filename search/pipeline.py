@@ -16,17 +16,20 @@ from .analysis.summary import summarise
 from .engine.locks import search_lock
 from .engine.ray_setup import check_resources, quiet_ray_tune, start_ray, storage_path_for
 from .engine.signals import owned_signals
-from .engine.studies import check_storage, finished_trials, open_storage, prepare_studies
-from .engine.trainable import check_search_precision
+from .engine.studies import finished_trials, open_storage, prepare_studies
 from .engine.tuning import tune_depths
 from .errors import (
     ConfigError,
+    DiskUnusable,
     EvaluationIncomplete,
     ResultsNotPublished,
     SearchInterrupted,
     UnreachableError,
+    disk_error,
     first_line,
 )
+from .folders import MARKER, check_output_folder, marked_search
+from .preflight import check_before_ray
 from .progress import Progress
 from .spec.convert import match_widths
 from .spec.loading import load_data, load_spec, parse
@@ -68,30 +71,31 @@ def run_search(
     if register is not None:
         check_model_name(register)
     spec, data = _spec_and_data(spec, data)
-    check_paths(spec, out, shared_storage)
-    tracking_uri = store.resolve_tracking_uri(tracking_uri)
+    # Every check that needs no Ray comes first, so that a refusal takes a second, not Ray's start-up.
+    tracking_uri = check_before_ray(
+        spec, out=out, shared_storage=shared_storage, tracking_uri=tracking_uri, address=address
+    )
     progress = progress or Progress()
-    check_search_precision(spec)  # bf16 on a CPU that cannot run it: refused before any trial starts
-    quiet_ray_tune()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    start_ray(address)
-    check_resources(spec)
-    check_storage(spec)
-    # Ray installs SIGTERM handlers of its own when it starts: the search's go in after them.
-    with owned_signals(), search_lock(spec, out):
-        try:
-            return _run_locked(
-                spec,
-                data,
-                out=out,
-                tracking_uri=tracking_uri,
-                progress=progress,
-                resume=resume,
-                shared_storage=shared_storage,
-                register=register,
-            )
-        finally:
-            progress.close()
+    with search_lock(spec, out):
+        quiet_ray_tune()
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        start_ray(address)
+        check_resources(spec)
+        # Ray installs SIGTERM handlers of its own when it starts: the search's go in after them.
+        with owned_signals():
+            try:
+                return _run_locked(
+                    spec,
+                    data,
+                    out=out,
+                    tracking_uri=tracking_uri,
+                    progress=progress,
+                    resume=resume,
+                    shared_storage=shared_storage,
+                    register=register,
+                )
+            finally:
+                progress.close()
 
 
 def _spec_and_data(spec: SearchSpec | dict | str | Path, data):
@@ -123,8 +127,9 @@ def _run_locked(
         studies = prepare_studies(spec, open_storage(spec, out_dir), resume=resume)
         client = store.client(tracking_uri)
         tree = open_run_tree(client, spec, resume=resume, finished=finished_trials(studies))
-    except BaseException:
+    except BaseException as exc:
         _put_back(aside, out_dir)
+        _raise_if_disk(exc)
         raise
     storage_path = storage_path_for(spec, out_dir, shared_storage)
     if not resume and shared_storage and "://" not in storage_path:
@@ -158,6 +163,7 @@ def _run_locked(
         close_run_tree(client, tree, _end_status(exc))
         if not started:
             _put_back(aside, out_dir)  # no trial started: the earlier search comes back as it was
+            _raise_if_disk(exc)
         raise
     comparison = _evaluate_and_publish(
         spec,
@@ -174,6 +180,18 @@ def _run_locked(
     if register:
         _register(comparison, register, client=client, out_dir=out_dir)
     return comparison
+
+
+def _raise_if_disk(exc: BaseException) -> None:
+    """Before any trial started, a full or read-only disk is said as such: nothing ran, so there is nothing to
+    resume."""
+    disk = disk_error(exc)
+    if disk is not None and not isinstance(exc, DiskUnusable):
+        where = f" writing {disk.filename}" if disk.filename else ""
+        raise DiskUnusable(
+            f"{os.strerror(disk.errno).lower()}{where}; nothing was run: free some space (or choose another --out), "
+            "then run it again"
+        ) from None
 
 
 def _register(comparison: Comparison, name: str, *, client, out_dir: Path) -> None:
@@ -279,72 +297,13 @@ def _kept_comparison(spec: SearchSpec, comparison: Comparison, out_dir: Path, *,
     return saved if len(ended) == saved.evaluation.get("jobs") else None
 
 
-# A file in every output folder stacktune makes, naming its search: a folder counts as a search only through it,
-# never through the names of the files it holds, and a folder without it (unless empty) is never deleted.
-MARKER = ".stacktune-search"
-
-
-def _marked_search(folder: Path) -> str | None:
-    """The name of the search whose output folder `folder` is, from its marker; None when it has none."""
-    try:
-        text = (folder / MARKER).read_text()
-    except OSError:
-        return None
-    words = text.split()
-    return words[1] if len(words) == 2 and words[0] == "search" else ""
-
-
-def check_paths(spec: SearchSpec, out: str | Path, shared_storage: str | None) -> None:
-    """Raises ConfigError when the output folder or the checkpoint path cannot be used, before anything is touched:
-    a path under a file, a folder that cannot be written, or an output folder inside another search's folder."""
-    _check_folder("--out", Path(out))
-    if shared_storage and "://" not in shared_storage:
-        _check_folder("--storage-path", Path(shared_storage))
-    out_path = Path(out).resolve()
-    for folder in (out_path, *out_path.parents):
-        if (name := _marked_search(folder)) is not None:
-            raise ConfigError(
-                f"--out {out}: {folder} is the output folder of search {name!r}; a search's folder cannot hold "
-                "another search: choose an --out outside it"
-            )
-    _check_output_folder(out_path / spec.name, spec.name)
-
-
-def _check_folder(flag: str, path: Path) -> None:
-    """`path` is, or can be made as, a folder this process can write in."""
-    existing = path.absolute()
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir():
-        raise ConfigError(f"{flag} {path}: {existing} is not a folder")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise ConfigError(f"{flag} {path}: {existing} is not writable")
-
-
-def _check_output_folder(out_dir: Path, name: str) -> None:
-    """Raises ConfigError unless `out_dir` is new, empty, or the output folder of search `name` (its marker says so):
-    a folder of other files, or another search's (a link to it), is left alone."""
-    if not out_dir.exists():
-        return
-    marked = _marked_search(out_dir) if out_dir.is_dir() else None
-    if marked is None and not (out_dir.is_dir() and not any(out_dir.iterdir())):
-        raise ConfigError(
-            f"{out_dir} exists and holds no stacktune search, so it is left alone: choose another --out or --name"
-        )
-    if marked and marked != name:
-        raise ConfigError(
-            f"{out_dir} is the output folder of search {marked!r}, not {name!r}, so it is left alone: "
-            "choose another --out or --name"
-        )
-
-
 def _output_folder(spec: SearchSpec, out: str | Path, *, resume: bool) -> tuple[Path, Path | None]:
     """OUT/NAME, new and empty for a new search, kept on resume; and where an earlier search of the name was set
     aside (None when there was none). A folder stacktune did not make, or that another search's marker names, is
     refused before anything in it changes, never replaced."""
     out_dir = Path(out).resolve() / spec.name
     aside = None
-    _check_output_folder(out_dir, spec.name)  # again, under the lock
+    check_output_folder(out_dir, spec.name)  # again, under the lock
     if resume and not out_dir.is_dir():
         if not spec.storage:
             raise ConfigError(f"nothing to resume: {out_dir} holds no search named {spec.name!r}")
@@ -356,7 +315,7 @@ def _output_folder(spec: SearchSpec, out: str | Path, *, resume: bool) -> tuple[
         aside = out_dir.with_name(f".{spec.name}.replaced-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
         out_dir.rename(aside)
     out_dir.mkdir(parents=True, exist_ok=True)
-    if _marked_search(out_dir) != spec.name:
+    if marked_search(out_dir) != spec.name:
         (out_dir / MARKER).write_text(f"search {spec.name}\n")
     return out_dir, aside
 

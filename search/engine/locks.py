@@ -9,6 +9,7 @@ host) or its heartbeat is older than STALE_AFTER seconds (any host).
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -20,7 +21,7 @@ from typing import Iterator
 
 import optuna
 
-from ..errors import ConfigError, first_line
+from ..errors import ConfigError, DiskUnusable, StacktuneError, first_line
 from ..spec.schema import SearchSpec
 
 HEARTBEAT_EVERY = 10.0
@@ -54,17 +55,29 @@ def folder_lock(out: str | Path, name: str) -> Iterator[Path]:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as exc:
-        raise ConfigError(f"cannot use --out {out}: {exc.strerror or first_line(exc)}") from None
+        raise _unusable(out, path, exc) from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise _held(name, _read_holder(fd), str(path)) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(holder()).encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(holder()).encode(), 0)
+        except OSError as exc:
+            raise _unusable(out, path, exc) from None
         yield path
     finally:
         os.close(fd)  # closing releases the flock; the file stays, so a waiting process never locks an orphan
+
+
+def _unusable(out: str | Path, path: Path, exc: OSError) -> StacktuneError:
+    """The one-line error for a lock file that cannot be made or written: DiskUnusable (exit 4) for a full or
+    read-only disk, else ConfigError."""
+    reason = f"cannot use --out {out}: {exc.strerror or first_line(exc)} ({path})"
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+        return DiskUnusable(f"{reason}; nothing was run: free some space (or choose another --out), then run it again")
+    return ConfigError(reason)
 
 
 def _read_holder(fd: int) -> dict:
@@ -161,12 +174,25 @@ def storage_lock(storage, name: str) -> Iterator[None]:
         lock.release()
 
 
+# The searches whose locks this process holds, by output folder and name: taking one again is a no-op.
+_held_here: set[tuple[Path, str]] = set()
+
+
 @contextlib.contextmanager
 def search_lock(spec: SearchSpec, out: str | Path) -> Iterator[None]:
-    """Holds every lock of search `spec.name`: beside its output folder, and in its study database if it has one."""
+    """Holds every lock of search `spec.name`: beside its output folder, and in its study database if it has one.
+    Within one process the lock may be taken again while held (the CLI takes it before Ray, the search again)."""
+    key = (Path(out).resolve(), spec.name)
+    if key in _held_here:
+        yield
+        return
     with folder_lock(out, spec.name):
-        if not spec.storage:  # the studies are a journal inside the locked folder
-            yield
-            return
-        with storage_lock(optuna.storages.RDBStorage(spec.storage), spec.name):
-            yield
+        _held_here.add(key)
+        try:
+            if not spec.storage:  # the studies are a journal inside the locked folder
+                yield
+                return
+            with storage_lock(optuna.storages.RDBStorage(spec.storage), spec.name):
+                yield
+        finally:
+            _held_here.discard(key)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import socket
 from pathlib import Path
 from typing import Any, Callable
@@ -12,6 +13,8 @@ from urllib.parse import urlparse
 
 from ..errors import ConfigError, UnreachableError, first_line
 from ..spec.schema import SearchSpec
+
+log = logging.getLogger("stacktune")
 
 
 def quiet_ray_tune() -> None:
@@ -58,13 +61,46 @@ def check_ray_address(address: str | None) -> None:
         raise UnreachableError(f"cannot reach the Ray cluster at {address} ({exc.strerror or exc})") from None
 
 
+def check_ray_temp_dir() -> None:
+    """Raises ConfigError when $RAY_TMPDIR, where a local Ray keeps its sessions and sockets, is not a folder this
+    process can write in (Ray would fail after seconds of start-up, with a traceback)."""
+    folder = os.environ.get("RAY_TMPDIR")
+    if folder is None:
+        return
+    path = Path(folder)
+    if not folder or not path.is_dir() or not os.access(path, os.W_OK | os.X_OK):
+        raise ConfigError(
+            f"$RAY_TMPDIR {folder!r}: not a folder this process can write in; point it at one, or unset it"
+        )
+
+
+def _local_token_auth() -> None:
+    """A local Ray with token authentication, as Ray itself now starts one, but told so explicitly: Ray then prints
+    no warning on stderr, and a token of this process's own (unless the user has one) is never saved under $HOME,
+    which may not be writable."""
+    if os.environ.get("RAY_AUTH_MODE") is not None:
+        return  # the user's choice
+    os.environ["RAY_AUTH_MODE"] = "token"
+    has_token = os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")
+    if not has_token and not (Path.home() / ".ray" / "auth_token").is_file():
+        os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
+    # Ray reads both when it is imported, and caches them: refreshed as Ray's own switch to token mode does.
+    from ray._raylet import AuthenticationTokenLoader, Config
+
+    Config.initialize("")
+    AuthenticationTokenLoader.instance().reset_cache()
+
+
 def start_ray(address: str | None) -> None:
     """Connects to `address`, or starts a local Ray bound to 127.0.0.1 with this machine's CPUs."""
     import ray
 
     if ray.is_initialized():
         return
+    if not address:
+        _local_token_auth()
     kwargs: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": False}
+    log.debug("Ray: %s", f"connecting to {address}" if address else "starting a local Ray on 127.0.0.1")
     try:
         if address:
             ray.init(address=address, **kwargs)

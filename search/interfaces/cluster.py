@@ -14,8 +14,11 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
+
+from stacktune.datasets.errors import shown
 
 from ..errors import ConfigError, UnreachableError, first_line
 from ..spec.loading import load_data, load_spec, read_overridden
@@ -36,7 +39,12 @@ _EXIT = {"SUCCEEDED": 0, "STOPPED": 130, "FAILED": 1}
 def dashboard_address(address: str | None) -> str:
     """The Jobs API's URL: --address, else $RAY_API_SERVER_ADDRESS (what `ray start` and `ray job submit` use), else
     $RAY_ADDRESS; HOST:PORT means http://HOST:PORT."""
-    address = address or os.environ.get("RAY_API_SERVER_ADDRESS") or os.environ.get("RAY_ADDRESS")
+    if address:
+        source = "--address"
+    elif os.environ.get("RAY_API_SERVER_ADDRESS"):
+        source, address = "$RAY_API_SERVER_ADDRESS", os.environ["RAY_API_SERVER_ADDRESS"]
+    else:
+        source, address = "$RAY_ADDRESS", os.environ.get("RAY_ADDRESS")
     if not address:
         raise ConfigError(
             "--address: name the cluster's dashboard, like http://HEAD:8265 "
@@ -44,9 +52,19 @@ def dashboard_address(address: str | None) -> str:
         )
     if address.startswith("ray://") or address == "auto":
         raise ConfigError(
-            f"--address: jobs are submitted to the dashboard's HTTP port, like http://HEAD:8265, got {address!r}"
+            f"{source}: jobs are submitted to the dashboard's HTTP port, like http://HEAD:8265, got {address!r}"
         )
-    return address if "://" in address else f"http://{address}"
+    url = address if "://" in address else f"http://{address}"
+    try:
+        parts = urlsplit(url)
+        usable = parts.scheme in ("http", "https") and bool(parts.hostname) and ("://" in address or parts.port)
+    except ValueError:  # a port that is not a number
+        usable = False
+    if not usable:
+        raise ConfigError(
+            f"{source}: expected the cluster's dashboard like http://HEAD:8265 or HEAD:8265, got {shown(address)}"
+        )
+    return url
 
 
 def _client(address: str | None):

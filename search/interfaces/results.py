@@ -3,14 +3,16 @@ table `stacktune search` prints."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from ..analysis.comparison import Comparison
 from ..analysis.exports import write_exports
-from ..errors import ConfigError, StacktuneError
+from ..errors import ConfigError, DiskUnusable, disk_error, first_line
+from ..folders import check_folder
 from ..tracking import store, tags
 
 
@@ -91,11 +93,34 @@ def latest_comparison(name: str, tracking_uri: str | None) -> tuple[Any, str, di
         max_results=1,
     )
     if not runs:
-        raise StacktuneError(f"search {name!r} has no finished run in {uri}")
+        # A search stopped (Ctrl-C, kill -9) before it published: its runs are KILLED or still RUNNING.
+        raise ConfigError(
+            f"search {name!r} has no finished run in {store.redact(uri)}: it stopped before it published its results; "
+            "finish it with `stacktune search SPEC --resume`"
+        )
     run_id = runs[0].info.run_id
     with tempfile.TemporaryDirectory() as tmp:
         path = client.download_artifacts(run_id, "comparison.json", tmp)
         return client, run_id, json.loads(Path(path).read_text())
+
+
+def check_out(out: str) -> None:
+    """Raises a one-line error, before MLflow is asked, when `--out` cannot take the files: not a folder or not
+    writable (exit 2), a full or read-only disk (exit 4)."""
+    check_folder("--out", Path(out))
+
+
+@contextlib.contextmanager
+def _writing(out: str) -> Iterator[None]:
+    """Turns a failure to write under `--out` into one line: exit 4 for a full or read-only disk, else 2."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is None and disk_error(exc) is None:
+            raise
+        where = f" ({exc.filename})" if exc.filename else ""
+        reason = f"--out {out}: cannot write{where}: {exc.strerror or first_line(exc)}"
+        raise (DiskUnusable if disk_error(exc) else ConfigError)(reason) from None
 
 
 def export_command(
@@ -108,8 +133,10 @@ def export_command(
 
     if register is not None:
         check_model_name(register)
+    check_out(out)
     client, run_id, comparison = latest_comparison(name, tracking_uri)
-    paths = write_exports(Comparison.from_dict(comparison), Path(out) / name)
+    with _writing(out):
+        paths = write_exports(Comparison.from_dict(comparison), Path(out) / name)
     registered = register_best(client, comparison, register) if register else None
     _print_written(name, run_id, comparison, paths, as_json=as_json, registered=registered)
     return 0
@@ -141,10 +168,12 @@ def report_command(name: str, *, out: str, tracking_uri: str | None, as_json: bo
     """The CLI's `report`: rebuilds report.md and its plots from MLflow alone and attaches them again."""
     from ..analysis.report import write_report
 
+    check_out(out)
     client, run_id, comparison = latest_comparison(name, tracking_uri)
     out_dir = Path(out) / name
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = write_report(comparison, out_dir)
+    with _writing(out):
+        out_dir.mkdir(parents=True, exist_ok=True)
+        paths = write_report(comparison, out_dir)
     for path in paths:
         client.log_artifact(run_id, str(path), artifact_path="report")
     _print_written(name, run_id, comparison, paths, as_json=as_json)

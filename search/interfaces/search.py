@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import os
 import shlex
 import sys
 from pathlib import Path
 
-from ..engine.ray_setup import check_ray_address, ray_address_from_env, start_ray
-from ..errors import ConfigError, SearchInterrupted
-from ..pipeline import check_paths, run_search
+from ..engine.locks import search_lock
+from ..engine.ray_setup import check_ray_address, ray_address_from_env
+from ..errors import ConfigError, DiskUnusable, SearchInterrupted, disk_error
+from ..preflight import check_before_ray
 from ..spec.convert import match_widths
 from ..spec.loading import load_data, load_spec
 from ..tracking import store
@@ -50,21 +50,52 @@ def search_command(
     data = load_data(spec.dataset, base_dir=None)
     spec = match_widths(spec, input_size=data.input_size, output_size=data.output_size, task=data.task)
     shared_storage = storage_path or os.environ.get(STORAGE_PATH_ENV)
-    check_paths(spec, out, shared_storage)  # before Ray starts, and before anything in them is touched
-    uri = store.resolve_tracking_uri(tracking_uri)
-    store.check_tracking(uri)
     address = address or ray_address_from_env()
+    # Everything that needs no Ray, the name's lock included, is checked before Ray or Ray Tune is even imported
+    # (seconds of imports): a refusal takes about a second.
+    uri = check_before_ray(spec, out=out, shared_storage=shared_storage, tracking_uri=tracking_uri, address=address)
     check_ray_address(address)
     if not address:
         # Ray's single-machine mode: every Ray process listens on 127.0.0.1 only. Read when Ray is
         # first imported, so it is set before anything below imports it.
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    with search_lock(spec, out):  # run_search takes it again, as the same holder
+        return _run(
+            spec,
+            data,
+            out=out,
+            uri=uri,
+            address=address,
+            resume=resume,
+            quiet=quiet,
+            as_json=as_json,
+            shared_storage=shared_storage,
+            register=register,
+        )
+
+
+def _run(
+    spec,
+    data,
+    *,
+    out: str,
+    uri: str,
+    address: str | None,
+    resume: bool,
+    quiet: bool,
+    as_json: bool,
+    shared_storage: str | None,
+    register: str | None,
+) -> int:
+    """Runs the checked search with stdout kept for the answer; returns the exit status."""
+    from ..pipeline import run_search
+
     try:
         # stdout is the command's answer alone; whatever Ray prints while it runs goes to stderr.
         with contextlib.redirect_stdout(sys.stderr):
             try:
-                start_ray(address)
-                # run_search owns SIGINT, SIGTERM and SIGHUP from here on: each ends in SearchInterrupted.
+                # run_search checks everything Ray is not needed for, then starts Ray; from then on it owns SIGINT,
+                # SIGTERM and SIGHUP: each ends in SearchInterrupted.
                 comparison = run_search(
                     spec,
                     data,
@@ -85,8 +116,8 @@ def search_command(
         print(f"error: {why}; finished trials are kept. Continue with: {_again()} --resume", file=sys.stderr)
         return exc.exit_code if isinstance(exc, SearchInterrupted) else 130
     except Exception as exc:
-        disk = _disk_error(exc)
-        if disk is None:
+        disk = disk_error(exc)
+        if disk is None or isinstance(exc, DiskUnusable):
             raise
         where = f" writing {disk.filename}" if disk.filename else ""
         print(
@@ -109,14 +140,3 @@ DISK_FULL_EXIT = 4
 def _again() -> str:
     """The command line that started this search, without --resume and without passwords."""
     return " ".join(shlex.quote(store.redact(a)) for a in ["stacktune", *sys.argv[1:]] if a != "--resume")
-
-
-def _disk_error(exc: BaseException) -> OSError | None:
-    """The out-of-space (or read-only file system) error behind `exc`, if that is what stopped the search."""
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
-            return exc
-        exc = exc.__cause__ or exc.__context__
-    return None

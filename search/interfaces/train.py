@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-import sys
+import signal
 import tempfile
+import threading
 import time
 from pathlib import Path
+from typing import Iterator
 
 from ..engine.trainable import require_precision
-from ..errors import StacktuneError
+from ..errors import SearchInterrupted, StacktuneError
 from ..spec.convert import build, config_yaml, flat_params
-from ..spec.loading import load_data, load_yaml
+from ..spec.loading import load_data, parse, read_overridden
 from ..spec.schema import TrainConfig
 from ..tracking import store, tags
 
@@ -22,9 +25,8 @@ log = logging.getLogger("stacktune")
 def run_train(config_path: str, *, seed: int | None = None, tracking_uri: str | None = None) -> dict:
     """Trains the configuration in `config_path`, logs one MLflow run and returns the summary."""
     path = Path(config_path)
-    cfg = load_yaml(TrainConfig, path)
-    if seed is not None:
-        cfg.train.seed = seed
+    # The --seed override is validated with the file, so that it meets the same bounds.
+    cfg = parse(TrainConfig, read_overridden(path, {"train.seed": seed}), source=str(path))
     require_precision(cfg.train.precision, "cpu")  # `train` runs on this machine's CPU (see build)
     data = load_data(cfg.dataset, base_dir=path.resolve().parent)
     uri = store.resolve_tracking_uri(tracking_uri)
@@ -32,6 +34,13 @@ def run_train(config_path: str, *, seed: int | None = None, tracking_uri: str | 
 
     from stacktune.models import fit
 
+    with _stopped_by_signals():
+        return _train(cfg, data, path=path, uri=uri, fit=fit)
+
+
+def _train(cfg: TrainConfig, data, *, path: Path, uri: str, fit) -> dict:
+    """Creates the run, trains, logs the result and ends the run: KILLED when a stop signal or Ctrl-C ended
+    training, FAILED on an error."""
     client = store.client(uri)
     experiment_id = store.ensure_experiment(client, "stacktune-train")
     run = client.create_run(
@@ -40,9 +49,9 @@ def run_train(config_path: str, *, seed: int | None = None, tracking_uri: str | 
         tags={tags.ROLE: tags.ROLE_TRAIN, "mlflow.source.name": str(path)},
     )
     run_id = run.info.run_id
-    model_cfg, settings = build(cfg, data)
     started = time.perf_counter()
     try:
+        model_cfg, settings = build(cfg, data)
         store.log_batch(client, run_id, params=store.as_params(flat_params(cfg)))
         result = fit(
             model_cfg,
@@ -53,14 +62,37 @@ def run_train(config_path: str, *, seed: int | None = None, tracking_uri: str | 
         seconds = time.perf_counter() - started
         summary = _build_summary(result, data, seconds=seconds, run_id=run_id)
         _log_result(client, run_id, result, summary, cfg)
+    except (KeyboardInterrupt, SearchInterrupted):
+        client.set_terminated(run_id, status="KILLED")
+        raise
     except BaseException:
-        client.set_terminated(run_id, status="KILLED" if sys.exc_info()[0] is KeyboardInterrupt else "FAILED")
+        client.set_terminated(run_id, status="FAILED")
         raise
     if result.state == "diverged":
         client.set_terminated(run_id, status="FAILED")
         raise StacktuneError(f"training diverged: {result.reason}")
     client.set_terminated(run_id, status="FINISHED")
     return summary
+
+
+@contextlib.contextmanager
+def _stopped_by_signals() -> Iterator[None]:
+    """While training, SIGINT, SIGTERM and SIGHUP raise SearchInterrupted (exit 130, 143, 129), so the run is ended
+    as KILLED and the command says why in one line; the previous handlers come back afterwards."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame) -> None:
+        raise SearchInterrupted.of(signum)
+
+    stops = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {sig: signal.signal(sig, stop) for sig in stops}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _build_summary(result, data, *, seconds: float, run_id: str) -> dict:

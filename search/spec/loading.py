@@ -5,6 +5,8 @@ Every problem becomes a one-line `ConfigError` naming the file, the field and th
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -12,7 +14,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from stacktune.datasets import DatasetSpec
-from stacktune.datasets.errors import byte_size
+from stacktune.datasets.errors import byte_size, shown
 
 from ..errors import ConfigError, first_line
 from .messages import Hints, describe, one_line
@@ -72,6 +74,19 @@ class _BoundedLoader(yaml.SafeLoader):
         _count_expanded(node, MAX_YAML_NODES)
         return node
 
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        # PyYAML keeps the last of two equal keys; a setting written twice is far more likely a mistake.
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise _Refused(f"key {shown(key)} appears twice in one mapping (lines {seen[key]} and {line})")
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
 
 def _children(node: yaml.Node) -> list[yaml.Node]:
     if isinstance(node, yaml.SequenceNode):
@@ -111,11 +126,23 @@ def _count_expanded(root: yaml.Node, limit: int) -> int:
 def _read_text(path: Path) -> str:
     """The file's text, refused unread when it is larger than MAX_SPEC_BYTES."""
     try:
-        size = path.stat().st_size
-        if size > MAX_SPEC_BYTES:
-            raise ConfigError(_too_large(path, size))
-        with path.open("rb") as handle:  # not every file has a size (a pipe): never read past the limit
+        info = path.stat()
+        if stat.S_ISFIFO(info.st_mode):
+            # Opening a named pipe waits for a writer, for ever if none comes; an unread pipe from the shell
+            # (`<(cat spec.yaml)`) has one already, and opens at once.
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+            os.set_blocking(fd, True)
+            handle = os.fdopen(fd, "rb")
+        elif stat.S_ISDIR(info.st_mode):
+            raise ConfigError(f"{path}: is a folder, not a file")
+        elif info.st_size > MAX_SPEC_BYTES:
+            raise ConfigError(_too_large(path, info.st_size))
+        else:
+            handle = path.open("rb")
+        with handle:  # not every file has a size (a pipe): never read past the limit
             raw = handle.read(MAX_SPEC_BYTES + 1)
+        if not raw and stat.S_ISFIFO(info.st_mode):
+            raise ConfigError(f"{path}: a named pipe (FIFO) that no program writes to: give a YAML file")
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file") from None
     except OSError as exc:
@@ -161,9 +188,44 @@ def read_yaml(path: str | Path) -> dict:
 def parse(model: type[Model], data: dict, *, source: str) -> Model:
     """Validates `data` as `model`, raising a one-line ConfigError naming `source`."""
     try:
-        return model.model_validate(data)
+        validated = model.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(one_line(f"{source}: {describe_validation_error(exc, model, data)}")) from None
+    # pydantic reads true and false as 1 and 0 where a number is expected (`depths: [true, 2]` as [1, 2]).
+    for path, value in _numbers_from_booleans(data, validated):
+        raise ConfigError(f"{source}: {path}: expected a number, got {str(value).lower()}")
+    return validated
+
+
+_ABSENT = object()
+
+
+def _child(value: Any, key: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return getattr(value, key, _ABSENT) if isinstance(key, str) else _ABSENT
+    if isinstance(value, dict):
+        return value.get(key, _ABSENT)
+    if isinstance(value, (list, tuple)) and isinstance(key, int) and 0 <= key < len(value):
+        return value[key]
+    return _ABSENT
+
+
+def _numbers_from_booleans(raw: Any, validated: Any, path: str = ""):
+    """(field path, boolean) for each true or false in `raw` that validation turned into a number."""
+    if isinstance(raw, bool):
+        if isinstance(validated, (int, float)) and not isinstance(validated, bool):
+            yield path, raw
+        return
+    if isinstance(raw, dict):
+        items = raw.items()
+    elif isinstance(raw, list):
+        items = enumerate(raw)
+    else:
+        return
+    for key, value in items:
+        child = _child(validated, key)
+        if child is not _ABSENT:
+            yield from _numbers_from_booleans(value, child, f"{path}.{key}" if path else str(key))
 
 
 def load_yaml(model: type[Model], path: str | Path) -> Model:

@@ -36,6 +36,10 @@ MAX_CPUS_PER_TRIAL = 1024.0
 MAX_GPUS_PER_TRIAL = 64.0
 MAX_BUDGET_SECONDS = 10_000_000.0  # training seconds of one depth
 MAX_URL = 4096  # characters of a storage URL
+# A training run's seed seeds NumPy, which takes seeds below 2**32; a spec's seed is multiplied by the searches'
+# SEED_OFFSET (1000) and a depth or an evaluation seed added, which must stay below that too.
+MAX_TRAIN_SEED = 2**32 - 1
+MAX_SPEC_SEED = 4_000_000
 
 
 def _finite(value: float | None) -> float | None:
@@ -130,7 +134,7 @@ class TrainSection(BaseModel):
         le=MAX_EPOCHS,
         description="stop after this many epochs without a lower validation loss (null: train every epoch)",
     )
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=MAX_TRAIN_SEED)
 
     _finite_values = field_validator("weight_decay", "grad_clip")(_finite)
 
@@ -478,12 +482,12 @@ class SearchSpec(BaseModel):
         description="an Optuna storage URL like postgresql://...; default: a journal file in the output folder",
         json_schema_extra={"pattern": _URL.pattern},
     )
-    seed: int = Field(0, description="seeds the samplers and every trial's training")
+    seed: int = Field(0, ge=0, le=MAX_SPEC_SEED, description="seeds the samplers and every trial's training")
 
     @field_validator("name")
     @classmethod
     def _safe_name(cls, name: str) -> str:
-        if not _NAME.match(name):
+        if not _NAME.fullmatch(name):  # match() would let a trailing newline through
             raise ValueError(f"use letters, digits, '.', '_' and '-' only, got {shown(name)}")
         return name
 

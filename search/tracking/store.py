@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any, Iterable
 from urllib.parse import urlsplit
 
+from stacktune.datasets.errors import shown
+
 from ..errors import ConfigError, UnreachableError, first_line
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
@@ -25,6 +27,7 @@ def resolve_tracking_uri(uri: str | None) -> str:
 def check_tracking(uri: str, *, timeout: float | None = None) -> None:
     """Raises UnreachableError unless the tracking store answers and accepts our credentials; quick, before training.
     `timeout`: seconds to wait for an answer (by default 5 for a tracking server, 20 for a database)."""
+    check_uri_text(uri, "tracking URI")
     if uri.startswith(("http://", "https://")):
         if urlsplit(uri).password is not None:
             # A URI is printed, logged and exported; a password in it would be too.
@@ -35,12 +38,23 @@ def check_tracking(uri: str, *, timeout: float | None = None) -> None:
         _check_server(uri, timeout=5.0 if timeout is None else timeout)
         return
     if uri.startswith("sqlite:///"):
-        folder = Path(uri.removeprefix("sqlite:///")).expanduser().resolve().parent
+        path = Path(uri.removeprefix("sqlite:///")).expanduser()
+        folder = path.resolve().parent
         if not folder.is_dir() or not os.access(folder, os.W_OK):
             raise UnreachableError(f"cannot write the MLflow store {uri}: {folder} is not a writable folder")
-        if Path(uri.removeprefix("sqlite:///")).expanduser().exists():
+        if path.is_dir():  # SQLite would retry opening it for a minute
+            raise ConfigError(f"tracking URI {uri}: {path} is a folder, not a SQLite database file")
+        if path.exists() and not path.is_file():
+            raise ConfigError(f"tracking URI {uri}: {path} is not a regular file (a SQLite database file)")
+        if path.exists():
             client(uri)  # an existing store that MLflow cannot open (corrupt, locked) fails here, before any change
         return
+    if "://" not in uri and ":" in uri.split("/", 1)[0] and not uri.startswith("file:"):
+        # Not a URI MLflow can read, nor a folder path: MLflow would fail on it only once the search had started.
+        raise ConfigError(
+            f"tracking URI {shown(redact(uri))}: not a URI; use http(s)://HOST:PORT (an MLflow server), "
+            "sqlite:///FILE, postgresql://, mysql://, mssql:// or a folder"
+        )
     scheme = urlsplit(uri).scheme.split("+")[0].lower() if "://" in uri else ""
     if scheme in _DATABASES:
         _check_database(uri, scheme, timeout=20.0 if timeout is None else timeout)
@@ -55,6 +69,15 @@ def check_tracking(uri: str, *, timeout: float | None = None) -> None:
 _DATABASES = {"postgresql": "psycopg2", "mysql": "pymysql", "mssql": "pyodbc"}
 # The pip package of a driver module whose name differs.
 _PIP = {"MySQLdb": "mysqlclient", "psycopg2": "psycopg2-binary"}
+
+
+def check_uri_text(value: str, what: str) -> None:
+    """Raises ConfigError when `value` is empty or holds a line break or another control character (a value pasted
+    with its newline): it would name another store or folder than the one meant."""
+    if not value.strip():
+        raise ConfigError(f"{what}: empty")
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ConfigError(f"{what} {shown(redact(value))}: holds a line break or another control character; remove it")
 
 
 def redact(uri: str) -> str:

@@ -3,7 +3,11 @@ the value and what would be valid, and nothing written; an unreachable tracking 
 
 from __future__ import annotations
 
+import contextlib
+import os
 import socket
+import subprocess
+import sys
 import time
 
 import pytest
@@ -277,3 +281,281 @@ def test_unreachable_tracking_server_exits_3_within_seconds(cli, tmp_path):
     assert uri in proc.stderr
     assert elapsed < 15, f"took {elapsed:.1f} s"
     assert not (tmp_path / "o").exists()
+
+
+# --- inputs that were once taken silently, or hung: each stops at once in one line ----------------------------------
+
+_SPEC_TEXT = yaml.safe_dump(SPEC)
+
+
+@pytest.mark.parametrize(
+    "text, needles",
+    [
+        (_SPEC_TEXT + "name: again\n", ["key 'name' appears twice in one mapping (lines", "and"]),
+        (_SPEC_TEXT.replace("- 1\n- 2\n", "- true\n- 2\n"), ["depths.0: expected a number, got true"]),
+        (_SPEC_TEXT + "seed: -1\n", ["seed: expected an integer from 0 to 4000000, got -1"]),
+        (_SPEC_TEXT + f"seed: {2**70}\n", ["seed: expected an integer from 0 to 4000000", str(2**70)]),
+    ],
+    ids=["duplicate-key", "boolean-depth", "seed-negative", "seed-huge"],
+)
+def test_a_spec_value_that_was_read_silently_is_refused(cli, tmp_path, text, needles):
+    (tmp_path / "spec.yaml").write_text(text)
+    _refused_quickly(_search_quickly(cli, tmp_path), tmp_path, str(tmp_path / "spec.yaml"), *needles)
+
+
+def test_a_spec_that_is_a_named_pipe_nobody_writes_is_refused_without_waiting(cli, tmp_path):
+    os.mkfifo(tmp_path / "spec.yaml")
+    _refused_quickly(_search_quickly(cli, tmp_path), tmp_path, "a named pipe (FIFO) that no program writes to")
+
+
+def _header_csv(columns: int) -> str:
+    return ",".join(f"c{i}" for i in range(columns - 1)) + ",y\n" + ("0," * (columns - 1) + "1\n") * 3
+
+
+@pytest.mark.parametrize(
+    "content, needles",
+    [
+        (_header_csv(1_000_000), ["the header has over 10000 columns, the most a CSV file may have"]),
+        ("t,y\n" + "".join(f"{i},5\n" for i in range(60)), ["target column 'y' is constant (5 on every line)"]),
+        (
+            "t,y\n" + "".join(f"{i},{(-1) ** i * 1.5e308}\n" for i in range(60)),
+            ["column 'y' has 1.5e+308 at line 2", "beyond the ±3.4e+38 that float32"],
+        ),
+    ],
+    ids=["a-million-columns", "constant", "huge-values"],
+)
+def test_a_csv_that_would_hang_or_mean_nothing_exits_2_quickly(cli, tmp_path, content, needles):
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(CSV_SPEC))
+    (tmp_path / "d.csv").write_text(content)
+    _refused_quickly(_search_quickly(cli, tmp_path), tmp_path, str(tmp_path / "d.csv"), *needles)
+
+
+def test_a_classification_csv_of_one_class_exits_2(cli, tmp_path):
+    dataset = {"csv": "d.csv", "task": "classification", "target": "label", "sequence": "seq"}
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump({**SPEC, "dataset": dataset}))
+    rows = "".join(f"{i // 5},{i / 10},a\n" for i in range(100))
+    (tmp_path / "d.csv").write_text("seq,x,label\n" + rows)
+    proc = _search_quickly(cli, tmp_path)
+    _refused_quickly(proc, tmp_path, "column 'label' holds one class ('a'): classification needs at least two")
+
+
+# --- refusals before Ray: each is one line with its exit status within seconds, and Ray never starts --------------
+
+REFUSAL_SECONDS = 5.0
+
+
+def _refused_before_ray(cli, tmp_path, *args: str, status: int, env: dict | None = None) -> str:
+    """Runs `stacktune ARGS` with Ray's temp folder in tmp_path; asserts one `error:` line, `status`, an answer within
+    REFUSAL_SECONDS and no Ray session made (nothing in that folder); returns the line."""
+    ray_tmp = tmp_path / "ray-tmp"
+    ray_tmp.mkdir(exist_ok=True)
+    start = time.monotonic()
+    proc = cli(*args, env={"RAY_TMPDIR": str(ray_tmp), **(env or {})}, timeout=60)
+    elapsed = time.monotonic() - start
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == status, proc.stderr[-3000:]
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr[-3000:]
+    assert "finished trials are kept" not in lines[0] and "--resume" not in lines[0]
+    assert not any(ray_tmp.iterdir()), "Ray was started"
+    assert elapsed <= REFUSAL_SECONDS, f"took {elapsed:.1f} s"
+    return lines[0]
+
+
+def _spec_file(tmp_path, **changes) -> str:
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump({**SPEC, **changes}))
+    return str(path)
+
+
+def _search_args(tmp_path, *flags: str, spec: str | None = None) -> tuple[str, ...]:
+    return (
+        "search",
+        spec or _spec_file(tmp_path),
+        "--tracking-uri",
+        f"sqlite:///{tmp_path}/m.db",
+        *(flags if "--out" in flags else ("--out", str(tmp_path / "o"), *flags)),
+    )
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    """`tmpfs(options)`: a small tmpfs of the test's own mounted with `options` (it needs root, as CI has)."""
+    mounted = []
+
+    def mount(options: str):
+        folder = tmp_path / f"disk{len(mounted)}"
+        folder.mkdir()
+        made = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)], capture_output=True)
+        if made.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here: {made.stderr.decode().strip()}")
+        mounted.append(folder)
+        return folder
+
+    yield mount
+    for folder in mounted:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def _hold_folder_lock(tmp_path) -> subprocess.Popen:
+    """Another process holding search 'bad-input''s lock beside tmp_path/o, as a running search does."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD, str(tmp_path / "o" / ".bad-input.lock")], stdout=subprocess.PIPE, text=True
+    )
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
+_HOLD = """
+import fcntl, json, os, socket, sys, time
+os.makedirs(os.path.dirname(sys.argv[1]), exist_ok=True)
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)
+fcntl.flock(fd, fcntl.LOCK_EX)
+os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname()}).encode(), 0)
+print("held", flush=True)
+time.sleep(120)
+"""
+
+
+@pytest.mark.parametrize("resume", [False, True], ids=["new", "resume"])
+def test_a_second_search_of_a_running_name_is_refused_before_ray(cli, tmp_path, resume):
+    holder = _hold_folder_lock(tmp_path)
+    try:
+        flags = ["--resume"] if resume else []
+        line = _refused_before_ray(cli, tmp_path, *_search_args(tmp_path, *flags), status=2)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert f"search 'bad-input' is already running (pid {holder.pid} on " in line
+
+
+def test_a_running_name_locked_in_the_study_database_is_refused_before_ray(cli, tmp_path):
+    import optuna
+
+    url = f"sqlite:///{tmp_path}/studies.db"
+    lock = optuna.create_study(study_name="bad-input.lock", storage=url)  # as a live search on another host holds it
+    for key, value in {"pid": 4242, "host": "head-1", "since": "2026-12-01 10:00:00", "heartbeat": time.time()}.items():
+        lock.set_user_attr(key, value)
+    line = _refused_before_ray(cli, tmp_path, *_search_args(tmp_path, spec=_spec_file(tmp_path, storage=url)), status=2)
+    assert "search 'bad-input' is already running (pid 4242 on head-1, since 2026-12-01 10:00:00" in line
+
+
+def _another_search(tmp_path) -> str:
+    keep = tmp_path / "keep"
+    keep.mkdir()
+    (keep / ".stacktune-search").write_text("search keep\n")
+    return str(keep)
+
+
+def _lock_folder(tmp_path) -> str:
+    (tmp_path / "o" / ".bad-input.lock").mkdir(parents=True)
+    return str(tmp_path / "o")
+
+
+def _a_file(tmp_path) -> str:
+    (tmp_path / "a-file").write_text("not a folder\n")
+    return str(tmp_path / "a-file")
+
+
+@pytest.mark.parametrize(
+    "flag, where, status, needles",
+    [
+        ("--out", _a_file, 2, ["a-file is not a folder"]),
+        ("--out", lambda tmp_path: "/dev/null", 2, ["--out /dev/null: /dev/null is not a folder"]),
+        ("--out", _another_search, 2, ["is the output folder of search 'keep'"]),
+        ("--out", _lock_folder, 2, ["cannot use --out", "Is a directory", ".bad-input.lock"]),
+        ("--storage-path", _a_file, 2, ["--storage-path", "a-file is not a folder"]),
+        (
+            "--storage-path",
+            lambda tmp_path: "/dev/null/x",
+            2,
+            ["--storage-path /dev/null/x: /dev/null is not a folder"],
+        ),
+    ],
+    ids=[
+        "out-a-file",
+        "out-dev-null",
+        "out-inside-a-search",
+        "lock-path-a-folder",
+        "storage-path-a-file",
+        "storage-path-under-dev-null",
+    ],
+)
+def test_a_path_a_search_cannot_use_is_refused_before_ray(cli, tmp_path, flag, where, status, needles):
+    line = _refused_before_ray(cli, tmp_path, *_search_args(tmp_path, flag, where(tmp_path)), status=status)
+    for needle in needles:
+        assert needle in line, line
+
+
+@pytest.mark.parametrize("flag", ["--out", "--storage-path"])
+def test_a_read_only_disk_is_refused_with_exit_4_before_ray(cli, tmp_path, tmpfs, flag):
+    disk = tmpfs("size=64k,ro")
+    line = _refused_before_ray(cli, tmp_path, *_search_args(tmp_path, flag, str(disk / "x")), status=4)
+    assert f"{disk} is on a read-only disk; nothing was written" in line
+
+
+def test_a_full_disk_is_refused_with_exit_4_before_ray(cli, tmp_path, tmpfs):
+    disk = tmpfs("size=64k")
+    with open(disk / "filler", "wb", buffering=0) as handle, contextlib.suppress(OSError):
+        while True:
+            handle.write(b"\0" * 4096)
+    line = _refused_before_ray(cli, tmp_path, *_search_args(tmp_path, "--out", str(disk / "runs")), status=4)
+    assert f"the disk under {disk} is full" in line and "nothing was written: free some space" in line
+
+
+def test_a_study_database_that_refuses_is_refused_before_ray(cli, tmp_path):
+    url = f"postgresql://ann:s3cretpw@127.0.0.1:{_free_port()}/db"
+    line = _refused_before_ray(cli, tmp_path, *_search_args(tmp_path, spec=_spec_file(tmp_path, storage=url)), status=3)
+    assert "cannot open the Optuna storage in `storage:`" in line and "s3cretpw" not in line
+
+
+@pytest.mark.parametrize(
+    "flags, env, needles",
+    [
+        (["--name", "nl\n"], {}, ["name: use letters, digits", "got 'nl\\n'"]),
+        (["--tracking-uri", "sqlite:///m.db\n"], {}, ["holds a line break or another control character"]),
+        (["--tracking-uri", "sqlite:///{tmp}"], {}, ["is a folder, not a SQLite database file"]),
+        ([], {"MLFLOW_TRACKING_URI": "::::"}, ["tracking URI '::::': not a URI"]),
+        ([], {"RAY_TMPDIR": "/dev/null/ray"}, ["$RAY_TMPDIR '/dev/null/ray': not a folder this process can write in"]),
+    ],
+    ids=[
+        "name-ending-in-newline",
+        "tracking-uri-ending-in-newline",
+        "sqlite-a-folder",
+        "tracking-uri-garbage",
+        "ray-tmpdir-unusable",
+    ],
+)
+def test_a_name_uri_or_setting_that_cannot_work_is_refused_before_ray(cli, tmp_path, flags, env, needles):
+    flags = [f.format(tmp=tmp_path) for f in flags]
+    args = ("search", _spec_file(tmp_path), "--out", str(tmp_path / "o"), *flags)
+    if "--tracking-uri" not in flags and "MLFLOW_TRACKING_URI" not in env:
+        args += ("--tracking-uri", f"sqlite:///{tmp_path}/m.db")
+    start = time.monotonic()
+    # Not through `cli`, which leaves out the caller's MLFLOW_TRACKING_URI.
+    proc = subprocess.run(
+        [sys.executable, "-m", "stacktune.search.cli", *args],
+        cwd=tmp_path,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert time.monotonic() - start <= REFUSAL_SECONDS
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    _one_line(proc, *needles)
+    assert not (tmp_path / "o").exists()
+
+
+def _one_line(proc, *needles: str) -> None:
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+def test_v_after_the_subcommand_shows_the_debug_messages_before_a_refusal(cli, tmp_path):
+    proc = cli("search", _spec_file(tmp_path), "--out", str(tmp_path / "o"), "--tracking-uri", "bogus://x", "-v")
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    lines = proc.stderr.strip().splitlines()
+    assert lines[-1].startswith("error: tracking URI bogus://x")
+    assert any(line.startswith("output folder: ") for line in lines[:-1]), proc.stderr

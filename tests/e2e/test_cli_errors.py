@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 
 import pytest
 import yaml
@@ -198,3 +201,71 @@ def test_a_model_name_the_registry_would_refuse_exits_2_before_anything_runs(cli
         == "error: --register 'team/lstm': Invalid model name 'team/lstm'. Names cannot contain '/' or ':'."
     )
     assert not (tmp_path / "o").exists() and not (tmp_path / "mlflow.db").exists()
+
+
+def test_a_training_seed_numpy_cannot_take_exits_2(cli, tmp_path):
+    proc = cli("train", _write(tmp_path, "ok.yaml", GOOD_TRAIN), "--seed", str(2**64))
+    assert proc.returncode == 2, proc.stderr
+    _one_error_line(proc, "train.seed: expected an integer from 0 to 4294967295", str(2**64))
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+@pytest.fixture
+def read_only_disk(tmp_path):
+    """A read-only tmpfs of the test's own (mounting needs root, as CI has)."""
+    disk = tmp_path / "ro"
+    disk.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k,ro", "tmpfs", str(disk)], capture_output=True)
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {made.stderr.decode().strip()}")
+    yield disk
+    subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+@pytest.mark.parametrize("command", ["export", "report"])
+def test_export_and_report_refuse_an_out_they_cannot_write_before_asking_mlflow(cli, tmp_path, read_only_disk, command):
+    uri = f"sqlite:///{tmp_path}/m.db"  # never opened: the folder is checked first
+    proc = cli(command, "demo-sunspots", "--out", "/dev/null", "--tracking-uri", uri)
+    assert proc.returncode == 2, proc.stderr
+    _one_error_line(proc, "--out /dev/null: /dev/null is not a folder")
+    proc = cli(command, "demo-sunspots", "--out", str(read_only_disk), "--tracking-uri", uri)
+    assert proc.returncode == 4, proc.stderr
+    _one_error_line(proc, f"{read_only_disk} is on a read-only disk; nothing was written")
+    assert not (tmp_path / "m.db").exists()
+
+
+def test_export_and_report_of_a_search_killed_before_it_published_exit_2_and_say_how_to_finish_it(cli, tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path}/m.db"
+    client = MlflowClient(tracking_uri=uri)
+    # What `kill -9` leaves: the search's run is still RUNNING, nothing was published.
+    client.create_run(client.create_experiment("killed"), tags={"stacktune.role": "search"})
+    for command in ("export", "report"):
+        proc = cli(command, "killed", "--out", str(tmp_path / "o"), "--tracking-uri", uri)
+        assert proc.returncode == 2, proc.stderr
+        _one_error_line(proc, "search 'killed' has no finished run", "stacktune search SPEC --resume")
+
+
+def test_datasets_says_when_its_answer_cannot_be_written(tmp_path):
+    command = [sys.executable, "-m", "stacktune.search.cli", "datasets"]
+    for args, shell in (("--json > /dev/full", "full"), (">&-", "closed")):
+        proc = subprocess.run(
+            f"{' '.join(command)} {args}", shell=True, capture_output=True, text=True, cwd=tmp_path, timeout=60
+        )
+        assert proc.returncode == 1, (shell, proc.stderr)
+        _one_error_line(proc, "stdout")
+
+
+def test_submit_refuses_a_ray_address_that_is_no_address(tmp_path):
+    # Not through `cli`, which leaves out the caller's RAY_ADDRESS.
+    proc = subprocess.run(
+        [sys.executable, "-m", "stacktune.search.cli", "submit", str(EXAMPLES / "demo.yaml")],
+        env={**os.environ, "RAY_ADDRESS": "garbage"},
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+    )
+    assert proc.returncode == 2, proc.stderr
+    _one_error_line(proc, "$RAY_ADDRESS: expected the cluster's dashboard like http://HEAD:8265", "'garbage'")

@@ -44,7 +44,10 @@ def search(tmp_path_factory):
         "--tracking-uri",
         uri,
         "--json",
+        "-q",  # after the subcommand, as well as before it
         cwd=work,
+        # No writable home: Ray's token, MLflow and Matplotlib must not need one.
+        env={"HOME": "/dev/null"},
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
     comparison = json.loads(proc.stdout)
@@ -64,6 +67,12 @@ def search(tmp_path_factory):
 
 def _role(runs, role):
     return [r for r in runs if r.data.tags.get("stacktune.role") == role]
+
+
+def test_stderr_holds_only_warnings_with_q_after_the_subcommand_and_no_usable_home(search):
+    lines = [line for line in search["proc"].stderr.splitlines() if line.strip()]
+    assert all(line.startswith("warning: ") for line in lines), search["proc"].stderr[-3000:]
+    assert not any("Token authentication" in line for line in lines)
 
 
 def test_stdout_is_exactly_comparison_json(search):

@@ -4,10 +4,13 @@ that `search` shares with `train`)."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import time
 
 import pytest
 import yaml
-from conftest import EXAMPLES
+from conftest import EXAMPLES, kill_group, start_cli
 from mlflow.tracking import MlflowClient
 
 from stacktune.datasets import list_datasets
@@ -144,3 +147,29 @@ def test_train_with_bf16_runs_where_the_cpu_supports_it(cli, tmp_path, shared_ur
     proc = cli("train", _config(tmp_path, "sine", precision="bf16"), "--json", "--tracking-uri", shared_uri)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert json.loads(proc.stdout)["state"] == "completed"
+
+
+@pytest.mark.parametrize(
+    "sig, status, line",
+    [(signal.SIGTERM, 143, "error: terminated (SIGTERM)"), (signal.SIGINT, 130, "error: interrupted (SIGINT)")],
+    ids=["sigterm", "sigint"],
+)
+def test_a_stopped_training_ends_its_run_killed_with_one_error_line(tmp_path, shared_uri, sig, status, line):
+    config = _config(tmp_path, "sine", epochs=100_000, patience=None)
+    proc = start_cli("train", config, "--tracking-uri", shared_uri, cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 120
+        while "epoch 1 " not in (tmp_path / "stderr").read_text():
+            assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "stderr").read_text()[-3000:]
+            time.sleep(0.2)
+        os.kill(proc.pid, sig)
+        proc.wait(timeout=60)
+    finally:
+        kill_group(proc)
+    stderr = (tmp_path / "stderr").read_text()
+    assert proc.returncode == status, stderr[-3000:]
+    assert stderr.strip().splitlines()[-1] == line and "Traceback" not in stderr
+    client = MlflowClient(tracking_uri=shared_uri)
+    runs = client.search_runs([client.get_experiment_by_name("stacktune-train").experiment_id])
+    mine = [r for r in runs if r.data.tags.get("mlflow.source.name") == config]
+    assert [r.info.status for r in mine] == ["KILLED"]

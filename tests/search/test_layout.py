@@ -19,9 +19,9 @@ LAYERS = [
     {"errors", "contracts", "progress"},
     {"spec"},
     {"tracking"},
-    {"engine"},
+    {"engine", "folders"},
     {"analysis"},
-    {"pipeline"},
+    {"pipeline", "preflight"},
     {"interfaces"},
     {"cli", "__init__"},
 ]

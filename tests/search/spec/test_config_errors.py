@@ -730,3 +730,40 @@ def test_any_csv_file_loads_or_gives_one_line_naming_the_file(header, rows, wind
             assert len(str(exc).splitlines()) == 1 and str(path.resolve()) in str(exc), str(exc)
         else:
             assert data.input_size >= 1
+
+
+@pytest.mark.parametrize(
+    "path, value, expected",
+    [
+        ("model.units", [True, 8], "model.units.0: expected a number, got true"),
+        ("model.dropout", False, "model.dropout: expected a number, got false"),
+        ("train.epochs", True, "train.epochs: expected a number, got true"),
+        ("dataset.window", True, "dataset.window: expected a number, got true"),
+    ],
+)
+def test_a_boolean_where_a_number_belongs_is_refused(path, value, expected):
+    with pytest.raises(ConfigError, match="^cfg: " + expected.replace(".", r"\.") + "$"):
+        parse(TrainConfig, _with(TRAIN, path, value), source="cfg")
+
+
+def test_booleans_where_booleans_belong_are_still_read():
+    cfg = parse(TrainConfig, _with(TRAIN, "model.residual", True), source="cfg")
+    assert cfg.model.residual is True
+
+
+def test_a_key_written_twice_is_refused_naming_both_lines(tmp_path):
+    (tmp_path / "c.yaml").write_text(
+        "dataset: {name: sine, window: 8}\nmodel: {units: [8]}\ntrain: {lr: 0.01}\nmodel: {}\n"
+    )
+    with pytest.raises(ConfigError, match="key 'model' appears twice in one mapping \\(lines 2 and 4\\)"):
+        load_yaml(TrainConfig, tmp_path / "c.yaml")
+
+
+def test_merge_keys_may_still_override_what_they_merge(tmp_path):
+    text = "base: &b {lr: 0.01, epochs: 3}\ndataset: {name: sine, window: 8}\nmodel: {units: [8]}\n"
+    (tmp_path / "c.yaml").write_text(text + "train: {<<: *b, epochs: 5}\n")
+    data = yaml.safe_load((tmp_path / "c.yaml").read_text())
+    assert data["train"] == {"lr": 0.01, "epochs": 5}
+    from stacktune.search.spec.loading import read_yaml
+
+    assert read_yaml(tmp_path / "c.yaml")["train"] == {"lr": 0.01, "epochs": 5}
