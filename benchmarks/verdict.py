@@ -40,7 +40,7 @@ from stacktune.search.analysis.versus_fixed import compare_settings
 
 REPLICATIONS = 2_000
 QUICK_REPLICATIONS = 200
-AA_SEEDS = (4, 6, 8, 12, 30)
+AA_SEEDS = (4, 6, 8, 30)
 AA_KINDS = ("normal", "t3", "lognormal", "discretised")
 AA_SPREADS = (1.0, 3.0, 5.0)
 POWER_SEEDS_6 = (8, 10, 12, 15)
