@@ -39,7 +39,7 @@ from stacktune.search.analysis.stats import DEFAULT_SEEDS, compare, difference_c
 from stacktune.search.analysis.versus_fixed import compare_settings
 
 REPLICATIONS = 2_000
-QUICK_REPLICATIONS = 200
+QUICK_REPLICATIONS = 20  # a smoke run: every figure computed, none of them precise
 AA_SEEDS = (4, 6, 8, 30)
 AA_KINDS = ("normal", "t3", "lognormal", "discretised")
 AA_SPREADS = (1.0, 3.0, 5.0)
@@ -156,13 +156,14 @@ def _auto_rounds() -> list[int]:
 # ----------------------------------------------------------------------------- the figures
 
 
-def _figures() -> list[tuple[str, Callable[..., bool], tuple, tuple[str, float] | None, str, float]]:
-    """Every figure: name, one replication, its arguments, goal, what it measures, and its share of replications."""
+def _figures(quick: bool = False) -> list[tuple[str, Callable[..., bool], tuple, tuple[str, float] | None, str, float]]:
+    """Every figure: name, one replication, its arguments, goal, what it measures, and its share of replications.
+    A quick run takes the A/A grid at DEFAULT_SEEDS only."""
     n0 = DEFAULT_SEEDS
     figures: list = []
     for kind in AA_KINDS:
         for spread in AA_SPREADS:
-            for n in AA_SEEDS:
+            for n in (n0,) if quick else AA_SEEDS:
                 what = f"A/A, {kind}, SD ratio {spread:g}, {n} seeds each: a winner"
                 figures.append((f"aa_{kind}_sd{spread:g}_n{n}", _aa, (kind, n, n, spread), ("<=", 0.05), what, 1.0))
         for few in (5, 7):
@@ -200,9 +201,9 @@ def _figures() -> list[tuple[str, Callable[..., bool], tuple, tuple[str, float] 
     return figures
 
 
-def _run_figure(index: int, reps: int) -> tuple[int, int, int]:
-    name, trial, args, _, _, share = _figures()[index]
-    n = max(50, int(reps * share))
+def _run_figure(index: int, reps: int, quick: bool) -> tuple[int, int, int]:
+    name, trial, args, _, _, share = _figures(quick)[index]
+    n = max(10, int(reps * share))
     g = np.random.default_rng([index, 2024])
     return index, sum(bool(trial(g, *args)) for _ in range(n)), n
 
@@ -211,12 +212,12 @@ def simulate(quick: bool, workers: int | None = None) -> dict[str, Any]:
     """Every figure as {"value", "goal", "met", "what", "replications"} under "figures", with the time taken."""
     reps = QUICK_REPLICATIONS if quick else REPLICATIONS
     started = time.perf_counter()
-    figures = _figures()
+    figures = _figures(quick)
     workers = workers or max(1, len(os.sched_getaffinity(0)))
     # The slowest figures (many depths) first, so that the pool ends together.
     order = sorted(range(len(figures)), key=lambda i: -(figures[i][2][0] if figures[i][1] is _leader else 0))
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        counts = list(pool.map(_run_figure, order, [reps] * len(order)))
+        counts = list(pool.map(_run_figure, order, [reps] * len(order), [quick] * len(order)))
     rows: dict[str, dict[str, Any]] = {}
     for index, hits, n in sorted(counts):
         name, _, _, goal, what, _ = figures[index]

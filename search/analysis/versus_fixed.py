@@ -231,8 +231,18 @@ def compare_settings(
         )
     else:
         changed = None
-        needed = _needed_seeds(inter, t, alpha, margin_abs)
-        reasons.append(_undecided_reason(len(rows) < len(pairs), needed))
+        order_t = sorted(depths, key=lambda d: float(np.mean(t[d])))
+        order_f = sorted(depths, key=lambda d: float(np.mean(f[d])))
+        beyond = any(abs(row["interaction"]) >= (margin_abs or 0.0) for row in rows)
+        if order_t == order_f and len(rows) == len(pairs) and margin_abs is not None and beyond:
+            ordered = ", ".join(map(str, order_t))
+            reasons.append(
+                f"both settings order the depths alike by mean test loss ({ordered}), but the differences between "
+                f"depths are not the same within ±{margin_abs:.3g}, which more seeds would not change"
+            )
+        else:
+            needed = _needed_seeds(inter, t, f, alpha, margin_abs)
+            reasons.append(_undecided_reason(len(rows) < len(pairs), needed))
     comparison = SettingsComparison(
         changed=changed,
         reasons=reasons,
@@ -306,9 +316,9 @@ def _interaction_rows(
     return rows, reasons
 
 
-def _needed_seeds(inter: dict, t: dict, alpha: float, margin: float | None) -> int | None:
+def _needed_seeds(inter: dict, t: dict, f: dict, alpha: float, margin: float | None) -> int | None:
     """Seeds per configuration that would settle the question if the estimates held: for False every pair must
-    fit in the margin; for True one pair's flip must be significant."""
+    fit in the margin; for True one pair whose order flips between the settings must flip significantly."""
     quantile = float(_special.ndtri(1.0 - alpha))
     to_false, to_true = [], []
     for (a, b), value in inter.items():
@@ -318,7 +328,8 @@ def _needed_seeds(inter: dict, t: dict, alpha: float, margin: float | None) -> i
         n = int(min(t[a].size, t[b].size))
         if margin is not None:
             to_false.append(_seeds_for(n, se, margin - abs(est), quantile))
-        to_true.append(_seeds_for(n, se, abs(est), quantile))
+        if float(t[a].mean() - t[b].mean()) * float(f[a].mean() - f[b].mean()) < 0:
+            to_true.append(_seeds_for(n, se, abs(est), quantile))
     candidates = ([max(to_false)] if to_false else []) + ([min(to_true)] if to_true else [])
     return min(candidates) if candidates else None
 

@@ -65,7 +65,7 @@ def test_a_difference_that_holds_within_the_margin_is_the_same_conclusion():
 
 def test_too_few_seeds_to_tell_says_how_many_would_settle_it():
     rng = np.random.default_rng(3)
-    tuned = {1: rng.normal(0.30, 0.03, 8), 2: rng.normal(0.31, 0.03, 8)}
+    tuned = {1: rng.normal(0.31, 0.03, 8), 2: rng.normal(0.30, 0.03, 8)}
     fixed = {1: rng.normal(0.40, 0.03, 8), 2: rng.normal(0.42, 0.03, 8)}
     result = _settings(tuned, fixed)
     assert result.changed is None and result.needed_seeds is not None and result.needed_seeds > 8
@@ -99,3 +99,11 @@ def test_input_errors():
         _settings({1: _around(0.1)}, {1: _around(0.2)}, confidence=1.5)
     with pytest.raises(ValueError, match="margin"):
         _settings({1: _around(0.1)}, {1: _around(0.2)}, margin=-0.1)
+
+
+def test_the_same_order_with_differences_of_another_size_is_said_so():
+    tuned = {1: _around(0.20), 2: _around(0.30), 3: _around(0.40)}
+    fixed = {1: _around(0.50), 2: _around(0.90), 3: _around(1.60)}
+    result = _settings(tuned, fixed)
+    assert result.changed is None and result.needed_seeds is None
+    assert "both settings order the depths alike by mean test loss (1, 2, 3)" in result.reasons[-1]
