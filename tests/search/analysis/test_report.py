@@ -444,3 +444,16 @@ def test_depths_measured_differently_each_say_their_method(tmp_path, monkeypatch
     )
     assert "Optuna's fANOVA estimate" in report and "PED-ANOVA (Optuna's default evaluator" in report
     assert label == "importance (fANOVA or PED-ANOVA; sums to 1 per depth)"
+
+
+def test_a_comparison_written_before_the_best_set_and_the_trend_still_reports(tmp_path):
+    """A file from the version whose verdict tested every pair (no best_set, trend, tuning or reasons) renders whole."""
+    import json
+
+    older = json.loads((Path(__file__).parent / "data" / "comparison-before-best-set.json").read_text())
+    assert "best_set" not in older["verdict"] and "tuning" not in older
+    report = write_report(_text_only(older), tmp_path)[0].read_text()
+    answer = report.split("## ")[0]
+    assert "**Depth 2 wins**" in answer and older["conclusion"] in answer
+    assert "Does adding a layer help?" not in answer and "Tuning gain" not in report
+    assert "## What this verdict accounts for" in report
