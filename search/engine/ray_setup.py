@@ -84,11 +84,15 @@ def _local_token_auth() -> None:
     has_token = os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")
     if not has_token and not (Path.home() / ".ray" / "auth_token").is_file():
         os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
-    # Ray reads both when it is imported, and caches them: refreshed as Ray's own switch to token mode does.
-    from ray._raylet import AuthenticationTokenLoader, Config
+    # Ray reads both when it is imported, and caches them: refreshed as Ray's own switch to token mode does. These are
+    # Ray's internals (no public call refreshes them): a Ray without them still works, printing its warning.
+    try:
+        from ray._raylet import AuthenticationTokenLoader, Config
 
-    Config.initialize("")
-    AuthenticationTokenLoader.instance().reset_cache()
+        Config.initialize("")
+        AuthenticationTokenLoader.instance().reset_cache()
+    except (ImportError, AttributeError, TypeError):
+        logging.getLogger("stacktune").debug("this Ray cannot refresh its token settings; it may warn about them")
 
 
 def start_ray(address: str | None) -> None:
