@@ -26,8 +26,6 @@ finite loss and never dropped, so a depth cannot look better by failing; means a
 
 from __future__ import annotations
 
-import functools
-import itertools
 import math
 import operator
 from dataclasses import dataclass, field
@@ -36,6 +34,18 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from scipy import special as _special
 
+from .intervals import (
+    Interval,
+    _check_confidence,
+    _losses,
+    _scale,
+    _unscale,
+    _welch,
+    difference_ci,
+    mean_ci,
+    mean_interval,
+)
+from .pairwise import MIN_RUNS, MIN_RUNS_UNBALANCED, _brunner_munzel, _enough_runs, _smallest_p, _Test
 from .wording import depths_phrase
 
 __all__ = [
@@ -57,38 +67,6 @@ __all__ = [
 # The default number of evaluation seeds per depth (benchmarks/verdict.py measures what it gives: the power to name
 # one depth 2 seed-SDs better among 2 to 6 depths, and the level under unequal spreads and skew).
 DEFAULT_SEEDS = 8
-
-# The fewest runs a depth needs before it can be called better or worse than another. With 5 runs of a depth whose
-# losses spread 3-5 times wider than the other's, all 5 fall on one side of it in 1 search in 16 even when neither
-# is better, so no test of P(A beats B) = 1/2 that acts on that evidence keeps a 5% level; at 6 runs that chance is
-# 1 in 32, and the test's false calls stay under 5% (benchmarks/verdict.py). Against a depth with at least twice as
-# many runs, the few-run depth needs one more (6 against 20, the 6 three times wider: 7% false calls; 7: 3%).
-MIN_RUNS = 6
-MIN_RUNS_UNBALANCED = 7
-
-
-def _enough_runs(n_a: int, n_b: int) -> bool:
-    """Whether a pair with these run counts can be called at all (see MIN_RUNS)."""
-    few, many = min(n_a, n_b), max(n_a, n_b)
-    return few >= (MIN_RUNS_UNBALANCED if many >= 2 * few else MIN_RUNS)
-
-
-# Exact permutation distributions up to this many splits, else seeded random splits.
-_EXACT_SPLITS = 20_000
-_RESAMPLES = 9_999
-
-
-@dataclass(frozen=True)
-class Interval:
-    """A closed interval [low, high]; ``method`` says how it was made ("t", "welch", "cox-lognormal", ...)."""
-
-    low: float
-    high: float
-    method: str = field(default="t", compare=False)
-
-    def as_list(self) -> list[float]:
-        """The interval as a plain ``[low, high]`` list."""
-        return [float(self.low), float(self.high)]
 
 
 @dataclass(frozen=True)
@@ -205,243 +183,10 @@ def _json_float(value: float | None) -> float | None:
     return None if value is None or not math.isfinite(value) else float(value)
 
 
-# ----------------------------------------------------------------------------- checks
-
-
-def _sample(values: Sequence[float], name: str = "values") -> np.ndarray:
-    """A non-empty, finite, one-dimensional float array, or ValueError."""
-    x = _losses(values, name)
-    if not np.all(np.isfinite(x)):
-        raise ValueError(f"{name} contains NaN or infinite values: {x.tolist()}")
-    return x
-
-
-def _losses(values: Sequence[float], name: str) -> np.ndarray:
-    """A non-empty one-dimensional float array (non-finite values allowed), or ValueError."""
-    try:
-        x = np.asarray(values, dtype=float)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be numbers, got {values!r}") from None
-    if x.ndim == 0:
-        x = x.reshape(1)
-    if x.ndim != 1:
-        raise ValueError(f"{name} must be one-dimensional, got shape {x.shape}")
-    if x.size == 0:
-        raise ValueError(f"{name} is empty")
-    return x
-
-
-def _check_confidence(confidence: float) -> float:
-    if not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence must lie strictly between 0 and 1, got {confidence}")
-    return 1.0 - confidence
-
-
 def _check_looks(looks: int) -> int:
     if isinstance(looks, bool) or int(looks) != looks or looks < 1:
         raise ValueError(f"looks must be a positive integer, got {looks}")
     return int(looks)
-
-
-# ----------------------------------------------------------------------------- intervals
-
-
-def _scale(*arrays: np.ndarray) -> float:
-    """A power of two near the largest magnitude, so that sums and squares neither overflow nor underflow."""
-    top = max(float(np.max(np.abs(a))) for a in arrays)
-    if top == 0.0 or not math.isfinite(top):
-        return 1.0
-    return math.ldexp(1.0, math.frexp(top)[1] - 1)  # top / scale lies in [1, 2)
-
-
-def _t_interval(x: np.ndarray, confidence: float) -> tuple[float, Interval]:
-    s = _scale(x)
-    y = x / s
-    mean = float(y.mean())
-    half = float(_special.stdtrit(x.size - 1, 0.5 + confidence / 2.0) * y.std(ddof=1) / math.sqrt(x.size))
-    return _unscale(mean, s), Interval(_unscale(mean - half, s), _unscale(mean + half, s), "t")
-
-
-def _unscale(value: float, s: float) -> float:
-    with np.errstate(over="ignore"):
-        return float(np.float64(value) * s)
-
-
-def _cox_interval(x: np.ndarray, confidence: float) -> tuple[float, Interval]:
-    """Cox's interval for the mean of log-normal values, with a t quantile (Olsson 2005)."""
-    logs = np.log(x)
-    n = x.size
-    var = float(logs.var(ddof=1))
-    centre = float(logs.mean()) + var / 2.0
-    half = float(_special.stdtrit(n - 1, 0.5 + confidence / 2.0)) * math.sqrt(var / n + var**2 / (2.0 * (n - 1)))
-    mean, _ = _t_interval(x, confidence)
-    return mean, Interval(_exp(centre - half), _exp(centre + half), "cox-lognormal")
-
-
-def _exp(value: float) -> float:
-    return math.exp(value) if value < 709.0 else math.inf
-
-
-def mean_interval(values: Sequence[float], *, confidence: float = 0.95) -> tuple[float, Interval]:
-    """The mean and its interval: Cox's log-normal interval when every loss is positive, else the t interval.
-
-    Seed-to-seed losses are positive and often right-skewed; there the t interval covers 83% at 8 seeds
-    (log-normal, sigma 1) and a BCa bootstrap 81%, while Cox's holds 94%, and it keeps 95% for normal-looking
-    positive losses too (benchmarks/verdict.py).
-
-    The interval's ``method`` says which ("cox-lognormal" or "t"). A single value gives ``[v, v]``. Raises ValueError
-    on empty input or NaN/inf values (callers leave failed runs out of a mean).
-    """
-    _check_confidence(confidence)
-    x = _sample(values)
-    if x.size == 1 or np.ptp(x) == 0.0:
-        v = float(x[0]) if x.size == 1 else float(x.mean())
-        return v, Interval(v, v, "t")
-    if np.all(x > 0.0):
-        return _cox_interval(x, confidence)
-    return _t_interval(x, confidence)
-
-
-def mean_ci(values: Sequence[float], *, confidence: float = 0.95, seed: int = 0) -> tuple[float, Interval]:
-    """The mean and its interval, as `mean_interval` (``seed`` is accepted for callers and unused)."""
-    return mean_interval(values, confidence=confidence)
-
-
-def _welch(x: np.ndarray, y: np.ndarray, confidence: float) -> tuple[float, Interval]:
-    """mean(x) - mean(y) and its Welch interval, equal to scipy's ``ttest_ind(x, y, equal_var=False)`` one, computed
-    on values scaled to near 1 so that any finite scale works; parts that do not fit a float are infinite."""
-    s = _scale(x, y)
-    xs, ys = x / s, y / s
-    diff = float(xs.mean() - ys.mean())
-    if x.size < 2 or y.size < 2:
-        return _unscale(diff, s), Interval(-math.inf, math.inf, "welch")
-    vx, vy = xs.var(ddof=1) / x.size, ys.var(ddof=1) / y.size
-    se2 = vx + vy
-    if se2 == 0.0:
-        d = _unscale(diff, s)
-        return d, Interval(d, d, "welch")
-    df = se2**2 / (vx**2 / (x.size - 1) + vy**2 / (y.size - 1))
-    half = float(_special.stdtrit(df, 0.5 + confidence / 2.0) * math.sqrt(se2))
-    return _unscale(diff, s), Interval(_unscale(diff - half, s), _unscale(diff + half, s), "welch")
-
-
-def difference_ci(a: Sequence[float], b: Sequence[float], *, confidence: float = 0.95) -> tuple[float, Interval]:
-    """``mean(a) - mean(b)`` and its Welch t interval (unequal variances, unpaired).
-
-    The same interval as ``scipy.stats.ttest_ind(a, b, equal_var=False).confidence_interval(confidence)``, at any
-    finite scale. With a single value on either side the spread of that side is unknown and the interval is
-    ``(-inf, inf)``; with no spread on both sides it is the point. Raises ValueError on empty input or NaN/inf values.
-    """
-    _check_confidence(confidence)
-    return _welch(_sample(a, "a"), _sample(b, "b"), confidence)
-
-
-# ----------------------------------------------------------------------------- the pairwise test
-
-
-@dataclass(frozen=True)
-class _Test:
-    """One pair's Brunner-Munzel test: P(x beats y), its interval, and the one-sided p-values of each direction."""
-
-    auc: float
-    ci: Interval
-    p_x_better: float  # one-sided: x beats y
-    p_y_better: float
-
-    @property
-    def p_two_sided(self) -> float:
-        return min(1.0, 2.0 * min(self.p_x_better, self.p_y_better))
-
-
-@functools.lru_cache(maxsize=64)
-def _exact_splits(n: int, k: int) -> np.ndarray:
-    """Every way of choosing which k of n pooled runs form the first group, as a (splits, n) 0/1 matrix."""
-    first = np.array(list(itertools.combinations(range(n), k)), dtype=np.intp)
-    masks = np.zeros((first.shape[0], n))
-    np.put_along_axis(masks, first, 1.0, axis=1)
-    masks.flags.writeable = False
-    return masks
-
-
-def _is_exact(n_x: int, n_y: int) -> bool:
-    return math.comb(n_x + n_y, n_x) <= _EXACT_SPLITS
-
-
-def _splits(n_x: int, n_y: int, rng: np.random.Generator) -> np.ndarray:
-    """The splits of the pooled runs the permutation distribution is taken over: all of them, or seeded random ones
-    (rows of a 0/1 matrix, 1 for the first group)."""
-    n = n_x + n_y
-    if _is_exact(n_x, n_y):
-        return _exact_splits(n, n_x)
-    order = np.argsort(rng.random((_RESAMPLES, n)), axis=1)
-    return (order < n_x).astype(float)
-
-
-def _studentized(below: np.ndarray, masks: np.ndarray, n_x: int, n_y: int) -> tuple[np.ndarray, ...]:
-    """For each split (a row of ``masks``, 1 for the first group): P(first beats rest), the logit statistic and the
-    standard error of the logit. ``below[i, j]`` is 1 when run j's loss lies below run i's, 1/2 on a tie, 0 on the
-    diagonal.
-
-    The placements (how many of the other group lie below each run) give Brunner and Munzel's variance of the
-    estimate; the delta method carries it to the logit scale. The estimate is kept off 0 and 1 by half a pair and
-    the variance off 0 by the variance of one pair, so that a complete separation is a large finite statistic.
-    """
-    rest = 1.0 - masks
-    # [split, i]: runs of the second group below run i (einsum, not BLAS: small products, no thread start-up)
-    under_rest = np.einsum("sj,ij->si", rest, below)
-    under_first = below.sum(axis=1) - under_rest  # runs of the first group below run i (i's own diagonal is 0)
-
-    def moments(values: np.ndarray, weights: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-        mean = (values * weights).sum(axis=1) / n
-        var = ((values - mean[:, None]) ** 2 * weights).sum(axis=1) / (n - 1)
-        return mean, var
-
-    mean_x, var_x = moments(under_rest, masks, n_x)
-    mean_y, var_y = moments(under_first, rest, n_y)
-    auc = mean_y / n_x
-    var = var_x / (n_x * n_y**2) + var_y / (n_y * n_x**2)
-    var = np.maximum(var, 1.0 / (4.0 * n_x * n_y) ** 2)
-    edge = 0.5 / (n_x * n_y)
-    p = np.clip(auc, edge, 1.0 - edge)
-    se_logit = np.sqrt(var) / (p * (1.0 - p))
-    return auc, np.log(p / (1.0 - p)) / se_logit, se_logit
-
-
-def _brunner_munzel(x: np.ndarray, y: np.ndarray, rng: np.random.Generator, confidence: float) -> _Test:
-    """The studentized permutation Brunner-Munzel test of P(x beats y) = 1/2 (lower wins; inf is the worst)."""
-    pooled = np.concatenate([x, y])
-    below = (pooled[None, :] < pooled[:, None]) + 0.5 * (pooled[None, :] == pooled[:, None])
-    np.fill_diagonal(below, 0.0)
-    n_x, n_y = x.size, y.size
-    observed = np.concatenate([np.ones(n_x), np.zeros(n_y)])[None, :]
-    auc, stat, se_logit = (float(v[0]) for v in _studentized(below, observed, n_x, n_y))
-    _, null, _ = _studentized(below, _splits(n_x, n_y, rng), n_x, n_y)
-    tol = 1e-9 * max(1.0, abs(stat))
-    at_least, at_most = np.count_nonzero(null >= stat - tol), np.count_nonzero(null <= stat + tol)
-    if _is_exact(n_x, n_y):
-        p_greater, p_less = at_least / null.size, at_most / null.size
-    else:  # a random draw counts the observed split once (as scipy's permutation_test)
-        p_greater, p_less = (at_least + 1) / (null.size + 1), (at_most + 1) / (null.size + 1)
-    # The interval inverts the same statistic: the permutation distribution stands in for its sampling distribution.
-    alpha = 1.0 - confidence
-    lo_q, hi_q = np.quantile(null, [alpha / 2.0, 1.0 - alpha / 2.0])
-    edge = 0.5 / (n_x * n_y)
-    p = min(max(auc, edge), 1.0 - edge)
-    centre = math.log(p / (1.0 - p))
-    low, high = float(_special.expit(centre - hi_q * se_logit)), float(_special.expit(centre - lo_q * se_logit))
-    # The estimate was kept off 0 and 1 for the logit: an estimate at either end stays inside its own interval.
-    ci = Interval(min(low, auc), max(high, auc), "brunner-munzel")
-    return _Test(auc=auc, ci=ci, p_x_better=float(p_greater), p_y_better=float(p_less))
-
-
-def _smallest_p(n_a: int, n_b: int) -> float:
-    """The smallest one-sided p-value the test can give with these run counts (complete separation); 1 below
-    MIN_RUNS, where no call is made."""
-    if not _enough_runs(n_a, n_b):
-        return 1.0
-    if not _is_exact(n_a, n_b):
-        return 1.0 / (_RESAMPLES + 1)
-    return 1.0 / math.comb(n_a + n_b, n_a)
 
 
 def _holm(p: np.ndarray) -> np.ndarray:
@@ -571,10 +316,6 @@ def _trend_summary(slope: float, ci: Interval, direction: str | None, depths: li
 
 
 # ----------------------------------------------------------------------------- verdict
-
-
-def _relations(beats: dict[int, list[int]]) -> str:
-    return "; ".join(f"depth {w} beats {depths_phrase(losers)}" for w, losers in sorted(beats.items()) if losers)
 
 
 def _seed_count(counts: Sequence[int]) -> str:
