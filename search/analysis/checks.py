@@ -12,12 +12,13 @@ from . import baselines, diagnostics, versus_fixed
 from .comparison import Comparison
 
 
-def add_baselines(comparison: Comparison, data) -> None:
-    """Scores the naive forecasts (or the majority class) on the test split and each depth's skill against the best.
+def add_baselines(comparison: Comparison, data, *, found: list[dict] | None = None) -> None:
+    """Scores the naive forecasts (or the majority class) on the test split and each depth's skill against the best;
+    ``found`` is those already scored (`baselines.naive_baselines(data)`), so they are not scored twice.
 
     When every evaluated depth does worse than it, `comparison.loses_to_naive` is set and the headline says so.
     """
-    found = baselines.naive_baselines(data)
+    found = baselines.naive_baselines(data) if found is None else found
     comparison.baselines = found
     best = baselines.best_baseline(found)
     if best is None:

@@ -200,10 +200,9 @@ def _conclude(
         comparison.conclusion_changed = settings.changed
         comparison.conclusion_reasons = settings.reasons
         comparison.fixed_loses_to_naive = settings.fixed_loses_to_naive
-        for gain in settings.gains:
-            entry = comparison.entry(gain.depth)
-            entry.tuning_gain = gain.to_dict()["gain"]
-            entry.tuning_gain_ci = gain.to_dict()["ci"]
+        for gain in map(versus_fixed.Gain.to_dict, settings.gains):
+            entry = comparison.entry(gain["depth"])
+            entry.tuning_gain, entry.tuning_gain_ci = gain["gain"], gain["ci"]
         b = spec.baseline
         sentence = (
             f"Tuned separately, {tuned_text}; "
@@ -302,7 +301,8 @@ def evaluate_search(
     runs = EvalRuns(
         writer=writer, experiment_id=tree.experiment_id, search=spec.name, depth_runs=tree.depth_runs, progress=progress
     )
-    naive = baselines.best_baseline(baselines.naive_baselines(data))
+    scored = baselines.naive_baselines(data)
+    naive = baselines.best_baseline(scored)
     rounds = _SeedRounds(spec, candidates, comparison, runs, progress, kept=kept, naive=naive)
     first = rounds.next_jobs()
     if first:
@@ -323,7 +323,7 @@ def evaluate_search(
     if spec.evaluation.seeds == "auto":
         ran = rounds.counts[: rounds.number]
         comparison.evaluation.update(sequential=True, rounds=ran, planned_rounds=rounds.counts)
-    checks.add_baselines(comparison, data)
+    checks.add_baselines(comparison, data, found=scored)
     checks.add_warnings(spec, comparison, data, eval_val_loss=val_loss)
     comparison.headline = checks.headline(comparison)
     if (missing := rounds.planned - len(results)) > 0:
