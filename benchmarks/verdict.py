@@ -75,6 +75,23 @@ def draw(rng: np.random.Generator, kind: str, n: int, spread: float) -> np.ndarr
     raise ValueError(kind)
 
 
+def draw_replicates(
+    rng: np.random.Generator, k: int, searches: int, n: int, *, shift: float = 0.0, kind: str = "normal"
+) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
+    """Losses of k depths, each searched `searches` times and each search's configuration retrained over n seeds,
+    with a search effect as large as the seed effect (each SD 1/sqrt 2, so a run's total SD is 1); depth 1 is
+    `shift` total SDs better. Returns the losses and each loss's replicate number. "lognormal" draws the same on the
+    log scale (depth 1's losses scaled down by exp(shift))."""
+    sd = 1.0 / math.sqrt(2.0)
+    losses, groups = {}, {}
+    for d in range(1, k + 1):
+        effect = np.repeat(rng.normal(0.0, sd, searches), n)
+        values = effect + rng.normal(0.0, sd, searches * n) - (shift if d == 1 else 0.0)
+        losses[d] = np.exp(values) if kind == "lognormal" else values
+        groups[d] = np.repeat(np.arange(1, searches + 1), n)
+    return losses, groups
+
+
 def _met(hits: int, reps: int, goal: tuple[str, float] | None) -> bool | None:
     """Whether the observed count is consistent with the goal (one-sided binomial test at 1%), None without one."""
     if goal is None:
@@ -144,6 +161,17 @@ def _sequential(g, rounds: list[int], sd: float) -> bool:
     return False
 
 
+def _replicates_null(g, k: int, searches: int, kind: str, by_search: bool) -> bool:
+    losses, groups = draw_replicates(g, k, searches, DEFAULT_SEEDS, kind=kind)
+    verdict = compare(losses, replicates=groups if by_search else None)
+    return verdict.winner is not None or any(p.better is not None for p in verdict.pairs)
+
+
+def _replicates_power(g, k: int, searches: int) -> bool:
+    losses, groups = draw_replicates(g, k, searches, DEFAULT_SEEDS, shift=2.0)
+    return compare(losses, replicates=groups).winner == 1
+
+
 def _auto_rounds() -> list[int]:
     """The seed counts of `evaluation: {seeds: auto, max_seeds: 20}` for two depths, as a search plans them."""
     from stacktune.search.analysis.evaluation import seed_rounds
@@ -192,6 +220,24 @@ def _figures(quick: bool = False) -> list[tuple[str, Callable[..., bool], tuple,
     figures.append(("coverage_difference", _difference_coverage, (), (">=", 0.93), what, 1.0))
     what = "tuned and fixed from the same distributions, 3 depths: 'the conclusion changed'"
     figures.append(("settings_changed_null", _settings_null, (), ("<=", 0.05), what, 1.0))
+    for kind in ("normal", "lognormal"):
+        for k in (2, 4):
+            what = (
+                f"{k} equal depths, 3 searches each, search effect = seed effect, {kind}, {n0} seeds: a winner or "
+                "a pair called"
+            )
+            figures.append(
+                (f"replicates_null_{kind}_k{k}", _replicates_null, (k, 3, kind, True), ("<=", 0.05), what, 1.0)
+            )
+    what = (
+        "the same, 2 depths, normal, every run counted as independent (no replicate level): a winner or a pair called"
+    )
+    figures.append(("replicates_null_runs_as_independent", _replicates_null, (2, 3, "normal", False), None, what, 1.0))
+    for k in (2, 3):
+        for searches in (3, 4, 5):
+            goal = (">=", 0.80) if (k, searches) == (2, 3) else None
+            what = f"{k} depths, {searches} searches each, one 2 total SDs better, {n0} seeds: it wins"
+            figures.append((f"replicates_power_k{k}_r{searches}", _replicates_power, (k, searches), goal, what, 1.0))
     rounds = _auto_rounds()
     plan = ", ".join(map(str, rounds))
     what = f"seeds: auto (rounds {plan}), 2 equal depths: a winner at any round"

@@ -32,7 +32,12 @@ def _overrides(args: argparse.Namespace):
     from .interfaces.overrides import SpecOverrides
 
     return SpecOverrides(
-        name=args.name, depths=args.depths, trials_per_depth=args.trials_per_depth, epochs=args.epochs, seeds=args.seeds
+        name=args.name,
+        depths=args.depths,
+        trials_per_depth=args.trials_per_depth,
+        epochs=args.epochs,
+        seeds=args.seeds,
+        replicates=args.replicates,
     )
 
 
@@ -131,6 +136,9 @@ def _add_overrides(p: argparse.ArgumentParser) -> None:
     p.add_argument("--depths", type=_depth_list, help="override the spec's depths, e.g. 1,2,3")
     p.add_argument("--trials-per-depth", type=int, help="override the spec's trials_per_depth")
     p.add_argument("--epochs", type=int, help="override train.epochs")
+    p.add_argument(
+        "--replicates", type=int, help="override replicates: independent searches per depth (R times the trials)"
+    )
     p.add_argument(
         "--seeds",
         type=_seeds,

@@ -246,7 +246,7 @@ def _evaluate_and_publish(
             log_evaluation(writer, tree, comparison)
         elif spec.evaluation.enabled:
             # A resume finishes the jobs a cut-off evaluation still owes, in the same search run.
-            done = ended_eval_runs(client, tree.experiment_id, tree.depth_runs) if resume else None
+            done = ended_eval_runs(client, tree.experiment_id, tree.depth_runs, tree.replicate_runs) if resume else None
             evaluate_search(
                 spec,
                 studies,
@@ -287,7 +287,7 @@ def _kept_comparison(spec: SearchSpec, comparison: Comparison, out_dir: Path, *,
         return None  # none, or not one this version can read: evaluate again
     if (saved.evaluation or {}).get("missing") or not kept_evaluation(spec, comparison, saved):
         return None  # an incomplete evaluation is finished, never published again as it was
-    depth_runs = set(tree.depth_runs.values())
+    depth_runs = set(tree.depth_runs.values()) | set(tree.replicate_runs.values())
     runs = client.search_runs(
         [tree.experiment_id], filter_string=f"tags.`{tags.ROLE}` = '{tags.ROLE_EVAL}'", max_results=50000
     )

@@ -41,6 +41,8 @@ _OPTIONAL = {
     "importance_method",
     "model",
     "registered",
+    "replicates",
+    "agreement",
 }
 
 
@@ -103,6 +105,10 @@ class DepthEntry:
     fixed: dict[str, Any] | None = None  # the fixed setting's config, params and test losses
     tuning_gain: float | None = None  # the fixed setting's mean test loss minus the tuned one's
     tuning_gain_ci: list[float] | None = None  # its Welch interval
+    # With several replicate searches per depth: each one's best (replicate, best_val_loss, best_trial, best_config,
+    # params, trials) and, once evaluated, its test_losses and test_loss_mean. The fields above are then the
+    # depth's overall best over its replicates (what the exports and models take) and every replicate's runs.
+    replicates: list[dict[str, Any]] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -143,6 +149,9 @@ class Comparison:
     headline: str | None = None  # said before the verdict: every depth loses to the naive baseline
     warnings: list[dict[str, Any]] | None = None  # code, sentence, figures, depth
     registered: dict[str, Any] | None = None  # the Model Registry version of the best model: name, version, model_uri
+    replicates: int | None = None  # independent searches per depth, where there are several
+    # Per pair of depths, how many replicate searches agree with the verdict's call (a, b, better, agree, of).
+    agreement: list[dict[str, Any]] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def entry(self, depth: int) -> DepthEntry:

@@ -13,34 +13,45 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
+
 from ..engine.ray_setup import make_tuner
 from ..engine.rounds import JobRounds
 from ..engine.signals import fit
-from ..engine.studies import top_configs
+from ..engine.studies import by_cell, top_configs
 from ..engine.trainable import run_eval
 from ..progress import Progress
 from ..spec.convert import baseline_config, evaluation_seeds
-from ..spec.schema import SearchSpec, TrainConfig
+from ..spec.schema import SearchSpec
 from ..tracking import store, tags
 from ..tracking.buffer import BufferedWriter
 from ..tracking.eval_runs import HOLDING, EvalRuns, job_key
 from ..tracking.run_tree import RunTree
+from ..tracking.tags import replicate_of
 from . import baselines, checks, stats, versus_fixed
+from . import replicates as replicate_stats
 from .comparison import Comparison
 
 
-def plan_jobs(spec: SearchSpec, candidates: dict[int, list[TrainConfig]], seeds: list[int]) -> list[dict[str, Any]]:
-    """One job per (depth, tuned candidate or fixed setting, seed)."""
+def plan_jobs(spec: SearchSpec, candidates: dict, seeds: list[int]) -> list[dict[str, Any]]:
+    """One job per (depth, replicate search's tuned candidate or the fixed setting, seed).
+
+    `candidates` maps (depth, replicate) to that study's top configurations; a key that is a depth alone stands for
+    its first replicate. A tuned job of a search with several replicates per depth carries its `replicate`."""
     jobs = []
     for depth in spec.depths:
-        configs = [("tuned", rank, cfg) for rank, cfg in enumerate(candidates.get(depth, []))]
+        configs = []
+        for replicate in range(1, spec.replicates + 1):
+            found = candidates.get((depth, replicate), candidates.get(depth, []) if replicate == 1 else [])
+            configs += [("tuned", rank, cfg, replicate_of(spec, replicate)) for rank, cfg in enumerate(found)]
         if spec.baseline is not None:
-            configs.append(("fixed", 0, baseline_config(spec, depth)))
-        for kind, rank, cfg in configs:
+            configs.append(("fixed", 0, baseline_config(spec, depth), None))
+        for kind, rank, cfg, replicate in configs:
             for seed in seeds:
-                jobs.append(
-                    {"depth": depth, "kind": kind, "rank": rank, "seed": seed, "config": cfg.model_dump(mode="json")}
-                )
+                job = {"depth": depth, "kind": kind, "rank": rank, "seed": seed, "config": cfg.model_dump(mode="json")}
+                if replicate is not None:
+                    job["replicate"] = replicate
+                jobs.append(job)
     return jobs
 
 
@@ -70,7 +81,8 @@ def seed_rounds(spec: SearchSpec) -> list[int]:
 
 def _job_name(trial) -> str:
     job = trial.config["job"]
-    return f"d{job['depth']}-{job['kind']}{job['rank']}-s{job['seed']}-{trial.trial_id}"
+    replicate = f"-rep{job['replicate']}" if job.get("replicate") else ""
+    return f"d{job['depth']}{replicate}-{job['kind']}{job['rank']}-s{job['seed']}-{trial.trial_id}"
 
 
 def run_jobs(spec: SearchSpec, rounds: JobRounds, data, *, runs: EvalRuns, storage_path: str) -> None:
@@ -136,29 +148,26 @@ def aggregate(
     """
     conf = spec.evaluation.confidence
     tuned: dict[int, list[float]] = {}
+    groups: dict[int, list[int]] = {}
     fixed: dict[int, list[float]] = {}
     val_loss: dict[int, float] = {}
     for entry in comparison.depths:
         runs = [(job, m) for job, m in results if job["depth"] == entry.depth]
-        by_rank: dict[int, list[tuple[dict, dict]]] = {}
+        searches: dict[int, dict[int, list[tuple[dict, dict]]]] = {}  # replicate -> rank -> runs
         for job, m in runs:
             if job["kind"] == "tuned":
-                by_rank.setdefault(job["rank"], []).append((job, m))
-        if by_rank:
-            # With top-k candidates, the depth is represented by the one best on validation (the lower rank on a
-            # tie, whatever order the runs finished in), then scored on test.
-            rank = min(by_rank, key=lambda r: (_mean_val(by_rank[r]), r))
-            chosen = sorted(by_rank[rank], key=lambda jm: jm[0]["seed"])
-            scores = _scores(chosen, conf)
-            entry.test_losses, entry.failed_runs = scores["test_losses"], scores["failed_runs"]
-            entry.test_loss_mean, entry.test_loss_ci95 = scores["test_loss_mean"], scores["test_loss_ci95"]
-            entry.test_loss_ci_method = scores["test_loss_ci_method"]
-            entry.seeds, entry.evaluated_rank = [job["seed"] for job, _ in chosen], rank
-            if rank != 0 or len(by_rank) > 1:
-                entry.evaluated_config = chosen[0][0]["config"]
-            accuracies = [m["test_accuracy"] for _, m in chosen if "test_accuracy" in m]
-            if accuracies:
-                entry.test_accuracy_mean = sum(accuracies) / len(accuracies)
+                searches.setdefault(job.get("replicate") or 1, {}).setdefault(job["rank"], []).append((job, m))
+        if searches:
+            chosen, ranks = [], {}
+            for replicate in sorted(searches):
+                by_rank = searches[replicate]
+                # With top-k candidates, each search is represented by the one best on validation (the lower rank on
+                # a tie, whatever order the runs finished in), then scored on test.
+                rank = min(by_rank, key=lambda r, by_rank=by_rank: (_mean_val(by_rank[r]), r))
+                ranks[replicate] = rank
+                chosen += sorted(by_rank[rank], key=lambda jm: jm[0]["seed"])
+            groups[entry.depth] = [job.get("replicate") or 1 for job, _ in chosen]
+            _score_tuned(entry, chosen, searches, ranks, conf)
             tuned[entry.depth] = [_loss(m) for _, m in chosen]
             if math.isfinite(mean_val := _mean_val(chosen)):
                 val_loss[entry.depth] = mean_val
@@ -168,18 +177,72 @@ def aggregate(
             entry.fixed = {"config": base[0][0]["config"], "params": params, **_scores(base, conf)}
             fixed[entry.depth] = [_loss(m) for _, m in base]
     if tuned:
-        _conclude(spec, comparison, tuned, fixed, looks=looks, naive=naive)
+        _conclude(spec, comparison, tuned, fixed, looks=looks, naive=naive, groups=groups)
     return val_loss
 
 
+def _score_tuned(entry, chosen: list, searches: dict, ranks: dict[int, int], confidence: float) -> None:
+    """A depth's tuned test figures from its chosen runs (every replicate search's, in replicate order); with
+    several searches, each search's own figures too, and the depth's interval taken over the searches."""
+    scores = _scores(chosen, confidence)
+    entry.test_losses, entry.failed_runs = scores["test_losses"], scores["failed_runs"]
+    entry.test_loss_mean, entry.test_loss_ci95 = scores["test_loss_mean"], scores["test_loss_ci95"]
+    entry.test_loss_ci_method = scores["test_loss_ci_method"]
+    entry.seeds = [job["seed"] for job, _ in chosen]
+    accuracies = [m["test_accuracy"] for _, m in chosen if "test_accuracy" in m]
+    if accuracies:
+        entry.test_accuracy_mean = sum(accuracies) / len(accuracies)
+    if len(searches) == 1:
+        (replicate,) = searches
+        rank = ranks[replicate]
+        entry.evaluated_rank = rank
+        if rank != 0 or len(searches[replicate]) > 1:
+            entry.evaluated_config = chosen[0][0]["config"]
+        return
+    entry.evaluated_rank = None
+    means = []
+    for found in entry.replicates or []:
+        replicate = found["replicate"]
+        own = [(job, m) for job, m in chosen if (job.get("replicate") or 1) == replicate]
+        if not own:
+            continue
+        losses = [_loss(m) for _, m in own]
+        means.append(sum(losses) / len(losses))
+        found.update(
+            test_losses=[v if math.isfinite(v) else None for v in losses],
+            test_loss_mean=means[-1] if math.isfinite(means[-1]) else None,
+            evaluated_rank=ranks[replicate],
+        )
+        if ranks[replicate] != 0:
+            found["evaluated_config"] = own[0][0]["config"]
+    if len(means) >= 2 and all(map(math.isfinite, means)):
+        mean, ci = replicate_stats.mean_interval(np.array(means), confidence)
+        entry.test_loss_mean, entry.test_loss_ci95, entry.test_loss_ci_method = mean, ci.as_list(), ci.method
+
+
 def _conclude(
-    spec: SearchSpec, comparison: Comparison, tuned: dict, fixed: dict, *, looks: int, naive: dict | None
+    spec: SearchSpec,
+    comparison: Comparison,
+    tuned: dict,
+    fixed: dict,
+    *,
+    looks: int,
+    naive: dict | None,
+    groups: dict[int, list[int]] | None = None,
 ) -> None:
     """The verdicts, tuned and with the fixed setting, the trend with depth, and the tested statement of whether
-    the fixed setting would have changed the conclusion (with the tuning gain of each depth)."""
+    the fixed setting would have changed the conclusion (with the tuning gain of each depth). `groups` gives each
+    tuned run's replicate search, where a depth was searched several times."""
     conf = spec.evaluation.confidence
-    verdict = stats.compare(tuned, confidence=conf, seed=spec.seed, looks=looks)
+    verdict = stats.compare(tuned, confidence=conf, seed=spec.seed, looks=looks, replicates=groups)
     comparison.verdict = verdict.to_dict()
+    by_search = replicate_stats.clustered(groups)
+    comparison.agreement = _agreement(tuned, groups, verdict) if by_search else None
+    if by_search:
+        # Tuned against fixed compares a search's outcome with the fixed setting's: each search is one value.
+        tuned = {
+            d: list(replicate_stats.replicate_means(np.array(v, dtype=float), groups[d])) for d, v in tuned.items()
+        }
     tuned_text = verdict.summary + (f"; {verdict.trend.summary}" if verdict.trend is not None else "")
     sentence = f"Tuned separately, {tuned_text}."
     comparison.conclusion_changed = comparison.conclusion_reasons = comparison.fixed_loses_to_naive = None
@@ -210,6 +273,34 @@ def _conclude(
             f"{settings.sentence}"
         )
     comparison.conclusion = sentence
+
+
+def _agreement(tuned: dict, groups: dict, verdict: stats.Verdict) -> list[dict[str, Any]]:
+    """For each pair of depths: the order the verdict's call (or, without one, the overall means) gives, and in how
+    many replicate searches, compared number with number, the two depths' mean test losses are in that order."""
+    means = {
+        d: dict(
+            zip(
+                sorted(set(groups[d])),
+                replicate_stats.replicate_means(np.array(v, dtype=float), groups[d]),
+                strict=True,
+            )
+        )
+        for d, v in tuned.items()
+    }
+    found = []
+    for pair in verdict.pairs:
+        a, b = pair.a, pair.b
+        shared = sorted(set(means[a]) & set(means[b]))
+        if pair.better is not None:
+            leader = pair.better
+        else:
+            overall = {d: float(np.mean(list(means[d].values()))) for d in (a, b)}
+            leader = a if overall[a] < overall[b] else (b if overall[b] < overall[a] else None)
+        other = b if leader == a else a
+        agree = sum(means[leader][r] < means[other][r] for r in shared) if leader is not None else 0
+        found.append({"a": a, "b": b, "better": pair.better, "leader": leader, "agree": int(agree), "of": len(shared)})
+    return found
 
 
 def _decided(comparison: Comparison) -> bool:
@@ -297,9 +388,15 @@ def evaluate_search(
     still be queued on return (the store not answering).
     """
     writer.holding = HOLDING
-    candidates = {d: top_configs(spec, studies[d], d, spec.evaluation.top_k) for d in spec.depths}
+    top_k = spec.evaluation.top_k
+    candidates = {(d, r): top_configs(spec, study, d, top_k) for (d, r), study in by_cell(studies).items()}
     runs = EvalRuns(
-        writer=writer, experiment_id=tree.experiment_id, search=spec.name, depth_runs=tree.depth_runs, progress=progress
+        writer=writer,
+        experiment_id=tree.experiment_id,
+        search=spec.name,
+        depth_runs=tree.depth_runs,
+        replicate_runs=tree.replicate_runs,
+        progress=progress,
     )
     scored = baselines.naive_baselines(data)
     naive = baselines.best_baseline(scored)
@@ -317,6 +414,7 @@ def evaluate_search(
         "top_k": spec.evaluation.top_k,
         "confidence": spec.evaluation.confidence,
         "jobs": len(results),
+        "replicates": spec.replicates,
         "finished": sum(1 for _, m in results if math.isfinite(_loss(m))),
         "failed": sum(1 for _, m in results if not math.isfinite(_loss(m))),
     }

@@ -46,6 +46,7 @@ from .intervals import (
     mean_interval,
 )
 from .pairwise import MIN_RUNS, MIN_RUNS_UNBALANCED, _brunner_munzel, _enough_runs, _smallest_p, _Test
+from .replicates import MIN_REPLICATES, clustered, replicate_means, replicate_test
 from .wording import depths_phrase
 
 __all__ = [
@@ -361,6 +362,7 @@ def compare(
     seed: int = 0,
     gamma: float = 0.75,
     looks: int = 1,
+    replicates: Mapping[int, Sequence[int]] | None = None,
 ) -> Verdict:
     """Names the set of depths that may be best by their retrained test losses (its only member is the winner), the
     trend with depth, and describes every pair.
@@ -375,6 +377,10 @@ def compare(
     call then tests at alpha / looks, so by the union bound a false call over all rounds stays below alpha. Random
     splits are drawn from ``seed``, so the same inputs and seed always give the same verdict.
 
+    ``replicates`` gives, for each depth, the replicate search each loss's configuration came from. When a depth
+    was searched more than once, every test, the trend and the set that may be best work on the searches' mean
+    losses instead of the runs (see replicates.py), so the variation between searches counts.
+
     A single depth is the winner by default. Raises ValueError on no depths, an empty loss list, a depth given twice,
     non-numeric losses, confidence outside (0, 1), gamma outside [0.5, 1), looks below 1 or a non-integer seed.
     """
@@ -388,26 +394,58 @@ def compare(
     depths = sorted(samples)
     counts = [samples[d].size for d in depths]
     index = [(a, b) for i, a in enumerate(depths) for b in depths[i + 1 :]]
+    by_search = clustered(replicates)
+    if by_search:
+        missing = [d for d in depths if d not in replicates]
+        if missing:
+            raise ValueError(f"no replicate numbers for depth {missing[0]}")
+        samples = {d: replicate_means(samples[d], replicates[d]) for d in depths}
+    pair_test = replicate_test if by_search else _test
     tests = {
-        (a, b): _test(samples[a], samples[b], np.random.default_rng([int(seed) % 2**64, i]), confidence)
+        (a, b): pair_test(samples[a], samples[b], np.random.default_rng([int(seed) % 2**64, i]), confidence)
         for i, (a, b) in enumerate(index)
     }
+    floor_p = _replicate_floor if by_search else _smallest_p
     level = alpha / looks
     best = _best_set(depths, _evidence_against(depths, tests, gamma), level)
-    pairs = _pairs(samples, index, tests, level=level, looks=looks, gamma=gamma, confidence=confidence)
+    pairs = _pairs(samples, index, tests, level=level, looks=looks, gamma=gamma, confidence=confidence, floor=floor_p)
     winner = best[0] if len(best) == 1 else None
-    undecided = winner is None and not _can_shrink(depths, samples, best, level)
-    needed = min_seeds(len(depths), confidence=confidence, looks=looks) if undecided else None
+    undecided = winner is None and not _can_shrink(depths, samples, best, level, floor=floor_p)
+    needed = min_seeds(len(depths), confidence=confidence, looks=looks) if undecided and not by_search else None
+    summary = _summary(depths, best, needed, counts)
+    if undecided and by_search:
+        summary = f"fewer than {MIN_REPLICATES} searches of a depth cannot decide between {depths_phrase(depths)}"
     return Verdict(
         winner=winner,
         tied=list(best),
         best_set=list(best),
         undecided=undecided,
         pairs=pairs,
-        rule=_rule(alpha, gamma, looks, len(depths)),
+        rule=(_replicate_rule if by_search else _rule)(alpha, gamma, looks, len(depths)),
         needed_seeds=needed,
-        summary=_summary(depths, best, needed, counts),
+        summary=summary,
         trend=trend(samples, confidence=confidence, looks=looks) if len(depths) >= 3 else None,
+    )
+
+
+def _replicate_floor(n_a: int, n_b: int) -> float:
+    """The smallest one-sided p-value Welch's test on replicate means can give: none below two searches a side,
+    else as small as the data make it."""
+    return 0.0 if min(n_a, n_b) >= MIN_REPLICATES else 1.0
+
+
+def _replicate_rule(alpha: float, gamma: float, looks: int, n_depths: int) -> str:
+    level = f"{alpha * 100:.3g}%"
+    split = f", split over {looks} looks" if looks > 1 else ""
+    return (
+        "Each depth was searched several times, and each search's configuration retrained over the seeds: a search "
+        "is one observation, its mean test loss. A depth is left out of the set that may be best when the data show "
+        "some other depth beats it: Welch's one-sided t test on the searches' mean test losses (on the log scale "
+        "for positive losses), which allows the depths different spreads between searches, with the probability "
+        f"that a search of the better depth ends lower at least {gamma:g} (Bouthillier et al. 2021). The "
+        f"comparisons with the best form a closed test over the {n_depths} depths at the {level} level{split}, so "
+        "the chance of leaving out a best depth is at most that. The winner is the only depth left in the set. The "
+        "pairwise table describes every pair, Holm-adjusted."
     )
 
 
@@ -422,11 +460,14 @@ def _test(x: np.ndarray, y: np.ndarray, rng: np.random.Generator, confidence: fl
     return test
 
 
-def _can_shrink(depths: list[int], samples: dict[int, np.ndarray], best: list[int], level: float) -> bool:
+def _can_shrink(
+    depths: list[int], samples: dict[int, np.ndarray], best: list[int], level: float, *, floor=_smallest_p
+) -> bool:
     """Whether these run counts let the closed test leave any depth of ``best`` out at all: every comparison at its
-    smallest attainable p-value (complete separation) is the best case for each."""
+    smallest attainable p-value (``floor``: complete separation) is the best case for each."""
+    strongest = floor
     floor = {
-        d: min(_smallest_p(samples[d].size, samples[o].size) for o in depths if o != d) for d in depths
+        d: min(strongest(samples[d].size, samples[o].size) for o in depths if o != d) for d in depths
     }  # the strongest evidence the counts allow against each depth
     return len(depths) > 1 and any(_excluded(d, floor, level) for d in best)
 
@@ -457,13 +498,14 @@ def _pairs(
     looks: int,
     gamma: float,
     confidence: float,
+    floor=_smallest_p,
 ) -> list[Pair]:
     """Every pair as a description: Holm-adjusted two-sided p-values, the call, the difference of means."""
     if not index:
         return []
     raw = np.array([tests[ab].p_two_sided for ab in index])
     adjusted = np.minimum(1.0, looks * _holm(raw))
-    floor = np.array([min(1.0, 2.0 * _smallest_p(samples[a].size, samples[b].size)) for a, b in index])
+    floor = np.array([min(1.0, 2.0 * floor(samples[a].size, samples[b].size)) for a, b in index])
     decidable = _holm(floor) < level
     pairs = []
     for (a, b), p_adj, can in zip(index, adjusted, decidable, strict=True):

@@ -8,12 +8,13 @@ from pathlib import Path
 from optuna.trial import FixedTrial
 
 from ..engine.space import suggest
-from ..engine.studies import counted_trials, importance, trial_counts
+from ..engine.studies import by_cell, counted_trials, importance, trial_counts
 from ..spec.convert import to_train_config
 from ..spec.schema import SearchSpec
 from ..tracking import store, tags
 from ..tracking.models import log_best_model
 from ..tracking.run_tree import RunTree
+from ..tracking.tags import replicate_of
 from ..tracking.trial_runs import TrialRuns
 from .comparison import Comparison, DepthEntry
 from .curves import curve_crossings, expected_best, expected_best_std
@@ -35,19 +36,32 @@ def _saved_checkpoint(storage_path: str, ray_id: str) -> Path | None:
 
 
 def _depth_summary(
-    spec: SearchSpec, depth: int, study, *, client, depth_run: str, trials: TrialRuns, data, storage_path: str
+    spec: SearchSpec,
+    depth: int,
+    studies: list,
+    *,
+    client,
+    tree: RunTree,
+    trials: TrialRuns,
+    data,
+    storage_path: str,
 ) -> DepthEntry:
-    """One depth's entry of comparison.json; logs its best to MLflow on the way."""
-    counted = counted_trials(study)
+    """One depth's entry of comparison.json, from its study (or the studies of its replicate searches, in order);
+    logs its best to MLflow on the way. With replicates, the entry's best is the best over all of them."""
+    depth_run = tree.depth_runs[depth]
+    counted = [t for study in studies for t in counted_trials(study)]
     epochs = sum(int(t.user_attrs.get("epoch", 0)) for t in counted)
     seconds = sum(float(t.user_attrs.get("train_seconds", 0.0)) for t in counted)
-    values = [t.value for t in study.get_trials(deepcopy=False) if t.value is not None]
-    # With a seconds budget each depth ran as many trials as its time allowed: its curve goes that far.
-    n_max = spec.trials_per_depth if spec.budget.kind == "trials" else len(counted)
-    importances, importance_method = importance(study)
+    values = [t.value for study in studies for t in study.get_trials(deepcopy=False) if t.value is not None]
+    # With a seconds budget each search of the depth ran as many trials as its time allowed: its curve goes that far.
+    n_max = spec.trials_per_depth if spec.budget.kind == "trials" else max(1, round(len(counted) / len(studies)))
+    done = [study for study in studies if trial_counts(study)["completed"]]
+    best_study = min(done, key=lambda study: study.best_value) if done else studies[0]
+    importances, importance_method = importance(best_study)
+    tally = [trial_counts(study) for study in studies]
     entry = DepthEntry(
         depth=depth,
-        trials=trial_counts(study),
+        trials={k: sum(t[k] for t in tally) for k in ("completed", "pruned", "failed")},
         epochs=epochs,
         train_seconds=round(seconds, 3),
         mlflow_run_id=depth_run,
@@ -61,23 +75,63 @@ def _depth_summary(
         mean_seconds = seconds / len(counted)
         entry.expected_best_seconds = [round((n + 1) * mean_seconds, 3) for n in range(len(entry.expected_best))]
     if spec.budget.kind == "seconds":
-        entry.overshoot_seconds = round(max(0.0, seconds - spec.budget.per_depth), 3)
+        per_search = seconds / len(studies)
+        entry.overshoot_seconds = round(max(0.0, per_search - spec.budget.per_depth), 3)
     metrics = {f"trials_{k}": v for k, v in entry.trials.items()} | {"epochs": epochs, "train_seconds": seconds}
-    if entry.trials["completed"]:
+    if done:
+        replicate = studies.index(best_study) + 1
         _record_best(
             spec,
             depth,
-            study,
+            best_study,
             entry,
             client=client,
             depth_run=depth_run,
             trials=trials,
             data=data,
             storage_path=storage_path,
+            replicate=replicate_of(spec, replicate),
         )
         metrics["best_val_loss"] = entry.best_val_loss
+    if spec.replicates > 1:
+        entry.replicates = [
+            _replicate_best(spec, depth, r, study, client=client, tree=tree, trials=trials)
+            for r, study in enumerate(studies, start=1)
+        ]
     store.log_batch(client, depth_run, metrics=store.epoch_metrics(0, metrics))
     return entry
+
+
+def _replicate_best(spec: SearchSpec, depth: int, replicate: int, study, *, client, tree: RunTree, trials: TrialRuns):
+    """One replicate search's own best (none without a completed trial), also tagged on its replicate run."""
+    counts = trial_counts(study)
+    found: dict = {"replicate": replicate, "trials": counts, "best_val_loss": None}
+    run = tree.replicate_runs.get((depth, replicate))
+    if not counts["completed"]:
+        return found
+    best = study.best_trial
+    params = suggest(FixedTrial(best.params), depth=depth, spec=spec)
+    name = tags.trial_name(depth, best.number, replicate)
+    found.update(
+        best_val_loss=best.value,
+        best_trial={"name": name, "number": best.number},
+        best_config=to_train_config(spec, params, depth=depth).model_dump(mode="json", exclude_none=True),
+        params=int(best.user_attrs["params"]) if "params" in best.user_attrs else None,
+    )
+    if run:
+        ray_id = best.user_attrs["ray_trial_id"]
+        run_id = trials.run_ids.get(ray_id) or _run_of(client, run, ray_id) or ""
+        found["best_trial"]["mlflow_run_id"] = run_id or None
+        store.log_batch(
+            client,
+            run,
+            metrics=store.epoch_metrics(
+                0, {"best_val_loss": best.value} | {f"trials_{k}": n for k, n in counts.items()}
+            ),
+            params=store.as_params({f"best.{k}": v for k, v in params.items()}),
+            tags=store.as_tags({tags.BEST_TRIAL: name, tags.BEST_RUN_ID: run_id}),
+        )
+    return found
 
 
 def _record_best(
@@ -91,6 +145,7 @@ def _record_best(
     trials: TrialRuns,
     data,
     storage_path: str,
+    replicate: int | None = None,
 ) -> None:
     """Fills in the depth's best trial, attaches its checkpoint to its MLflow run, logs its model as an MLflow Model
     linked to that run, and tags it there."""
@@ -103,7 +158,13 @@ def _record_best(
     entry.best_val_loss = best.value
     entry.best_config = cfg.model_dump(mode="json", exclude_none=True)
     entry.params = int(best.user_attrs["params"]) if "params" in best.user_attrs else None
-    entry.best_trial = {"name": tags.trial_name(depth, best.number), "number": best.number, "mlflow_run_id": run_id}
+    entry.best_trial = {
+        "name": tags.trial_name(depth, best.number, replicate),
+        "number": best.number,
+        "mlflow_run_id": run_id,
+    }
+    if replicate is not None:
+        entry.best_trial["replicate"] = replicate
     entry.val_curve = trials.curves.get(ray_id, [])
     if checkpoint is not None and run_id:
         with checkpoint.as_directory() as folder:
@@ -154,13 +215,14 @@ def summarise(
     """Builds the comparison from the studies (read through Optuna) and logs each depth's best, as a trial and as
     an MLflow Model; `data` is the prepared dataset the search ran on."""
     task = data.task
+    studies = by_cell(studies)
     depths = [
         _depth_summary(
             spec,
             d,
-            studies[d],
+            [studies[(d, r)] for r in range(1, spec.replicates + 1)],
             client=client,
-            depth_run=tree.depth_runs[d],
+            tree=tree,
             trials=trials,
             data=data,
             storage_path=storage_path,
@@ -177,6 +239,7 @@ def summarise(
         baseline=spec.baseline.model_dump() if spec.baseline is not None and spec.evaluation.enabled else None,
         depths=depths,
         budget=spec.budget.model_dump(),
+        replicates=spec.replicates if spec.replicates > 1 else None,
     )
     comparison.curves = curves_sentence(depths)
     ranked = [d for d in depths if d.best_val_loss is not None]

@@ -20,14 +20,24 @@ from .space import suggest
 log = logging.getLogger("stacktune")
 
 
-def study_name(search: str, depth: int) -> str:
-    """The Optuna study that holds one depth of a search."""
-    return f"{search}.depth-{depth}"
+def study_name(search: str, depth: int, replicate: int = 1) -> str:
+    """The Optuna study that holds one depth of a search (its first replicate search), or its `replicate`-th."""
+    return f"{search}.depth-{depth}" if replicate == 1 else f"{search}.depth-{depth}.replicate-{replicate}"
 
 
-def make_sampler(spec: SearchSpec, depth: int) -> optuna.samplers.BaseSampler:
-    """The sampler of one depth's study, seeded so a search is repeatable."""
-    seed = sampler_seed(spec, depth)
+def cells(spec: SearchSpec) -> list[tuple[int, int]]:
+    """Every (depth, replicate) of a search, each one Optuna study with the full budget; replicates count from 1."""
+    return [(depth, replicate) for replicate in range(1, spec.replicates + 1) for depth in spec.depths]
+
+
+def by_cell(studies: dict) -> dict[tuple[int, int], optuna.Study]:
+    """Studies keyed by (depth, replicate); a key that is a depth alone is that depth's first (only) search."""
+    return {(key, 1) if isinstance(key, int) else tuple(key): study for key, study in studies.items()}
+
+
+def make_sampler(spec: SearchSpec, depth: int, replicate: int = 1) -> optuna.samplers.BaseSampler:
+    """The sampler of one depth's study (or of one of its replicate searches), seeded so a search is repeatable."""
+    seed = sampler_seed(spec, depth, replicate)
     if spec.sampler.kind == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     with warnings.catch_warnings():
@@ -130,26 +140,26 @@ def repair_journal(path: Path) -> None:
     )
 
 
-def prepare_studies(spec: SearchSpec, storage, *, resume: bool) -> dict:
-    """One study per depth: fresh ones (an earlier search of the name is replaced), or the existing ones on resume.
+def prepare_studies(spec: SearchSpec, storage, *, resume: bool) -> dict[tuple[int, int], optuna.Study]:
+    """One study per (depth, replicate): fresh ones (an earlier search of the name is replaced, all its studies
+    deleted), or the existing ones on resume (a replicate added since starts with its full budget).
 
     On resume, trials a killed driver left RUNNING are closed as failed and marked `interrupted`,
     so they neither count against the budget nor stay open.
     """
     if resume:
         check_resume_budget(spec, storage)
-    studies = {}
-    for depth in spec.depths:
-        name = study_name(spec.name, depth)
-        if not resume:
-            try:
+    else:
+        for name in optuna.get_all_study_names(storage):
+            if _of_search(name, spec.name):
                 optuna.delete_study(study_name=name, storage=storage)
-            except KeyError:
-                pass
+    studies = {}
+    for depth, replicate in cells(spec):
+        name = study_name(spec.name, depth, replicate)
         study = optuna.create_study(
             study_name=name,
             storage=storage,
-            sampler=make_sampler(spec, depth),
+            sampler=make_sampler(spec, depth, replicate),
             pruner=make_pruner(spec),
             direction="minimize",
             load_if_exists=resume,
@@ -159,26 +169,36 @@ def prepare_studies(spec: SearchSpec, storage, *, resume: bool) -> dict:
             storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
         study.set_user_attr("search", spec.name)
         study.set_user_attr("depth", depth)
-        studies[depth] = study
+        study.set_user_attr("replicate", replicate)
+        studies[(depth, replicate)] = study
     return studies
+
+
+def _of_search(name: str, search: str) -> bool:
+    """Whether a study name is one of `search`'s (not of a search whose name merely starts the same)."""
+    import re
+
+    return re.fullmatch(rf"{re.escape(search)}\.depth-\d+(\.replicate-\d+)?", name) is not None
 
 
 def check_resume_budget(spec: SearchSpec, storage) -> None:
     """Refuses a resume whose trials_per_depth is below what some depth has already run (the depths would end
     with unequal budgets), and one with no study of the search at all (nothing to continue)."""
     done = {}
-    for depth in spec.depths:
+    for depth, replicate in cells(spec):
         try:
-            study = optuna.load_study(study_name=study_name(spec.name, depth), storage=storage)
+            study = optuna.load_study(study_name=study_name(spec.name, depth, replicate), storage=storage)
         except KeyError:
             continue
-        done[depth] = len(counted_trials(study))
+        done[(depth, replicate)] = len(counted_trials(study))
     if not done:
         raise ConfigError(f"nothing to resume: the study storage holds no study of a search named {spec.name!r}")
-    over = {d: n for d, n in done.items() if n > spec.trials_per_depth}
+    over = {cell: n for cell, n in done.items() if n > spec.trials_per_depth}
     if over:
         most = max(over.values())
-        ran = ", ".join(f"depth {d} {n}" for d, n in sorted(over.items()))
+        ran = ", ".join(
+            f"depth {d}{f' replicate {r}' if spec.replicates > 1 else ''} {n}" for (d, r), n in sorted(over.items())
+        )
         raise ConfigError(
             f"cannot resume with trials_per_depth {spec.trials_per_depth}: trials already run: {ran}; "
             f"resume with --trials-per-depth {most} or more so that every depth gets the same budget"

@@ -38,7 +38,8 @@ class _FirstTrialStarted(Callback):
 
 def ray_trial_name(trial) -> str:
     """A search trial's name in Ray Tune and its folder: the MLflow run name plus Ray's trial id."""
-    return f"{trial_name(trial.config['depth'], trial.config['number'])}-{trial.trial_id}"
+    config = trial.config
+    return f"{trial_name(config['depth'], config['number'], config.get('replicate'))}-{trial.trial_id}"
 
 
 def tune_depths(
@@ -68,6 +69,7 @@ def tune_depths(
         experiment_id=tree.experiment_id,
         spec=shared_spec,
         depth_runs=tree.depth_runs,
+        replicate_runs=tree.replicate_runs,
         progress=progress,
         pruned=searcher.pruned,
     )
@@ -93,6 +95,8 @@ def tune_depths(
         budget = f"{spec.budget.per_depth:g} s of training each (at most {spec.trials_per_depth} trials)"
     else:
         budget = f"{spec.trials_per_depth} trials each ({owed} to run)"
+    if spec.replicates > 1:
+        budget += f", in each of {spec.replicates} independent searches per depth"
     seconds = spec.budget.per_depth if spec.budget.kind == "seconds" else None
     progress.search_started(
         name=spec.name, depths=spec.depths, budget=budget, resume=resume, owed=owed, seconds=seconds

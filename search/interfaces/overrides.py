@@ -15,6 +15,7 @@ class SpecOverrides:
     trials_per_depth: int | None = None
     epochs: int | None = None
     seeds: int | None = None
+    replicates: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """`section.key` -> value, as `spec.loading.read_overridden` applies them."""
@@ -24,4 +25,5 @@ class SpecOverrides:
             "trials_per_depth": self.trials_per_depth,
             "train.epochs": self.epochs,
             "evaluation.seeds": self.seeds,
+            "replicates": self.replicates,
         }

@@ -10,14 +10,17 @@ import yaml
 
 from .schema import GPU_UNITS_MULTIPLE, MatchedUnits, SearchSpec, TrainConfig
 
-# Seeds derived from the spec's seed: a depth's sampler gets spec.seed * SEED_OFFSET + depth, and evaluation
-# retrainings start at (spec.seed + 1) * SEED_OFFSET, so no trial's lucky start is reused in evaluation.
+# Seeds derived from the spec's seed: a depth's sampler gets spec.seed * SEED_OFFSET + depth (plus REPLICATE_STRIDE
+# for each replicate search after the first), and evaluation retrainings start at (spec.seed + 1) * SEED_OFFSET, so
+# no trial's lucky start is reused in evaluation.
 SEED_OFFSET = 1000
+REPLICATE_STRIDE = 40  # above MAX_DEPTH, and 40 * (MAX_REPLICATES - 1) + MAX_DEPTH stays below SEED_OFFSET
 
 
-def sampler_seed(spec: SearchSpec, depth: int) -> int:
-    """The seed of one depth's Optuna sampler, so a search is repeatable."""
-    return spec.seed * SEED_OFFSET + depth
+def sampler_seed(spec: SearchSpec, depth: int, replicate: int = 1) -> int:
+    """The seed of the Optuna sampler of one depth's replicate search (1 is the first), so a search is repeatable
+    and its replicates are independent."""
+    return spec.seed * SEED_OFFSET + depth + REPLICATE_STRIDE * (replicate - 1)
 
 
 def evaluation_seeds(spec: SearchSpec, count: int | None = None, *, start: int = 0) -> list[int]:

@@ -26,6 +26,7 @@ MAX_CHOICES = 256  # values in a list of choices
 MAX_PARAMS = 1_000_000_000  # weights of a stack for `units: {params: N}`
 MAX_EPOCHS = 100_000
 MAX_TRIALS = 100_000  # trials of one depth
+MAX_REPLICATES = 20  # independent searches of one depth
 MAX_BATCH_SIZE = 65_536
 MAX_SEEDS = 1000  # seeds of the evaluation
 MAX_TOP_K = 100
@@ -466,6 +467,13 @@ class SearchSpec(BaseModel):
         min_length=1, description="the depths to compare", json_schema_extra=_within(1, MAX_DEPTH, unique=True)
     )
     trials_per_depth: int = Field(ge=1, le=MAX_TRIALS, description="every depth gets this many trials")
+    replicates: int = Field(
+        1,
+        ge=1,
+        le=MAX_REPLICATES,
+        description="independent searches per depth, each its own study with its own sampler seed and the full "
+        "budget; the verdict counts the variation between them (R times the trials)",
+    )
     budget: BudgetSection = Field(default_factory=BudgetSection)
     space: SpaceSection = Field(default_factory=SpaceSection)
     train: SearchTrainSection = Field(default_factory=SearchTrainSection)

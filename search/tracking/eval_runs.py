@@ -45,9 +45,11 @@ class EvalRuns(Callback):
         experiment_id: str,
         search: str,
         depth_runs: dict[int, str],
+        replicate_runs: dict[tuple[int, int], str] | None = None,
         progress: Progress | None = None,
     ):
         self._writer, self._experiment_id, self._search, self._depth_runs = writer, experiment_id, search, depth_runs
+        self._replicate_runs = replicate_runs or {}  # a replicate search's retrainings go under its run
         self._progress = progress or Progress()
         self._jobs = self._round_start = 0
         self.results: list[tuple[dict, dict]] = []  # (job, its last metrics) for every job, failed ones too
@@ -77,6 +79,9 @@ class EvalRuns(Callback):
         cfg.train.seed = job["seed"]
         rank = f"-r{job['rank']}" if job["rank"] else ""
         kind = "best" if job["kind"] == "tuned" else "fixed"
+        replicate = job.get("replicate")  # a tuned job of a search with several replicate searches per depth
+        parent = self._replicate_runs.get((job["depth"], replicate), self._depth_runs[job["depth"]])
+        extra = {tags.REPLICATE: str(replicate)} if replicate is not None else {}
         number = _seed_number(job)
         ended = int(time.time() * 1000)
         # The run is written once the job is done; its start is when training began.
@@ -84,9 +89,10 @@ class EvalRuns(Callback):
         ref = self._writer.create_run(
             self._experiment_id,
             start_time=started,
-            run_name=f"d{job['depth']}-{kind}{rank}-{number}",
+            run_name=f"d{job['depth']}{f'-rep{replicate}' if replicate else ''}-{kind}{rank}-{number}",
             tags={
-                tags.PARENT_RUN_ID: self._depth_runs[job["depth"]],
+                **extra,
+                tags.PARENT_RUN_ID: parent,
                 tags.ROLE: tags.ROLE_EVAL,
                 tags.DEPTH: str(job["depth"]),
                 tags.SEARCH: self._search,
@@ -128,15 +134,18 @@ def _seed_number(job: dict) -> int:
     return job["seed"] % SEED_OFFSET + 1
 
 
-def job_key(job: dict) -> tuple[int, str, int, int]:
-    """What tells evaluation jobs apart: depth, kind, rank and seed."""
-    return int(job["depth"]), str(job["kind"]), int(job["rank"]), int(job["seed"])
+def job_key(job: dict) -> tuple[int, str, int, int, int]:
+    """What tells evaluation jobs apart: depth, kind, rank, seed and replicate search (1 where there is one)."""
+    return int(job["depth"]), str(job["kind"]), int(job["rank"]), int(job["seed"]), int(job.get("replicate") or 1)
 
 
-def ended_eval_runs(client, experiment_id: str, depth_runs: dict[int, str]) -> dict[tuple, dict]:
+def ended_eval_runs(
+    client, experiment_id: str, depth_runs: dict[int, str], replicate_runs: dict | None = None
+) -> dict[tuple, dict]:
     """The evaluation jobs an earlier, cut-off attempt of this search finished: job_key -> the metrics its run holds
-    (without a test loss where it failed), read from the ended evaluation runs under `depth_runs`."""
-    parents = set(depth_runs.values())
+    (without a test loss where it failed), read from the ended evaluation runs under `depth_runs` (and under
+    `replicate_runs`, the runs of a depth's replicate searches)."""
+    parents = set(depth_runs.values()) | set((replicate_runs or {}).values())
     runs = client.search_runs(
         [experiment_id], filter_string=f"tags.`{tags.ROLE}` = '{tags.ROLE_EVAL}'", max_results=50000
     )
@@ -146,7 +155,7 @@ def ended_eval_runs(client, experiment_id: str, depth_runs: dict[int, str]) -> d
         if t.get(tags.PARENT_RUN_ID) not in parents or run.info.status not in ("FINISHED", "FAILED"):
             continue
         rank = t.get(tags.EVAL_RANK) or _rank_from_name(run.info.run_name or "")
-        key = (int(t[tags.DEPTH]), t[tags.EVAL_KIND], int(rank), int(t[tags.SEED]))
+        key = (int(t[tags.DEPTH]), t[tags.EVAL_KIND], int(rank), int(t[tags.SEED]), int(t.get(tags.REPLICATE) or 1))
         logged = run.data.metrics
         metrics = {name: logged[metric] for metric, name in _KEPT_METRICS.items() if metric in logged}
         if run.info.status == "FAILED":

@@ -1,4 +1,5 @@
-"""The MLflow run tree of a search: the search run ─► one run per depth (─► trial and eval runs).
+"""The MLflow run tree of a search: the search run ─► one run per depth (─► trial and eval runs), with one run per
+replicate search between a depth and its trials when a depth has several.
 
 Opened fresh, or found again on resume; closed as FINISHED, KILLED or FAILED as a whole.
 """
@@ -7,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,16 +18,26 @@ from . import store, tags
 
 @dataclass(frozen=True)
 class RunTree:
-    """The ids of a search run and of its depth runs."""
+    """The ids of a search run, of its depth runs and of its replicate runs ((depth, replicate) -> run id; none when
+    each depth has one search)."""
 
     experiment_id: str
     search_id: str
     depth_runs: dict[int, str]
+    replicate_runs: dict[tuple[int, int], str] = field(default_factory=dict)
 
     @property
     def run_ids(self) -> list[str]:
-        """The search run, then every depth run."""
-        return [self.search_id, *self.depth_runs.values()]
+        """The search run, then every depth run, then every replicate run."""
+        return [self.search_id, *self.depth_runs.values(), *self.replicate_runs.values()]
+
+    def trial_parents(self) -> dict[tuple[int, int], str]:
+        """(depth, replicate) -> the run a trial of that study is logged under: its replicate run, or its depth run."""
+        return {
+            (depth, replicate): self.replicate_runs.get((depth, replicate), run_id)
+            for depth, run_id in self.depth_runs.items()
+            for replicate in [1, *sorted(r for d, r in self.replicate_runs if d == depth)]
+        }
 
 
 def open_run_tree(client, spec: SearchSpec, *, resume: bool, finished: dict[str, str] | None = None) -> RunTree:
@@ -36,8 +47,10 @@ def open_run_tree(client, spec: SearchSpec, *, resume: bool, finished: dict[str,
     runs a killed driver left open: a trial its study counted keeps its outcome, the others end as interrupted.
     """
     experiment_id = store.ensure_experiment(client, spec.name)
-    search_id, depth_runs = _open_runs(client, experiment_id, spec, resume=resume, finished=finished or {})
-    return RunTree(experiment_id, search_id, depth_runs)
+    search_id, depth_runs, replicate_runs = _open_runs(
+        client, experiment_id, spec, resume=resume, finished=finished or {}
+    )
+    return RunTree(experiment_id, search_id, depth_runs, replicate_runs)
 
 
 def close_run_tree(client, tree: RunTree, status: str) -> None:
@@ -49,8 +62,9 @@ def close_run_tree(client, tree: RunTree, status: str) -> None:
 
 def _open_runs(
     client, experiment_id: str, spec: SearchSpec, *, resume: bool, finished: dict[str, str]
-) -> tuple[str, dict[int, str]]:
-    """The search run and its depth runs: new ones, or on resume those of the unfinished search."""
+) -> tuple[str, dict[int, str], dict[tuple[int, int], str]]:
+    """The search run, its depth runs and its replicate runs: new ones, or on resume those of the unfinished search
+    (with those a raised `replicates` adds)."""
     if resume:
         previous = client.search_runs(
             [experiment_id],
@@ -67,20 +81,60 @@ def _open_runs(
                 for r in children
                 if r.data.tags.get(tags.ROLE) == tags.ROLE_DEPTH
             }
-            for run_id in depth_runs.values():
-                client.update_run(run_id, status="RUNNING")
-            _close_cut_off_trials(client, experiment_id, list(depth_runs.values()), finished)
             depth_runs.update(
                 _new_depth_runs(client, experiment_id, spec, search_id, [d for d in spec.depths if d not in depth_runs])
             )
-            return search_id, depth_runs
+            replicate_runs = _found_replicate_runs(client, experiment_id, depth_runs)
+            for run_id in [*depth_runs.values(), *replicate_runs.values()]:
+                client.update_run(run_id, status="RUNNING")
+            _close_cut_off_trials(client, experiment_id, [*depth_runs.values(), *replicate_runs.values()], finished)
+            replicate_runs.update(_new_replicate_runs(client, experiment_id, spec, depth_runs, replicate_runs))
+            return search_id, depth_runs, replicate_runs
     search_id = client.create_run(
         experiment_id,
         run_name=f"search-{time.strftime('%m%d-%H%M%S')}",
         tags={tags.ROLE: tags.ROLE_SEARCH, tags.SEARCH: spec.name, tags.NOTE: _describe(spec)},
     ).info.run_id
     store.log_batch(client, search_id, params=store.as_params(_search_params(spec)))
-    return search_id, _new_depth_runs(client, experiment_id, spec, search_id, spec.depths)
+    depth_runs = _new_depth_runs(client, experiment_id, spec, search_id, spec.depths)
+    return search_id, depth_runs, _new_replicate_runs(client, experiment_id, spec, depth_runs, {})
+
+
+def _found_replicate_runs(client, experiment_id: str, depth_runs: dict[int, str]) -> dict[tuple[int, int], str]:
+    """The replicate runs an earlier attempt of the search made under its depth runs."""
+    found = {}
+    for depth, run_id in depth_runs.items():
+        children = client.search_runs(
+            [experiment_id],
+            filter_string=f"tags.`{tags.PARENT_RUN_ID}` = '{run_id}' and tags.`{tags.ROLE}` = '{tags.ROLE_REPLICATE}'",
+        )
+        found.update({(depth, int(r.data.tags[tags.REPLICATE])): r.info.run_id for r in children})
+    return found
+
+
+def _new_replicate_runs(
+    client, experiment_id: str, spec: SearchSpec, depth_runs: dict[int, str], have: dict[tuple[int, int], str]
+) -> dict[tuple[int, int], str]:
+    """A run per replicate search of each depth, under the depth run, where a depth has several (none for one)."""
+    if spec.replicates == 1:
+        return {}
+    made = {}
+    for depth in spec.depths:
+        for replicate in range(1, spec.replicates + 1):
+            if (depth, replicate) in have:
+                continue
+            made[(depth, replicate)] = client.create_run(
+                experiment_id,
+                run_name=f"depth-{depth}-replicate-{replicate}",
+                tags={
+                    tags.PARENT_RUN_ID: depth_runs[depth],
+                    tags.ROLE: tags.ROLE_REPLICATE,
+                    tags.SEARCH: spec.name,
+                    tags.DEPTH: str(depth),
+                    tags.REPLICATE: str(replicate),
+                },
+            ).info.run_id
+    return made
 
 
 def _new_depth_runs(client, experiment_id: str, spec: SearchSpec, search_id: str, depths: list[int]) -> dict[int, str]:
@@ -110,7 +164,8 @@ def _describe(spec: SearchSpec) -> str:
     return (
         f"Depths {', '.join(map(str, spec.depths))} of a stacked LSTM "
         f"on {spec.dataset.name or Path(spec.dataset.csv).name}, "
-        f"each tuned by its own Optuna study with {spec.trials_per_depth} trials."
+        f"each tuned by its own Optuna study with {spec.trials_per_depth} trials"
+        + (f", in {spec.replicates} independent searches per depth." if spec.replicates > 1 else ".")
     )
 
 
@@ -122,6 +177,7 @@ def _search_params(spec: SearchSpec) -> dict[str, Any]:
         "horizon": ds.horizon,
         "depths": ",".join(map(str, spec.depths)),
         "trials_per_depth": spec.trials_per_depth,
+        "replicates": spec.replicates,
         "epochs": spec.train.epochs,
         "sampler": spec.sampler.kind,
         "seed": spec.seed,

@@ -1,6 +1,7 @@
 """Every tag key stacktune writes to MLflow (and to Ray job metadata), and the names of its runs.
 
-The run tree is search ─► depth ─► trial / eval; `ROLE` says which a run is. Readers (the UI, the
+The run tree is search ─► depth ─► trial / eval, with a replicate level (search ─► depth ─► replicate ─► trial) when
+a search runs several independent searches per depth; `ROLE` says which a run is. Readers (the UI, the
 tests, `stacktune report`) find runs by these keys, so they are written nowhere else.
 """
 
@@ -12,7 +13,10 @@ SEARCH = "stacktune.search"  # the search name (also the MLflow experiment and t
 DEPTH = "stacktune.depth"
 STATE = "stacktune.state"  # completed | pruned | failed | diverged | interrupted
 
+REPLICATE = "stacktune.replicate"  # which of a depth's replicate searches (1, 2, ...), where there are several
+
 ROLE_SEARCH, ROLE_DEPTH, ROLE_TRIAL, ROLE_EVAL, ROLE_TRAIN = "search", "depth", "trial", "eval", "train"
+ROLE_REPLICATE = "replicate"
 
 # A trial run.
 TRIAL_NUMBER = "stacktune.trial_number"  # the Optuna trial number within its depth's study
@@ -53,6 +57,12 @@ PARENT_RUN_ID = "mlflow.parentRunId"
 NOTE = "mlflow.note.content"
 
 
-def trial_name(depth: int, number: int) -> str:
-    """The short name of a depth's trial, as MLflow, the exports and the report show it: d2-t07."""
-    return f"d{depth}-t{number:02d}"
+def trial_name(depth: int, number: int, replicate: int | None = None) -> str:
+    """The short name of a depth's trial, as MLflow, the exports and the report show it: d2-t07, or d2-r3-t07 for
+    the third replicate search of a search that has several (`replicate` None or 1 of one: no replicate part)."""
+    return f"d{depth}-t{number:02d}" if replicate is None else f"d{depth}-r{replicate}-t{number:02d}"
+
+
+def replicate_of(spec, replicate: int) -> int | None:
+    """The replicate number names and tags carry: None when the search has only one replicate per depth."""
+    return replicate if spec.replicates > 1 else None

@@ -36,6 +36,7 @@ class TrialRuns(Callback):
         experiment_id: str,
         spec: SearchSpec,
         depth_runs: dict[int, str],
+        replicate_runs: dict[tuple[int, int], str] | None = None,
         progress: Progress | None = None,
         pruned: set[str] | None = None,
         writer: BufferedWriter | None = None,
@@ -50,6 +51,7 @@ class TrialRuns(Callback):
         self._experiment_id = experiment_id
         self._spec = spec
         self._depth_runs = depth_runs
+        self._replicate_runs = replicate_runs or {}
         self._progress = progress or Progress()
         self._refs: dict[str, str] = {}  # Ray trial id -> the writer's key of its MLflow run
         self._ended: set[str] = set()  # Ray trial ids whose run's end is written or queued
@@ -74,18 +76,20 @@ class TrialRuns(Callback):
         if ref is not None:  # a restored or retried trial keeps its run
             return ref
         depth, number = trial.config["depth"], trial.config["number"]
+        replicate = trial.config.get("replicate")  # None: the search has one replicate per depth
         cfg = to_train_config(self._spec, trial.config["params"], depth=depth)
+        run_tags = {
+            tags.PARENT_RUN_ID: self._replicate_runs.get((depth, replicate or 1), self._depth_runs[depth]),
+            tags.ROLE: tags.ROLE_TRIAL,
+            tags.DEPTH: str(depth),
+            tags.SEARCH: self._spec.name,
+            tags.TRIAL_NUMBER: str(number),
+            tags.RAY_TRIAL_ID: trial.trial_id,
+        }
+        if replicate is not None:
+            run_tags[tags.REPLICATE] = str(replicate)
         ref = self._writer.create_run(
-            self._experiment_id,
-            run_name=tags.trial_name(depth, number),
-            tags={
-                tags.PARENT_RUN_ID: self._depth_runs[depth],
-                tags.ROLE: tags.ROLE_TRIAL,
-                tags.DEPTH: str(depth),
-                tags.SEARCH: self._spec.name,
-                tags.TRIAL_NUMBER: str(number),
-                tags.RAY_TRIAL_ID: trial.trial_id,
-            },
+            self._experiment_id, run_name=tags.trial_name(depth, number, replicate), tags=run_tags
         )
         self._refs[trial.trial_id] = ref
         self._writer.log_batch(ref, params=store.as_params(flat_params(cfg)))
@@ -103,7 +107,8 @@ class TrialRuns(Callback):
         self.curves.pop(trial.trial_id, None)
         self._seen_node.discard(trial.trial_id)
         self._writer.log_batch(ref, tags=store.as_tags({tags.RESTARTS: count, tags.RESTART_REASON: reason}))
-        self._progress.trial_restarted(tags.trial_name(trial.config["depth"], trial.config["number"]), reason)
+        name = tags.trial_name(trial.config["depth"], trial.config["number"], trial.config.get("replicate"))
+        self._progress.trial_restarted(name, reason)
 
     def on_step_end(self, iteration, trials, **info):
         # Kept writes go out once the store answers again, even while no trial reports.
@@ -156,8 +161,10 @@ class TrialRuns(Callback):
         if state == "completed":
             tally.best = min(tally.best, float(reported.best_val_loss))
         budget = self._spec.budget
-        seconds = budget.per_depth if budget.kind == "seconds" else None
-        self._progress.trial_finished(depth, tally, trials=self._spec.trials_per_depth, seconds=seconds)
+        # A depth's count covers all its replicate searches, each with the full budget.
+        seconds = budget.per_depth * self._spec.replicates if budget.kind == "seconds" else None
+        trials = self._spec.trials_per_depth * self._spec.replicates
+        self._progress.trial_finished(depth, tally, trials=trials, seconds=seconds)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self._finish(trial, state="completed")

@@ -64,7 +64,7 @@ def _ray_id(depth: int, number: int) -> str:
 def _run_trials(spec: SearchSpec, studies: dict, route: dict[str, TrialRuns]) -> None:
     """Each depth's trials, asked and told as the searcher does; a trial in `route` also goes through its callback."""
     for depth, outcomes in OUTCOMES.items():
-        study = studies[depth]
+        study = studies[(depth, 1)]
         for state, value in outcomes:
             trial = study.ask()
             ray_id = _ray_id(depth, trial.number)
@@ -156,7 +156,7 @@ def test_each_depth_entry_holds_its_studys_best_and_budget(search):
 
     assert [e.depth for e in comparison.depths] == spec.depths
     for entry in comparison.depths:
-        study = studies[entry.depth]
+        study = studies[(entry.depth, 1)]
         assert study.study_name == study_name(spec.name, entry.depth)
         assert entry.best_val_loss == study.best_value
         assert entry.best_val_loss == min(v for s, v in OUTCOMES[entry.depth] if s == "ok")
@@ -186,10 +186,10 @@ def test_each_depth_entry_holds_its_studys_best_and_budget(search):
     assert one.epochs == 4 * 3 and two.epochs == 3 + 1 + 3 + 1
     assert one.train_seconds == pytest.approx(1.25 * 12) and two.train_seconds == pytest.approx(1.25 * 8)
     # Dropout is searched only between layers.
-    assert one.best_config["model"]["dropout"] == 0.0 and "dropout" not in studies[1].best_trial.params
-    assert two.best_config["model"]["dropout"] == studies[2].best_trial.params["dropout"]
+    assert one.best_config["model"]["dropout"] == 0.0 and "dropout" not in studies[(1, 1)].best_trial.params
+    assert two.best_config["model"]["dropout"] == studies[(2, 1)].best_trial.params["dropout"]
 
-    assert comparison.best_depth == min(spec.depths, key=lambda d: studies[d].best_value) == 2
+    assert comparison.best_depth == min(spec.depths, key=lambda d: studies[(d, 1)].best_value) == 2
     assert comparison.search == spec.name and comparison.task == "regression"
     assert comparison.trials_per_depth == TRIALS
     assert comparison.experiment_id == search["tree"].experiment_id
@@ -264,13 +264,13 @@ def test_a_depth_without_a_completed_trial_has_no_best(tmp_path, monkeypatch):
     studies = prepare_studies(spec, optuna.storages.InMemoryStorage(), resume=False)
     for depth in spec.depths:
         for number in range(2):
-            trial = studies[depth].ask()
+            trial = studies[(depth, 1)].ask()
             suggest(trial, depth=depth, spec=spec)
             trial.set_user_attr("ray_trial_id", _ray_id(depth, number))
             if depth == 1:
-                studies[depth].tell(trial, state=TrialState.FAIL)
+                studies[(depth, 1)].tell(trial, state=TrialState.FAIL)
             else:
-                studies[depth].tell(trial, 0.3 + number)
+                studies[(depth, 1)].tell(trial, 0.3 + number)
     callback = TrialRuns(client=client, experiment_id=tree.experiment_id, spec=spec, depth_runs=tree.depth_runs)
 
     data = load_data(spec.dataset, base_dir=None)

@@ -97,7 +97,7 @@ def _run(searcher, scheduler, trial_id: str, losses: list[float]) -> str:
             break
     searcher.on_trial_complete(trial_id, result={**result, "final": True, "state": "completed"})
     depth = config["depth"]
-    return searcher._studies[depth].trials[-1].state, depth
+    return searcher._studies[(depth, 1)].trials[-1].state, depth
 
 
 def test_the_median_pruner_of_a_depths_study_stops_a_trial_worse_than_that_depths_median():
@@ -112,7 +112,7 @@ def test_the_median_pruner_of_a_depths_study_stops_a_trial_worse_than_that_depth
     # Depth 1: worse than its depth's median at epoch 2 -> pruned there, though better than every deep trial.
     state, depth = _run(searcher, scheduler, "t4", [1.0, 5.0, 5.0])
     assert (state, depth) == (TrialState.PRUNED, 1) and "t4" in scheduler.pruned
-    study = searcher._studies[1]
+    study = searcher._studies[(1, 1)]
     assert study.trials[-1].intermediate_values == {1: 1.0, 2: 5.0}  # each epoch told once, none after the stop
     # Depth 6: far worse than depth 1's trials, but at its own depth's median -> goes on.
     state, depth = _run(searcher, scheduler, "t5", [9.0, 8.0, 7.0])
