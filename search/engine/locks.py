@@ -1,7 +1,8 @@
 """One search per name at a time: a lock beside its output folder and, when its studies live in a shared database,
 one in the study storage. A second search of the name, or a `--resume` of a live one, is refused with who holds it.
 
-The folder lock is an flock: the system releases it when its process ends, however it ends. The storage lock is a
+The folder lock is the operating system's file lock (flock, or LockFileEx on Windows, through filelock): the system
+releases it when its process ends, however it ends. The storage lock is a
 study of its own (`NAME.lock`) whose holder writes a heartbeat; it is taken over once its process is gone (same
 host) or its heartbeat is older than STALE_AFTER seconds (any host).
 """
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import json
 import os
 import socket
@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Iterator
 
 import optuna
+from filelock import FileLock, Timeout
 
 from ..errors import ConfigError, DiskUnusable, StacktuneError, first_line
 from ..spec.schema import SearchSpec
@@ -51,24 +52,32 @@ def _held(name: str, who: dict, where: str) -> ConfigError:
 def folder_lock(out: str | Path, name: str) -> Iterator[Path]:
     """Holds OUT/.NAME.lock for the search's whole life, or raises ConfigError naming the search that holds it."""
     path = Path(out).resolve() / f".{name}.lock"
+    lock = os_file_lock(path, timeout=0, on_acquired=_introduce)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        lock.acquire()
+    except Timeout:
+        raise _held(name, _read_holder(path), str(path)) from None
     except OSError as exc:
         raise _unusable(out, path, exc) from None
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise _held(name, _read_holder(fd), str(path)) from None
-        try:
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, json.dumps(holder()).encode(), 0)
-        except OSError as exc:
-            raise _unusable(out, path, exc) from None
         yield path
     finally:
-        os.close(fd)  # closing releases the flock; the file stays, so a waiting process never locks an orphan
+        lock.release()
+
+
+def os_file_lock(path: Path, **options) -> FileLock:
+    """The operating system's lock on the file `path`, held by this process until released or until the process
+    ends: never filelock's soft fallback (a marker file that a killed process would leave behind, blocking every
+    later search), and the file stays on release, so a waiting process never locks an orphan."""
+    return FileLock(path, thread_local=False, fallback_to_soft=False, preserve_lock_file=True, **options)
+
+
+def _introduce(fd: int) -> None:
+    """Writes who holds the lock into its file, once it is held."""
+    os.ftruncate(fd, 0)
+    os.lseek(fd, 0, os.SEEK_SET)
+    os.write(fd, json.dumps(holder()).encode())
 
 
 def _unusable(out: str | Path, path: Path, exc: OSError) -> StacktuneError:
@@ -80,10 +89,11 @@ def _unusable(out: str | Path, path: Path, exc: OSError) -> StacktuneError:
     return ConfigError(reason)
 
 
-def _read_holder(fd: int) -> dict:
+def _read_holder(path: Path) -> dict:
     try:
-        who = json.loads(os.pread(fd, 4096, 0) or b"{}")
-    except ValueError:
+        with open(path, "rb") as file:
+            who = json.loads(file.read(4096) or b"{}")
+    except (OSError, ValueError):  # gone, or (on Windows) its locked first byte cannot be read: the holder is unknown
         return {}
     return who if isinstance(who, dict) else {}
 

@@ -84,10 +84,10 @@ def _local_token_auth() -> None:
     has_token = os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")
     if not has_token and not (Path.home() / ".ray" / "auth_token").is_file():
         os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
-    # Ray reads both when it is imported, and caches them: refreshed as Ray's own switch to token mode does. These are
-    # Ray's internals (no public call refreshes them): a Ray without them still works, printing its warning.
+    # Ray reads both when it is imported, and caches them: refreshed as Ray's own switch to token mode does. A Ray
+    # without these internals still works, printing its warning.
     try:
-        from ray._raylet import AuthenticationTokenLoader, Config
+        from ray._raylet import AuthenticationTokenLoader, Config  # private: Ray has no public reload of auth settings
 
         Config.initialize("")
         AuthenticationTokenLoader.instance().reset_cache()
@@ -109,6 +109,7 @@ def start_ray(address: str | None) -> None:
         if address:
             ray.init(address=address, **kwargs)
         else:
+            # private: ray.init has no public twin of `ray start --node-ip-address`, only this hidden option
             ray.init(num_cpus=os.cpu_count(), include_dashboard=False, _node_ip_address="127.0.0.1", **kwargs)
     except (ConnectionError, TimeoutError, RuntimeError) as exc:
         raise UnreachableError(f"cannot start or reach Ray ({first_line(exc)})") from None

@@ -13,7 +13,7 @@ import difflib
 import re
 import types
 from dataclasses import dataclass
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import annotated_types
 from pydantic import BaseModel, ValidationError
@@ -62,6 +62,7 @@ class _Where:
     info: FieldInfo | None = None  # set when the location ends on a model field
     parent: type[BaseModel] | None = None  # the model whose keys the last part indexes
     union: tuple | None = None  # (loc index of the tag, path length, owner model, field, union type)
+    constraints: tuple = ()  # the bounds an `Annotated[int, Field(ge=..., le=...)]` found there puts on it
 
 
 def describe(
@@ -72,12 +73,23 @@ def describe(
     if not errors:
         return "config: invalid"
     walked = [(e, _walk(model, e["loc"])) for e in errors]
-    chosen = next(((e, w) for e, w in walked if e["type"] == "extra_forbidden" and w.union is None), walked[0])
+    chosen = next(((e, w) for e, w in walked if e["type"] == "extra_forbidden" and w.union is None), None)
+    chosen = chosen or _type_before_bound(walked)
     if chosen[1].union is not None:
         text = _describe_union(chosen, walked, data, hints or {})
     else:
         text = _describe_one(*chosen, data)
     return clip(one_line(text), _LONGEST)
+
+
+def _type_before_bound(walked: list) -> tuple:
+    """The first problem, except that a list item of the wrong type is named before an item of the same list out of
+    range: a value that is not even a number says more than one that is too large."""
+    first, _ = walked[0]
+    loc = first["loc"]
+    if first["type"] in _BOUND_ERRORS and loc and isinstance(loc[-1], int):
+        return next(((e, w) for e, w in walked if e["loc"][:-1] == loc[:-1] and e["type"] in _TYPE_ERRORS), walked[0])
+    return walked[0]
 
 
 def one_line(text: str) -> str:
@@ -92,7 +104,7 @@ def _walk(model: type[BaseModel] | None, loc: tuple) -> _Where:
     i = 0
     while i < len(parts):
         part = parts[i]
-        current = _strip_none(annotation)
+        current = _strip_none(_bare(annotation))
         if _is_model(current):
             where.parent = current
             field = current.model_fields.get(part) if isinstance(part, str) else None
@@ -126,7 +138,8 @@ def _walk(model: type[BaseModel] | None, loc: tuple) -> _Where:
             annotation = None
             where.path.append(_key(part))
         i += 1
-    where.annotation = annotation
+    where.constraints = _constraints(annotation)
+    where.annotation = _bare(annotation)
     return where
 
 
@@ -183,7 +196,7 @@ def _describe_union(chosen: tuple, walked: list, data: Any, hints: Hints) -> str
     tag = _branch_for(value, branches, union)
     if tag is not None:
         group = branches[tag]
-        e, w = next((item for item in group if item[0]["type"] == "extra_forbidden"), group[0])
+        e, w = next((item for item in group if item[0]["type"] == "extra_forbidden"), None) or _type_before_bound(group)
         if not (len(e["loc"]) == tag_index + 1 and e["type"] in _TYPE_ERRORS):
             return _describe_one(e, w, data)
     at = ".".join(where.path[:path_length]) or "config"
@@ -204,7 +217,7 @@ def _branch_for(value: Any, branches: dict[str, list], union: Any) -> str | None
         best = max(scored, default=None)
         return best[2] if best and best[0] > 0 else None
     if isinstance(value, (list, tuple)):
-        return next((tag for tag, m in members.items() if get_origin(m) in (list, tuple, set)), None)
+        return next((tag for tag, m in members.items() if get_origin(_bare(m)) in (list, tuple, set)), None)
     wanted = {bool: bool, int: int, float: float, str: str}.get(type(value))
     return next((tag for tag, m in members.items() if wanted is not None and m is wanted), None)
 
@@ -225,7 +238,7 @@ def _unknown_key(key: Any, parent: type[BaseModel] | None, taken: set[str]) -> s
 def _bounds(where: _Where, ctx: dict) -> str | None:
     """The whole allowed range of a bounded number, e.g. `an integer from 0 to 1000`."""
     limits = {name: ctx[name] for name in ("gt", "ge", "lt", "le") if name in ctx}
-    for item in where.info.metadata if where.info is not None else ():
+    for item in [*(where.info.metadata if where.info is not None else ()), *where.constraints]:
         for name in ("gt", "ge", "lt", "le"):
             if isinstance(item, getattr(annotated_types, name.capitalize())):
                 limits[name] = getattr(item, name)
@@ -251,7 +264,7 @@ def _bounds(where: _Where, ctx: dict) -> str | None:
 
 def _length(where: _Where, ctx: dict) -> str:
     low, high = ctx.get("min_length"), ctx.get("max_length")
-    for item in where.info.metadata if where.info is not None else ():
+    for item in [*(where.info.metadata if where.info is not None else ()), *where.constraints]:
         if isinstance(item, annotated_types.MinLen):
             low = item.min_length
         elif isinstance(item, annotated_types.MaxLen):
@@ -267,6 +280,7 @@ def _length(where: _Where, ctx: dict) -> str:
 
 def _form(annotation: Any) -> str | None:
     """What a type looks like to someone writing YAML: `an integer`, `a list of numbers`, ..."""
+    annotation = _bare(annotation)
     if annotation is None or annotation is Any:
         return None
     if annotation is type(None):
@@ -290,6 +304,7 @@ def _form(annotation: Any) -> str | None:
 
 
 def _plural(annotation: Any) -> str:
+    annotation = _bare(annotation)
     names = {int: "integers", float: "numbers", str: "strings", bool: "true/false values"}
     return names.get(annotation) or ("mappings" if _is_model(annotation) else "values")
 
@@ -339,6 +354,21 @@ def _is_union(annotation: Any) -> bool:
     return get_origin(annotation) in (Union, types.UnionType)
 
 
+def _bare(annotation: Any) -> Any:
+    """`Annotated[X, ...]` as X: the type that the constraints are put on."""
+    return get_args(annotation)[0] if get_origin(annotation) is Annotated else annotation
+
+
+def _constraints(annotation: Any) -> tuple:
+    """The constraints (annotated_types.Ge, MaxLen, ...) of an `Annotated[X, Field(...)]`; () for a bare type."""
+    if get_origin(annotation) is not Annotated:
+        return ()
+    found: list = []
+    for item in get_args(annotation)[1:]:
+        found += item.metadata if isinstance(item, FieldInfo) else [item]
+    return tuple(found)
+
+
 def _strip_none(annotation: Any) -> Any:
     """`X | None` as X, and `A | B | None` as `A | B` (pydantic tags only the non-null members)."""
     if not _is_union(annotation):
@@ -350,6 +380,11 @@ def _strip_none(annotation: Any) -> Any:
 
 
 def _type_name(annotation: Any) -> str:
+    """The name pydantic tags a union member with in an error's location: `int`, `list[constrained-int]`, ..."""
+    if get_origin(annotation) is Annotated:
+        base = get_args(annotation)[0]
+        constrained = base in (int, float, str) and _constraints(annotation)
+        return f"constrained-{_type_name(base)}" if constrained else _type_name(base)
     if isinstance(annotation, type) and get_origin(annotation) is None:
         return annotation.__name__
     origin, args = get_origin(annotation), get_args(annotation)

@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from stacktune.datasets import DatasetSpec
 from stacktune.datasets.errors import shown
@@ -50,32 +50,116 @@ def _finite(value: float | None) -> float | None:
     return value
 
 
-def _within(low: int, high: int, *, max_items: int | None = None, unique: bool = False) -> Callable[[dict], None]:
-    """A `json_schema_extra` hook saying what a field's validator checks: its integers, bare or in a list, lie in
-    low..high, a list holds 1 to `max_items` of them, and with `unique` none twice."""
+# Constrained integers: pydantic checks the bounds and writes them into the JSON Schema; `_worded` says what a
+# broken one means in the field's own words.
+Width = Annotated[int, Field(ge=1, le=MAX_UNITS)]  # units of one layer
+Depth = Annotated[int, Field(ge=1, le=MAX_DEPTH)]
+BatchSize = Annotated[int, Field(ge=1, le=MAX_BATCH_SIZE)]
+# Lists of choices of them, as a union's list form (a field of its own sets its length in its Field).
+WidthChoices = Annotated[list[Width], Field(min_length=1, max_length=MAX_CHOICES)]
+BatchSizeChoices = Annotated[list[BatchSize], Field(min_length=1, max_length=MAX_CHOICES)]
+
+_BROKEN_BOUNDS = frozenset(
+    {"greater_than", "greater_than_equal", "less_than", "less_than_equal", "finite_number", "too_short", "too_long"}
+)
+
+
+def _worded(word: Callable[[Any, list[dict]], str | None]) -> Callable[[Any, Any], Any]:
+    """A wrap validator that words what a field's constraints refuse: when every problem pydantic found is a broken
+    bound (a number out of range, a list too short or too long), the one ValueError `word(value, errors)`; else, or
+    when `word` gives None, pydantic's own errors. A union member that the value is not even of the type of (its
+    model_type, list_type, ... error at the member's root) is left out: the value was meant for another member."""
+
+    def reword(value: Any, handler: Any) -> Any:
+        try:
+            return handler(value)
+        except ValidationError as exc:
+            errors = [
+                e
+                for e in exc.errors()
+                if not (len(e["loc"]) == 1 and isinstance(e["loc"][0], str) and e["type"] not in _BROKEN_BOUNDS)
+            ]
+            message = word(value, errors) if errors and all(e["type"] in _BROKEN_BOUNDS for e in errors) else None
+            if message is None:
+                raise
+            raise ValueError(message) from None
+
+    return reword
+
+
+def _first_int(errors: list[dict], *kinds: str) -> int | None:
+    """The value of the first of `errors` of one of `kinds`, as the integer pydantic read it as."""
+    return next((int(e["input"]) for e in errors if e["type"] in kinds), None)
+
+
+def _layer_widths(value: Any, errors: list[dict]) -> str | None:
+    """The widths of a stack, first to last: the first that is out of range."""
+    first = next((e for e in errors if e["type"] in ("greater_than_equal", "less_than_equal")), None)
+    if first is None:
+        return None
+    if first["type"] == "greater_than_equal":
+        return f"every layer needs at least 1 unit, got {int(first['input'])}"
+    return f"a layer has at most {MAX_UNITS} units, got {int(first['input'])}"
+
+
+def _width_choices(*, lengths: bool) -> Callable[[Any, list[dict]], str | None]:
+    """Widths to choose from: a choice below 1 shows them all, else the widest is named; with `lengths`, also too few
+    or too many of them."""
+
+    def word(value: Any, errors: list[dict]) -> str | None:
+        if not isinstance(value, list):
+            return None
+        kinds = {e["type"] for e in errors}
+        if lengths and "too_short" in kinds:
+            return f"give at least one units choice, got {shown(value)}"
+        if lengths and "too_long" in kinds:
+            return f"give at most {MAX_CHOICES} units choices, got {len(value)}"
+        if "greater_than_equal" in kinds:
+            return f"units choices must be positive integers, got {shown(value)}"
+        if "less_than_equal" in kinds:
+            widest = max(int(e["input"]) for e in errors if e["type"] == "less_than_equal")
+            return f"a layer has at most {MAX_UNITS} units, got {widest}"
+        return None
+
+    return word
+
+
+def _batch_sizes(value: Any, errors: list[dict]) -> str | None:
+    """A batch size or a list of choices of one: too few or too many, else the first out of range."""
+    kinds = {e["type"] for e in errors}
+    if isinstance(value, list) and "too_short" in kinds:
+        return f"give at least one batch_size choice, got {shown(value)}"
+    if isinstance(value, list) and "too_long" in kinds:
+        return f"give at most {MAX_CHOICES} batch_size choices, got {len(value)}"
+    size = _first_int(errors, "greater_than_equal", "less_than_equal")
+    return None if size is None else f"a batch holds 1 to {MAX_BATCH_SIZE} samples, got {size}"
+
+
+def _depths_in_range(value: Any, errors: list[dict]) -> str | None:
+    depth = _first_int(errors, "greater_than_equal", "less_than_equal")
+    return None if depth is None else f"a depth must lie in 1..{MAX_DEPTH}, got {shown(depth)}"
+
+
+def _number(wording: str) -> Callable[[Any, list[dict]], str | None]:
+    """A bare number out of its range (a range [low, high] is checked by the field's own validator)."""
+
+    def word(value: Any, errors: list[dict]) -> str | None:
+        return None if isinstance(value, (dict, list, BaseModel)) else f"{wording}, got {float(value)}"
+
+    return word
+
+
+def _or_pair(*, log: bool) -> Callable[[dict], None]:
+    """A `json_schema_extra` hook that adds the `[low, high]` shorthand, which `_as_float_range` reads before
+    validation (so pydantic cannot see it): each end bounded as the field's bare number is, and above 0 for a log
+    range (FloatRange's own rule)."""
 
     def extra(schema: dict) -> None:
-        for form in schema.get("anyOf", [schema]):
-            if form.get("type") == "integer":
-                form.update(minimum=low, maximum=high)
-            elif form.get("type") == "array":
-                form["items"] = {"type": "integer", "minimum": low, "maximum": high}
-                if max_items is not None:
-                    form.update(minItems=1, maxItems=max_items)
-                if unique:
-                    form["uniqueItems"] = True
-
-    return extra
-
-
-def _number_or_pair(number: dict[str, float], ends: dict[str, float]) -> Callable[[dict], None]:
-    """A `json_schema_extra` hook for a searched float: a bare number within `number`'s bounds, or the `[low, high]`
-    shorthand that `_as_float_range` reads before validation, each end within `ends`' bounds."""
-
-    def extra(schema: dict) -> None:
-        for form in schema["anyOf"]:
-            if form.get("type") == "number":
-                form.update(number)
+        number = next(form for form in schema["anyOf"] if form.get("type") == "number")
+        ends = {key: value for key, value in number.items() if key != "type"}
+        if log:
+            ends.pop("minimum", None)
+            ends["exclusiveMinimum"] = max(ends.get("exclusiveMinimum", 0), 0)
         pair = {"type": "array", "items": {"type": "number", **ends}, "minItems": 2, "maxItems": 2}
         schema["anyOf"].append({**pair, "description": "a range [low, high]"})
 
@@ -93,25 +177,12 @@ class ModelSection(BaseModel):
     """The stack: one width per layer, dropout between layers, optional residuals."""
 
     model_config = _Strict
-    units: list[int] = Field(
-        min_length=1,
-        max_length=MAX_DEPTH,
-        description="the width of each layer, first to last",
-        json_schema_extra=_within(1, MAX_UNITS),
-    )
+    units: list[Width] = Field(min_length=1, max_length=MAX_DEPTH, description="the width of each layer, first to last")
     dropout: float = Field(0.0, ge=0.0, lt=1.0, description="dropout between layers")
     residual: bool = False
     forget_bias: float = 1.0
 
-    @field_validator("units")
-    @classmethod
-    def _positive_units(cls, units: list[int]) -> list[int]:
-        for width in units:
-            if width < 1:
-                raise ValueError(f"every layer needs at least 1 unit, got {width}")
-            if width > MAX_UNITS:
-                raise ValueError(f"a layer has at most {MAX_UNITS} units, got {width}")
-        return units
+    _worded_units = field_validator("units", mode="wrap")(_worded(_layer_widths))
 
     _finite_bias = field_validator("forget_bias")(_finite)
 
@@ -198,13 +269,10 @@ class UnitChoices(BaseModel):
     """Widths to choose from, per layer, or one for every layer when `shared`."""
 
     model_config = _Strict
-    choices: list[int] = Field(min_length=1, max_length=MAX_CHOICES, json_schema_extra=_within(1, MAX_UNITS))
+    choices: list[Width] = Field(min_length=1, max_length=MAX_CHOICES)
     shared: bool = Field(False, description="one width for every layer of a stack")
 
-    @field_validator("choices")
-    @classmethod
-    def _positive(cls, choices: list[int]) -> list[int]:
-        return _unit_widths(choices)
+    _worded_choices = field_validator("choices", mode="wrap")(_worded(_width_choices(lengths=False)))
 
 
 class MatchedUnits(BaseModel):
@@ -212,38 +280,9 @@ class MatchedUnits(BaseModel):
 
     model_config = _Strict
     params: int = Field(ge=16, le=MAX_PARAMS, description="about how many weights every stack has")
-    widths: dict[int, Annotated[int, Field(ge=1, le=MAX_UNITS)]] | None = Field(
+    widths: dict[int, Width] | None = Field(
         None, description="depth -> width, filled in once the data's input and output sizes are known"
     )
-
-
-def _unit_widths(units: list[int]) -> list[int]:
-    """A list of units choices: at least one, at most MAX_CHOICES, each a width from 1 to MAX_UNITS."""
-    if not units:
-        raise ValueError("give at least one units choice, got []")
-    if len(units) > MAX_CHOICES:
-        raise ValueError(f"give at most {MAX_CHOICES} units choices, got {len(units)}")
-    if any(u < 1 for u in units):
-        raise ValueError(f"units choices must be positive integers, got {shown(units)}")
-    widest = max(units)
-    if widest > MAX_UNITS:
-        raise ValueError(f"a layer has at most {MAX_UNITS} units, got {widest}")
-    return units
-
-
-def _batch_sizes(sizes: list[int] | int | None) -> list[int] | int | None:
-    """A batch size or a list of choices of one: at least one, each from 1 to MAX_BATCH_SIZE."""
-    if sizes is None:
-        return sizes
-    listed = sizes if isinstance(sizes, list) else [sizes]
-    if not listed:
-        raise ValueError("give at least one batch_size choice, got []")
-    if len(listed) > MAX_CHOICES:
-        raise ValueError(f"give at most {MAX_CHOICES} batch_size choices, got {len(listed)}")
-    for size in listed:
-        if not 1 <= size <= MAX_BATCH_SIZE:
-            raise ValueError(f"a batch holds 1 to {MAX_BATCH_SIZE} samples, got {size}")
-    return sizes
 
 
 def _as_float_range(value: Any, *, log: bool) -> Any:
@@ -259,30 +298,27 @@ class SpaceSection(BaseModel):
     """What each depth's study searches. A bare number fixes a setting."""
 
     model_config = _Strict
-    units: list[int] | IntRange | UnitChoices | MatchedUnits = Field(
+    units: WidthChoices | IntRange | UnitChoices | MatchedUnits = Field(
         default_factory=lambda: [16, 32, 64, 128],
         description="widths to choose from for each layer, a range {low, high, step}, {choices, shared} or {params}",
-        json_schema_extra=_within(1, MAX_UNITS, max_items=MAX_CHOICES),
     )
-    lr: FloatRange | float = Field(
+    lr: FloatRange | Annotated[float, Field(gt=0, allow_inf_nan=False)] = Field(
         default_factory=lambda: FloatRange(low=1e-4, high=1e-2, log=True),
         description="the learning rate: a log-uniform range [low, high], {low, high, log} or a fixed number",
-        json_schema_extra=_number_or_pair({"exclusiveMinimum": 0}, {"exclusiveMinimum": 0}),
+        json_schema_extra=_or_pair(log=True),
     )
-    dropout: FloatRange | float = Field(
+    dropout: FloatRange | Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False)] = Field(
         0.0,
         description="dropout between layers: a uniform range [low, high], {low, high} or a fixed number",
-        json_schema_extra=_number_or_pair({"minimum": 0, "exclusiveMaximum": 1}, {"minimum": 0, "exclusiveMaximum": 1}),
+        json_schema_extra=_or_pair(log=False),
     )
-    weight_decay: FloatRange | float = Field(
+    weight_decay: FloatRange | Annotated[float, Field(ge=0, allow_inf_nan=False)] = Field(
         0.0,
         description="weight decay: a log-uniform range [low, high], {low, high, log} or a fixed number",
-        json_schema_extra=_number_or_pair({"minimum": 0}, {"exclusiveMinimum": 0}),
+        json_schema_extra=_or_pair(log=True),
     )
-    batch_size: list[int] | int | None = Field(
-        None,
-        description="batch sizes to choose from, or one (null: train.batch_size)",
-        json_schema_extra=_within(1, MAX_BATCH_SIZE, max_items=MAX_CHOICES),
+    batch_size: BatchSizeChoices | BatchSize | None = Field(
+        None, description="batch sizes to choose from, or one (null: train.batch_size)"
     )
 
     @field_validator("lr", "weight_decay", mode="before")
@@ -295,35 +331,34 @@ class SpaceSection(BaseModel):
     def _linear_range(cls, value: Any) -> Any:
         return _as_float_range(value, log=False)
 
-    @field_validator("units")
-    @classmethod
-    def _unit_choices(cls, units: list[int] | IntRange | UnitChoices | MatchedUnits) -> Any:
-        return _unit_widths(units) if isinstance(units, list) else units
+    _worded_units = field_validator("units", mode="wrap")(_worded(_width_choices(lengths=True)))
+    _worded_batch_size = field_validator("batch_size", mode="wrap")(_worded(_batch_sizes))
+    _worded_lr = field_validator("lr", mode="wrap")(_worded(_number("the learning rate must be a finite number > 0")))
+    _worded_dropout = field_validator("dropout", mode="wrap")(_worded(_number("dropout must lie in [0, 1)")))
+    _worded_weight_decay = field_validator("weight_decay", mode="wrap")(
+        _worded(_number("weight decay must be a finite number >= 0"))
+    )
 
-    _batch_size_bounds = field_validator("batch_size")(_batch_sizes)
-
+    # A range's ends are bounded here: FloatRange is shared by all three fields, so it cannot carry their bounds.
     @field_validator("lr")
     @classmethod
     def _positive_lr(cls, lr: FloatRange | float) -> FloatRange | float:
-        low = lr.low if isinstance(lr, FloatRange) else lr
-        if not (low > 0 and math.isfinite(low)):
-            raise ValueError(f"the learning rate must be a finite number > 0, got {low}")
+        if isinstance(lr, FloatRange) and not lr.low > 0:
+            raise ValueError(f"the learning rate must be a finite number > 0, got {lr.low}")
         return lr
 
     @field_validator("dropout")
     @classmethod
     def _dropout_bounds(cls, dropout: FloatRange | float) -> FloatRange | float:
-        low, high = (dropout.low, dropout.high) if isinstance(dropout, FloatRange) else (dropout, dropout)
-        if not (0 <= low and high < 1):
-            raise ValueError(f"dropout must lie in [0, 1), got {high if 0 <= low else low}")
+        if isinstance(dropout, FloatRange) and not (0 <= dropout.low and dropout.high < 1):
+            raise ValueError(f"dropout must lie in [0, 1), got {dropout.high if 0 <= dropout.low else dropout.low}")
         return dropout
 
     @field_validator("weight_decay")
     @classmethod
     def _weight_decay_bounds(cls, decay: FloatRange | float) -> FloatRange | float:
-        low = decay.low if isinstance(decay, FloatRange) else decay
-        if not (low >= 0 and math.isfinite(low)):
-            raise ValueError(f"weight decay must be a finite number >= 0, got {low}")
+        if isinstance(decay, FloatRange) and not decay.low >= 0:
+            raise ValueError(f"weight decay must be a finite number >= 0, got {decay.low}")
         return decay
 
 
@@ -463,8 +498,8 @@ class SearchSpec(BaseModel):
     )
     dataset: DatasetSpec
     # At most MAX_DEPTH, as they lie in 1..MAX_DEPTH and never repeat.
-    depths: list[int] = Field(
-        min_length=1, description="the depths to compare", json_schema_extra=_within(1, MAX_DEPTH, unique=True)
+    depths: list[Depth] = Field(
+        min_length=1, description="the depths to compare", json_schema_extra={"uniqueItems": True}
     )
     trials_per_depth: int = Field(ge=1, le=MAX_TRIALS, description="every depth gets this many trials")
     replicates: int = Field(
@@ -510,12 +545,11 @@ class SearchSpec(BaseModel):
             )
         return storage
 
+    _worded_depths = field_validator("depths", mode="wrap")(_worded(_depths_in_range))
+
     @field_validator("depths")
     @classmethod
     def _depths(cls, depths: list[int]) -> list[int]:
-        for depth in depths:
-            if not 1 <= depth <= MAX_DEPTH:
-                raise ValueError(f"a depth must lie in 1..{MAX_DEPTH}, got {shown(depth)}")
         if len(set(depths)) != len(depths):
             raise ValueError(f"depths must not repeat, got {shown(depths)}")
         return sorted(depths)

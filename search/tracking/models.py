@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import tempfile
 from pathlib import Path
 
@@ -106,9 +107,11 @@ def _tracking(uri: str):
     """MLflow's model logging reads the process-wide tracking URI: this one while it runs, then what it was (unset
     included, so that a notebook's own MLflow calls are not redirected)."""
     import mlflow
-    from mlflow.tracking._tracking_service import utils
 
-    before = utils._tracking_uri
+    # set_tracking_uri sets MLFLOW_TRACKING_URI too (for subprocesses): a URI unlike the variable's was set in code.
+    variable = os.environ.get("MLFLOW_TRACKING_URI")
+    current = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
+    before = current if current != variable else None
     mlflow.set_tracking_uri(uri)
     # Logging loads the model once to check the input example against the signature, and says so at INFO.
     pyfunc_log = logging.getLogger("mlflow.pyfunc")
@@ -117,7 +120,9 @@ def _tracking(uri: str):
     try:
         yield
     finally:
-        utils._tracking_uri = before
+        mlflow.set_tracking_uri(before)  # None unsets it (and the variable), as MLflow's own code handles
+        if variable is not None:
+            os.environ["MLFLOW_TRACKING_URI"] = variable
         pyfunc_log.setLevel(level)
 
 
@@ -165,7 +170,7 @@ def log_best_model(
 def check_model_name(name: str) -> None:
     """Refuses, in one line and before anything runs, a name the Model Registry would refuse at the end."""
     from mlflow.exceptions import MlflowException
-    from mlflow.utils.validation import _validate_model_name
+    from mlflow.utils.validation import _validate_model_name  # private: MLflow has no public check of a model name
 
     from ..errors import ConfigError, first_line
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import time
 from pathlib import Path
@@ -240,12 +239,14 @@ def _creation_lock(path: Path):
     if not path.parent.is_dir():
         yield  # check_tracking says why, in one line
         return
-    fd = os.open(path.parent / f".{path.name}.lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    from filelock import FileLock
+
+    # The operating system's lock, which ends with its process: never filelock's soft fallback, a marker file that a
+    # killed process would leave behind; the file stays on release, so a waiting process never locks an orphan.
+    with FileLock(
+        path.parent / f".{path.name}.lock", thread_local=False, fallback_to_soft=False, preserve_lock_file=True
+    ):
         yield
-    finally:
-        os.close(fd)
 
 
 def ensure_experiment(mlflow_client, name: str) -> str:

@@ -50,6 +50,16 @@ def test_a_folder_lock_held_by_a_live_process_is_refused_with_its_pid_and_taken_
         assert json.loads(path.read_text())["pid"] == os.getpid()
 
 
+def test_a_refused_search_leaves_the_holders_lock_file_as_it_was(tmp_path):
+    with locks.folder_lock(tmp_path, "demo") as path:
+        written = path.read_text()
+        for _ in range(2):  # the second refusal still names the holder: the first did not empty its file
+            child = subprocess.run([sys.executable, "-c", _HOLD, str(tmp_path)], capture_output=True, text=True)
+            assert f"pid {os.getpid()} on " in child.stderr, child.stderr
+        assert path.read_text() == written
+    assert path.exists()  # kept on release, so that a process waiting on it never locks an orphan
+
+
 def test_a_folder_that_cannot_be_made_gives_one_line(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(ConfigError, match=r"cannot use --out .*file"):

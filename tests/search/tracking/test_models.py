@@ -3,6 +3,9 @@ with the loss stacktune computes on the scaled data; the registry gets the verdi
 
 from __future__ import annotations
 
+import os
+
+import mlflow
 import mlflow.pyfunc
 import numpy as np
 import pytest
@@ -14,7 +17,7 @@ from stacktune.models.lstm import LSTMConfig, StackedLSTM, save_model
 from stacktune.models.train import evaluate
 from stacktune.search.errors import ConfigError, StacktuneError
 from stacktune.search.spec.loading import load_data
-from stacktune.search.tracking import store, tags
+from stacktune.search.tracking import models, store, tags
 from stacktune.search.tracking.models import check_model_name, log_best_model, register, unscaled_inputs
 
 
@@ -137,3 +140,25 @@ def test_a_name_the_registry_would_refuse_is_refused_in_one_line_up_front(name):
     with pytest.raises(ConfigError, match="--register") as refused:
         check_model_name(name)
     assert "\n" not in str(refused.value)
+
+
+@pytest.mark.parametrize("users", ["unset", "variable", "code"])
+def test_logging_uses_the_searchs_store_and_gives_the_users_tracking_uri_back(monkeypatch, users):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    if users == "variable":
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///theirs.db")
+    elif users == "code":
+        mlflow.set_tracking_uri("sqlite:///theirs.db")
+    try:
+        with models._tracking("sqlite:///search.db"):
+            assert mlflow.get_tracking_uri() == "sqlite:///search.db"
+        assert mlflow.is_tracking_uri_set() == (users != "unset")
+        # A subprocess sees the user's store, or none.
+        assert os.environ.get("MLFLOW_TRACKING_URI") == (None if users == "unset" else "sqlite:///theirs.db")
+        if users == "variable":  # still read from the variable, which the user may change
+            monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///later.db")
+            assert mlflow.get_tracking_uri() == "sqlite:///later.db"
+        elif users == "code":
+            assert mlflow.get_tracking_uri() == "sqlite:///theirs.db"
+    finally:
+        mlflow.set_tracking_uri(None)
