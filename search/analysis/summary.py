@@ -62,8 +62,10 @@ def _depth_summary(
         entry.expected_best_seconds = [round((n + 1) * mean_seconds, 3) for n in range(len(entry.expected_best))]
     if spec.budget.kind == "seconds":
         entry.overshoot_seconds = round(max(0.0, seconds - spec.budget.per_depth), 3)
-    metrics = {f"trials_{k}": v for k, v in entry.trials.items()} | {"epochs": epochs, "train_seconds": seconds}
-    if entry.trials["completed"]:
+    counts = entry.trials
+    metrics = {"trials_completed": counts.completed, "trials_pruned": counts.pruned, "trials_failed": counts.failed}
+    metrics |= {"epochs": epochs, "train_seconds": seconds}
+    if entry.trials.completed:
         _record_best(
             spec,
             depth,
@@ -118,7 +120,7 @@ def _record_best(
         client,
         depth_run,
         params=store.as_params({f"best.{k}": v for k, v in params.items()} | {"depth": depth}),
-        tags=store.as_tags({tags.BEST_TRIAL: entry.best_trial["name"], tags.BEST_RUN_ID: run_id or ""}),
+        tags=store.as_tags({tags.BEST_TRIAL: entry.best_trial.name, tags.BEST_RUN_ID: run_id or ""}),
     )
 
 
@@ -143,7 +145,7 @@ def _log_model(folder: Path, data, *, client, run_id: str, entry: DepthEntry, se
         experiment_id=experiment_id,
         search=search,
         depth=entry.depth,
-        trial=entry.best_trial["name"],
+        trial=entry.best_trial.name,
     )
     return {"model_id": model_id, "uri": f"models:/{model_id}", "test_loss": test_loss}
 
@@ -185,7 +187,7 @@ def summarise(
         comparison.best_depth = overall.depth
         client.set_tag(tree.search_id, tags.BEST_DEPTH, str(comparison.best_depth))
         if overall.model:
-            client.set_logged_model_tags(overall.model["model_id"], {tags.OVERALL_BEST: "true"})
+            client.set_logged_model_tags(overall.model.model_id, {tags.OVERALL_BEST: "true"})
     best = {f"best_val_loss_d{d.depth}": d.best_val_loss for d in ranked}
     if ranked:
         best["best_val_loss"] = min(d.best_val_loss for d in ranked)
