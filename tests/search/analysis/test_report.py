@@ -465,3 +465,23 @@ def test_a_comparison_written_before_the_best_set_and_the_trend_still_reports(tm
     assert "**Depth 2 wins**" in answer and older["conclusion"] in answer
     assert "Does adding a layer help?" not in answer and "Tuning gain" not in report
     assert "## What this verdict accounts for" in report
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        (DOCS / "comparison.json", DATA / "report-sunspots-depths.md"),
+        (DATA / "comparison-before-best-set.json", DATA / "report-before-best-set.md"),
+    ],
+    ids=["sunspots-depths", "before-best-set"],
+)
+def test_a_comparison_file_renders_the_report_it_always_has(tmp_path, source, expected):
+    """Word for word the report.md these files gave before the report read the typed comparison, every plot drawn."""
+    paths = write_report(Comparison.from_dict(json.loads(source.read_text())), tmp_path)
+
+    assert paths[0].read_text(encoding="utf-8") == expected.read_text(encoding="utf-8")
+    assert [p.name for p in paths[1:]] == list(PLOT_FILES)
+    for path in paths[1:]:
+        _check_png(path)
+    if source.parent == DOCS:  # the walkthrough's report is the one this version writes
+        assert (DOCS / "report.md").read_text(encoding="utf-8") == expected.read_text(encoding="utf-8")
