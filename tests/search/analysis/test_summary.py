@@ -194,7 +194,7 @@ def test_each_depth_entry_holds_its_studys_best_and_budget(search):
     assert comparison.trials_per_depth == TRIALS
     assert comparison.experiment_id == search["tree"].experiment_id
     assert comparison.mlflow_run_id == search["tree"].search_id
-    assert comparison.dataset["name"] == "sine"
+    assert comparison.dataset.name == "sine"
     assert comparison.baseline is None  # evaluation is off
     assert Comparison.from_dict(comparison.to_dict()).to_dict() == comparison.to_dict()
 
