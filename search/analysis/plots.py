@@ -141,6 +141,8 @@ def _plot_test_loss(comparison: Comparison, entries: list[DepthEntry], path: Pat
         _test_loss_series(ax, fixed, shown, xs, rng, offset, _FIXED_COLOUR, "s", f"one fixed setting: mean, {level} CI")
     if any(values(scores.test_losses) for scores in [*tuned.values(), *fixed.values()]):
         ax.scatter([], [], s=12, color="#555555", alpha=0.4, lw=0, label="single seeds")
+    if (comparison.replicates or 1) > 1:
+        ax.scatter([], [], s=30, marker="D", facecolors="none", edgecolors="#555555", label="each search's mean")
     _finish_test_loss_axes(ax, comparison, shown, highlighted, both)
     return _save(fig, path)
 
@@ -181,6 +183,11 @@ def _test_loss_series(
         if pts:
             jitter = rng.uniform(-0.05, 0.05, len(pts))
             ax.scatter(xi + jitter, pts, s=12, color=colour, alpha=0.3, lw=0, zorder=2)
+        searches = [r.test_loss_mean for r in getattr(items[d], "replicates", None) or [] if finite(r.test_loss_mean)]
+        if len(searches) > 1:  # each replicate search's mean over its seeds, as an open diamond
+            ax.scatter(
+                [xi + 0.12] * len(searches), searches, s=30, marker="D", facecolors="none", edgecolors=colour, zorder=3
+            )
     ax.errorbar(
         x,
         means,

@@ -394,10 +394,12 @@ def _pair_table(comparison: Comparison, verdict: Verdict) -> list[str]:
             f"| {p.a} vs {p.b} | {_mean_ci(p.difference, p.difference_ci)} | "
             f"{_prob_ci(p.p_a_better, p.p_a_better_ci)} | {_pvalue(p.p_adjusted)} | {_call(p)} |"
         )
+    unit = "search of A, search of B) pairs in which A's mean" if comparison.replicates else "run of A, run of B) pairs"
+    unit += " test loss is lower" if comparison.replicates else " in which A's test loss is lower"
     lines += [
         "",
         "A negative difference means A has the lower (better) test loss; "
-        "P(A beats B) is the share of (run of A, run of B) pairs in which A's test loss is lower, with its "
+        f"P(A beats B) is the share of ({unit}, with its "
         "Brunner-Munzel interval. This table describes every pair; the best depth is called by the comparisons "
         "with the best (the decision rule), which need less evidence than all pairs at once.",
     ]
@@ -531,6 +533,41 @@ def _evaluation_lines(comparison: Comparison, entries: list[DepthEntry]) -> list
     return lines
 
 
+def _replicate_lines(comparison: Comparison, entries: list[DepthEntry]) -> list[str]:
+    """Each depth's replicate searches (what each found and how it tested) and, per pair, how many searches agree
+    with the verdict's call; nothing for a search with one replicate per depth."""
+    if not comparison.replicates or comparison.replicates < 2:
+        return []
+    lines = [
+        "",
+        "## Replicate searches",
+        "",
+        f"Each depth was searched {comparison.replicates} times with other sampler seeds. What each search found, and "
+        "its best configuration's mean test loss over the seeds:",
+        "",
+        "| depth | search | best val loss | units | lr | mean test loss |",
+        "|---:|---:|---:|---|---:|---:|",
+    ]
+    for entry in entries:
+        for found in entry.replicates or []:
+            cfg = found.evaluated_config or found.best_config
+            lines.append(
+                f"| {entry.depth} | {found.replicate} | {_num(found.best_val_loss)} | {_units(cfg)} | {_lr(cfg)} | "
+                f"{_num(found.test_loss_mean)} |"
+            )
+    agreement = comparison.agreement or []
+    if agreement:
+        lines += ["", "How many searches, compared number with number, put each pair in the verdict's order:", ""]
+        for pair in agreement:
+            if pair.leader is None:
+                lines.append(f"- depths {pair.a} and {pair.b}: no order (equal means)")
+                continue
+            other = pair.b if pair.leader == pair.a else pair.a
+            said = "beats" if pair.better is not None else "is lower than (not called)"
+            lines.append(f"- depth {pair.leader} {said} depth {other} in {pair.agree} of {pair.of} replicate searches")
+    return lines
+
+
 def _coverage_lines(comparison: Comparison) -> list[str]:
     """What the verdict accounts for and what it does not: the sources of variance it saw, each with its count."""
     evaluation = comparison.evaluation
@@ -539,13 +576,25 @@ def _coverage_lines(comparison: Comparison) -> list[str]:
     seeds = evaluation.seeds
     count = len(seeds) if isinstance(seeds, list) else (int(seeds) if finite(seeds) else None)
     seed_text = f"{count} training seeds per configuration" if count else "several training seeds per configuration"
+    searches = comparison.replicates or 1
+    if searches > 1:
+        search_line = (
+            f"- Accounted for: the search's own randomness. Each depth was searched {searches} times, each search its "
+            "own Optuna study with its own sampler seed and the full budget, and each search's best was retrained "
+            "over the seeds; the verdict compares the depths on the searches' mean test losses, so a lucky search "
+            "counts once, not once per seed."
+        )
+    else:
+        search_line = (
+            "- Not accounted for: the search's own randomness. Each depth had one search, so the verdict is about the "
+            "configurations these searches found; another search seed may find others (`replicates: 3` runs three)."
+        )
     return [
         "",
         "## What this verdict accounts for",
         "",
         f"- Accounted for: {seed_text} (initialisation and data order), retrained from scratch on the training split.",
-        "- Not accounted for: the search's own randomness. Each depth had one search, so the verdict is about the "
-        "configurations these searches found; another search seed may find others.",
+        search_line,
         "- Not accounted for: the data split. Every run was scored on one held-out test period, so the verdict is "
         "about that period.",
     ]
@@ -628,7 +677,12 @@ def _markdown(comparison: Comparison, entries: list[DepthEntry], plots: list[str
         f"Data: {_dataset_text(comparison.dataset)}, task {task} "
         f"(losses are {'cross-entropy' if task == 'classification' else 'mean squared error on standardised targets'}, "
         f"lower is better). Depths compared: {', '.join(depths) or 'none'}; each got its own Optuna study"
-        + (f" of {trials} trials." if trials else ".")
+        + (f" of {trials} trials" if trials else "")
+        + (
+            f", {comparison.replicates} times over (independent searches)."
+            if comparison.replicates and comparison.replicates > 1
+            else "."
+        )
     )
     out += ["", "## Results by depth", ""]
     out += _depth_table(comparison, entries)
@@ -654,6 +708,7 @@ def _markdown(comparison: Comparison, entries: list[DepthEntry], plots: list[str
     out += _baseline_section(comparison, entries)
     out += _warning_section(comparison)
     out += ["", "## How the depths were evaluated", ""] + _evaluation_lines(comparison, entries)
+    out += _replicate_lines(comparison, entries)
     out += _coverage_lines(comparison)
 
     if plots:
