@@ -207,7 +207,7 @@ def _register(comparison: Comparison, name: str, *, client, out_dir: Path) -> No
             f"try again with: stacktune export {comparison.search} --register {name}"
         ) from None
     client.log_artifact(comparison.mlflow_run_id, str(write_comparison(comparison, out_dir)))
-    log.info("registered the best model as %s", comparison.registered["model_uri"])
+    log.info("registered the best model as %s", comparison.registered.model_uri)
 
 
 # Seconds the runs' ends (and what else is held) are tried for when a search stops on an error or Ctrl-C.
@@ -258,12 +258,12 @@ def _evaluate_and_publish(
                 progress=progress,
                 kept=done,
             )
-        missing = (comparison.evaluation or {}).get("missing")
+        missing = comparison.evaluation.missing if comparison.evaluation is not None else None
         # An incomplete evaluation is published as such, its runs left KILLED for --resume to finish.
         publish(comparison, out_dir, writer=writer, tree=tree, status="KILLED" if missing else "FINISHED")
         if missing:
             raise EvaluationIncomplete(
-                f"the evaluation is incomplete ({missing} of {comparison.evaluation['planned']} retrainings did not "
+                f"the evaluation is incomplete ({missing} of {comparison.evaluation.planned} retrainings did not "
                 f"run), so the verdict is undecided; finish it by running the same command with --resume"
             )
     except ResultsNotPublished:
@@ -285,7 +285,7 @@ def _kept_comparison(spec: SearchSpec, comparison: Comparison, out_dir: Path, *,
         saved = Comparison.from_dict(json.loads((out_dir / "comparison.json").read_text()))
     except (OSError, ValueError, TypeError, KeyError):
         return None  # none, or not one this version can read: evaluate again
-    if (saved.evaluation or {}).get("missing") or not kept_evaluation(spec, comparison, saved):
+    if (saved.evaluation is not None and saved.evaluation.missing) or not kept_evaluation(spec, comparison, saved):
         return None  # an incomplete evaluation is finished, never published again as it was
     depth_runs = set(tree.depth_runs.values()) | set(tree.replicate_runs.values())
     runs = client.search_runs(
@@ -294,7 +294,7 @@ def _kept_comparison(spec: SearchSpec, comparison: Comparison, out_dir: Path, *,
     ended = [
         r for r in runs if r.data.tags.get(tags.PARENT_RUN_ID) in depth_runs and r.info.status in ("FINISHED", "FAILED")
     ]
-    return saved if len(ended) == saved.evaluation.get("jobs") else None
+    return saved if len(ended) == saved.evaluation.jobs else None
 
 
 def _output_folder(spec: SearchSpec, out: str | Path, *, resume: bool) -> tuple[Path, Path | None]:

@@ -202,19 +202,17 @@ def _score_tuned(entry, chosen: list, searches: dict, ranks: dict[int, int], con
     entry.evaluated_rank = None
     means = []
     for found in entry.replicates or []:
-        replicate = found["replicate"]
+        replicate = found.replicate
         own = [(job, m) for job, m in chosen if (job.get("replicate") or 1) == replicate]
         if not own:
             continue
         losses = [_loss(m) for _, m in own]
         means.append(sum(losses) / len(losses))
-        found.update(
-            test_losses=[v if math.isfinite(v) else None for v in losses],
-            test_loss_mean=means[-1] if math.isfinite(means[-1]) else None,
-            evaluated_rank=ranks[replicate],
-        )
+        found.test_losses = [v if math.isfinite(v) else None for v in losses]
+        found.test_loss_mean = means[-1] if math.isfinite(means[-1]) else None
+        found.evaluated_rank = ranks[replicate]
         if ranks[replicate] != 0:
-            found["evaluated_config"] = own[0][0]["config"]
+            found.evaluated_config = own[0][0]["config"]
     if len(means) >= 2 and all(map(math.isfinite, means)):
         mean, ci = replicate_stats.mean_interval(np.array(means), confidence)
         entry.test_loss_mean, entry.test_loss_ci95, entry.test_loss_ci_method = mean, ci.as_list(), ci.method
@@ -305,9 +303,11 @@ def _agreement(tuned: dict, groups: dict, verdict: stats.Verdict) -> list[dict[s
 
 def _decided(comparison: Comparison) -> bool:
     """The best depth is named, or every pair of depths has a call: more seeds cannot change what the verdict says."""
-    verdict = comparison.verdict or {}
-    pairs = verdict.get("pairs") or []
-    return verdict.get("winner") is not None or (bool(pairs) and all(p.get("better") is not None for p in pairs))
+    verdict = comparison.verdict
+    if verdict is None:
+        return False
+    pairs = verdict.pairs or []
+    return verdict.winner is not None or (bool(pairs) and all(p.better is not None for p in pairs))
 
 
 class _SeedRounds:
@@ -419,8 +419,9 @@ def evaluate_search(
         "failed": sum(1 for _, m in results if not math.isfinite(_loss(m))),
     }
     if spec.evaluation.seeds == "auto":
-        ran = rounds.counts[: rounds.number]
-        comparison.evaluation.update(sequential=True, rounds=ran, planned_rounds=rounds.counts)
+        evaluation = comparison.evaluation
+        evaluation.sequential, evaluation.rounds = True, rounds.counts[: rounds.number]
+        evaluation.planned_rounds = rounds.counts
     checks.add_baselines(comparison, data, found=scored)
     checks.add_warnings(spec, comparison, data, eval_val_loss=val_loss)
     comparison.headline = checks.headline(comparison)
@@ -436,7 +437,8 @@ def mark_incomplete(comparison: Comparison, *, missing: int, planned: int) -> No
         f"The evaluation is incomplete: {missing} of {planned} retrainings did not run, so no depth is called "
         "better than another; run the search again with --resume to finish them."
     )
-    comparison.evaluation = {**(comparison.evaluation or {}), "missing": missing, "planned": planned}
+    done = comparison.evaluation.to_dict() if comparison.evaluation is not None else {}
+    comparison.evaluation = {**done, "missing": missing, "planned": planned}
     comparison.verdict = {
         "winner": None,
         "tied": [],
@@ -459,16 +461,16 @@ def kept_evaluation(spec: SearchSpec, comparison: Comparison, saved: Comparison)
         return False
 
     def trials(c: Comparison) -> list:
-        return [(d.depth, d.trials, (d.best_trial or {}).get("name")) for d in c.depths]
+        return [(d.depth, d.trials, d.best_trial.name if d.best_trial is not None else None) for d in c.depths]
 
     if trials(saved) != trials(comparison) or saved.baseline != comparison.baseline:
         return False
     settings = spec.evaluation
-    if (done.get("top_k"), done.get("confidence")) != (settings.top_k, settings.confidence):
+    if (done.top_k, done.confidence) != (settings.top_k, settings.confidence):
         return False
     if settings.seeds == "auto":
-        return done.get("planned_rounds") == seed_rounds(spec)
-    return done.get("seeds") == evaluation_seeds(spec, settings.seeds)
+        return done.planned_rounds == seed_rounds(spec)
+    return done.seeds == evaluation_seeds(spec, settings.seeds)
 
 
 def log_evaluation(writer: BufferedWriter, tree: RunTree, comparison: Comparison) -> None:
@@ -476,7 +478,7 @@ def log_evaluation(writer: BufferedWriter, tree: RunTree, comparison: Comparison
     for entry in comparison.depths:
         values = {
             "test_loss_mean": entry.test_loss_mean,
-            "fixed_test_loss_mean": (entry.fixed or {}).get("test_loss_mean"),
+            "fixed_test_loss_mean": entry.fixed.test_loss_mean if entry.fixed is not None else None,
             "skill": entry.skill,
             "failed_eval_runs": entry.failed_runs,
         }
@@ -487,16 +489,14 @@ def log_evaluation(writer: BufferedWriter, tree: RunTree, comparison: Comparison
     found: dict[str, str] = {}
     metrics: dict[str, float] = {}
     for baseline in comparison.baselines or []:
-        metrics[f"naive_{baseline['kind']}_test_loss"] = baseline["loss"]
+        metrics[f"naive_{baseline.kind}_test_loss"] = baseline.loss
     if comparison.baselines:
-        best = min(comparison.baselines, key=lambda b: b["loss"])
-        found[tags.NAIVE_BASELINE] = f"{best['kind']} {best['loss']:.6g}"
-    found[tags.WARNINGS] = ",".join(w["code"] for w in comparison.warnings or []) or "none"
+        best = min(comparison.baselines, key=lambda b: b.loss)
+        found[tags.NAIVE_BASELINE] = f"{best.kind} {best.loss:.6g}"
+    found[tags.WARNINGS] = ",".join(w.code for w in comparison.warnings or []) or "none"
     if comparison.conclusion:
         verdict = comparison.verdict
-        winner = (
-            verdict["winner"] if verdict["winner"] is not None else ("undecided" if verdict["undecided"] else "tie")
-        )
+        winner = verdict.winner if verdict.winner is not None else ("undecided" if verdict.undecided else "tie")
         found.update({tags.VERDICT: comparison.conclusion, tags.WINNER: str(winner)})
     search = writer.adopt(tree.search_id, run_name="the search run")
     writer.log_batch(search, metrics=store.epoch_metrics(0, metrics), tags=store.as_tags(found))

@@ -129,7 +129,7 @@ def _run(
     if as_json:
         print(json.dumps(comparison.to_dict(), indent=2))
     else:
-        print_table(comparison.to_dict(), out_dir=Path(out) / spec.name, tracking_uri=uri)
+        print_table(comparison, out_dir=Path(out) / spec.name, tracking_uri=uri)
     return 0
 
 

@@ -134,14 +134,15 @@ def test_aggregate_keeps_each_search_and_counts_the_searches_that_agree():
     aggregate(spec, comparison, results)
     one = comparison.entry(1)
     assert len(one.test_losses) == 18 and one.seeds == seeds * 3
-    assert [r["test_loss_mean"] for r in one.replicates] == pytest.approx([1.025, 1.125, 2.525])
+    assert [r.test_loss_mean for r in one.replicates] == pytest.approx([1.025, 1.125, 2.525])
     assert one.test_loss_ci_method == "t-replicates"
     low, high = one.test_loss_ci95
     assert low < one.test_loss_mean < high and one.test_loss_mean == pytest.approx((1.025 + 1.125 + 2.525) / 3)
     (pair,) = comparison.agreement
-    assert pair["a"] == 1 and pair["b"] == 2 and pair["of"] == 3
-    assert pair["leader"] == 1 and pair["agree"] == 2
+    assert (pair.a, pair.b, pair.of, pair.leader, pair.agree) == (1, 2, 3, 1, 2)
     # Three searches a side with one far off: no call, whatever 18 runs against 18 would suggest.
-    assert comparison.verdict["winner"] is None
-    assert pair["better"] is None
-    assert comparison.to_dict()["agreement"] == comparison.agreement
+    assert comparison.verdict.winner is None
+    assert pair.better is None
+    written = comparison.to_dict()
+    assert written["agreement"] == [{"a": 1, "b": 2, "better": None, "leader": 1, "agree": 2, "of": 3}]
+    assert Comparison.from_dict(written).to_dict() == written
