@@ -13,6 +13,7 @@ from benchmarks.verdict import draw_replicates
 from stacktune.search.analysis.comparison import Comparison, DepthEntry
 from stacktune.search.analysis.evaluation import aggregate, plan_jobs
 from stacktune.search.analysis.replicates import replicate_means, replicate_test
+from stacktune.search.analysis.report import write_report
 from stacktune.search.analysis.stats import compare
 from stacktune.search.spec.convert import evaluation_seeds, to_train_config
 from stacktune.search.spec.schema import SearchSpec
@@ -107,7 +108,7 @@ def test_every_replicate_search_is_retrained_and_the_fixed_setting_once_per_dept
     assert {j["config"]["model"]["units"][0] for j in tuned if j["replicate"] == 2} == {16}
 
 
-def test_aggregate_keeps_each_search_and_counts_the_searches_that_agree():
+def test_aggregate_keeps_each_search_and_counts_the_searches_that_agree(tmp_path):
     spec = _spec()
     candidates = {(d, r): [_config(spec, d, 8 * r)] for d in spec.depths for r in (1, 2, 3)}
     jobs = plan_jobs(spec, candidates, evaluation_seeds(spec))
@@ -146,3 +147,18 @@ def test_aggregate_keeps_each_search_and_counts_the_searches_that_agree():
     written = comparison.to_dict()
     assert written["agreement"] == [{"a": 1, "b": 2, "better": None, "leader": 1, "agree": 2, "of": 3}]
     assert Comparison.from_dict(written).to_dict() == written
+
+    # The report shows every search and the agreement, and counts the search's randomness as accounted for.
+    comparison.replicates = 3
+    comparison.evaluation = {"seeds": seeds, "confidence": 0.95, "replicates": 3}
+    for entry in comparison.depths:
+        for found in entry.replicates:
+            found.best_config = candidates[(entry.depth, found.replicate)][0].model_dump(mode="json")
+    paths = write_report(comparison, tmp_path)
+    report = paths[0].read_text()
+    assert "## Replicate searches" in report
+    assert "| 1 | 3 |" in report and "| 2 | 2 |" in report  # depth, search
+    assert "depth 1 is lower than (not called) depth 2 in 2 of 3 replicate searches" in report
+    assert "Accounted for: the search's own randomness. Each depth was searched 3 times" in report
+    assert "3 times over (independent searches)" in report
+    assert any(p.name == "test_loss_by_depth.png" for p in paths)
