@@ -14,7 +14,7 @@ from .analysis.evaluation import evaluate_search, kept_evaluation, log_evaluatio
 from .analysis.exports import publish, write_comparison
 from .analysis.summary import summarise
 from .engine.locks import search_lock
-from .engine.ray_setup import check_resources, quiet_ray_tune, start_ray, storage_path_for
+from .engine.ray_setup import check_resources, quiet_ray_tune, ray_for_search, storage_path_for
 from .engine.signals import owned_signals
 from .engine.studies import finished_trials, open_storage, prepare_studies
 from .engine.tuning import tune_depths
@@ -64,7 +64,8 @@ def run_search(
     search of the name is kept aside until the new one has its studies and runs. `shared_storage` is where trial
     checkpoints go when trials run on several nodes (see storage_path_for); `progress` receives the milestones
     (nothing is printed without one). `register` names a registered model of MLflow's Model Registry to add the
-    overall best model to, as a new version, once the results are published.
+    overall best model to, as a new version, once the results are published. A Ray started here is shut down before
+    it returns; one the caller had initialised (ray.init) is used and left running.
     """
     import optuna
 
@@ -79,23 +80,24 @@ def run_search(
     with search_lock(spec, out):
         quiet_ray_tune()
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        start_ray(address)
-        check_resources(spec)
-        # Ray installs SIGTERM handlers of its own when it starts: the search's go in after them.
-        with owned_signals():
-            try:
-                return _run_locked(
-                    spec,
-                    data,
-                    out=out,
-                    tracking_uri=tracking_uri,
-                    progress=progress,
-                    resume=resume,
-                    shared_storage=shared_storage,
-                    register=register,
-                )
-            finally:
-                progress.close()
+        # A Ray this call starts is shut down when it returns; one the caller started is left running.
+        with ray_for_search(address):
+            check_resources(spec)
+            # Ray installs SIGTERM handlers of its own when it starts: the search's go in after them.
+            with owned_signals():
+                try:
+                    return _run_locked(
+                        spec,
+                        data,
+                        out=out,
+                        tracking_uri=tracking_uri,
+                        progress=progress,
+                        resume=resume,
+                        shared_storage=shared_storage,
+                        register=register,
+                    )
+                finally:
+                    progress.close()
 
 
 def _spec_and_data(spec: SearchSpec | dict | str | Path, data):

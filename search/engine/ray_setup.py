@@ -3,6 +3,7 @@ go, and the one Tuner factory that the trials and the evaluation retrainings bot
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import secrets
@@ -113,6 +114,23 @@ def start_ray(address: str | None) -> None:
             ray.init(num_cpus=os.cpu_count(), include_dashboard=False, _node_ip_address="127.0.0.1", **kwargs)
     except (ConnectionError, TimeoutError, RuntimeError) as exc:
         raise UnreachableError(f"cannot start or reach Ray ({first_line(exc)})") from None
+
+
+@contextlib.contextmanager
+def ray_for_search(address: str | None):
+    """Ray while a search runs: a Ray the caller had already initialised is used and left running; otherwise one is
+    started (or the cluster at `address` joined) here and shut down (or left) on the way out, so that a search leaves
+    no Ray of its own behind in the caller's process."""
+    import ray
+
+    owned = not ray.is_initialized()
+    try:
+        start_ray(address)
+        yield
+    finally:
+        if owned and ray.is_initialized():
+            log.debug("Ray: shutting down the Ray this search started or joined")
+            ray.shutdown()
 
 
 def check_resources(spec: SearchSpec) -> None:
