@@ -16,7 +16,7 @@ from .analysis.summary import summarise
 from .engine.locks import search_lock
 from .engine.ray_setup import check_resources, quiet_ray_tune, ray_for_search, storage_path_for
 from .engine.signals import owned_signals
-from .engine.studies import finished_trials, open_storage, prepare_studies
+from .engine.studies import counted_trials, finished_trials, open_storage, prepare_studies, spent_seconds, trial_counts
 from .engine.tuning import tune_depths
 from .errors import (
     ConfigError,
@@ -30,7 +30,7 @@ from .errors import (
 )
 from .folders import MARKER, check_output_folder, marked_search
 from .preflight import check_before_ray
-from .progress import Progress
+from .progress import DepthTally, Progress
 from .spec.convert import match_widths
 from .spec.loading import load_data, load_spec, parse
 from .spec.schema import SearchSpec
@@ -133,6 +133,8 @@ def _run_locked(
         _put_back(aside, out_dir)
         _raise_if_disk(exc)
         raise
+    if resume:
+        progress.trials_kept(_kept_tallies(studies))
     storage_path = storage_path_for(spec, out_dir, shared_storage)
     if not resume and shared_storage and "://" not in storage_path:
         shutil.rmtree(storage_path, ignore_errors=True)  # the earlier search's checkpoints, never its results
@@ -182,6 +184,17 @@ def _run_locked(
     if register:
         _register(comparison, register, client=client, out_dir=out_dir)
     return comparison
+
+
+def _kept_tallies(studies: dict) -> dict[int, DepthTally]:
+    """Each depth's trials that an earlier attempt of a resumed search finished, over its replicate searches, as its
+    progress counts them."""
+    tallies: dict[int, DepthTally] = {}
+    for (depth, _replicate), study in studies.items():
+        losses = [t.value for t in counted_trials(study) if t.state.name == "COMPLETE" and t.value is not None]
+        kept = DepthTally(**trial_counts(study), best=min(losses, default=float("inf")), seconds=spent_seconds(study))
+        tallies[depth] = tallies[depth] + kept if depth in tallies else kept
+    return tallies
 
 
 def _raise_if_disk(exc: BaseException) -> None:

@@ -32,6 +32,18 @@ def _journal(tmp_path, name: str):
     return JournalStorage(JournalFileBackend(str(tmp_path / "out" / name / "optuna.journal")))
 
 
+def _finished(tmp_path, name: str, depth: int) -> int:
+    """How many trials of one depth had finished, over its replicate searches' studies, read through Optuna."""
+    storage = _journal(tmp_path, name)
+    prefix = f"{name}.depth-{depth}"
+    studies = [n for n in optuna.get_all_study_names(storage) if n == prefix or n.startswith(f"{prefix}.replicate-")]
+    return sum(
+        t.state.is_finished()
+        for n in studies
+        for t in optuna.load_study(study_name=n, storage=storage).get_trials(deepcopy=False)
+    )
+
+
 def test_a_search_whose_driver_is_killed_resumes_to_exactly_its_budget(tmp_path):
     # Two replicate searches per depth: every one of the four studies must end with exactly its budget.
     depths, trials, replicates = [1, 2], 4, 2
@@ -68,9 +80,10 @@ def test_a_search_whose_driver_is_killed_resumes_to_exactly_its_budget(tmp_path)
         except ProcessLookupError:
             pass
     time.sleep(2)
-    proc = run_cli("search", spec, "--out", "out", "--tracking-uri", uri, "--resume", "--json", cwd=tmp_path)
+    kept = {d: _finished(tmp_path, "resume", d) for d in depths}
+    proc = run_cli("search", spec, "--out", "out", "--tracking-uri", uri, "--resume", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    comparison = json.loads(proc.stdout)
+    comparison = json.loads((tmp_path / "out" / "resume" / "comparison.json").read_text())
     assert comparison["replicates"] == replicates
     assert [sum(d["trials"].values()) for d in comparison["depths"]] == [trials * replicates] * len(depths)
     for entry in comparison["depths"]:
@@ -80,6 +93,14 @@ def test_a_search_whose_driver_is_killed_resumes_to_exactly_its_budget(tmp_path)
         # The depth's best is the best of its searches: what the exports and the model take.
         assert entry["best_val_loss"] == min(r["best_val_loss"] for r in found)
         assert entry["best_trial"]["name"] in {r["best_trial"]["name"] for r in found}
+    # The progress lines count on from the trials the killed driver had finished, over the depth's searches.
+    for depth in depths:
+        counts = [
+            int(line.split(":")[1].split("/")[0])
+            for line in proc.stderr.splitlines()
+            if line.startswith(f"  depth {depth}: ")
+        ]
+        assert counts == list(range(kept[depth] + 1, trials * replicates + 1)), proc.stderr[-3000:]
 
     runs = _runs(uri, "resume")
     assert not [r for r in runs if r.info.status == "RUNNING"]
