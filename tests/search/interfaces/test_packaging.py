@@ -117,3 +117,14 @@ def test_init_from_the_installed_wheel_writes_the_demo_spec_and_never_overwrites
     assert unknown.returncode == 2 and unknown.stderr.startswith("error: --example 'nope': no such example")
     assert "demo, " in unknown.stderr and "\n" not in unknown.stderr.rstrip("\n")
     assert not (work / "x.yaml").exists()
+
+
+def test_the_image_and_this_test_build_from_every_folder_the_wheel_is_made_of():
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+
+    folders = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"].values())
+    assert folders <= set(SOURCES)
+    dockerfile = (REPO / "Dockerfile").read_text().splitlines()
+    ignore = (REPO / ".dockerignore").read_text().splitlines()
+    for folder in folders:
+        assert f"COPY {folder} {folder}" in dockerfile and f"!{folder}" in ignore, folder
