@@ -37,7 +37,8 @@ def ray_processes():
 spec = json.loads(sys.argv[1])
 comparison = run_search(spec, out="runs", tracking_uri="sqlite:///mlflow.db")
 units = {d.depth: d.best_config["model"]["units"] for d in comparison.depths}
-after = {"initialized": ray.is_initialized(), "processes": ray_processes()}
+auth = [os.environ.get(name) for name in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN")]
+after = {"initialized": ray.is_initialized(), "processes": ray_processes(), "auth": auth}
 # A Ray the caller started is used and left running, also when the search is refused once Ray is up.
 ray.init(
     num_cpus=1, include_dashboard=False, _node_ip_address="127.0.0.1", logging_level="ERROR", ignore_reinit_error=True
@@ -89,8 +90,8 @@ def test_run_search_takes_a_mapping_loads_its_data_fills_widths_prints_nothing_a
     (one,), (two, two_again) = answer["units"]["1"], answer["units"]["2"]
     assert two == two_again and one > two
     assert (tmp_path / "runs" / "api" / "comparison.json").is_file()
-    # The Ray run_search started is shut down, its processes gone, before it returns.
-    assert answer["after"] == {"initialized": False, "processes": []}
+    # The Ray run_search started is shut down, its processes gone, and its token settings with it, before it returns.
+    assert answer["after"] == {"initialized": False, "processes": [], "auth": [None, None]}
     # The caller's own Ray, seen by the same check, is left running after a refusal made once Ray was up.
     assert answer["callers"]["initialized"] and answer["callers"]["processes"]
     assert "resources.cpus_per_trial" in answer["callers"]["refused"]
