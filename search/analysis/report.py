@@ -133,8 +133,12 @@ def _named(verdict: Verdict | None) -> Verdict | None:
     return verdict if verdict is not None and verdict.names_best else None
 
 
-def _budget_phrase(trials: Any) -> str:
-    return f"the same budget ({trials} trials per depth)" if trials else "the same budget"
+def _budget_phrase(trials: Any, searches: int = 1) -> str:
+    if not trials:
+        return "the same budget"
+    if searches > 1:
+        return f"the same budget ({trials} trials per search, {searches} searches per depth)"
+    return f"the same budget ({trials} trials per depth)"
 
 
 # ----------------------------------------------------------------------------- the written answer
@@ -216,7 +220,10 @@ def _verdict_sentences(comparison: Comparison, verdict: Verdict, tested: list[De
     by_depth = {e.depth: e for e in tested}
     n_seeds = max(len(e.test_losses or []) for e in tested)
     seeds = f" over {n_seeds} seeds" if n_seeds else ""
-    budget = _budget_phrase(comparison.trials_per_depth)
+    searches = comparison.replicates or 1
+    if searches > 1 and n_seeds:
+        seeds = f" over {searches} searches of {n_seeds // searches} seeds each"
+    budget = _budget_phrase(comparison.trials_per_depth, searches)
     winner = verdict.winner
     summary = verdict.summary or ""
     if winner is not None and len(tested) == 1:
@@ -525,6 +532,11 @@ def _evaluation_lines(comparison: Comparison, entries: list[DepthEntry]) -> list
             f"{depths_phrase(cox)} (positive losses, often right-skewed, where a t interval covers too rarely)"
             + (", t intervals elsewhere" if len(cox) < len([e for e in entries if e.has_test]) else "")
             + "; Welch's for the differences between depths."
+        )
+    elif any(e.test_loss_ci_method == "t-replicates" for e in entries):
+        lines.append(
+            f"- Intervals are {level} t intervals over the replicate searches' mean test losses (Welch's for the "
+            "differences between depths)."
         )
     else:
         lines.append(
