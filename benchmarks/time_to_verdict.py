@@ -105,7 +105,7 @@ def _seed_loop(spec, data, best: dict[int, dict]) -> dict[int, list[float]]:
 
 
 def _plain(spec, data, workdir: Path) -> dict[str, Any]:
-    from stacktune.search.analysis.stats import compare
+    from stacktune.search.verdict.stats import compare
 
     with common.saved_environ(), common.quiet_output():
         start = time.perf_counter()

@@ -9,10 +9,6 @@ import shutil
 import time
 from pathlib import Path
 
-from .analysis.comparison import Comparison
-from .analysis.evaluation import evaluate_search, kept_evaluation, log_evaluation
-from .analysis.exports import publish, write_comparison
-from .analysis.summary import summarise
 from .engine.locks import search_lock
 from .engine.ray_setup import check_resources, quiet_ray_tune, ray_for_search, storage_path_for
 from .engine.signals import owned_signals
@@ -28,9 +24,12 @@ from .errors import (
     disk_error,
     first_line,
 )
+from .evaluation import evaluate_search, kept_evaluation, log_evaluation
 from .folders import MARKER, check_output_folder, marked_search
 from .preflight import check_before_ray
 from .progress import DepthTally, Progress
+from .publishing.exports import publish, write_comparison
+from .publishing.summary import summarise
 from .spec.convert import match_widths
 from .spec.loading import load_data, load_spec, parse
 from .spec.schema import SearchSpec
@@ -40,6 +39,7 @@ from .tracking.eval_runs import ended_eval_runs
 from .tracking.models import check_model_name
 from .tracking.models import register as register_best
 from .tracking.run_tree import RunTree, close_run_tree, open_run_tree
+from .verdict.comparison import Comparison
 
 log = logging.getLogger("stacktune")
 

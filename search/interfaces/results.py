@@ -9,11 +9,11 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
-from ..analysis.comparison import Comparison, DepthEntry, FixedResult, config_lr, config_units
-from ..analysis.exports import write_exports
 from ..errors import ConfigError, DiskUnusable, disk_error, first_line
 from ..folders import check_folder
+from ..publishing.exports import write_exports
 from ..tracking import store, tags
+from ..verdict.comparison import Comparison, DepthEntry, FixedResult, config_lr, config_units
 
 
 def _mean_ci(scores: DepthEntry | FixedResult | None) -> str:
@@ -170,7 +170,7 @@ def _print_written(
 
 def report_command(name: str, *, out: str, tracking_uri: str | None, as_json: bool = False) -> int:
     """The CLI's `report`: rebuilds report.md and its plots from MLflow alone and attaches them again."""
-    from ..analysis.report import write_report
+    from ..publishing.report import write_report
 
     check_out(out)
     client, run_id, comparison = latest_comparison(name, tracking_uri)

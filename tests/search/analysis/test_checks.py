@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from stacktune.datasets.types import Prepared, Split
-from stacktune.search.analysis import checks
-from stacktune.search.analysis.comparison import Comparison, DepthEntry
 from stacktune.search.spec.schema import SearchSpec
+from stacktune.search.verdict import checks
+from stacktune.search.verdict.comparison import Comparison, DepthEntry
 
 
 def _series_data(rows: int = 120, window: int = 6) -> Prepared:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from stacktune.search.analysis.comparison import (
+from stacktune.search.verdict.comparison import (
     BestTrial,
     Budget,
     Comparison,

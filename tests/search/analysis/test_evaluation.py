@@ -1,6 +1,6 @@
 """Evaluation's planning and aggregation: which retrainings run, and what their scores add to the comparison.
 
-The verdict's rule lives in analysis/stats.py; these tests assert only what any sound rule gives.
+The verdict's rule lives in verdict/stats.py; these tests assert only what any sound rule gives.
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from stacktune.search.analysis.comparison import Comparison, DepthEntry, Verdict
-from stacktune.search.analysis.evaluation import aggregate, mark_incomplete, plan_jobs, seed_rounds
-from stacktune.search.analysis.stats import compare, min_seeds
+from stacktune.search.evaluation import aggregate, mark_incomplete, plan_jobs, seed_rounds
 from stacktune.search.spec.convert import baseline_config, evaluation_seeds, to_train_config
 from stacktune.search.spec.schema import SearchSpec
+from stacktune.search.verdict.comparison import Comparison, DepthEntry, Verdict
+from stacktune.search.verdict.stats import compare, min_seeds
 
 
 def _spec(**changes) -> SearchSpec:

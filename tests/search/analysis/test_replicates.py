@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 
 from benchmarks.verdict import draw_replicates
-from stacktune.search.analysis.comparison import Comparison, DepthEntry
-from stacktune.search.analysis.evaluation import aggregate, plan_jobs
-from stacktune.search.analysis.replicates import replicate_means, replicate_test
-from stacktune.search.analysis.report import write_report
-from stacktune.search.analysis.stats import compare
+from stacktune.search.evaluation import aggregate, plan_jobs
+from stacktune.search.publishing.report import write_report
 from stacktune.search.spec.convert import evaluation_seeds, to_train_config
 from stacktune.search.spec.schema import SearchSpec
+from stacktune.search.verdict.comparison import Comparison, DepthEntry
+from stacktune.search.verdict.replicates import replicate_means, replicate_test
+from stacktune.search.verdict.stats import compare
 
 
 def _called(verdict) -> bool:

@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stacktune.search.analysis import plots
-from stacktune.search.analysis.comparison import Comparison
-from stacktune.search.analysis.curves import expected_best, expected_best_std
-from stacktune.search.analysis.report import PLOT_FILES, write_report
-from stacktune.search.analysis.stats import compare, mean_ci
-from stacktune.search.analysis.versus_fixed import compare_settings
+from stacktune.search.publishing import plots
+from stacktune.search.publishing.report import PLOT_FILES, write_report
+from stacktune.search.verdict.comparison import Comparison
+from stacktune.search.verdict.curves import expected_best, expected_best_std
+from stacktune.search.verdict.stats import compare, mean_ci
+from stacktune.search.verdict.versus_fixed import compare_settings
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 DATA = Path(__file__).parent / "data"

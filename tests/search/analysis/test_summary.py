@@ -8,16 +8,16 @@ from optuna.trial import TrialState
 
 from stacktune.models.lstm import LSTMConfig, StackedLSTM, load_model, save_model
 from stacktune.models.train import evaluate
-from stacktune.search.analysis.comparison import Comparison
-from stacktune.search.analysis.summary import summarise
 from stacktune.search.contracts import TrialResult
 from stacktune.search.engine.space import suggest
 from stacktune.search.engine.studies import prepare_studies, study_name
+from stacktune.search.publishing.summary import summarise
 from stacktune.search.spec.loading import load_data
 from stacktune.search.spec.schema import SearchSpec
 from stacktune.search.tracking import store, tags
 from stacktune.search.tracking.run_tree import open_run_tree
 from stacktune.search.tracking.trial_runs import TrialRuns
+from stacktune.search.verdict.comparison import Comparison
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

@@ -16,8 +16,8 @@ from ..tracking.models import log_best_model
 from ..tracking.run_tree import RunTree
 from ..tracking.tags import replicate_of
 from ..tracking.trial_runs import TrialRuns
-from .comparison import Comparison, DepthEntry
-from .curves import curve_crossings, expected_best, expected_best_std
+from ..verdict.comparison import Comparison, DepthEntry
+from ..verdict.curves import curve_crossings, expected_best, expected_best_std
 
 
 def _run_of(client, depth_run: str, ray_id: str) -> str | None:

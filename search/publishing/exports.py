@@ -16,7 +16,7 @@ from ..spec.convert import config_yaml
 from ..spec.schema import TrainConfig
 from ..tracking.buffer import BufferedWriter
 from ..tracking.run_tree import RunTree
-from .comparison import Comparison, DepthEntry
+from ..verdict.comparison import Comparison, DepthEntry
 
 log = logging.getLogger("stacktune")
 

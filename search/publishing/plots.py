@@ -13,7 +13,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from .comparison import Comparison, DepthEntry, FixedResult, finite, interval, series, values
+from ..verdict.comparison import Comparison, DepthEntry, FixedResult, finite, interval, series, values
 
 __all__ = [
     "draw_plots",

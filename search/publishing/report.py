@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .comparison import (
+from ..verdict.comparison import (
     Comparison,
     DatasetInfo,
     DepthEntry,
@@ -28,8 +28,8 @@ from .comparison import (
     finite,
     interval,
 )
+from ..verdict.wording import depths_phrase, join
 from .plots import CAPTIONS, PLOT_FILES, draw_plots, importance_meaning, importance_methods, level_text, param_label
-from .wording import depths_phrase, join
 
 __all__ = ["write_report", "PLOT_FILES"]
 
