@@ -13,7 +13,7 @@ from mlflow.tracking import MlflowClient
 from stacktune.search.tracking import tags
 
 DOCS = REPO / "docs" / "sunspots-depths"
-DATA = REPO / "tests" / "search" / "analysis" / "data"
+DATA = REPO / "tests" / "search" / "data"
 
 
 def _publish(uri: str, name: str, comparison: Path, work: Path) -> str:

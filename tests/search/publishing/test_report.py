@@ -18,7 +18,7 @@ from stacktune.search.verdict.stats import compare, mean_ci
 from stacktune.search.verdict.versus_fixed import compare_settings
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parents[1] / "data"
 DOCS = Path(__file__).resolve().parents[3] / "docs" / "sunspots-depths"
 SEEDS = [1000, 1001, 1002, 1003, 1004, 1005, 1006, 1007]
 TRIALS = 16

@@ -30,7 +30,7 @@ from stacktune.search.verdict.comparison import (
 
 REPO = Path(__file__).resolve().parents[3]
 EXAMPLE = REPO / "docs" / "sunspots-depths" / "comparison.json"
-OLDER = Path(__file__).parent / "data" / "comparison-before-best-set.json"
+OLDER = Path(__file__).parents[1] / "data" / "comparison-before-best-set.json"
 
 
 @pytest.fixture
