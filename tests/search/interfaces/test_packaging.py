@@ -44,6 +44,7 @@ def test_python_m_stacktune_is_the_stacktune_command(cwd):
     assert module.returncode == 2 and "invalid choice: 'no-such-command'" in module.stderr
 
 
+@pytest.mark.slow
 def test_the_wheel_ships_data_files_and_type_markers_and_needs_no_statsmodels_or_sktime(tmp_path):
     pytest.importorskip("setuptools", reason="builds the wheel without network, with this environment's setuptools")
     source = tmp_path / "src"
