@@ -1,4 +1,5 @@
-# The two commands users need: `make demo` and `make test`. Both build .venv first.
+# The two commands users need: `make demo` and `make test`. Both build .venv first. `make check` is the quick one
+# for working on stacktune: ruff and the unit tests, in a few minutes.
 PYTHON ?= python3
 VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
@@ -6,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: demo test test-deps test-stack test-floors lint bench venv clean
+.PHONY: demo test check test-deps test-stack test-floors lint bench venv clean
 
 # The environment for working on stacktune: the package and its test tools.
 venv: $(TEST_STAMP)
@@ -28,9 +29,23 @@ $(TEST_STAMP): $(STAMP)
 demo: $(STAMP)
 	$(BIN)/stacktune search examples/demo.yaml
 
-# Lint first: a style or import error fails in seconds, before the suite's minutes.
+# The suite runs in PYTEST_WORKERS processes (pytest-xdist; 0 runs it in this one): as many as the machine has cores,
+# at most 4, since every search in it starts a Ray with all the cores. Each worker is handed whole test modules, so
+# that a module's shared fixture (one search read back by many tests, one server) is built once; the modules with
+# slow tests go first (tests/conftest.py).
+PYTEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ $$n -gt 4 ] && n=4; echo $$n)
+PARALLEL = -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder
+
+# Lint first: a style or import error fails in seconds, before the suite's minutes. The 30 slowest tests are listed
+# at the end.
 test: lint test-deps
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q $(PARALLEL) --durations=30 $(PYTEST_ARGS)
+
+# For everyday work: lint and the unit tests, without the tests that run searches, servers, browsers or
+# benchmarks (marked slow) and without tests/e2e and tests/bench (whole commands run as a user runs them).
+check: lint
+	$(BIN)/python -m pytest -q $(PARALLEL) -m "not slow and not stack and not floors" --durations=10 \
+		--ignore=tests/e2e --ignore=tests/bench $(PYTEST_ARGS)
 
 # The system packages the tests drive (Chromium, docker-compose): installed when missing, as root with apt.
 test-deps:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import secrets
 import shutil
@@ -21,6 +22,52 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
+
+
+def pytest_collection_modifyitems(config, items):
+    """Puts the modules with slow tests first, keeping each module's tests together and in their order: `make test`
+    hands whole modules to its workers (a module's fixtures are then built once), and with the longest ones started
+    first no worker is left with one long module at the end."""
+    slow = {item.nodeid.split("::", 1)[0] for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.nodeid.split("::", 1)[0] not in slow)  # a stable sort
+
+
+_LOCKS: list = []
+
+
+def _xdist_locks():
+    """The two lock files that this parallel run's workers share, opened once and kept open (None outside
+    pytest-xdist)."""
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    if run and not _LOCKS:
+        folder = Path(tempfile.gettempdir()) / f"stacktune-tests-{run}"
+        folder.mkdir(exist_ok=True)
+        _LOCKS.extend(open(folder / name, "a") for name in ("gate", "room"))
+    return _LOCKS or None
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """Under pytest-xdist, a test marked `serial` (it asserts how long something takes) runs while no other test
+    does: every test holds the room shared, a serial one holds it alone, and it holds the gate while it waits, so
+    that no other test starts in between."""
+    locks = _xdist_locks()
+    if locks is None:
+        return (yield)
+    gate, room = locks
+    alone = item.get_closest_marker("serial") is not None
+    fcntl.flock(gate, fcntl.LOCK_EX)
+    try:
+        fcntl.flock(room, fcntl.LOCK_EX if alone else fcntl.LOCK_SH)
+    finally:
+        if not alone:
+            fcntl.flock(gate, fcntl.LOCK_UN)
+    try:
+        return (yield)
+    finally:
+        fcntl.flock(room, fcntl.LOCK_UN)
+        if alone:
+            fcntl.flock(gate, fcntl.LOCK_UN)
 
 
 def _cli_env(env: dict | None) -> dict:

@@ -269,6 +269,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.serial
 def test_unreachable_tracking_server_exits_3_within_seconds(cli, tmp_path):
     uri = f"http://127.0.0.1:{_free_port()}"
     path = tmp_path / "spec.yaml"
@@ -416,6 +417,7 @@ time.sleep(120)
 """
 
 
+@pytest.mark.serial
 @pytest.mark.parametrize("resume", [False, True], ids=["new", "resume"])
 def test_a_second_search_of_a_running_name_is_refused_before_ray(cli, tmp_path, resume):
     holder = _hold_folder_lock(tmp_path)
@@ -428,6 +430,7 @@ def test_a_second_search_of_a_running_name_is_refused_before_ray(cli, tmp_path, 
     assert f"search 'bad-input' is already running (pid {holder.pid} on " in line
 
 
+@pytest.mark.serial
 def test_a_running_name_locked_in_the_study_database_is_refused_before_ray(cli, tmp_path):
     import optuna
 
@@ -456,6 +459,7 @@ def _a_file(tmp_path) -> str:
     return str(tmp_path / "a-file")
 
 
+@pytest.mark.serial
 @pytest.mark.parametrize(
     "flag, where, status, needles",
     [
@@ -486,6 +490,7 @@ def test_a_path_a_search_cannot_use_is_refused_before_ray(cli, tmp_path, flag, w
         assert needle in line, line
 
 
+@pytest.mark.serial
 @pytest.mark.parametrize("flag", ["--out", "--storage-path"])
 def test_a_read_only_disk_is_refused_with_exit_4_before_ray(cli, tmp_path, tmpfs, flag):
     disk = tmpfs("size=64k,ro")
@@ -493,6 +498,7 @@ def test_a_read_only_disk_is_refused_with_exit_4_before_ray(cli, tmp_path, tmpfs
     assert f"{disk} is on a read-only disk; nothing was written" in line
 
 
+@pytest.mark.serial
 def test_a_full_disk_is_refused_with_exit_4_before_ray(cli, tmp_path, tmpfs):
     disk = tmpfs("size=64k")
     with open(disk / "filler", "wb", buffering=0) as handle, contextlib.suppress(OSError):
@@ -502,12 +508,14 @@ def test_a_full_disk_is_refused_with_exit_4_before_ray(cli, tmp_path, tmpfs):
     assert f"the disk under {disk} is full" in line and "nothing was written: free some space" in line
 
 
+@pytest.mark.serial
 def test_a_study_database_that_refuses_is_refused_before_ray(cli, tmp_path):
     url = f"postgresql://ann:s3cretpw@127.0.0.1:{_free_port()}/db"
     line = _refused_before_ray(cli, tmp_path, *_search_args(tmp_path, spec=_spec_file(tmp_path, storage=url)), status=3)
     assert "cannot open the Optuna storage in `storage:`" in line and "s3cretpw" not in line
 
 
+@pytest.mark.serial
 @pytest.mark.parametrize(
     "flags, env, needles",
     [

@@ -33,34 +33,6 @@ def test_a_folder_stacktune_did_not_make_is_refused_and_left_alone(tmp_path):
     assert sorted(p.name for p in mine.iterdir()) == ["main.py"]
 
 
-def test_an_earlier_search_survives_a_new_one_that_fails_its_checks(tmp_path):
-    first = _search(tmp_path, _tiny(tmp_path, name="kept"))
-    assert first.returncode == 0, first.stderr[-2000:]
-    folder = tmp_path / "out" / "kept"
-    before = (folder / "comparison.json").read_text()
-
-    # No node of the local Ray can hold a trial of 64 CPUs: refused before anything is deleted.
-    proc = _search(tmp_path, _tiny(tmp_path, name="kept", resources={"cpus_per_trial": 64}))
-    assert proc.returncode == 2, proc.stderr[-2000:]
-    assert "cpus_per_trial" in proc.stderr.strip().splitlines()[-1]
-    assert (folder / "comparison.json").read_text() == before
-    assert not list((tmp_path / "out").glob(".kept.replaced-*"))
-
-
-def test_a_new_search_of_the_name_replaces_the_earlier_one_and_leaves_nothing_aside(tmp_path):
-    spec = _tiny(tmp_path, name="again")
-    assert _search(tmp_path, spec).returncode == 0
-    second = _search(tmp_path, spec)
-    assert second.returncode == 0, second.stderr[-2000:]
-    folder = tmp_path / "out" / "again"
-    assert (
-        json.loads((folder / "comparison.json").read_text())["mlflow_run_id"]
-        == json.loads(second.stdout)["mlflow_run_id"]
-    )
-    assert (folder / ".stacktune-search").exists()
-    assert not list((tmp_path / "out").glob(".again.replaced-*"))
-
-
 def _snapshot(folder) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
@@ -72,7 +44,7 @@ def _one_error(proc, code: int = 2) -> str:
     return lines[0]
 
 
-def test_a_failed_start_leaves_the_earlier_search_byte_for_byte(tmp_path):
+def test_an_earlier_search_survives_new_ones_that_fail_to_start_and_is_replaced_by_one_that_runs(tmp_path):
     spec = _tiny(tmp_path, name="held")
     first = _search(tmp_path, spec)
     assert first.returncode == 0, first.stderr[-2000:]
@@ -83,12 +55,31 @@ def test_a_failed_start_leaves_the_earlier_search_byte_for_byte(tmp_path):
     experiment = client.get_experiment_by_name("held")
     runs_before = {r.info.run_id: r.info.status for r in client.search_runs([experiment.experiment_id])}
 
+    # A failed start leaves the earlier search byte for byte, and its runs as they were.
     proc = _search(tmp_path, spec, "--storage-path", "/dev/null/x")
     assert "--storage-path" in _one_error(proc) and "/dev/null" in proc.stderr
     assert _snapshot(folder) == before
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [".held.lock", "held"]
     runs_after = {r.info.run_id: r.info.status for r in client.search_runs([experiment.experiment_id])}
     assert runs_after == runs_before
+
+    # No node of the local Ray can hold a trial of 64 CPUs: refused before anything is deleted.
+    proc = _search(tmp_path, _tiny(tmp_path, name="held", resources={"cpus_per_trial": 64}))
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "cpus_per_trial" in proc.stderr.strip().splitlines()[-1]
+    assert _snapshot(folder) == before
+    assert not list((tmp_path / "out").glob(".held.replaced-*"))
+
+    # A new search of the name that runs replaces the earlier one and leaves nothing aside.
+    second = _search(tmp_path, _tiny(tmp_path, name="held"))
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert (
+        json.loads((folder / "comparison.json").read_text())["mlflow_run_id"]
+        == json.loads(second.stdout)["mlflow_run_id"]
+        != json.loads(first.stdout)["mlflow_run_id"]
+    )
+    assert (folder / ".stacktune-search").exists()
+    assert not list((tmp_path / "out").glob(".held.replaced-*"))
 
 
 @pytest.mark.parametrize("resume", [False, True], ids=["new", "resume"])

@@ -202,41 +202,44 @@ def test_early_stopping_within_depth_prunes_trials_and_keeps_the_budget(tmp_path
     assert sum(d["epochs"] for d in comparison["depths"]) < 2 * 6 * 6
 
 
-@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["ctrl-c", "sigterm"])
-def test_ctrl_c_or_sigterm_stops_cleanly_and_says_how_to_resume(tmp_path, sig, code):
-    depths, trials = [1, 2], 3
+def test_ctrl_c_then_sigterm_stop_cleanly_each_time_say_how_to_resume_and_the_resume_keeps_the_budget(tmp_path):
+    depths, trials = [1, 2], 4
     spec = write_spec(
         tmp_path, name="sigint", depths=depths, trials_per_depth=trials, train={"epochs": 6, "batch_size": 32}
     )
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     args = [sys.executable, "-m", "stacktune.search.cli", "search", spec, "--out", "out", "--tracking-uri", uri]
     env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "MLFLOW_TRACKING_URI")}
-    driver = subprocess.Popen(
-        args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
-    )
-    try:
-        deadline = time.monotonic() + 240
-        journal = tmp_path / "out" / "sigint" / "optuna.journal"
-        while time.monotonic() < deadline:
-            if journal.exists() and finished_trials(_journal(tmp_path, "sigint"), "sigint", depths) >= 1:
-                break
-            assert driver.poll() is None, "the search ended before it could be interrupted"
-            time.sleep(0.5)
-        else:
-            pytest.fail("no trial finished in time")
-        driver.send_signal(sig)
-        _, stderr = driver.communicate(timeout=120)
-    finally:
-        if driver.poll() is None:
-            os.killpg(driver.pid, signal.SIGKILL)
-    assert driver.returncode == code, stderr[-3000:]
-    last = [line for line in stderr.splitlines() if line.strip()][-1]
-    assert last.startswith("error: ") and "--resume" in last and "Traceback" not in stderr
-    assert last.startswith("error: terminated (SIGTERM)") == (sig == signal.SIGTERM)
-    runs = _runs(uri, "sigint")
-    assert not [r for r in runs if r.info.status == "RUNNING"]
-    (search_run,) = [r for r in runs if r.data.tags.get("stacktune.role") == "search"]
-    assert search_run.info.status == "KILLED"
+    journal = tmp_path / "out" / "sigint" / "optuna.journal"
+    # Ctrl-C while the first search runs, then SIGTERM while its resume runs: each after a trial of its own finished.
+    for number, (sig, code) in enumerate([(signal.SIGINT, 130), (signal.SIGTERM, 143)]):
+        before = finished_trials(_journal(tmp_path, "sigint"), "sigint", depths) if journal.exists() else 0
+        driver = subprocess.Popen(
+            args + (["--resume"] if number else []),
+            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 240
+            while time.monotonic() < deadline:
+                if journal.exists() and finished_trials(_journal(tmp_path, "sigint"), "sigint", depths) > before:
+                    break
+                assert driver.poll() is None, "the search ended before it could be interrupted"
+                time.sleep(0.5)
+            else:
+                pytest.fail("no trial finished in time")
+            driver.send_signal(sig)
+            _, stderr = driver.communicate(timeout=120)
+        finally:
+            if driver.poll() is None:
+                os.killpg(driver.pid, signal.SIGKILL)
+        assert driver.returncode == code, stderr[-3000:]
+        last = [line for line in stderr.splitlines() if line.strip()][-1]
+        assert last.startswith("error: ") and "--resume" in last and "Traceback" not in stderr
+        assert last.startswith("error: terminated (SIGTERM)") == (sig == signal.SIGTERM)
+        runs = _runs(uri, "sigint")
+        assert not [r for r in runs if r.info.status == "RUNNING"]
+        (search_run,) = [r for r in runs if r.data.tags.get("stacktune.role") == "search"]
+        assert search_run.info.status == "KILLED"
 
     proc = run_cli("search", spec, "--out", "out", "--tracking-uri", uri, "--resume", "--json", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -16,9 +16,11 @@ pytestmark = pytest.mark.slow
 NAME = "locked"
 
 
-@pytest.fixture
-def auth_server(tmp_path):
-    """`mlflow server --app-name basic-auth`, its admin's password from the environment, as compose starts it."""
+@pytest.fixture(scope="module")
+def auth_server(tmp_path_factory):
+    """`mlflow server --app-name basic-auth`, its admin's password from the environment, as compose starts it; one
+    for the module (the tests that use it refuse or run searches of one name, once)."""
+    tmp_path = tmp_path_factory.mktemp("auth")
     password = secrets.token_hex(12)
     ini = tmp_path / "basic_auth.ini"
     ini.write_text(

@@ -92,6 +92,7 @@ def test_same_seed_gives_identical_losses_and_another_seed_does_not():
     assert losses(fit(config, SINE, settings)) != losses(first)
 
 
+@pytest.mark.slow
 def test_same_seed_gives_identical_losses_in_another_process(tmp_path):
     arrays = tmp_path / "sine.npz"
     np.savez(arrays, tx=SINE.train.x, ty=SINE.train.y, vx=SINE.val.x, vy=SINE.val.y)

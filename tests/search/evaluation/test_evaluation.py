@@ -304,6 +304,7 @@ def _sequential_winner_rate(spec: SearchSpec, shift: float, reps: int, seed: int
     return hits, rounds
 
 
+@pytest.mark.slow
 def test_sequential_rounds_keep_the_false_winner_rate_across_every_look():
     spec = _spec(evaluation={"seeds": "auto", "max_seeds": 20})
     reps = 500
@@ -313,6 +314,7 @@ def test_sequential_rounds_keep_the_false_winner_rate_across_every_look():
     assert stats.binomtest(hits, reps, 0.05, alternative="greater").pvalue >= 0.01, hits / reps
 
 
+@pytest.mark.slow
 def test_sequential_rounds_find_a_real_difference():
     spec = _spec(evaluation={"seeds": "auto", "max_seeds": 20})
     reps = 300

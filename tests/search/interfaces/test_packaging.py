@@ -65,6 +65,7 @@ def wheel(tmp_path_factory) -> Path:
     return built
 
 
+@pytest.mark.slow
 def test_the_wheel_ships_data_files_examples_and_type_markers_and_needs_no_statsmodels_or_sktime(wheel):
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
@@ -81,6 +82,7 @@ def test_the_wheel_ships_data_files_examples_and_type_markers_and_needs_no_stats
     assert requires and not [line for line in requires if re.search(r"\b(statsmodels|sktime)\b", line)]
 
 
+@pytest.mark.slow
 def test_init_from_the_installed_wheel_writes_the_demo_spec_and_never_overwrites(wheel, tmp_path):
     # A virtual environment of its own with the wheel alone (`init` needs none of the dependencies), run from a
     # folder without the repository: the spec comes from the installed package's data.

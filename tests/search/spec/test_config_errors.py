@@ -412,6 +412,7 @@ def _refused(path: Path, *needles: str, seconds: float = 5.0) -> str:
 BASE = "depths: [1, 2]\ntrials_per_depth: 2\n"
 
 
+@pytest.mark.serial
 @pytest.mark.parametrize(
     "text",
     [
@@ -429,10 +430,12 @@ def test_an_alias_bomb_is_refused_before_it_is_built(tmp_path, text):
     _refused(_spec_file(tmp_path, text), "too many YAML nodes once aliases are expanded (more than 20000)", seconds=2)
 
 
+@pytest.mark.serial
 def test_an_alias_inside_its_own_anchor_is_refused(tmp_path):
     _refused(_spec_file(tmp_path, "name: &n [*n]\n" + BASE), "a YAML alias refers to a node that contains it")
 
 
+@pytest.mark.serial
 def test_a_document_of_too_many_nodes_is_refused_while_it_is_read(tmp_path):
     path = _spec_file(tmp_path, "name: demo\n" + BASE + "metrics: [" + ", ".join(["1"] * 200_000) + "]\n")
     _refused(path, "too many YAML nodes (more than 20000)", seconds=3)
@@ -444,6 +447,7 @@ def test_a_few_aliases_are_still_read(tmp_path):
     assert spec.space.units == [8, 16] and spec.space.batch_size == [8, 16]
 
 
+@pytest.mark.serial
 @pytest.mark.parametrize("size", [(1 << 20) + 1, 50 << 20, 1 << 40])
 def test_a_spec_file_over_the_limit_is_refused_unread(tmp_path, size):
     path = tmp_path / "spec.yaml"
@@ -466,6 +470,7 @@ def _bomb(levels: int = 9) -> list:
     return value
 
 
+@pytest.mark.serial
 @pytest.mark.parametrize(
     "value",
     [_bomb(), {"k": _bomb()}, "x" * 10_000_000, 10**4000, [[["deep"] * 1000] * 1000] * 1000],
@@ -512,6 +517,7 @@ def test_bad_csv_files_name_the_file_and_the_problem(tmp_path, content, needles)
         assert needle in message, message
 
 
+@pytest.mark.serial
 def test_a_csv_file_over_the_limit_is_refused_unread(tmp_path):
     path = tmp_path / "d.csv"
     with open(path, "wb") as handle:
@@ -542,6 +548,7 @@ def test_huge_csv_values_are_cut_in_the_message(tmp_path, content, needles):
         assert needle in message, message
 
 
+@pytest.mark.serial
 def test_windows_that_would_not_fit_in_memory_are_refused_before_they_are_made():
     start = time.monotonic()
     with pytest.raises(ConfigError, match=r"window 10000 over 1000000 rows makes \d+ values, over the 500000000"):

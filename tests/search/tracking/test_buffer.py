@@ -132,10 +132,15 @@ class _Counting:
         return self._client.search_runs(*args, **kwargs)
 
 
+@pytest.fixture(scope="module")
+def shared_client(tmp_path_factory):
+    """One MLflow store for the module (creating its tables takes seconds); each test has its own experiment."""
+    return MlflowClient(tracking_uri=f"sqlite:///{tmp_path_factory.mktemp('mlflow')}/mlflow.db")
+
+
 @pytest.fixture
-def store(tmp_path):
-    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
-    return client, client.create_experiment("buffered")
+def store(shared_client, request):
+    return shared_client, shared_client.create_experiment(request.node.name)
 
 
 def test_while_the_store_is_down_events_only_queue_until_the_back_off_has_passed(store):
@@ -229,9 +234,8 @@ def test_a_server_that_accepts_but_never_answers_costs_one_short_wait_not_minute
     assert "does not answer" in warned()
 
 
-def test_writes_within_the_interval_go_out_together_as_one_batch_per_run(tmp_path):
-    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/gathered.db")
-    experiment = client.create_experiment("gathered")
+def test_writes_within_the_interval_go_out_together_as_one_batch_per_run(store):
+    client, experiment = store
     now = [0.0]
     calls = []
 
