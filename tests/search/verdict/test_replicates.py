@@ -23,6 +23,7 @@ def _called(verdict) -> bool:
     return verdict.winner is not None or any(p.better is not None for p in verdict.pairs)
 
 
+@pytest.mark.slow  # a simulation of 150 searches
 def test_a_search_effect_as_large_as_the_seed_effect_breaks_the_run_level_test_but_not_the_replicate_level_one():
     # Two equal depths, 3 searches each, 8 seeds: a lucky search makes all 8 of its runs look good together.
     g = np.random.default_rng(7)
@@ -37,6 +38,7 @@ def test_a_search_effect_as_large_as_the_seed_effect_breaks_the_run_level_test_b
     assert by_run / reps >= 0.09  # counting every run as independent calls far more than 5% (about 16%)
 
 
+@pytest.mark.slow  # a simulation of 100 searches
 def test_a_depth_two_sds_better_wins_with_enough_searches():
     g = np.random.default_rng(11)
     wins = 0
