@@ -11,7 +11,8 @@ from pathlib import Path
 
 from ..errors import ConfigError, DiskUnusable, disk_error
 
-EXAMPLES = "stacktune.examples"
+# The examples ship as the package stacktune.examples (examples/ in the repository).
+EXAMPLES = __package__.rsplit(".", 2)[0] + ".examples"
 DEFAULT_EXAMPLE = "demo"
 
 log = logging.getLogger("stacktune")
