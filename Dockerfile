@@ -16,6 +16,7 @@ COPY stacktune stacktune
 COPY search search
 COPY models models
 COPY datasets datasets
+COPY examples examples
 COPY docker docker
 # Ray at the one version every node and manifest uses (constraints/cluster.txt).
 COPY constraints/cluster.txt constraints/cluster.txt

@@ -48,8 +48,8 @@ def _stacktune(spec, data, workdir: Path) -> dict[str, Any]:
         start = time.perf_counter()
         comparison = run_search(spec, data, out=workdir / "stacktune-runs", tracking_uri=f"sqlite:///{workdir}/st.db")
         seconds = time.perf_counter() - start
-    verdict = comparison.verdict or {}
-    return {"seconds": seconds, "winner": verdict.get("winner"), "seeds": len(comparison.evaluation["seeds"])}
+    winner = comparison.verdict.winner if comparison.verdict is not None else None
+    return {"seconds": seconds, "winner": winner, "seeds": len(comparison.evaluation.seeds)}
 
 
 def _tune_depth(spec, data, depth: int, workdir: Path) -> dict[str, Any]:
@@ -105,7 +105,7 @@ def _seed_loop(spec, data, best: dict[int, dict]) -> dict[int, list[float]]:
 
 
 def _plain(spec, data, workdir: Path) -> dict[str, Any]:
-    from stacktune.search.analysis.stats import compare
+    from stacktune.search.verdict.stats import compare
 
     with common.saved_environ(), common.quiet_output():
         start = time.perf_counter()

@@ -1,6 +1,6 @@
 """How often the depth verdict is wrong, how often it finds a real difference, and how well its intervals cover.
 
-Simulated searches with known answers, run through ``stacktune.search.analysis.stats`` and ``versus_fixed``:
+Simulated searches with known answers, run through ``stacktune.search.verdict.stats`` and ``versus_fixed``:
 
 - A/A: two depths where neither is better (P(a run of one beats a run of the other) = 1/2) but whose losses may differ
   in spread (SD ratio 1, 3, 5), in shape (normal, t with 3 df, log-normal, rounded to whole numbers) and in run count
@@ -35,8 +35,8 @@ from typing import Any, Callable
 import numpy as np
 from scipy import integrate, optimize, special, stats
 
-from stacktune.search.analysis.stats import DEFAULT_SEEDS, compare, difference_ci, mean_interval, trend
-from stacktune.search.analysis.versus_fixed import compare_settings
+from stacktune.search.verdict.stats import DEFAULT_SEEDS, compare, difference_ci, mean_interval, trend
+from stacktune.search.verdict.versus_fixed import compare_settings
 
 REPLICATIONS = 2_000
 QUICK_REPLICATIONS = 20  # a smoke run: every figure computed, none of them precise
@@ -174,7 +174,7 @@ def _replicates_power(g, k: int, searches: int) -> bool:
 
 def _auto_rounds() -> list[int]:
     """The seed counts of `evaluation: {seeds: auto, max_seeds: 20}` for two depths, as a search plans them."""
-    from stacktune.search.analysis.evaluation import seed_rounds
+    from stacktune.search.evaluation import seed_rounds
     from stacktune.search.spec.schema import SearchSpec
 
     spec = {"name": "sim", "dataset": {"name": "sine"}, "depths": [1, 2], "trials_per_depth": 1}

@@ -21,6 +21,12 @@ def _schema(args: argparse.Namespace) -> int:
     return schema_command(args.kind, out=args.out)
 
 
+def _init(args: argparse.Namespace) -> int:
+    from .interfaces.init import init_command
+
+    return init_command(args.path, example=args.example)
+
+
 def _train(args: argparse.Namespace) -> int:
     from .interfaces.train import print_summary, run_train
 
@@ -204,7 +210,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_run_commands(sub) -> None:
-    """Adds the subcommands that run here: datasets, schema, train and search."""
+    """Adds the subcommands that run here: init, datasets, schema, train and search."""
+    p = sub.add_parser("init", help="write a starter search spec (an example shipped with stacktune) to edit and run")
+    p.add_argument("path", nargs="?", help="the file to write, never overwritten (default: ./EXAMPLE.yaml)")
+    # Checked by the command rather than by `choices`, so that the shipped examples are read only when init runs.
+    p.add_argument(
+        "--example", default="demo", help="which example: demo (default), sunspots-depths, width-vs-depth, ..."
+    )
+    p.set_defaults(func=_init)
+
     p = sub.add_parser("datasets", help="list the built-in datasets")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_datasets)

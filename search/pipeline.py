@@ -9,14 +9,10 @@ import shutil
 import time
 from pathlib import Path
 
-from .analysis.comparison import Comparison
-from .analysis.evaluation import evaluate_search, kept_evaluation, log_evaluation
-from .analysis.exports import publish, write_comparison
-from .analysis.summary import summarise
 from .engine.locks import search_lock
-from .engine.ray_setup import check_resources, quiet_ray_tune, start_ray, storage_path_for
+from .engine.ray_setup import check_resources, quiet_ray_tune, ray_for_search, storage_path_for
 from .engine.signals import owned_signals
-from .engine.studies import finished_trials, open_storage, prepare_studies
+from .engine.studies import counted_trials, finished_trials, open_storage, prepare_studies, spent_seconds, trial_counts
 from .engine.tuning import tune_depths
 from .errors import (
     ConfigError,
@@ -28,9 +24,12 @@ from .errors import (
     disk_error,
     first_line,
 )
+from .evaluation import evaluate_search, kept_evaluation, log_evaluation
 from .folders import MARKER, check_output_folder, marked_search
 from .preflight import check_before_ray
-from .progress import Progress
+from .progress import DepthTally, Progress
+from .publishing.exports import publish, write_comparison
+from .publishing.summary import summarise
 from .spec.convert import match_widths
 from .spec.loading import load_data, load_spec, parse
 from .spec.schema import SearchSpec
@@ -40,6 +39,7 @@ from .tracking.eval_runs import ended_eval_runs
 from .tracking.models import check_model_name
 from .tracking.models import register as register_best
 from .tracking.run_tree import RunTree, close_run_tree, open_run_tree
+from .verdict.comparison import Comparison
 
 log = logging.getLogger("stacktune")
 
@@ -64,7 +64,8 @@ def run_search(
     search of the name is kept aside until the new one has its studies and runs. `shared_storage` is where trial
     checkpoints go when trials run on several nodes (see storage_path_for); `progress` receives the milestones
     (nothing is printed without one). `register` names a registered model of MLflow's Model Registry to add the
-    overall best model to, as a new version, once the results are published.
+    overall best model to, as a new version, once the results are published. A Ray started here is shut down before
+    it returns; one the caller had initialised (ray.init) is used and left running.
     """
     import optuna
 
@@ -79,23 +80,24 @@ def run_search(
     with search_lock(spec, out):
         quiet_ray_tune()
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        start_ray(address)
-        check_resources(spec)
-        # Ray installs SIGTERM handlers of its own when it starts: the search's go in after them.
-        with owned_signals():
-            try:
-                return _run_locked(
-                    spec,
-                    data,
-                    out=out,
-                    tracking_uri=tracking_uri,
-                    progress=progress,
-                    resume=resume,
-                    shared_storage=shared_storage,
-                    register=register,
-                )
-            finally:
-                progress.close()
+        # A Ray this call starts is shut down when it returns; one the caller started is left running.
+        with ray_for_search(address):
+            check_resources(spec)
+            # Ray installs SIGTERM handlers of its own when it starts: the search's go in after them.
+            with owned_signals():
+                try:
+                    return _run_locked(
+                        spec,
+                        data,
+                        out=out,
+                        tracking_uri=tracking_uri,
+                        progress=progress,
+                        resume=resume,
+                        shared_storage=shared_storage,
+                        register=register,
+                    )
+                finally:
+                    progress.close()
 
 
 def _spec_and_data(spec: SearchSpec | dict | str | Path, data):
@@ -131,6 +133,8 @@ def _run_locked(
         _put_back(aside, out_dir)
         _raise_if_disk(exc)
         raise
+    if resume:
+        progress.trials_kept(_kept_tallies(studies))
     storage_path = storage_path_for(spec, out_dir, shared_storage)
     if not resume and shared_storage and "://" not in storage_path:
         shutil.rmtree(storage_path, ignore_errors=True)  # the earlier search's checkpoints, never its results
@@ -182,6 +186,17 @@ def _run_locked(
     return comparison
 
 
+def _kept_tallies(studies: dict) -> dict[int, DepthTally]:
+    """Each depth's trials that an earlier attempt of a resumed search finished, over its replicate searches, as its
+    progress counts them."""
+    tallies: dict[int, DepthTally] = {}
+    for (depth, _replicate), study in studies.items():
+        losses = [t.value for t in counted_trials(study) if t.state.name == "COMPLETE" and t.value is not None]
+        kept = DepthTally(**trial_counts(study), best=min(losses, default=float("inf")), seconds=spent_seconds(study))
+        tallies[depth] = tallies[depth] + kept if depth in tallies else kept
+    return tallies
+
+
 def _raise_if_disk(exc: BaseException) -> None:
     """Before any trial started, a full or read-only disk is said as such: nothing ran, so there is nothing to
     resume."""
@@ -207,7 +222,7 @@ def _register(comparison: Comparison, name: str, *, client, out_dir: Path) -> No
             f"try again with: stacktune export {comparison.search} --register {name}"
         ) from None
     client.log_artifact(comparison.mlflow_run_id, str(write_comparison(comparison, out_dir)))
-    log.info("registered the best model as %s", comparison.registered["model_uri"])
+    log.info("registered the best model as %s", comparison.registered.model_uri)
 
 
 # Seconds the runs' ends (and what else is held) are tried for when a search stops on an error or Ctrl-C.
@@ -258,12 +273,12 @@ def _evaluate_and_publish(
                 progress=progress,
                 kept=done,
             )
-        missing = (comparison.evaluation or {}).get("missing")
+        missing = comparison.evaluation.missing if comparison.evaluation is not None else None
         # An incomplete evaluation is published as such, its runs left KILLED for --resume to finish.
         publish(comparison, out_dir, writer=writer, tree=tree, status="KILLED" if missing else "FINISHED")
         if missing:
             raise EvaluationIncomplete(
-                f"the evaluation is incomplete ({missing} of {comparison.evaluation['planned']} retrainings did not "
+                f"the evaluation is incomplete ({missing} of {comparison.evaluation.planned} retrainings did not "
                 f"run), so the verdict is undecided; finish it by running the same command with --resume"
             )
     except ResultsNotPublished:
@@ -285,7 +300,7 @@ def _kept_comparison(spec: SearchSpec, comparison: Comparison, out_dir: Path, *,
         saved = Comparison.from_dict(json.loads((out_dir / "comparison.json").read_text()))
     except (OSError, ValueError, TypeError, KeyError):
         return None  # none, or not one this version can read: evaluate again
-    if (saved.evaluation or {}).get("missing") or not kept_evaluation(spec, comparison, saved):
+    if (saved.evaluation is not None and saved.evaluation.missing) or not kept_evaluation(spec, comparison, saved):
         return None  # an incomplete evaluation is finished, never published again as it was
     depth_runs = set(tree.depth_runs.values()) | set(tree.replicate_runs.values())
     runs = client.search_runs(
@@ -294,7 +309,7 @@ def _kept_comparison(spec: SearchSpec, comparison: Comparison, out_dir: Path, *,
     ended = [
         r for r in runs if r.data.tags.get(tags.PARENT_RUN_ID) in depth_runs and r.info.status in ("FINISHED", "FAILED")
     ]
-    return saved if len(ended) == saved.evaluation.get("jobs") else None
+    return saved if len(ended) == saved.evaluation.jobs else None
 
 
 def _output_folder(spec: SearchSpec, out: str | Path, *, resume: bool) -> tuple[Path, Path | None]:

@@ -1,6 +1,6 @@
 """Every check of a search that needs no Ray: run first, so that a refusal takes a second, not Ray's start-up.
 
-Kept free of Ray, Ray Tune and the analysis modules, whose imports alone take seconds.
+Kept free of Ray, Ray Tune and the verdict, evaluation and publishing modules, whose imports alone take seconds.
 """
 
 from __future__ import annotations

@@ -20,9 +20,23 @@ class DepthTally:
     def done(self) -> int:
         return self.completed + self.pruned + self.failed
 
+    def __add__(self, other: DepthTally) -> DepthTally:
+        """The trials of both tallies: a resumed search's earlier ones and those run since."""
+        return DepthTally(
+            completed=self.completed + other.completed,
+            pruned=self.pruned + other.pruned,
+            failed=self.failed + other.failed,
+            best=min(self.best, other.best),
+            seconds=self.seconds + other.seconds,
+        )
+
 
 class Progress:
     """Receives a search's milestones; every method does nothing unless a subclass says otherwise."""
+
+    def trials_kept(self, tallies: dict[int, DepthTally]) -> None:
+        """A resumed search had finished these trials of each depth before it stopped (told before `search_started`);
+        the tallies `trial_finished` receives count only the trials run since."""
 
     def search_started(
         self, *, name: str, depths: list[int], budget: str, resume: bool, owed: int = 0, seconds: float | None = None

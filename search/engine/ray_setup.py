@@ -3,6 +3,7 @@ go, and the one Tuner factory that the trials and the evaluation retrainings bot
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import secrets
@@ -84,8 +85,15 @@ def _local_token_auth() -> None:
     has_token = os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")
     if not has_token and not (Path.home() / ".ray" / "auth_token").is_file():
         os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
-    # Ray reads both when it is imported, and caches them: refreshed as Ray's own switch to token mode does. A Ray
-    # without these internals still works, printing its warning.
+    _refresh_auth()
+
+
+_AUTH_VARIABLES = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN")
+
+
+def _refresh_auth() -> None:
+    """Ray reads its auth variables when it is imported, and caches them: refreshed as Ray's own switch to token mode
+    does. A Ray without these internals still works, printing its warning."""
     try:
         from ray._raylet import AuthenticationTokenLoader, Config  # private: Ray has no public reload of auth settings
 
@@ -113,6 +121,33 @@ def start_ray(address: str | None) -> None:
             ray.init(num_cpus=os.cpu_count(), include_dashboard=False, _node_ip_address="127.0.0.1", **kwargs)
     except (ConnectionError, TimeoutError, RuntimeError) as exc:
         raise UnreachableError(f"cannot start or reach Ray ({first_line(exc)})") from None
+
+
+@contextlib.contextmanager
+def ray_for_search(address: str | None):
+    """Ray while a search runs: a Ray the caller had already initialised is used and left running; otherwise one is
+    started (or the cluster at `address` joined) here and shut down (or left) on the way out, so that a search leaves
+    no Ray of its own behind in the caller's process."""
+    import ray
+
+    owned = not ray.is_initialized()
+    saved = {name: os.environ.get(name) for name in _AUTH_VARIABLES}
+    try:
+        start_ray(address)
+        yield
+    finally:
+        if owned and ray.is_initialized():
+            log.debug("Ray: shutting down the Ray this search started or joined")
+            ray.shutdown()
+        if owned and any(os.environ.get(name) != value for name, value in saved.items()):
+            # The token of the search's own Ray goes with it: a later ray.init() in the caller's process starts
+            # the Ray the caller's own settings ask for.
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+            _refresh_auth()
 
 
 def check_resources(spec: SearchSpec) -> None:

@@ -97,7 +97,8 @@ def tune_depths(
         budget = f"{spec.trials_per_depth} trials each ({owed} to run)"
     if spec.replicates > 1:
         budget += f", in each of {spec.replicates} independent searches per depth"
-    seconds = spec.budget.per_depth if spec.budget.kind == "seconds" else None
+    # A depth's seconds cover all its replicate searches, each with the full budget (as the trials do).
+    seconds = spec.budget.per_depth * spec.replicates if spec.budget.kind == "seconds" else None
     progress.search_started(
         name=spec.name, depths=spec.depths, budget=budget, resume=resume, owed=owed, seconds=seconds
     )

@@ -16,7 +16,8 @@ def datasets_command(*, as_json: bool) -> int:
         return 0
     columns = ("name", "task", "length", "channels", "classes", "source")
     widths = {c: max(len(c), *(len(str(r[c] if r[c] is not None else "-")) for r in rows)) for c in columns}
-    print("  ".join(c.ljust(widths[c]) for c in columns))
+    # The last column unpadded: no line ends in spaces.
+    print("  ".join(c.ljust(widths[c]) for c in columns).rstrip())
     for row in rows:
-        print("  ".join(str(row[c] if row[c] is not None else "-").ljust(widths[c]) for c in columns))
+        print("  ".join(str(row[c] if row[c] is not None else "-").ljust(widths[c]) for c in columns).rstrip())
     return 0

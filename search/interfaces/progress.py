@@ -19,7 +19,17 @@ def _loss(value) -> str:
 
 
 class StderrProgress(Progress):
-    """One line when the trials start, one per finished trial, restart and retraining, one when evaluation starts."""
+    """One line when the trials start, one per finished trial, restart and retraining, one when evaluation starts.
+    After a resume, the counts go on from the trials the earlier attempt finished."""
+
+    def __init__(self) -> None:
+        self._kept: dict[int, DepthTally] = {}
+
+    def trials_kept(self, tallies: dict[int, DepthTally]) -> None:
+        self._kept = dict(tallies)
+
+    def _with_kept(self, depth: int, tally: DepthTally) -> DepthTally:
+        return self._kept[depth] + tally if depth in self._kept else tally
 
     def search_started(
         self, *, name: str, depths: list[int], budget: str, resume: bool, owed: int = 0, seconds: float | None = None
@@ -27,6 +37,7 @@ class StderrProgress(Progress):
         _say(f"{'resuming' if resume else 'searching'} {name}: depths {depths}, {budget}")
 
     def trial_finished(self, depth: int, tally: DepthTally, *, trials: int, seconds: float | None) -> None:
+        tally = self._with_kept(depth, tally)
         best = f"{tally.best:.5f}" if tally.best < float("inf") else "-"
         done = (
             f"{tally.done}/{trials} trials"
@@ -58,14 +69,28 @@ class BarProgress(StderrProgress):
     start of each phase are still lines, printed above the bar."""
 
     def __init__(self) -> None:
+        super().__init__()
         self._bar = None
         self._tallies: dict[int, DepthTally] = {}
 
-    def _open(self, total: float, desc: str, unit: str) -> None:
+    def trials_kept(self, tallies: dict[int, DepthTally]) -> None:
+        super().trials_kept(tallies)
+        self._tallies = dict(tallies)
+
+    def _trials_done(self, seconds: float | None) -> int:
+        """What the bar counts: the trials of every depth, or their training seconds, each depth's capped at its
+        budget."""
+        if seconds is None:
+            return sum(t.done for t in self._tallies.values())
+        return round(sum(min(t.seconds, seconds) for t in self._tallies.values()))
+
+    def _open(self, total: float, desc: str, unit: str, initial: int = 0) -> None:
         from tqdm import tqdm
 
         self.close()
-        self._bar = tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True, mininterval=0.5)
+        self._bar = tqdm(
+            total=total, desc=desc, unit=unit, initial=initial, file=sys.stderr, dynamic_ncols=True, mininterval=0.5
+        )
 
     def _write(self, line: str) -> None:
         if self._bar is None:
@@ -77,23 +102,23 @@ class BarProgress(StderrProgress):
         self, *, name: str, depths: list[int], budget: str, resume: bool, owed: int = 0, seconds: float | None = None
     ) -> None:
         super().search_started(name=name, depths=depths, budget=budget, resume=resume, owed=owed, seconds=seconds)
+        kept = self._trials_done(seconds)  # a resumed search's bar starts where the earlier attempt stopped
         if seconds is None:
-            self._open(owed, "trials", "trial")
+            self._open(kept + owed, "trials", "trial", initial=kept)
         else:
-            self._open(round(seconds * len(depths)), "training", "s")
+            self._open(round(seconds * len(depths)), "training", "s", initial=kept)
+        self._show_bests()
 
     def trial_finished(self, depth: int, tally: DepthTally, *, trials: int, seconds: float | None) -> None:
         if self._bar is None:
             return super().trial_finished(depth, tally, trials=trials, seconds=seconds)
-        self._tallies[depth] = tally
-        done = (
-            sum(t.done for t in self._tallies.values())
-            if seconds is None
-            else round(sum(min(t.seconds, seconds) for t in self._tallies.values()))
-        )
-        self._bar.update(done - self._bar.n)
+        self._tallies[depth] = self._with_kept(depth, tally)
+        self._bar.update(self._trials_done(seconds) - self._bar.n)
+        self._show_bests()
+
+    def _show_bests(self) -> None:
         bests = {d: t.best for d, t in sorted(self._tallies.items()) if t.best < float("inf")}
-        if bests:
+        if bests and self._bar is not None:
             self._bar.set_postfix_str("best val_loss " + ", ".join(f"d{d} {b:.4g}" for d, b in bests.items()))
 
     def evaluation_started(self, *, jobs: int, seeds: int, round: int | None = None) -> None:

@@ -93,24 +93,19 @@ def _run(
     try:
         # stdout is the command's answer alone; whatever Ray prints while it runs goes to stderr.
         with contextlib.redirect_stdout(sys.stderr):
-            try:
-                # run_search checks everything Ray is not needed for, then starts Ray; from then on it owns SIGINT,
-                # SIGTERM and SIGHUP: each ends in SearchInterrupted.
-                comparison = run_search(
-                    spec,
-                    data,
-                    out=out,
-                    tracking_uri=uri,
-                    address=address,
-                    resume=resume,
-                    progress=for_terminal(quiet=quiet, as_json=as_json),
-                    shared_storage=shared_storage,
-                    register=register,
-                )
-            finally:
-                import ray
-
-                ray.shutdown()
+            # run_search checks everything Ray is not needed for, then starts Ray (and shuts it down before it
+            # returns); from then on it owns SIGINT, SIGTERM and SIGHUP: each ends in SearchInterrupted.
+            comparison = run_search(
+                spec,
+                data,
+                out=out,
+                tracking_uri=uri,
+                address=address,
+                resume=resume,
+                progress=for_terminal(quiet=quiet, as_json=as_json),
+                shared_storage=shared_storage,
+                register=register,
+            )
     except (SearchInterrupted, KeyboardInterrupt) as exc:
         why = str(exc) or "interrupted"
         print(f"error: {why}; finished trials are kept. Continue with: {_again()} --resume", file=sys.stderr)
@@ -129,7 +124,7 @@ def _run(
     if as_json:
         print(json.dumps(comparison.to_dict(), indent=2))
     else:
-        print_table(comparison.to_dict(), out_dir=Path(out) / spec.name, tracking_uri=uri)
+        print_table(comparison, out_dir=Path(out) / spec.name, tracking_uri=uri)
     return 0
 
 

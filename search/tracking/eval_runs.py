@@ -68,7 +68,7 @@ class EvalRuns(Callback):
             done=len(self.results) - self._round_start,
             jobs=self._jobs,
             depth=job["depth"],
-            kind=job["kind"],
+            kind=job["kind"] + (f" (search {job['replicate']})" if job.get("replicate") else ""),
             seed=_seed_number(job),
             test_loss=metrics.get("test_loss"),
         )

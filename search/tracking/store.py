@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import time
 from pathlib import Path
@@ -226,10 +227,33 @@ def client(uri: str):
 
     lock = _creation_lock(Path(uri.removeprefix("sqlite:///")).expanduser()) if uri.startswith("sqlite:///") else None
     try:
-        with lock or contextlib.nullcontext():
+        with lock or contextlib.nullcontext(), _store_creation_quiet():
             return MlflowClient(tracking_uri=uri)
     except Exception as exc:  # noqa: BLE001 - a store MLflow cannot open (locked, corrupt, newer schema): one line
         raise UnreachableError(f"cannot open the MLflow store {redact(uri)} ({first_line(exc)[:300]})") from None
+
+
+# What logs while MLflow opens a database store: its own "Creating initial MLflow database tables" and "Updating
+# database tables" lines, and Alembic's migrations.
+_STORE_CREATION_LOGGERS = ("mlflow.store.db.utils", "alembic")
+
+
+@contextlib.contextmanager
+def _store_creation_quiet():
+    """While it lasts, opening (and creating) a database store logs only warnings, unless the user set MLflow's log
+    level (MLFLOW_LOGGING_LEVEL; `stacktune -v` sets DEBUG): the Python API promises to print nothing."""
+    if os.environ.get("MLFLOW_LOGGING_LEVEL"):
+        yield
+        return
+    loggers = [logging.getLogger(name) for name in _STORE_CREATION_LOGGERS]
+    saved = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, saved, strict=True):
+            logger.setLevel(level)
 
 
 @contextlib.contextmanager

@@ -12,6 +12,7 @@ from collections import Counter
 
 import optuna
 import pytest
+import yaml
 from conftest import finished_trials, kill_group, run_cli, start_cli, write_spec
 from mlflow.tracking import MlflowClient
 from optuna.storages import JournalStorage
@@ -31,10 +32,28 @@ def _journal(tmp_path, name: str):
     return JournalStorage(JournalFileBackend(str(tmp_path / "out" / name / "optuna.journal")))
 
 
+def _finished(tmp_path, name: str, depth: int) -> int:
+    """How many trials of one depth had finished, over its replicate searches' studies, read through Optuna."""
+    storage = _journal(tmp_path, name)
+    prefix = f"{name}.depth-{depth}"
+    studies = [n for n in optuna.get_all_study_names(storage) if n == prefix or n.startswith(f"{prefix}.replicate-")]
+    return sum(
+        t.state.is_finished()
+        for n in studies
+        for t in optuna.load_study(study_name=n, storage=storage).get_trials(deepcopy=False)
+    )
+
+
 def test_a_search_whose_driver_is_killed_resumes_to_exactly_its_budget(tmp_path):
-    depths, trials = [1, 2], 4
+    # Two replicate searches per depth: every one of the four studies must end with exactly its budget.
+    depths, trials, replicates = [1, 2], 4, 2
     spec = write_spec(
-        tmp_path, name="resume", depths=depths, trials_per_depth=trials, train={"epochs": 6, "batch_size": 32}
+        tmp_path,
+        name="resume",
+        depths=depths,
+        trials_per_depth=trials,
+        replicates=replicates,
+        train={"epochs": 6, "batch_size": 32},
     )
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     args = [sys.executable, "-m", "stacktune.search.cli", "search", spec, "--out", "out", "--tracking-uri", uri]
@@ -61,26 +80,65 @@ def test_a_search_whose_driver_is_killed_resumes_to_exactly_its_budget(tmp_path)
         except ProcessLookupError:
             pass
     time.sleep(2)
-    proc = run_cli("search", spec, "--out", "out", "--tracking-uri", uri, "--resume", "--json", cwd=tmp_path)
+    kept = {d: _finished(tmp_path, "resume", d) for d in depths}
+    proc = run_cli("search", spec, "--out", "out", "--tracking-uri", uri, "--resume", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    comparison = json.loads(proc.stdout)
-    assert [sum(d["trials"].values()) for d in comparison["depths"]] == [trials] * len(depths)
+    comparison = json.loads((tmp_path / "out" / "resume" / "comparison.json").read_text())
+    assert comparison["replicates"] == replicates
+    assert [sum(d["trials"].values()) for d in comparison["depths"]] == [trials * replicates] * len(depths)
+    for entry in comparison["depths"]:
+        found = entry["replicates"]
+        assert [r["replicate"] for r in found] == [1, 2]
+        assert all(sum(r["trials"].values()) == trials for r in found)
+        # The depth's best is the best of its searches: what the exports and the model take.
+        assert entry["best_val_loss"] == min(r["best_val_loss"] for r in found)
+        assert entry["best_trial"]["name"] in {r["best_trial"]["name"] for r in found}
+    # The progress lines count on from the trials the killed driver had finished, over the depth's searches.
+    for depth in depths:
+        counts = [
+            int(line.split(":")[1].split("/")[0])
+            for line in proc.stderr.splitlines()
+            if line.startswith(f"  depth {depth}: ")
+        ]
+        assert counts == list(range(kept[depth] + 1, trials * replicates + 1)), proc.stderr[-3000:]
 
     runs = _runs(uri, "resume")
     assert not [r for r in runs if r.info.status == "RUNNING"]
     assert len([r for r in runs if r.data.tags.get("stacktune.role") == "search"]) == 1
+    by_id = {r.info.run_id: r for r in runs}
+    replicate_runs = [r for r in runs if r.data.tags.get("stacktune.role") == "replicate"]
+    assert sorted(
+        (int(r.data.tags["stacktune.depth"]), int(r.data.tags["stacktune.replicate"])) for r in replicate_runs
+    ) == [
+        (d, r) for d in depths for r in (1, 2)
+    ]  # one run per replicate search, made once although the search started twice
     trial_runs = [r for r in runs if r.data.tags.get("stacktune.role") == "trial"]
     counted = [r for r in trial_runs if r.data.tags.get("stacktune.state") in {"completed", "pruned", "failed"}]
-    assert Counter(int(r.data.tags["stacktune.depth"]) for r in counted) == {d: trials for d in depths}
+    per_search = Counter(
+        (int(r.data.tags["stacktune.depth"]), int(r.data.tags["stacktune.replicate"])) for r in counted
+    )
+    assert per_search == {(d, r): trials for d in depths for r in (1, 2)}
+    for run in trial_runs:  # search -> depth -> replicate -> trial
+        parent = by_id[run.data.tags["mlflow.parentRunId"]]
+        assert parent.data.tags["stacktune.role"] == "replicate"
+        assert parent.data.tags["stacktune.replicate"] == run.data.tags["stacktune.replicate"]
     assert len({r.info.run_name for r in trial_runs}) == len(trial_runs), "a trial was logged twice"
     cut_off = [r for r in trial_runs if r not in counted]
     assert all(r.info.status == "KILLED" and r.data.tags["stacktune.state"] == "interrupted" for r in cut_off)
 
     storage = _journal(tmp_path, "resume")
     for depth in depths:
-        study = optuna.load_study(study_name=f"resume.depth-{depth}", storage=storage)
-        kept = [t for t in study.get_trials() if not t.user_attrs.get("interrupted")]
-        assert len(kept) == trials and all(t.state.is_finished() for t in study.get_trials())
+        for name in (f"resume.depth-{depth}", f"resume.depth-{depth}.replicate-2"):
+            study = optuna.load_study(study_name=name, storage=storage)
+            kept = [t for t in study.get_trials() if not t.user_attrs.get("interrupted")]
+            assert len(kept) == trials and all(t.state.is_finished() for t in study.get_trials())
+
+    # The exported overall best is the best over every search of every depth.
+    best = min(comparison["depths"], key=lambda d: d["best_val_loss"])
+    exported = run_cli("export", "resume", "--out", "again", "--tracking-uri", uri, cwd=tmp_path)
+    assert exported.returncode == 0, exported.stderr[-2000:]
+    overall = yaml.safe_load((tmp_path / "again" / "resume" / "best" / "overall.yaml").read_text())
+    assert overall["model"] == best["best_config"]["model"]
 
 
 def test_a_diverging_configuration_fails_alone_and_the_search_completes(tmp_path):

@@ -39,6 +39,8 @@ def search(tmp_path_factory):
         str(EPOCHS),
         "--seeds",
         str(SEEDS),
+        "--replicates",
+        "1",  # one search per depth: the tree this file reads is search -> depth -> trial
         "--out",
         str(work / "out"),
         "--tracking-uri",

@@ -22,6 +22,7 @@ pytestmark = pytest.mark.slow
 NAME = "ui-e2e"
 DEPTHS = [1, 2]
 TRIALS = 2
+REPLICATES = 2  # two searches per depth: the replicate level of the run tree is looked at too
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = REPO / "tests" / "artifacts"
 # Nothing here may phone home: MLflow's and Ray's usage reports stay off.
@@ -39,7 +40,8 @@ CHROMIUM_FLAGS = [
 
 @pytest.fixture(scope="module")
 def search(tmp_path_factory):
-    """A small real search through the CLI (depths 1 and 2, 2 trials of 2 epochs), into a sqlite store of its own."""
+    """A small real search through the CLI (depths 1 and 2, two searches of each, 2 trials of 2 epochs), into a
+    sqlite store of its own."""
     work = tmp_path_factory.mktemp("ui")
     uri = f"sqlite:///{work}/mlflow.db"
     # No re-evaluation over seeds: the runs page needs the tuning tree only, and this stays fast.
@@ -49,7 +51,7 @@ def search(tmp_path_factory):
         depths=DEPTHS,
         trials=TRIALS,
         cwd=work,
-        args=("--out", str(work / "out"), "--tracking-uri", uri, "--json"),
+        args=("--out", str(work / "out"), "--tracking-uri", uri, "--replicates", str(REPLICATES), "--json"),
         env=QUIET_ENV,
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
@@ -229,11 +231,13 @@ def test_runs_page_shows_the_run_tree_and_val_loss(search, ui, browser_page, tmp
     if close.count():
         close.first.click()
 
-    # The depth runs are nested under the search run, collapsed until opened.
+    # The depth runs are nested under the search run, each depth's searches under it, collapsed until opened.
     assert page.get_by_role("link", name="depth-1", exact=True).count() == 0
     _expand(page, search_name, "depth-1")
     for depth in DEPTHS:
-        _expand(page, f"depth-{depth}", f"d{depth}-t00")
+        _expand(page, f"depth-{depth}", f"depth-{depth}-replicate-1")
+        for replicate in range(1, REPLICATES + 1):
+            _expand(page, f"depth-{depth}-replicate-{replicate}", f"d{depth}-r{replicate}-t00")
 
     page.get_by_role("button", name="Columns").click()
     page.get_by_text("val_loss", exact=True).click()
@@ -241,22 +245,25 @@ def test_runs_page_shows_the_run_tree_and_val_loss(search, ui, browser_page, tmp
     page.locator('[role="columnheader"]', has_text=re.compile(r"^\s*val_loss\s*$")).first.wait_for()
     # Each trial row gets its last epoch's val_loss in the new column.
     # (ag-grid draws a row twice: the pinned run name part and the scrolling part; row-id ties them.)
-    row_id = _row(page, "d1-t00").get_attribute("row-id")
+    row_id = _row(page, "d1-r1-t00").get_attribute("row-id")
     first_trial = page.locator(f'[role="row"][row-id="{row_id}"] [role="gridcell"][col-id*="val_loss"]').first
     assert re.fullmatch(r"\d+(\.\d+)?(e-?\d+)?", first_trial.inner_text().strip()), first_trial.inner_text()
 
     dom = page.content()
     shot = _save_screenshot(page, tmp_path, "mlflow-runs.png")
+    searches = [(d, r) for d in DEPTHS for r in range(1, REPLICATES + 1)]
     expected = [
         search_name,
         *(f"depth-{d}" for d in DEPTHS),
-        *(f"d{d}-t{t:02d}" for d in DEPTHS for t in range(TRIALS)),
+        *(f"depth-{d}-replicate-{r}" for d, r in searches),
+        *(f"d{d}-r{r}-t{t:02d}" for d, r in searches for t in range(TRIALS)),
         "val_loss",
     ]
     missing = [text for text in expected if text not in dom]
     assert not missing, f"not on the runs page: {missing}; see {shot}"
     # Oldest first, as the printed address asks: the tree reads in the order the search ran.
-    names = [search_name, "depth-1", "d1-t00", "d1-t01", "depth-2", "d2-t00", "d2-t01"]
+    names = [search_name, "depth-1", "depth-1-replicate-1", "d1-r1-t00", "d1-r1-t01", "depth-1-replicate-2"]
+    names += ["d1-r2-t00", "depth-2", "depth-2-replicate-1", "d2-r1-t00", "depth-2-replicate-2", "d2-r2-t01"]
     rows = [int(_row(page, name).get_attribute("row-index")) for name in names]
     assert rows == sorted(rows), f"runs out of order on the page: {dict(zip(names, rows, strict=False))}; see {shot}"
 
@@ -328,8 +335,10 @@ def test_optuna_studies_open_from_a_fresh_process(search):
     proc = subprocess.run([sys.executable, "-c", code, str(journal)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     studies = json.loads(proc.stdout)
-    assert {name: s["trials"] for name, s in studies.items()} == {f"{NAME}.depth-{d}": TRIALS for d in DEPTHS}
+    names = [f"{NAME}.depth-{d}" + (f".replicate-{r}" if r > 1 else "") for d in DEPTHS for r in (1, 2)]
+    assert {name: s["trials"] for name, s in studies.items()} == dict.fromkeys(names, TRIALS)
     assert all(s["finished"] for s in studies.values())
     for entry in search["comparison"]["depths"]:
-        best = studies[f"{NAME}.depth-{entry['depth']}"]["best"]
-        assert best == (pytest.approx(entry["best_val_loss"]) if entry["best_val_loss"] is not None else None)
+        bests = [studies[f"{NAME}.depth-{entry['depth']}{suffix}"]["best"] for suffix in ("", ".replicate-2")]
+        found = [b for b in bests if b is not None]
+        assert entry["best_val_loss"] == (pytest.approx(min(found)) if found else None)

@@ -61,6 +61,42 @@ def test_a_seconds_budget_fills_the_bar_with_training_seconds_capped_per_depth(c
     assert "14/20" in capsys.readouterr().err
 
 
+def test_after_a_resume_lines_count_on_from_the_trials_kept(capsys):
+    lines = shown.StderrProgress()
+    lines.trials_kept({1: DepthTally(completed=2, failed=1, best=0.4), 2: DepthTally()})
+    lines.search_started(name="s", depths=[1, 2], budget="4 trials each (5 to run)", resume=True, owed=5)
+    # The search's own tallies count only the trials run since the resume.
+    lines.trial_finished(1, _tally(1, 0.6), trials=4, seconds=None)
+    lines.trial_finished(2, _tally(1, 0.3), trials=4, seconds=None)
+    assert capsys.readouterr().err.splitlines() == [
+        "resuming s: depths [1, 2], 4 trials each (5 to run)",
+        "  depth 1: 4/4 trials (3 completed, 0 pruned, 1 failed), best val_loss 0.40000",
+        "  depth 2: 1/4 trials (1 completed, 0 pruned, 0 failed), best val_loss 0.30000",
+    ]
+
+
+def test_after_a_resume_the_bar_starts_at_the_trials_kept_with_their_bests(capsys):
+    bars = shown.BarProgress()
+    bars.trials_kept({1: DepthTally(completed=3, best=0.5), 2: DepthTally(completed=1, pruned=1, best=0.8)})
+    bars.search_started(name="s", depths=[1, 2], budget="4 trials each (3 to run)", resume=True, owed=3)
+    assert (bars._bar.n, bars._bar.total) == (5, 8)
+    bars.trial_finished(2, _tally(1, 0.7), trials=4, seconds=None)
+    assert bars._bar.n == 6
+    bars.close()
+    err = capsys.readouterr().err
+    assert "6/8" in err and "best val_loss d1 0.5, d2 0.7" in err
+
+
+def test_after_a_resume_a_seconds_bar_starts_at_the_seconds_kept(capsys):
+    bars = shown.BarProgress()
+    bars.trials_kept({1: DepthTally(completed=2, best=0.5, seconds=12.0), 2: DepthTally(completed=1, seconds=3.0)})
+    bars.search_started(name="s", depths=[1, 2], budget="10 s each", resume=True, owed=8, seconds=10.0)
+    assert (bars._bar.n, bars._bar.total) == (13, 20)  # depth 1's overshoot counts only up to its 10 s
+    bars.trial_finished(2, _tally(1, 0.6, seconds=4.0), trials=8, seconds=10.0)
+    assert bars._bar.n == 17
+    bars.close()
+
+
 def test_bars_on_a_terminal_lines_elsewhere_nothing_when_quiet_or_json(monkeypatch):
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
     assert type(shown.for_terminal(quiet=False, as_json=False)) is shown.BarProgress

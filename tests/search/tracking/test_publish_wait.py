@@ -10,13 +10,13 @@ import yaml
 from conftest import EXAMPLES, MlflowServer, free_port
 from mlflow.tracking import MlflowClient
 
-from stacktune.search.analysis.comparison import Comparison, DepthEntry
-from stacktune.search.analysis.evaluation import kept_evaluation
-from stacktune.search.analysis.exports import publish
 from stacktune.search.errors import ResultsNotPublished
+from stacktune.search.evaluation import kept_evaluation
+from stacktune.search.publishing.exports import publish
 from stacktune.search.spec.schema import SearchSpec
 from stacktune.search.tracking.buffer import BufferedWriter
 from stacktune.search.tracking.run_tree import RunTree
+from stacktune.search.verdict.comparison import Comparison, DepthEntry
 
 LOCAL_FILES = ["best/depth-1.yaml", "best/overall.yaml", "comparison.json", "expected_best.png", "report.md"]
 

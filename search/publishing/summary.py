@@ -16,8 +16,8 @@ from ..tracking.models import log_best_model
 from ..tracking.run_tree import RunTree
 from ..tracking.tags import replicate_of
 from ..tracking.trial_runs import TrialRuns
-from .comparison import Comparison, DepthEntry
-from .curves import curve_crossings, expected_best, expected_best_std
+from ..verdict.comparison import Comparison, DepthEntry
+from ..verdict.curves import curve_crossings, expected_best, expected_best_std
 
 
 def _run_of(client, depth_run: str, ray_id: str) -> str | None:
@@ -77,7 +77,9 @@ def _depth_summary(
     if spec.budget.kind == "seconds":
         per_search = seconds / len(studies)
         entry.overshoot_seconds = round(max(0.0, per_search - spec.budget.per_depth), 3)
-    metrics = {f"trials_{k}": v for k, v in entry.trials.items()} | {"epochs": epochs, "train_seconds": seconds}
+    counts = entry.trials
+    metrics = {"trials_completed": counts.completed, "trials_pruned": counts.pruned, "trials_failed": counts.failed}
+    metrics |= {"epochs": epochs, "train_seconds": seconds}
     if done:
         replicate = studies.index(best_study) + 1
         _record_best(
@@ -158,13 +160,9 @@ def _record_best(
     entry.best_val_loss = best.value
     entry.best_config = cfg.model_dump(mode="json", exclude_none=True)
     entry.params = int(best.user_attrs["params"]) if "params" in best.user_attrs else None
-    entry.best_trial = {
-        "name": tags.trial_name(depth, best.number, replicate),
-        "number": best.number,
-        "mlflow_run_id": run_id,
-    }
-    if replicate is not None:
-        entry.best_trial["replicate"] = replicate
+    name = tags.trial_name(depth, best.number, replicate)
+    best_trial = {"name": name, "number": best.number, "mlflow_run_id": run_id}
+    entry.best_trial = best_trial | ({"replicate": replicate} if replicate is not None else {})
     entry.val_curve = trials.curves.get(ray_id, [])
     if checkpoint is not None and run_id:
         with checkpoint.as_directory() as folder:
@@ -179,7 +177,7 @@ def _record_best(
         client,
         depth_run,
         params=store.as_params({f"best.{k}": v for k, v in params.items()} | {"depth": depth}),
-        tags=store.as_tags({tags.BEST_TRIAL: entry.best_trial["name"], tags.BEST_RUN_ID: run_id or ""}),
+        tags=store.as_tags({tags.BEST_TRIAL: entry.best_trial.name, tags.BEST_RUN_ID: run_id or ""}),
     )
 
 
@@ -204,7 +202,7 @@ def _log_model(folder: Path, data, *, client, run_id: str, entry: DepthEntry, se
         experiment_id=experiment_id,
         search=search,
         depth=entry.depth,
-        trial=entry.best_trial["name"],
+        trial=entry.best_trial.name,
     )
     return {"model_id": model_id, "uri": f"models:/{model_id}", "test_loss": test_loss}
 
@@ -248,7 +246,7 @@ def summarise(
         comparison.best_depth = overall.depth
         client.set_tag(tree.search_id, tags.BEST_DEPTH, str(comparison.best_depth))
         if overall.model:
-            client.set_logged_model_tags(overall.model["model_id"], {tags.OVERALL_BEST: "true"})
+            client.set_logged_model_tags(overall.model.model_id, {tags.OVERALL_BEST: "true"})
     best = {f"best_val_loss_d{d.depth}": d.best_val_loss for d in ranked}
     if ranked:
         best["best_val_loss"] = min(d.best_val_loss for d in ranked)

@@ -12,7 +12,7 @@ import torch
 from stacktune.datasets import load
 from stacktune.datasets.types import Prepared, Split
 from stacktune.models.train import evaluate
-from stacktune.search.analysis.baselines import (
+from stacktune.search.verdict.baselines import (
     MIN_PROBABILITY,
     best_baseline,
     majority_class,

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from stacktune.datasets.types import Prepared, Split
-from stacktune.search.analysis import checks
-from stacktune.search.analysis.comparison import Comparison, DepthEntry
 from stacktune.search.spec.schema import SearchSpec
+from stacktune.search.verdict import checks
+from stacktune.search.verdict.comparison import Comparison, DepthEntry
 
 
 def _series_data(rows: int = 120, window: int = 6) -> Prepared:
@@ -89,11 +89,11 @@ def test_warnings_read_the_searched_ranges_from_the_spec():
         entry.val_curve = [1.0] * 9 + [0.5]  # best at the last epoch
         entry.expected_best = [1.0, 0.9, 0.8, 0.5]
     checks.add_warnings(spec, comparison, _series_data(), eval_val_loss={1: 0.05, 2: 0.6})
-    found = {(w["code"], w["depth"]) for w in comparison.warnings}
+    found = {(w.code, w.depth) for w in comparison.warnings}
     assert ("best_epoch_at_end", 1) in found and ("best_epoch_at_end", 2) in found
     assert ("at_range_bound", 1) in found  # units 32 is the largest choice; lr 0.01 the top of its range
     assert ("distribution_shift", 1) in found  # a test loss ten times the validation loss
     assert ("too_few_test_windows", None) in found  # 14 test windows
     assert ("budget_still_improving", 1) in found
-    units_2 = [w for w in comparison.warnings if w["code"] == "at_range_bound" and w["depth"] == 2]
-    assert [w["figures"]["param"] for w in units_2] == ["units_0", "lr"]  # 8 is the smallest choice
+    units_2 = [w for w in comparison.warnings if w.code == "at_range_bound" and w.depth == 2]
+    assert [w.figures["param"] for w in units_2] == ["units_0", "lr"]  # 8 is the smallest choice

@@ -8,16 +8,16 @@ from optuna.trial import TrialState
 
 from stacktune.models.lstm import LSTMConfig, StackedLSTM, load_model, save_model
 from stacktune.models.train import evaluate
-from stacktune.search.analysis.comparison import Comparison
-from stacktune.search.analysis.summary import summarise
 from stacktune.search.contracts import TrialResult
 from stacktune.search.engine.space import suggest
 from stacktune.search.engine.studies import prepare_studies, study_name
+from stacktune.search.publishing.summary import summarise
 from stacktune.search.spec.loading import load_data
 from stacktune.search.spec.schema import SearchSpec
 from stacktune.search.tracking import store, tags
 from stacktune.search.tracking.run_tree import open_run_tree
 from stacktune.search.tracking.trial_runs import TrialRuns
+from stacktune.search.verdict.comparison import Comparison
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -167,8 +167,8 @@ def test_each_depth_entry_holds_its_studys_best_and_budget(search):
         assert entry.best_config["dataset"]["name"] == "sine" and entry.best_config["dataset"]["window"] == 12
         assert entry.best_config["train"]["epochs"] == spec.train.epochs
         assert entry.params == 100 * entry.depth + study.best_trial.number
-        assert entry.best_trial["name"] == tags.trial_name(entry.depth, study.best_trial.number)
-        assert entry.best_trial["number"] == study.best_trial.number
+        assert entry.best_trial.name == tags.trial_name(entry.depth, study.best_trial.number)
+        assert entry.best_trial.number == study.best_trial.number
         assert entry.mlflow_run_id == search["tree"].depth_runs[entry.depth]
 
         assert len(entry.expected_best) == spec.trials_per_depth
@@ -181,8 +181,8 @@ def test_each_depth_entry_holds_its_studys_best_and_budget(search):
         assert entry.importance is None or set(entry.importance) <= set(study.best_trial.params)
 
     one, two = comparison.entry(1), comparison.entry(2)
-    assert one.trials == {"completed": 4, "pruned": 0, "failed": 0}
-    assert two.trials == {"completed": 2, "pruned": 1, "failed": 1}
+    assert one.trials.to_dict() == {"completed": 4, "pruned": 0, "failed": 0}
+    assert two.trials.to_dict() == {"completed": 2, "pruned": 1, "failed": 1}
     assert one.epochs == 4 * 3 and two.epochs == 3 + 1 + 3 + 1
     assert one.train_seconds == pytest.approx(1.25 * 12) and two.train_seconds == pytest.approx(1.25 * 8)
     # Dropout is searched only between layers.
@@ -194,7 +194,7 @@ def test_each_depth_entry_holds_its_studys_best_and_budget(search):
     assert comparison.trials_per_depth == TRIALS
     assert comparison.experiment_id == search["tree"].experiment_id
     assert comparison.mlflow_run_id == search["tree"].search_id
-    assert comparison.dataset["name"] == "sine"
+    assert comparison.dataset.name == "sine"
     assert comparison.baseline is None  # evaluation is off
     assert Comparison.from_dict(comparison.to_dict()).to_dict() == comparison.to_dict()
 
@@ -207,47 +207,47 @@ def test_the_best_trials_are_found_in_mlflow_and_tagged(search):
     best1 = _ray_id(1, search["best"][1])
     best2 = _ray_id(2, search["best"][2])
     # Depth 1's best ran in this driver: its run, its curve.
-    assert one.best_trial["mlflow_run_id"] == callback.run_ids[best1]
+    assert one.best_trial.mlflow_run_id == callback.run_ids[best1]
     assert one.val_curve == callback.curves[best1]
     # Depth 2's best ran before a resume: found by its Ray trial id; its curve is not this driver's to give.
     assert best2 not in callback.run_ids
-    assert two.best_trial["mlflow_run_id"] == earlier.run_ids[best2]
+    assert two.best_trial.mlflow_run_id == earlier.run_ids[best2]
     assert two.val_curve == []
 
     for entry in (one, two):
         depth_run = client.get_run(tree.depth_runs[entry.depth])
-        assert depth_run.data.tags[tags.BEST_TRIAL] == entry.best_trial["name"]
-        assert depth_run.data.tags[tags.BEST_RUN_ID] == entry.best_trial["mlflow_run_id"]
+        assert depth_run.data.tags[tags.BEST_TRIAL] == entry.best_trial.name
+        assert depth_run.data.tags[tags.BEST_RUN_ID] == entry.best_trial.mlflow_run_id
         assert depth_run.data.metrics["best_val_loss"] == pytest.approx(entry.best_val_loss)
-        assert depth_run.data.metrics["trials_completed"] == entry.trials["completed"]
-        assert depth_run.data.metrics["trials_pruned"] == entry.trials["pruned"]
+        assert depth_run.data.metrics["trials_completed"] == entry.trials.completed
+        assert depth_run.data.metrics["trials_pruned"] == entry.trials.pruned
         assert depth_run.data.metrics["epochs"] == entry.epochs
         params = depth_run.data.params
         assert params["depth"] == str(entry.depth)
         assert params["best.units_0"] == str(entry.best_config["model"]["units"][0])
 
-        trial_run = client.get_run(entry.best_trial["mlflow_run_id"])
-        assert trial_run.info.run_name == entry.best_trial["name"]
+        trial_run = client.get_run(entry.best_trial.mlflow_run_id)
+        assert trial_run.info.run_name == entry.best_trial.name
         assert trial_run.data.tags[tags.BEST] == "true"
         assert trial_run.data.tags[tags.PARENT_RUN_ID] == tree.depth_runs[entry.depth]
 
     # Only the best trial of each depth is marked best.
     trial_runs = client.search_runs([tree.experiment_id], filter_string=f"tags.`{tags.ROLE}` = '{tags.ROLE_TRIAL}'")
     marked = sorted(r.info.run_name for r in trial_runs if r.data.tags.get(tags.BEST) == "true")
-    assert marked == sorted([one.best_trial["name"], two.best_trial["name"]])
+    assert marked == sorted([one.best_trial.name, two.best_trial.name])
 
     # The checkpoint Ray's storage kept is attached to the run of the trial that ran before the resume.
-    artifacts = {a.path for a in client.list_artifacts(two.best_trial["mlflow_run_id"])}
+    artifacts = {a.path for a in client.list_artifacts(two.best_trial.mlflow_run_id)}
     assert artifacts == {"model.pt", "config.yaml"}
     # Its model is an MLflow Model linked to that run, marked as the search's overall best, with the test loss of
     # those weights; depth 1's best left no checkpoint (none went through Ray here), so it has no model.
     assert one.model is None
-    logged = client.get_logged_model(two.model["model_id"])
-    assert logged.source_run_id == two.best_trial["mlflow_run_id"] and logged.experiment_id == tree.experiment_id
-    assert logged.tags[tags.OVERALL_BEST] == "true" and logged.tags[tags.MODEL_TRIAL] == two.best_trial["name"]
+    logged = client.get_logged_model(two.model.model_id)
+    assert logged.source_run_id == two.best_trial.mlflow_run_id and logged.experiment_id == tree.experiment_id
+    assert logged.tags[tags.OVERALL_BEST] == "true" and logged.tags[tags.MODEL_TRIAL] == two.best_trial.name
     expected = evaluate(load_model(search["weights"]), search["data"].test, task="regression")
-    assert two.model["test_loss"] == pytest.approx(expected["loss"])
-    assert two.model["uri"] == f"models:/{logged.model_id}"
+    assert two.model.test_loss == pytest.approx(expected["loss"])
+    assert two.model.uri == f"models:/{logged.model_id}"
 
     search_run = client.get_run(tree.search_id)
     assert search_run.data.tags[tags.BEST_DEPTH] == str(comparison.best_depth) == "2"
@@ -280,9 +280,9 @@ def test_a_depth_without_a_completed_trial_has_no_best(tmp_path, monkeypatch):
 
     one, two = comparison.entry(1), comparison.entry(2)
     assert one.best_val_loss is None and one.best_config is None and one.best_trial is None
-    assert one.trials == {"completed": 0, "pruned": 0, "failed": 2}
+    assert one.trials.to_dict() == {"completed": 0, "pruned": 0, "failed": 2}
     assert one.expected_best == []
-    assert two.best_val_loss == 0.3 and two.best_trial["mlflow_run_id"] is None  # no run of it anywhere
+    assert two.best_val_loss == 0.3 and two.best_trial.mlflow_run_id is None  # no run of it anywhere
     assert comparison.best_depth == 2
     assert tags.BEST_TRIAL not in client.get_run(tree.depth_runs[1]).data.tags
     assert client.get_run(tree.depth_runs[2]).data.tags[tags.BEST_TRIAL] == tags.trial_name(2, 0)

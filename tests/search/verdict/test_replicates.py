@@ -10,18 +10,20 @@ import numpy as np
 import pytest
 
 from benchmarks.verdict import draw_replicates
-from stacktune.search.analysis.comparison import Comparison, DepthEntry
-from stacktune.search.analysis.evaluation import aggregate, plan_jobs
-from stacktune.search.analysis.replicates import replicate_means, replicate_test
-from stacktune.search.analysis.stats import compare
+from stacktune.search.evaluation import aggregate, plan_jobs
+from stacktune.search.publishing.report import write_report
 from stacktune.search.spec.convert import evaluation_seeds, to_train_config
 from stacktune.search.spec.schema import SearchSpec
+from stacktune.search.verdict.comparison import Comparison, DepthEntry
+from stacktune.search.verdict.replicates import replicate_means, replicate_test
+from stacktune.search.verdict.stats import compare
 
 
 def _called(verdict) -> bool:
     return verdict.winner is not None or any(p.better is not None for p in verdict.pairs)
 
 
+@pytest.mark.slow  # a simulation of 150 searches
 def test_a_search_effect_as_large_as_the_seed_effect_breaks_the_run_level_test_but_not_the_replicate_level_one():
     # Two equal depths, 3 searches each, 8 seeds: a lucky search makes all 8 of its runs look good together.
     g = np.random.default_rng(7)
@@ -36,6 +38,7 @@ def test_a_search_effect_as_large_as_the_seed_effect_breaks_the_run_level_test_b
     assert by_run / reps >= 0.09  # counting every run as independent calls far more than 5% (about 16%)
 
 
+@pytest.mark.slow  # a simulation of 100 searches
 def test_a_depth_two_sds_better_wins_with_enough_searches():
     g = np.random.default_rng(11)
     wins = 0
@@ -107,7 +110,7 @@ def test_every_replicate_search_is_retrained_and_the_fixed_setting_once_per_dept
     assert {j["config"]["model"]["units"][0] for j in tuned if j["replicate"] == 2} == {16}
 
 
-def test_aggregate_keeps_each_search_and_counts_the_searches_that_agree():
+def test_aggregate_keeps_each_search_and_counts_the_searches_that_agree(tmp_path):
     spec = _spec()
     candidates = {(d, r): [_config(spec, d, 8 * r)] for d in spec.depths for r in (1, 2, 3)}
     jobs = plan_jobs(spec, candidates, evaluation_seeds(spec))
@@ -134,14 +137,30 @@ def test_aggregate_keeps_each_search_and_counts_the_searches_that_agree():
     aggregate(spec, comparison, results)
     one = comparison.entry(1)
     assert len(one.test_losses) == 18 and one.seeds == seeds * 3
-    assert [r["test_loss_mean"] for r in one.replicates] == pytest.approx([1.025, 1.125, 2.525])
+    assert [r.test_loss_mean for r in one.replicates] == pytest.approx([1.025, 1.125, 2.525])
     assert one.test_loss_ci_method == "t-replicates"
     low, high = one.test_loss_ci95
     assert low < one.test_loss_mean < high and one.test_loss_mean == pytest.approx((1.025 + 1.125 + 2.525) / 3)
     (pair,) = comparison.agreement
-    assert pair["a"] == 1 and pair["b"] == 2 and pair["of"] == 3
-    assert pair["leader"] == 1 and pair["agree"] == 2
+    assert (pair.a, pair.b, pair.of, pair.leader, pair.agree) == (1, 2, 3, 1, 2)
     # Three searches a side with one far off: no call, whatever 18 runs against 18 would suggest.
-    assert comparison.verdict["winner"] is None
-    assert pair["better"] is None
-    assert comparison.to_dict()["agreement"] == comparison.agreement
+    assert comparison.verdict.winner is None
+    assert pair.better is None
+    written = comparison.to_dict()
+    assert written["agreement"] == [{"a": 1, "b": 2, "better": None, "leader": 1, "agree": 2, "of": 3}]
+    assert Comparison.from_dict(written).to_dict() == written
+
+    # The report shows every search and the agreement, and counts the search's randomness as accounted for.
+    comparison.replicates = 3
+    comparison.evaluation = {"seeds": seeds, "confidence": 0.95, "replicates": 3}
+    for entry in comparison.depths:
+        for found in entry.replicates:
+            found.best_config = candidates[(entry.depth, found.replicate)][0].model_dump(mode="json")
+    paths = write_report(comparison, tmp_path)
+    report = paths[0].read_text()
+    assert "## Replicate searches" in report
+    assert "| 1 | 3 |" in report and "| 2 | 2 |" in report  # depth, search
+    assert "depth 1 is lower than (not called) depth 2 in 2 of 3 replicate searches" in report
+    assert "Accounted for: the search's own randomness. Each depth was searched 3 times" in report
+    assert "3 times over (independent searches)" in report
+    assert any(p.name == "test_loss_by_depth.png" for p in paths)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from stacktune.datasets.types import Prepared, Split
-from stacktune.search.analysis.diagnostics import (
+from stacktune.search.verdict.diagnostics import (
     CODES,
     at_range_bound,
     best_epoch_at_end,

@@ -16,7 +16,7 @@ from ..spec.convert import config_yaml
 from ..spec.schema import TrainConfig
 from ..tracking.buffer import BufferedWriter
 from ..tracking.run_tree import RunTree
-from .comparison import Comparison, DepthEntry
+from ..verdict.comparison import Comparison, DepthEntry
 
 log = logging.getLogger("stacktune")
 
@@ -43,7 +43,7 @@ def publish(
 
     wait = PUBLISH_WAIT if wait is None else wait
     write_exports(comparison, out_dir)
-    reports = write_report(comparison.to_dict(), out_dir)
+    reports = write_report(comparison, out_dir)
     search = writer.adopt(tree.search_id, run_name="the search run")
     writer.holding = f"the results wait for it (at most {wait:.0f} s), kept meanwhile in {out_dir}"
     was_down = not writer.answering
@@ -94,7 +94,7 @@ def _export_yaml(comparison: Comparison, entry: DepthEntry) -> str:
     cfg.source = {
         "search": comparison.search,
         "depth": entry.depth,
-        "trial": entry.best_trial["name"],
-        "mlflow_run_id": entry.best_trial["mlflow_run_id"],
+        "trial": entry.best_trial.name,
+        "mlflow_run_id": entry.best_trial.mlflow_run_id,
     }
     return config_yaml(cfg)

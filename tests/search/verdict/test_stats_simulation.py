@@ -16,8 +16,8 @@ import pytest
 from scipy import stats as st
 
 from benchmarks.verdict import draw
-from stacktune.search.analysis.stats import DEFAULT_SEEDS, compare, mean_interval, min_seeds, trend
-from stacktune.search.analysis.versus_fixed import compare_settings
+from stacktune.search.verdict.stats import DEFAULT_SEEDS, compare, mean_interval, min_seeds, trend
+from stacktune.search.verdict.versus_fixed import compare_settings
 
 pytestmark = pytest.mark.slow  # hundreds of simulated searches a test
 REPS = 300

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from scipy import stats as st
 
-from stacktune.search.analysis import stats as stats_module
-from stacktune.search.analysis.stats import (
+from stacktune.search.verdict import stats as stats_module
+from stacktune.search.verdict.stats import (
     DEFAULT_SEEDS,
     MIN_RUNS,
     Interval,

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from stacktune.search.analysis.curves import curve_crossings, expected_best, expected_best_std
+from stacktune.search.verdict.curves import curve_crossings, expected_best, expected_best_std
 
 
 def test_expected_best_hand_computed():

@@ -1,6 +1,6 @@
 """Evaluation's planning and aggregation: which retrainings run, and what their scores add to the comparison.
 
-The verdict's rule lives in analysis/stats.py; these tests assert only what any sound rule gives.
+The verdict's rule lives in verdict/stats.py; these tests assert only what any sound rule gives.
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from stacktune.search.analysis.comparison import Comparison, DepthEntry
-from stacktune.search.analysis.evaluation import aggregate, mark_incomplete, plan_jobs, seed_rounds
-from stacktune.search.analysis.stats import compare, min_seeds
+from stacktune.search.evaluation import aggregate, mark_incomplete, plan_jobs, seed_rounds
 from stacktune.search.spec.convert import baseline_config, evaluation_seeds, to_train_config
 from stacktune.search.spec.schema import SearchSpec
+from stacktune.search.verdict.comparison import Comparison, DepthEntry, Verdict
+from stacktune.search.verdict.stats import compare, min_seeds
 
 
 def _spec(**changes) -> SearchSpec:
@@ -155,19 +155,19 @@ def test_aggregate_fills_each_depth_with_the_candidate_best_on_validation():
         assert entry.test_accuracy_mean is None
 
         fixed = entry.fixed
-        assert fixed["config"] == baseline_config(spec, entry.depth).model_dump(mode="json")
-        assert fixed["params"] == 1000 + entry.depth and isinstance(fixed["params"], int)
+        assert fixed.config == baseline_config(spec, entry.depth).model_dump(mode="json")
+        assert fixed.params == 1000 + entry.depth and isinstance(fixed.params, int)
         fixed_expected = [2.0 + 0.1 * entry.depth + 0.01 * i for i in range(len(seeds))]
-        assert fixed["test_losses"] == pytest.approx(fixed_expected)
-        assert fixed["test_loss_mean"] == pytest.approx(sum(fixed_expected) / len(fixed_expected))
-        assert fixed["test_loss_ci95"][0] <= fixed["test_loss_mean"] <= fixed["test_loss_ci95"][1]
+        assert fixed.test_losses == pytest.approx(fixed_expected)
+        assert fixed.test_loss_mean == pytest.approx(sum(fixed_expected) / len(fixed_expected))
+        assert fixed.test_loss_ci95[0] <= fixed.test_loss_mean <= fixed.test_loss_ci95[1]
 
     for verdict in (comparison.verdict, comparison.fixed_verdict):
-        assert isinstance(verdict, dict)
-        assert verdict["winner"] in (None, 1, 2)
-        assert verdict["tied"] and set(verdict["tied"]) <= {1, 2}
-        if verdict["winner"] is not None:
-            assert verdict["winner"] in verdict["tied"]
+        assert isinstance(verdict, Verdict)
+        assert verdict.winner in (None, 1, 2)
+        assert verdict.tied and set(verdict.tied) <= {1, 2}
+        if verdict.winner is not None:
+            assert verdict.winner in verdict.tied
     assert isinstance(comparison.conclusion_changed, bool)
     assert isinstance(comparison.conclusion, str) and comparison.conclusion.strip()
     assert re.search(r"\bdepths?\b", comparison.conclusion)
@@ -186,8 +186,8 @@ def test_identical_losses_name_no_winner():
     aggregate(spec, comparison, _results(spec, jobs, val=lambda j: 0.7, test=lambda j: 1.5))
 
     for verdict in (comparison.verdict, comparison.fixed_verdict):
-        assert verdict["winner"] is None
-        assert sorted(verdict["tied"]) == [1, 2]
+        assert verdict.winner is None
+        assert sorted(verdict.tied) == [1, 2]
     assert comparison.conclusion_changed is False
     assert comparison.conclusion.strip()
     for depth in (1, 2):
@@ -253,7 +253,7 @@ def test_a_depth_without_results_is_left_unevaluated():
 
     assert comparison.entry(1).test_loss_mean is None and comparison.entry(1).seeds is None
     assert comparison.entry(2).seeds == evaluation_seeds(spec)
-    assert comparison.verdict is not None and set(comparison.verdict["tied"]) <= {2}
+    assert comparison.verdict is not None and set(comparison.verdict.tied) <= {2}
 
 
 def test_failed_runs_count_as_the_worst_loss_and_are_never_dropped():
@@ -275,7 +275,7 @@ def test_failed_runs_count_as_the_worst_loss_and_are_never_dropped():
     assert two.test_loss_mean == pytest.approx(0.5)  # the mean of the runs that trained
     assert comparison.entry(1).failed_runs == 0
     # Dropping the failures would make depth 2 look better on every seed; counted as worst, it is not.
-    assert comparison.verdict["winner"] != 2
+    assert comparison.verdict.winner != 2
     json.dumps(comparison.to_dict(), allow_nan=False)
 
 

@@ -1,21 +1,25 @@
-"""report.md and its plots, written from comparison.json dicts like a finished search leaves."""
+"""report.md and its plots, written from the typed comparison of comparison.json dicts like a finished search leaves."""
 
 from __future__ import annotations
 
 import copy
+import json
 import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from stacktune.search.analysis import plots
-from stacktune.search.analysis.curves import expected_best, expected_best_std
-from stacktune.search.analysis.report import PLOT_FILES, write_report
-from stacktune.search.analysis.stats import compare, mean_ci
-from stacktune.search.analysis.versus_fixed import compare_settings
+from stacktune.search.publishing import plots
+from stacktune.search.publishing.report import PLOT_FILES, write_report
+from stacktune.search.verdict.comparison import Comparison
+from stacktune.search.verdict.curves import expected_best, expected_best_std
+from stacktune.search.verdict.stats import compare, mean_ci
+from stacktune.search.verdict.versus_fixed import compare_settings
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+DATA = Path(__file__).parents[1] / "data"
+DOCS = Path(__file__).resolve().parents[3] / "docs" / "sunspots-depths"
 SEEDS = [1000, 1001, 1002, 1003, 1004, 1005, 1006, 1007]
 TRIALS = 16
 BASELINE = {"units": 64, "lr": 0.001, "dropout": 0.0, "batch_size": 64}
@@ -198,6 +202,11 @@ def _text_only(comparison: dict) -> dict:
     return comparison
 
 
+def _write(comparison: dict, out: Path) -> list[Path]:
+    """The report of a comparison.json dict, read as the file would be."""
+    return write_report(Comparison.from_dict(comparison), out)
+
+
 def _check_png(path: Path) -> None:
     from matplotlib.image import imread
 
@@ -214,11 +223,12 @@ def _links(report: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def realistic_report(tmp_path_factory):
-    """The realistic comparison, the paths write_report returned and the comparison as it was before."""
+    """The realistic comparison.json dict, the comparison read from it, the paths write_report returned and where."""
     comparison = realistic()
-    before = copy.deepcopy(comparison)
+    typed = Comparison.from_dict(copy.deepcopy(comparison))
     out = tmp_path_factory.mktemp("realistic")
-    return comparison, before, write_report(comparison, out), out
+    paths = write_report(typed, out)
+    return comparison, typed, paths, out
 
 
 def test_realistic_report_has_every_plot_and_names_the_winner(realistic_report):
@@ -263,14 +273,14 @@ def test_numbers_are_rounded_to_four_significant_digits(realistic_report):
 
 
 def test_input_is_not_modified(realistic_report):
-    comparison, before, _, _ = realistic_report
-    assert comparison == before
+    comparison, typed, _, _ = realistic_report
+    assert typed.to_dict() == comparison
 
 
 def test_tie_says_tie(tmp_path):
     comparison = realistic(tuned_centers=(0.30, 0.21, 0.2102))
     assert comparison["verdict"]["winner"] is None and len(comparison["verdict"]["tied"]) >= 2
-    report = write_report(comparison, tmp_path)[0].read_text()
+    report = _write(comparison, tmp_path)[0].read_text()
     answer = report.split("## ")[0]
     assert "may be best" in answer and "The best depth is among depths 2 and 4" in answer
     assert "not shown different" in report
@@ -285,7 +295,7 @@ def test_unchanged_or_open_conclusion_is_reported(tmp_path, changed, words):
     comparison = realistic()
     comparison.update(conclusion_changed=changed, conclusion_reasons=["same within ±0.02"])
     del comparison["conclusion"], comparison["tuning"]
-    report = write_report(_text_only(comparison), tmp_path)[0].read_text()
+    report = _write(_text_only(comparison), tmp_path)[0].read_text()
     assert words in report
     assert "the conclusion changed:" not in report and "the conclusion changed (" not in report
 
@@ -293,7 +303,7 @@ def test_unchanged_or_open_conclusion_is_reported(tmp_path, changed, words):
 def test_without_conclusion_the_answer_builds_the_fixed_sentence(tmp_path):
     comparison = realistic()
     del comparison["conclusion"], comparison["tuning"]  # as a file from before the tested statement
-    report = write_report(_text_only(comparison), tmp_path)[0].read_text()
+    report = _write(_text_only(comparison), tmp_path)[0].read_text()
     answer = report.split("## ")[0]
     assert "With one fixed setting for every depth (64 units per layer, lr 0.001" in answer
     assert "the conclusion changed" in answer
@@ -303,7 +313,7 @@ def test_validation_only_skips_test_plot_and_still_reports(tmp_path):
     stale = tmp_path / "test_loss_by_depth.png"  # left by an earlier report that had test results
     stale.write_bytes(PNG_MAGIC)
     (tmp_path / "report.md").write_text("old report")
-    paths = write_report(validation_only(), tmp_path)
+    paths = _write(validation_only(), tmp_path)
     assert not stale.exists()
     names = [p.name for p in paths]
     assert names == ["report.md", "expected_best.png", "expected_best_seconds.png", "val_curves.png", "importance.png"]
@@ -324,7 +334,7 @@ def test_nothing_completed_writes_only_the_report(tmp_path):
     comparison = validation_only()
     comparison["depths"] = [comparison["depths"][-1]]
     comparison.pop("best_depth")
-    paths = write_report(comparison, tmp_path / "new" / "dir")
+    paths = _write(comparison, tmp_path / "new" / "dir")
     assert [p.name for p in paths] == ["report.md"]
     report = paths[0].read_text()
     assert "No depth completed a trial" in report
@@ -340,7 +350,7 @@ def test_baseline_without_evaluation_verdict_and_missing_pieces(tmp_path):
         entry["val_curve"] = []
     comparison["depths"][2]["fixed"] = None
     comparison["depths"][0].update(test_loss_mean=None, test_loss_ci95=None, test_losses=None)
-    paths = write_report(comparison, tmp_path)
+    paths = _write(comparison, tmp_path)
     assert [p.name for p in paths] == [
         "report.md",
         "test_loss_by_depth.png",
@@ -359,7 +369,7 @@ def test_classification_labels_and_accuracy(tmp_path):
     comparison["task"] = "classification"
     for entry in comparison["depths"]:
         entry["test_accuracy_mean"] = 0.9 - 0.01 * entry["depth"]
-    report = write_report(comparison, tmp_path)[0].read_text()
+    report = _write(comparison, tmp_path)[0].read_text()
     assert "cross-entropy" in report
     assert "tuned test accuracy" in report and "0.88" in report
 
@@ -375,7 +385,7 @@ def test_missing_and_non_finite_numbers_do_not_crash(tmp_path):
     comparison["verdict"]["pairs"][0]["p_a_better"] = None
     comparison["verdict"]["pairs"][1]["p_a_better"] = float("nan")
     comparison["depths"][0]["test_loss_ci95"] = None
-    paths = write_report(comparison, tmp_path)
+    paths = _write(comparison, tmp_path)
     assert len(paths) == 6
     for path in paths[1:]:
         _check_png(path)
@@ -393,7 +403,7 @@ def _importance_report(comparison: dict, out: Path, monkeypatch) -> tuple[str, s
         return save(fig, path)
 
     monkeypatch.setattr(plots, "_save", keep_label)
-    report = write_report(comparison, out)[0].read_text()
+    report = _write(comparison, out)[0].read_text()
     return report, labels["importance.png"]
 
 
@@ -448,12 +458,30 @@ def test_depths_measured_differently_each_say_their_method(tmp_path, monkeypatch
 
 def test_a_comparison_written_before_the_best_set_and_the_trend_still_reports(tmp_path):
     """A file from the version whose verdict tested every pair (no best_set, trend, tuning or reasons) renders whole."""
-    import json
-
-    older = json.loads((Path(__file__).parent / "data" / "comparison-before-best-set.json").read_text())
+    older = json.loads((DATA / "comparison-before-best-set.json").read_text())
     assert "best_set" not in older["verdict"] and "tuning" not in older
-    report = write_report(_text_only(older), tmp_path)[0].read_text()
+    report = _write(_text_only(older), tmp_path)[0].read_text()
     answer = report.split("## ")[0]
     assert "**Depth 2 wins**" in answer and older["conclusion"] in answer
     assert "Does adding a layer help?" not in answer and "Tuning gain" not in report
     assert "## What this verdict accounts for" in report
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        (DOCS / "comparison.json", DATA / "report-sunspots-depths.md"),
+        (DATA / "comparison-before-best-set.json", DATA / "report-before-best-set.md"),
+    ],
+    ids=["sunspots-depths", "before-best-set"],
+)
+def test_a_comparison_file_renders_the_report_it_always_has(tmp_path, source, expected):
+    """Word for word the report.md these files gave before the report read the typed comparison, every plot drawn."""
+    paths = write_report(Comparison.from_dict(json.loads(source.read_text())), tmp_path)
+
+    assert paths[0].read_text(encoding="utf-8") == expected.read_text(encoding="utf-8")
+    assert [p.name for p in paths[1:]] == list(PLOT_FILES)
+    for path in paths[1:]:
+        _check_png(path)
+    if source.parent == DOCS:  # the walkthrough's report is the one this version writes
+        assert (DOCS / "report.md").read_text(encoding="utf-8") == expected.read_text(encoding="utf-8")

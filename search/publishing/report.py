@@ -1,4 +1,4 @@
-"""A finished search as a readable report: report.md plus a few plots, from comparison.json alone.
+"""A finished search as a readable report: report.md plus a few plots, from its `Comparison` alone.
 
 The report answers "does stacking more layers help on my data?": the verdict with its
 uncertainty, how it compares with the usual one-fixed-setting comparison, the tables behind
@@ -15,9 +15,21 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from . import reading
-from .plots import CAPTIONS, PLOT_FILES, draw_plots, importance_meaning, importance_methods
-from .wording import depths_phrase, join
+from ..verdict.comparison import (
+    Comparison,
+    DatasetInfo,
+    DepthEntry,
+    FixedSetting,
+    Pair,
+    TrialCounts,
+    Verdict,
+    config_lr,
+    config_units,
+    finite,
+    interval,
+)
+from ..verdict.wording import depths_phrase, join
+from .plots import CAPTIONS, PLOT_FILES, draw_plots, importance_meaning, importance_methods, level_text, param_label
 
 __all__ = ["write_report", "PLOT_FILES"]
 
@@ -27,7 +39,7 @@ __all__ = ["write_report", "PLOT_FILES"]
 
 def _num(value: Any, digits: int = 4) -> str:
     """A number with `digits` significant digits; '–' for missing or non-finite values."""
-    if not reading.finite(value):
+    if not finite(value):
         return "–"
     if value == 0:
         return "0"
@@ -35,46 +47,32 @@ def _num(value: Any, digits: int = 4) -> str:
 
 
 def _int(value: Any) -> str:
-    return f"{int(value):,}" if reading.finite(value) else "–"
+    return f"{int(value):,}" if finite(value) else "–"
 
 
 def _mean_ci(mean: Any, ci: Any) -> str:
     """'0.2100 [0.1900, 0.2300]' style: the mean, then its interval when there is one."""
-    if not reading.finite(mean):
+    if not finite(mean):
         return "–"
-    bounds = reading.interval(ci)
+    bounds = interval(ci)
     if bounds is None:
         return _num(mean)
     return f"{_num(mean)} [{_num(bounds[0])}, {_num(bounds[1])}]"
 
 
-def _tested_config(entry: dict) -> dict | None:
-    """The tuned configuration whose test scores the entry carries (a top-k runner-up may stand in)."""
-    cfg = entry.get("evaluated_config") or entry.get("best_config")
-    return cfg if isinstance(cfg, dict) else None
-
-
 def _units(cfg: dict | None) -> str:
-    units = ((cfg or {}).get("model") or {}).get("units")
-    if not isinstance(units, list) or not units:
+    units = config_units(cfg)
+    if units is None:
         return "–"
     return "[" + ", ".join(str(u) for u in units) + "]"
 
 
 def _lr(cfg: dict | None) -> str:
-    return _num(((cfg or {}).get("train") or {}).get("lr"))
-
-
-def _p_beats(pair: dict, depth: int) -> float | None:
-    """P(`depth` beats the other depth of `pair`), flipped when `depth` is the pair's b."""
-    p = pair.get("p_a_better")
-    if not reading.finite(p):
-        return None
-    return float(p) if pair.get("a") == depth else 1.0 - float(p)
+    return _num(config_lr(cfg))
 
 
 def _pvalue(value: Any) -> str:
-    if not reading.finite(value):
+    if not finite(value):
         return "–"
     return "< 0.001" if value < 0.001 else f"{value:.3f}"
 
@@ -86,11 +84,11 @@ def _p_clause(value: Any) -> str:
 
 
 def _prob(value: Any) -> str:
-    return f"{value:.2f}" if reading.finite(value) else "–"
+    return f"{value:.2f}" if finite(value) else "–"
 
 
 def _prob_ci(value: Any, ci: Any) -> str:
-    bounds = reading.interval(ci)
+    bounds = interval(ci)
     if bounds is None:
         return _prob(value)
     return f"{_prob(value)} [{_prob(bounds[0])}, {_prob(bounds[1])}]"
@@ -98,75 +96,88 @@ def _prob_ci(value: Any, ci: Any) -> str:
 
 def _prose_ci(mean: Any, ci: Any, level: str) -> str:
     """'0.2108 (95% CI 0.203–0.2184)' for running text."""
-    bounds = reading.interval(ci)
+    bounds = interval(ci)
     if bounds is None:
         return _num(mean)
     return f"{_num(mean)} ({level} CI {_num(bounds[0])}–{_num(bounds[1])})"
 
 
-def _dataset_text(dataset: Any) -> str:
-    if not isinstance(dataset, dict):
+def _dataset_text(dataset: DatasetInfo | None) -> str:
+    if dataset is None:
         return "the dataset"
-    name = dataset.get("name") or (Path(str(dataset["csv"])).name if dataset.get("csv") else None) or "the dataset"
-    extras = [f"{k} {dataset[k]}" for k in ("window", "horizon", "season") if dataset.get(k) is not None]
-    if dataset.get("transform") not in (None, "none"):
-        extras.append(f"transform {dataset['transform']}: losses are on the series' changes")
+    name = dataset.name or (Path(str(dataset.csv)).name if dataset.csv else None) or "the dataset"
+    sizes = {"window": dataset.window, "horizon": dataset.horizon, "season": dataset.season}
+    extras = [f"{k} {v}" for k, v in sizes.items() if v is not None]
+    if dataset.transform not in (None, "none"):
+        extras.append(f"transform {dataset.transform}: losses are on the series' changes")
     return f"`{name}`" + (f" ({', '.join(extras)})" if extras else "")
 
 
-def _baseline_text(baseline: Any) -> str:
-    if not isinstance(baseline, dict):
+def _baseline_text(baseline: FixedSetting | None) -> str:
+    if baseline is None:
         return "one fixed setting"
     parts = []
-    if baseline.get("units") is not None:
-        parts.append(f"{baseline['units']} units per layer")
-    if baseline.get("lr") is not None:
-        parts.append(f"lr {_num(baseline['lr'])}")
-    if baseline.get("dropout") is not None:
-        parts.append(f"dropout {_num(baseline['dropout'])}")
-    if baseline.get("batch_size") is not None:
-        parts.append(f"batch size {baseline['batch_size']}")
+    if baseline.units is not None:
+        parts.append(f"{baseline.units} units per layer")
+    if baseline.lr is not None:
+        parts.append(f"lr {_num(baseline.lr)}")
+    if baseline.dropout is not None:
+        parts.append(f"dropout {_num(baseline.dropout)}")
+    if baseline.batch_size is not None:
+        parts.append(f"batch size {baseline.batch_size}")
     return ", ".join(parts) if parts else "one fixed setting"
+
+
+def _named(verdict: Verdict | None) -> Verdict | None:
+    """The verdict when it names the winner or the depths tied for first, else None."""
+    return verdict if verdict is not None and verdict.names_best else None
+
+
+def _budget_phrase(trials: Any, searches: int = 1) -> str:
+    if not trials:
+        return "the same budget"
+    if searches > 1:
+        return f"the same budget ({trials} trials per search, {searches} searches per depth)"
+    return f"the same budget ({trials} trials per depth)"
 
 
 # ----------------------------------------------------------------------------- the written answer
 
 
-def _answer(comparison: dict, entries: list[dict]) -> list[str]:
+def _answer(comparison: Comparison, entries: list[DepthEntry]) -> list[str]:
     """A few sentences: who wins (or the tie, or that the seeds cannot tell), how sure, what the naive forecast and
     the fixed setting would have said."""
-    verdict = reading.verdict(comparison)
-    tested = [e for e in entries if reading.has_test(e)]
+    verdict = _named(comparison.verdict)
+    tested = [e for e in entries if e.has_test]
     if verdict is not None and tested:
-        sentences = [f"**{comparison['headline']}**"] if comparison.get("headline") else []
+        sentences = [f"**{comparison.headline}**"] if comparison.headline else []
         sentences += _verdict_sentences(comparison, verdict, tested)
         sentences += _trend_sentences(verdict)
         sentences += _naive_sentences(comparison, tested)
-        conclusion = comparison.get("conclusion")
-        tuning = comparison.get("tuning") if isinstance(comparison.get("tuning"), dict) else {}
-        fixed_verdict = reading.verdict(comparison, "fixed_verdict")
-        if tuning.get("sentence") and fixed_verdict is not None and fixed_verdict.get("summary"):
+        conclusion = comparison.conclusion
+        tuning = comparison.tuning
+        fixed_verdict = _named(comparison.fixed_verdict)
+        if tuning is not None and tuning.sentence and fixed_verdict is not None and fixed_verdict.summary:
             # The tuned verdict is said above: only the fixed setting's side of the conclusion follows.
             sentences.append(
-                f"With one fixed setting ({_baseline_text(comparison.get('baseline'))}), {fixed_verdict['summary']}: "
-                f"{tuning['sentence']}"
+                f"With one fixed setting ({_baseline_text(comparison.baseline)}), {fixed_verdict.summary}: "
+                f"{tuning.sentence}"
             )
         elif isinstance(conclusion, str) and conclusion.strip():
             sentences.append(conclusion.strip())
         elif fixed_verdict is not None:
             sentences.append(_fixed_sentence(comparison, entries))
         return sentences
-    trials = comparison.get("trials_per_depth")
-    budget = f"the same budget ({trials} trials per depth)" if trials else "the same budget"
+    budget = _budget_phrase(comparison.trials_per_depth)
     sentences = []
-    ranked = [e for e in entries if reading.finite(e.get("best_val_loss"))]
+    ranked = [e for e in entries if finite(e.best_val_loss)]
     if not ranked:
         return ["No depth completed a trial, so there is nothing to compare yet; see the trial counts below."]
-    ranked.sort(key=lambda e: e["best_val_loss"])
+    ranked.sort(key=lambda e: e.best_val_loss)
     best = ranked[0]
-    text = f"By validation loss alone, depth {best['depth']}'s best trial scored lowest ({_num(best['best_val_loss'])}"
+    text = f"By validation loss alone, depth {best.depth}'s best trial scored lowest ({_num(best.best_val_loss)}"
     if len(ranked) > 1:
-        text += f" against {_num(ranked[1]['best_val_loss'])} for depth {ranked[1]['depth']}, the runner-up"
+        text += f" against {_num(ranked[1].best_val_loss)} for depth {ranked[1].depth}, the runner-up"
     sentences.append(text + f"), each depth searched with {budget}.")
     sentences.append(
         "There is no verdict with uncertainty: evaluation on the held-out test split was off, and the best of "
@@ -176,78 +187,79 @@ def _answer(comparison: dict, entries: list[dict]) -> list[str]:
     return sentences
 
 
-def _trend_sentences(verdict: dict) -> list[str]:
+def _trend_sentences(verdict: Verdict) -> list[str]:
     """Whether adding a layer helps, as the slope of the mean test loss per added layer (three depths or more)."""
-    trend = verdict.get("trend")
-    if not isinstance(trend, dict) or not trend.get("summary"):
+    trend = verdict.trend
+    if trend is None or not trend.summary:
         return []
-    summary = trend["summary"]
-    failed = trend.get("failed_left_out")
-    note = f" ({int(failed)} failed run(s) left out of the slope)" if reading.finite(failed) and failed else ""
+    summary = trend.summary
+    failed = trend.failed_left_out
+    note = f" ({int(failed)} failed run(s) left out of the slope)" if finite(failed) and failed else ""
     return [f"Does adding a layer help? {summary[0].upper()}{summary[1:]}{note}."]
 
 
-def _naive_sentences(comparison: dict, tested: list[dict]) -> list[str]:
+def _naive_sentences(comparison: Comparison, tested: list[DepthEntry]) -> list[str]:
     """When only some depths do worse than the naive forecast, which ones (the headline covers all of them)."""
-    if comparison.get("loses_to_naive"):
+    if comparison.loses_to_naive:
         return []
-    baselines = [b for b in comparison.get("baselines") or [] if isinstance(b, dict) and reading.finite(b.get("loss"))]
-    losing = [e for e in tested if reading.finite(e.get("skill")) and e["skill"] <= 0]
-    if not baselines or not losing:
+    best = comparison.best_baseline
+    losing = [e for e in tested if finite(e.skill) and e.skill <= 0]
+    if best is None or not losing:
         return []
-    best = min(baselines, key=lambda b: b["loss"])
-    skills = join([f"{_num(e['skill'], 2)} at depth {e['depth']}" for e in losing])
+    skills = join([f"{_num(e.skill, 2)} at depth {e.depth}" for e in losing])
     verb = "does" if len(losing) == 1 else "do"
     return [
-        f"{depths_phrase(e['depth'] for e in losing).capitalize()} {verb} no better than the naive "
-        f"{best['kind'].replace('_', ' ')} forecast (test loss {_num(best['loss'])}; skill {skills})."
+        f"{depths_phrase(e.depth for e in losing).capitalize()} {verb} no better than the naive "
+        f"{best.name} forecast (test loss {_num(best.loss)}; skill {skills})."
     ]
 
 
-def _verdict_sentences(comparison: dict, verdict: dict, tested: list[dict]) -> list[str]:
+def _verdict_sentences(comparison: Comparison, verdict: Verdict, tested: list[DepthEntry]) -> list[str]:
     """What the verdict says, in words, for every outcome: a winner, a tie, a partial order, too few seeds."""
-    level = reading.level(comparison)
-    by_depth = {e["depth"]: e for e in tested}
-    n_seeds = max(len(e.get("test_losses") or []) for e in tested)
+    level = level_text(comparison)
+    by_depth = {e.depth: e for e in tested}
+    n_seeds = max(len(e.test_losses or []) for e in tested)
     seeds = f" over {n_seeds} seeds" if n_seeds else ""
-    trials = comparison.get("trials_per_depth")
-    budget = f"the same budget ({trials} trials per depth)" if trials else "the same budget"
-    winner = verdict.get("winner")
-    summary = verdict.get("summary") or ""
+    searches = comparison.replicates or 1
+    if searches > 1 and n_seeds:
+        seeds = f" over {searches} searches of {n_seeds // searches} seeds each"
+    budget = _budget_phrase(comparison.trials_per_depth, searches)
+    winner = verdict.winner
+    summary = verdict.summary or ""
     if winner is not None and len(tested) == 1:
-        e = by_depth.get(winner, tested[0])
+        e = by_depth[winner] if winner in by_depth else tested[0]
         return [
             f"Only depth {winner} could be evaluated on the held-out test split "
-            f"(mean test loss {_prose_ci(e.get('test_loss_mean'), e.get('test_loss_ci95'), level)}{seeds}), "
+            f"(mean test loss {_prose_ci(e.test_loss_mean, e.test_loss_ci95, level)}{seeds}), "
             "so there is nothing to compare it with."
         ]
-    pairs = [p for p in verdict.get("pairs") or [] if isinstance(p, dict)]
+    pairs = verdict.pairs or []
     if winner is not None:
-        e = by_depth.get(winner, {})
+        e = by_depth[winner] if winner in by_depth else None
+        mean, ci = (e.test_loss_mean, e.test_loss_ci95) if e is not None else (None, None)
         text = [
             f"**Depth {winner} wins**: tuned with {budget}, its best configuration has the lowest "
-            f"mean test loss, {_prose_ci(e.get('test_loss_mean'), e.get('test_loss_ci95'), level)}{seeds}, "
+            f"mean test loss, {_prose_ci(mean, ci, level)}{seeds}, "
             "and the decision rule below shows it better than every other depth."
         ]
-        duels = [p for p in pairs if winner in (p.get("a"), p.get("b")) and reading.finite(p.get("p_adjusted"))]
+        duels = [p for p in pairs if winner in (p.a, p.b) and finite(p.p_adjusted)]
         if duels:
-            closest = max(duels, key=lambda p: p["p_adjusted"])
-            rival = closest["b"] if closest.get("a") == winner else closest["a"]
-            prob = _p_beats(closest, winner)
+            closest = max(duels, key=lambda p: p.p_adjusted)
+            rival = closest.rival(winner)
             text.append(
-                f"The closest call is depth {rival}: P(depth {winner} beats depth {rival}) = {_prob(prob)}, "
-                f"{_p_clause(closest['p_adjusted'])}."
+                f"The closest call is depth {rival}: P(depth {winner} beats depth {rival}) = "
+                f"{_prob(closest.p_beats(winner))}, {_p_clause(closest.p_adjusted)}."
             )
         return text
-    means = join([f"{_num(by_depth[d].get('test_loss_mean'))} for depth {d}" for d in sorted(by_depth)])
-    if verdict.get("undecided"):
-        needed = verdict.get("needed_seeds")
+    means = join([f"{_num(by_depth[d].test_loss_mean)} for depth {d}" for d in sorted(by_depth)])
+    if verdict.undecided:
+        needed = verdict.needed_seeds
         more = f"evaluation.seeds: {needed}" if needed else "more evaluation.seeds"
         return [
             f"**Undecided: {summary}.** With so few runs per depth no difference could ever reach the rule's level, "
             f"whatever the losses (mean test loss {means}); run the evaluation again with {more}, or `seeds: auto`."
         ]
-    tied = [d for d in verdict.get("tied") or [] if d in by_depth]
+    tied = [d for d in verdict.tied or [] if d in by_depth]
     if summary:
         text = [f"**No single winner: {summary}** (mean test loss {means})."]
     else:
@@ -260,29 +272,29 @@ def _verdict_sentences(comparison: dict, verdict: dict, tested: list[dict]) -> l
     return text
 
 
-def _ranking(entries: list[dict], mean_of) -> list[tuple[int, float]]:
-    scored = [(e["depth"], mean_of(e)) for e in entries]
-    return sorted(((d, m) for d, m in scored if reading.finite(m)), key=lambda x: x[1])
+def _ranking(entries: list[DepthEntry], mean_of) -> list[tuple[int, float]]:
+    scored = [(e.depth, mean_of(e)) for e in entries]
+    return sorted(((d, m) for d, m in scored if finite(m)), key=lambda x: x[1])
 
 
-def _fixed_sentence(comparison: dict, entries: list[dict]) -> str:
+def _fixed_sentence(comparison: Comparison, entries: list[DepthEntry]) -> str:
     """The one-fixed-setting ranking, and whether it would have changed the conclusion."""
-    ranking = _ranking(entries, lambda e: (reading.fixed(e) or {}).get("test_loss_mean"))
+    ranking = _ranking(entries, lambda e: e.fixed_scores.test_loss_mean if e.fixed_scores else None)
     order = ", then ".join(f"depth {d} ({_num(m)})" for d, m in ranking)
     text = (
-        f"With one fixed setting for every depth ({_baseline_text(comparison.get('baseline'))}), "
+        f"With one fixed setting for every depth ({_baseline_text(comparison.baseline)}), "
         f"the ranking by mean test loss would have been {order}"
     )
-    fixed_verdict = reading.verdict(comparison, "fixed_verdict")
-    if fixed_verdict is not None and fixed_verdict.get("summary"):
-        text += f", and by the same rule {fixed_verdict['summary']}"
+    fixed_verdict = _named(comparison.fixed_verdict)
+    if fixed_verdict is not None and fixed_verdict.summary:
+        text += f", and by the same rule {fixed_verdict.summary}"
     elif fixed_verdict is not None:
-        if fixed_verdict.get("winner") is not None:
-            text += f", and that comparison names depth {fixed_verdict['winner']} the winner"
+        if fixed_verdict.winner is not None:
+            text += f", and that comparison names depth {fixed_verdict.winner} the winner"
         else:
-            text += f", and that comparison calls a tie between {depths_phrase(fixed_verdict.get('tied') or [])}"
-    changed = comparison.get("conclusion_changed")
-    reasons = [r for r in comparison.get("conclusion_reasons") or [] if isinstance(r, str)]
+            text += f", and that comparison calls a tie between {depths_phrase(fixed_verdict.tied or [])}"
+    changed = comparison.conclusion_changed
+    reasons = [r for r in comparison.conclusion_reasons or [] if isinstance(r, str)]
     because = f" ({'; '.join(reasons)})" if reasons else ""
     if changed is True:
         text += f": the conclusion changed{because}, so the usual fixed-setting comparison would have misled here."
@@ -295,13 +307,13 @@ def _fixed_sentence(comparison: dict, entries: list[dict]) -> str:
     return text
 
 
-def _gain_lines(comparison: dict, entries: list[dict]) -> list[str]:
+def _gain_lines(comparison: Comparison, entries: list[DepthEntry]) -> list[str]:
     """How much tuning lowered each depth's test loss against the fixed setting, with its interval."""
-    gains = [e for e in entries if reading.finite(e.get("tuning_gain"))]
+    gains = [e for e in entries if finite(e.tuning_gain)]
     if not gains:
         return []
-    level = reading.level(comparison)
-    shown = join([f"{_mean_ci(e['tuning_gain'], e.get('tuning_gain_ci'))} at depth {e['depth']}" for e in gains])
+    level = level_text(comparison)
+    shown = join([f"{_mean_ci(e.tuning_gain, e.tuning_gain_ci)} at depth {e.depth}" for e in gains])
     return [
         "",
         f"Tuning gain (the fixed setting's mean test loss minus the tuned one's, {level} Welch interval; above 0, "
@@ -312,14 +324,18 @@ def _gain_lines(comparison: dict, entries: list[dict]) -> list[str]:
 # ----------------------------------------------------------------------------- markdown sections
 
 
-def _depth_table(comparison: dict, entries: list[dict]) -> list[str]:
-    level = reading.level(comparison)
-    verdict = reading.verdict(comparison) or {}
-    winner = verdict.get("winner")
-    has_test = any(reading.has_test(e) for e in entries)
-    has_fixed = any(reading.fixed(e) for e in entries)
-    has_acc = any(reading.finite(e.get("test_accuracy_mean")) for e in entries)
-    has_skill = any(reading.finite(e.get("skill")) for e in entries)
+def _trials(entry: DepthEntry) -> TrialCounts:
+    return entry.trials if entry.trials is not None else TrialCounts()
+
+
+def _depth_table(comparison: Comparison, entries: list[DepthEntry]) -> list[str]:
+    level = level_text(comparison)
+    verdict = _named(comparison.verdict)
+    winner = verdict.winner if verdict is not None else None
+    has_test = any(e.has_test for e in entries)
+    has_fixed = any(e.fixed_scores for e in entries)
+    has_acc = any(finite(e.test_accuracy_mean) for e in entries)
+    has_skill = any(finite(e.skill) for e in entries)
     head = ["depth", "best units", "lr", "params", "best val loss"]
     if has_test:
         head.append(f"tuned test loss, mean [{level} CI]")
@@ -332,48 +348,48 @@ def _depth_table(comparison: dict, entries: list[dict]) -> list[str]:
     head.append("trials completed / pruned / failed")
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
     for e in entries:
-        cfg = _tested_config(e)
-        trials = e.get("trials") or {}
-        depth = f"**{e['depth']}** (winner)" if e["depth"] == winner else str(e["depth"])
-        row = [depth, _units(cfg), _lr(cfg), _int(e.get("params")), _num(e.get("best_val_loss"))]
+        cfg = e.tested_config
+        trials = _trials(e)
+        depth = f"**{e.depth}** (winner)" if e.depth == winner else str(e.depth)
+        row = [depth, _units(cfg), _lr(cfg), _int(e.params), _num(e.best_val_loss)]
         if has_test:
-            failed = e.get("failed_runs")
-            note = f" ({failed} failed)" if reading.finite(failed) and failed else ""
-            row.append(_mean_ci(e.get("test_loss_mean"), e.get("test_loss_ci95")) + note)
+            failed = e.failed_runs
+            note = f" ({failed} failed)" if finite(failed) and failed else ""
+            row.append(_mean_ci(e.test_loss_mean, e.test_loss_ci95) + note)
         if has_skill:
-            row.append(_num(e.get("skill"), 2))
+            row.append(_num(e.skill, 2))
         if has_acc:
-            row.append(_num(e.get("test_accuracy_mean")))
+            row.append(_num(e.test_accuracy_mean))
         if has_fixed:
-            f = reading.fixed(e)
-            row.append(_mean_ci(f.get("test_loss_mean"), f.get("test_loss_ci95")) if f else "–")
-        row.append(" / ".join(str(trials.get(k, "–")) for k in ("completed", "pruned", "failed")))
+            f = e.fixed_scores
+            row.append(_mean_ci(f.test_loss_mean, f.test_loss_ci95) if f else "–")
+        counts = (trials.completed, trials.pruned, trials.failed)
+        row.append(" / ".join("–" if n is None else str(n) for n in counts))
         lines.append("| " + " | ".join(row) + " |")
     notes = []
-    if any(e.get("evaluated_config") for e in entries):
+    if any(e.evaluated_config for e in entries):
         notes.append(
             "Where a depth's tested configuration is a top-k runner-up (it did best on validation when "
             "retrained), its units and lr are shown, not the search's single best trial's."
         )
-    if any(e.get("best_config") is None for e in entries):
+    if any(e.best_config is None for e in entries):
         notes.append("A row of dashes is a depth whose search completed no trial.")
     if notes:
         lines += ["", " ".join(notes)]
     return lines
 
 
-def _call(pair: dict) -> str:
-    better = pair.get("better")
-    if better is not None:
-        return f"depth {better} better"
-    if pair.get("decidable") is False:
+def _call(pair: Pair) -> str:
+    if pair.better is not None:
+        return f"depth {pair.better} better"
+    if pair.decidable is False:
         return "too few seeds to tell"
     return "not shown different"
 
 
-def _pair_table(comparison: dict, verdict: dict) -> list[str]:
-    level = reading.level(comparison)
-    pairs = [p for p in verdict.get("pairs") or [] if isinstance(p, dict)]
+def _pair_table(comparison: Comparison, verdict: Verdict) -> list[str]:
+    level = level_text(comparison)
+    pairs = verdict.pairs or []
     if not pairs:
         return []
     lines = [
@@ -382,42 +398,33 @@ def _pair_table(comparison: dict, verdict: dict) -> list[str]:
     ]
     for p in pairs:
         lines.append(
-            f"| {p.get('a')} vs {p.get('b')} | {_mean_ci(p.get('difference'), p.get('difference_ci'))} | "
-            f"{_prob_ci(p.get('p_a_better'), p.get('p_a_better_ci'))} | {_pvalue(p.get('p_adjusted'))} | {_call(p)} |"
+            f"| {p.a} vs {p.b} | {_mean_ci(p.difference, p.difference_ci)} | "
+            f"{_prob_ci(p.p_a_better, p.p_a_better_ci)} | {_pvalue(p.p_adjusted)} | {_call(p)} |"
         )
+    unit = "search of A, search of B) pairs in which A's mean" if comparison.replicates else "run of A, run of B) pairs"
+    unit += " test loss is lower" if comparison.replicates else " in which A's test loss is lower"
     lines += [
         "",
         "A negative difference means A has the lower (better) test loss; "
-        "P(A beats B) is the share of (run of A, run of B) pairs in which A's test loss is lower, with its "
+        f"P(A beats B) is the share of ({unit}, with its "
         "Brunner-Munzel interval. This table describes every pair; the best depth is called by the comparisons "
         "with the best (the decision rule), which need less evidence than all pairs at once.",
     ]
     return lines
 
 
-def _budget_section(comparison: dict, entries: list[dict]) -> list[str]:
+def _budget_section(comparison: Comparison, entries: list[DepthEntry]) -> list[str]:
     """What each depth was given and used: trials, training seconds, and whether time or trials was equal."""
-    budget = comparison.get("budget") if isinstance(comparison.get("budget"), dict) else {}
-    used = [e for e in entries if reading.finite(e.get("train_seconds"))]
+    budget = comparison.budget
+    used = [e for e in entries if finite(e.train_seconds)]
     if not used:
         return []
-    spent = join(
-        [
-            f"depth {e['depth']}: {sum((e.get('trials') or {}).values())} trials, {_num(e['train_seconds'], 3)} s"
-            for e in used
-        ]
-    )
+    spent = join([f"depth {e.depth}: {_trials(e).total} trials, {_num(e.train_seconds, 3)} s" for e in used])
     lines = ["", "## Budget", ""]
-    if budget.get("kind") == "seconds":
-        over = join(
-            [
-                f"{_num(e.get('overshoot_seconds'), 2)} s at depth {e['depth']}"
-                for e in used
-                if e.get("overshoot_seconds")
-            ]
-        )
+    if budget is not None and budget.kind == "seconds":
+        over = join([f"{_num(e.overshoot_seconds, 2)} s at depth {e.depth}" for e in used if e.overshoot_seconds])
         lines.append(
-            f"Every depth got {_num(budget.get('per_depth'))} s of training ({spent}). A depth's last trial may run "
+            f"Every depth got {_num(budget.per_depth)} s of training ({spent}). A depth's last trial may run "
             "past its time" + (f": here by {over}." if over else "; none did here.")
         )
     else:
@@ -426,61 +433,61 @@ def _budget_section(comparison: dict, entries: list[dict]) -> list[str]:
             "trials take longer, so compare the training seconds too, or give each depth the same time with "
             "`budget: {kind: seconds, per_depth: N}`."
         )
-    if comparison.get("curves"):
-        lines += ["", comparison["curves"]]
+    if comparison.curves:
+        lines += ["", comparison.curves]
     return lines
 
 
-def _baseline_section(comparison: dict, entries: list[dict]) -> list[str]:
+def _baseline_section(comparison: Comparison, entries: list[DepthEntry]) -> list[str]:
     """The naive forecasts (or the majority class) on the same test split, and each depth's skill against the best."""
-    baselines = [b for b in comparison.get("baselines") or [] if isinstance(b, dict) and reading.finite(b.get("loss"))]
-    if not baselines:
+    baselines = [b for b in comparison.baselines or [] if finite(b.loss)]
+    best = comparison.best_baseline
+    if best is None:
         return []
     lines = ["", "## Against a naive forecast", ""]
     lines += ["| naive baseline | test loss | what it predicts |", "|---|---:|---|"]
     for b in baselines:
-        extra = f"; accuracy {_num(b['accuracy'], 3)}" if reading.finite(b.get("accuracy")) else ""
-        lines.append(f"| {b['kind'].replace('_', ' ')} | {_num(b['loss'])} | {b.get('description', '')}{extra} |")
-    best = min(baselines, key=lambda b: b["loss"])
-    skills = [(e["depth"], e.get("skill")) for e in entries if reading.finite(e.get("skill"))]
+        extra = f"; accuracy {_num(b.accuracy, 3)}" if finite(b.accuracy) else ""
+        lines.append(f"| {b.name} | {_num(b.loss)} | {b.description}{extra} |")
+    skills = [(e.depth, e.skill) for e in entries if finite(e.skill)]
     if skills:
         shown = join([f"{_num(v, 2)} for depth {d}" for d, v in skills])
         lines += [
             "",
-            f"Skill is 1 − (a depth's mean test loss / the {best['kind'].replace('_', ' ')}'s): above 0 beats it, "
+            f"Skill is 1 − (a depth's mean test loss / the {best.name}'s): above 0 beats it, "
             f"0 matches it, below 0 does worse. Here: {shown}.",
         ]
     return lines
 
 
-def _warning_section(comparison: dict) -> list[str]:
-    warnings = [w for w in comparison.get("warnings") or [] if isinstance(w, dict) and w.get("sentence")]
+def _warning_section(comparison: Comparison) -> list[str]:
+    warnings = [w for w in comparison.warnings or [] if w.sentence]
     if not warnings:
         return []
     lines = ["", "## Warnings", ""]
-    lines += [f"- `{w.get('code', '')}`: {w['sentence']}" for w in warnings]
+    lines += [f"- `{w.code}`: {w.sentence}" for w in warnings]
     return lines
 
 
-def _evaluation_lines(comparison: dict, entries: list[dict]) -> list[str]:
-    evaluation = comparison.get("evaluation")
-    if not isinstance(evaluation, dict):
+def _evaluation_lines(comparison: Comparison, entries: list[DepthEntry]) -> list[str]:
+    evaluation = comparison.evaluation
+    if evaluation is None:
         return [
             "Evaluation was off: no depth was retrained or scored on the held-out test split. The numbers above are "
             "validation losses of each depth's best search trial (one seed each)."
         ]
-    seeds = evaluation.get("seeds")
-    seed_list = seeds if isinstance(seeds, list) else next((e.get("seeds") for e in entries if e.get("seeds")), None)
-    level = reading.level(comparison)
+    seeds = evaluation.seeds
+    seed_list = seeds if isinstance(seeds, list) else next((e.seeds for e in entries if e.seeds), None)
+    level = level_text(comparison)
     lines = []
     if seed_list:
         lines.append(
             f"- Seeds: {', '.join(str(s) for s in seed_list)} "
             f"({len(seed_list)} runs per configuration; these differ from the search's seeds)."
         )
-    elif reading.finite(seeds):
+    elif finite(seeds):
         lines.append(f"- Seeds: {int(seeds)} runs per configuration.")
-    refit = evaluation.get("refit", "train")
+    refit = evaluation.refit
     if refit in (None, "train"):
         lines.append(
             "- Each run was retrained on the training split only, best epoch chosen on validation, scored on "
@@ -491,40 +498,45 @@ def _evaluation_lines(comparison: dict, entries: list[dict]) -> list[str]:
             f"- Each run was retrained (refit: {refit}), best epoch chosen on validation, scored on the held-out "
             "test split the search never saw."
         )
-    top_k = evaluation.get("top_k", 1)
-    if reading.finite(top_k) and top_k > 1:
+    top_k = evaluation.top_k
+    if finite(top_k) and top_k > 1:
         lines.append(
             f"- Top-k = {int(top_k)}: each depth's {int(top_k)} best configurations by validation loss were retrained; "
             "the one with the lowest mean validation loss over the seeds represents the depth on test."
         )
     else:
         lines.append("- Top-k = 1: each depth is represented by its single best configuration from the search.")
-    if isinstance(comparison.get("baseline"), dict):
+    if comparison.baseline is not None:
         lines.append(
-            f"- Fixed setting: every depth was also trained with {_baseline_text(comparison['baseline'])}, on the "
+            f"- Fixed setting: every depth was also trained with {_baseline_text(comparison.baseline)}, on the "
             "same seeds and splits, as in the usual untuned comparison."
         )
-    if evaluation.get("sequential"):
-        rounds = evaluation.get("rounds") or []
-        planned = evaluation.get("planned_rounds") or rounds
+    if evaluation.sequential:
+        rounds = evaluation.rounds or []
+        planned = evaluation.planned_rounds or rounds
         lines.append(
             f"- Seeds came in rounds ({', '.join(str(r) for r in rounds)} seeds per configuration, of a plan of "
             f"{', '.join(str(r) for r in planned)}), stopping once every pair was decided; the rule's level is split "
             f"over the {len(planned)} planned rounds, so looking after each round does not raise the false-call rate."
         )
-    failed = evaluation.get("failed")
-    if reading.finite(failed) and failed:
+    failed = evaluation.failed
+    if finite(failed) and failed:
         lines.append(
             f"- {int(failed)} retraining(s) failed or diverged; each counts as the worst possible test loss in the "
             "verdict, never dropped, and is left out of the means."
         )
-    cox = sorted(e["depth"] for e in entries if e.get("test_loss_ci_method") == "cox-lognormal")
+    cox = sorted(e.depth for e in entries if e.test_loss_ci_method == "cox-lognormal")
     if cox:
         lines.append(
             f"- Intervals are {level} intervals over the seeds: Cox's log-normal interval for the mean at "
             f"{depths_phrase(cox)} (positive losses, often right-skewed, where a t interval covers too rarely)"
-            + (", t intervals elsewhere" if len(cox) < len([e for e in entries if reading.has_test(e)]) else "")
+            + (", t intervals elsewhere" if len(cox) < len([e for e in entries if e.has_test]) else "")
             + "; Welch's for the differences between depths."
+        )
+    elif any(e.test_loss_ci_method == "t-replicates" for e in entries):
+        lines.append(
+            f"- Intervals are {level} t intervals over the replicate searches' mean test losses (Welch's for the "
+            "differences between depths)."
         )
     else:
         lines.append(
@@ -533,72 +545,119 @@ def _evaluation_lines(comparison: dict, entries: list[dict]) -> list[str]:
     return lines
 
 
-def _coverage_lines(comparison: dict, entries: list[dict]) -> list[str]:
-    """What the verdict accounts for and what it does not: the sources of variance it saw, each with its count."""
-    evaluation = comparison.get("evaluation")
-    if not isinstance(evaluation, dict):
+def _replicate_lines(comparison: Comparison, entries: list[DepthEntry]) -> list[str]:
+    """Each depth's replicate searches (what each found and how it tested) and, per pair, how many searches agree
+    with the verdict's call; nothing for a search with one replicate per depth."""
+    if not comparison.replicates or comparison.replicates < 2:
         return []
-    seeds = evaluation.get("seeds")
-    count = len(seeds) if isinstance(seeds, list) else (int(seeds) if reading.finite(seeds) else None)
+    lines = [
+        "",
+        "## Replicate searches",
+        "",
+        f"Each depth was searched {comparison.replicates} times with other sampler seeds. What each search found, and "
+        "its best configuration's mean test loss over the seeds:",
+        "",
+        "| depth | search | best val loss | units | lr | mean test loss |",
+        "|---:|---:|---:|---|---:|---:|",
+    ]
+    for entry in entries:
+        for found in entry.replicates or []:
+            cfg = found.evaluated_config or found.best_config
+            lines.append(
+                f"| {entry.depth} | {found.replicate} | {_num(found.best_val_loss)} | {_units(cfg)} | {_lr(cfg)} | "
+                f"{_num(found.test_loss_mean)} |"
+            )
+    agreement = comparison.agreement or []
+    if agreement:
+        lines += ["", "How many searches, compared number with number, put each pair in the verdict's order:", ""]
+        for pair in agreement:
+            if pair.leader is None:
+                lines.append(f"- depths {pair.a} and {pair.b}: no order (equal means)")
+                continue
+            other = pair.b if pair.leader == pair.a else pair.a
+            said = "beats" if pair.better is not None else "is lower than (not called)"
+            lines.append(f"- depth {pair.leader} {said} depth {other} in {pair.agree} of {pair.of} replicate searches")
+    return lines
+
+
+def _coverage_lines(comparison: Comparison) -> list[str]:
+    """What the verdict accounts for and what it does not: the sources of variance it saw, each with its count."""
+    evaluation = comparison.evaluation
+    if evaluation is None:
+        return []
+    seeds = evaluation.seeds
+    count = len(seeds) if isinstance(seeds, list) else (int(seeds) if finite(seeds) else None)
     seed_text = f"{count} training seeds per configuration" if count else "several training seeds per configuration"
+    searches = comparison.replicates or 1
+    if searches > 1:
+        search_line = (
+            f"- Accounted for: the search's own randomness. Each depth was searched {searches} times, each search its "
+            "own Optuna study with its own sampler seed and the full budget, and each search's best was retrained "
+            "over the seeds; the verdict compares the depths on the searches' mean test losses, so a lucky search "
+            "counts once, not once per seed."
+        )
+    else:
+        search_line = (
+            "- Not accounted for: the search's own randomness. Each depth had one search, so the verdict is about the "
+            "configurations these searches found; another search seed may find others (`replicates: 3` runs three)."
+        )
     return [
         "",
         "## What this verdict accounts for",
         "",
         f"- Accounted for: {seed_text} (initialisation and data order), retrained from scratch on the training split.",
-        "- Not accounted for: the search's own randomness. Each depth had one search, so the verdict is about the "
-        "configurations these searches found; another search seed may find others.",
+        search_line,
         "- Not accounted for: the data split. Every run was scored on one held-out test period, so the verdict is "
         "about that period.",
     ]
 
 
-def _importance_lines(entries: list[dict]) -> list[str]:
+def _importance_lines(entries: list[DepthEntry]) -> list[str]:
     methods = importance_methods(entries)
     lines = []
     for e in entries:
-        importance = e.get("importance")
+        importance = e.importance
         if not isinstance(importance, dict):
             continue
-        top = sorted(((k, v) for k, v in importance.items() if reading.finite(v)), key=lambda kv: -kv[1])[:2]
+        top = sorted(((k, v) for k, v in importance.items() if finite(v)), key=lambda kv: -kv[1])[:2]
         if top:
-            parts = [f"{reading.param_label(k)} (`{k}`, {_num(v, 2)})" for k, v in top]
+            parts = [f"{param_label(k)} (`{k}`, {_num(v, 2)})" for k, v in top]
             # Depths measured differently (a comparison.json put together by hand) say which method is theirs.
-            method = f" (by {e.get('importance_method') or 'an unrecorded method'})" if len(methods) > 1 else ""
-            lines.append(f"- Depth {e['depth']}: {join(parts)}{method}.")
+            method = f" (by {e.importance_method or 'an unrecorded method'})" if len(methods) > 1 else ""
+            lines.append(f"- Depth {e.depth}: {join(parts)}{method}.")
     if lines:
         meanings = " ".join(importance_meaning(m) for m in methods)
         lines += ["", f"{meanings} A depth's importances sum to 1."]
     return lines
 
 
-def _reproduce_lines(comparison: dict, entries: list[dict]) -> list[str]:
+def _reproduce_lines(comparison: Comparison, entries: list[DepthEntry]) -> list[str]:
     lines = ["From the search's output folder (the one holding `comparison.json` and `best/`):", "", "```"]
-    ranked = [e for e in entries if e.get("best_config") is not None]
+    ranked = [e for e in entries if e.best_config is not None]
     for e in ranked:
-        lines.append(f"stacktune train best/depth-{e['depth']}.yaml")
+        lines.append(f"stacktune train best/depth-{e.depth}.yaml")
     lines.append("```")
     if not ranked:
         return ["No depth completed a trial, so there is no configuration to retrain."]
     traces = []
     for e in ranked:
-        trial = e.get("best_trial") or {}
-        if trial.get("name"):
-            run = f", MLflow run `{trial['mlflow_run_id']}`" if trial.get("mlflow_run_id") else ""
-            traces.append(f"depth {e['depth']}: trial `{trial['name']}`{run}")
+        trial = e.best_trial
+        if trial is not None and trial.name:
+            run = f", MLflow run `{trial.mlflow_run_id}`" if trial.mlflow_run_id else ""
+            traces.append(f"depth {e.depth}: trial `{trial.name}`{run}")
     if traces:
         lines += ["", "Each file is that depth's best search trial (" + "; ".join(traces) + ")."]
-    if comparison.get("experiment_id") is not None:
+    if comparison.experiment_id is not None:
         lines.append(
-            f"Everything is logged in MLflow experiment `{comparison['experiment_id']}`"
-            + (f", search run `{comparison['mlflow_run_id']}`." if comparison.get("mlflow_run_id") else ".")
+            f"Everything is logged in MLflow experiment `{comparison.experiment_id}`"
+            + (f", search run `{comparison.mlflow_run_id}`." if comparison.mlflow_run_id else ".")
         )
     return lines
 
 
-def _model_lines(comparison: dict, entries: list[dict]) -> list[str]:
+def _model_lines(comparison: Comparison, entries: list[DepthEntry]) -> list[str]:
     """Each depth's best trial as an MLflow Model: its URI and the test loss of those very weights."""
-    models = [e for e in entries if e.get("model")]
+    models = [(e, e.model) for e in entries if e.model is not None]
     if not models:
         return []
     lines = [
@@ -612,42 +671,46 @@ def _model_lines(comparison: dict, entries: list[dict]) -> list[str]:
         "| depth | model URI | its test loss |",
         "| ---: | --- | ---: |",
     ]
-    best = comparison.get("best_depth")
-    for e in models:
-        mark = " (overall best)" if e["depth"] == best else ""
-        lines.append(f"| {e['depth']}{mark} | `{e['model']['uri']}` | {_num(e['model'].get('test_loss'))} |")
+    for e, model in models:
+        mark = " (overall best)" if e.depth == comparison.best_depth else ""
+        lines.append(f"| {e.depth}{mark} | `{model.uri}` | {_num(model.test_loss)} |")
     return lines
 
 
-def _markdown(comparison: dict, entries: list[dict], plots: list[str]) -> str:
-    name = comparison.get("search") or "search"
-    level = reading.level(comparison)
+def _markdown(comparison: Comparison, entries: list[DepthEntry], plots: list[str]) -> str:
+    name = comparison.search or "search"
+    level = level_text(comparison)
     out = [f"# Does stacking more LSTM layers help? Search `{name}`", ""]
     out += [" ".join(_answer(comparison, entries)), ""]
-    task = reading.task(comparison)
-    trials = comparison.get("trials_per_depth")
-    depths = [str(e["depth"]) for e in entries]
+    task = "classification" if comparison.task == "classification" else "regression"
+    trials = comparison.trials_per_depth
+    depths = [str(e.depth) for e in entries]
     out.append(
-        f"Data: {_dataset_text(comparison.get('dataset'))}, task {task} "
+        f"Data: {_dataset_text(comparison.dataset)}, task {task} "
         f"(losses are {'cross-entropy' if task == 'classification' else 'mean squared error on standardised targets'}, "
         f"lower is better). Depths compared: {', '.join(depths) or 'none'}; each got its own Optuna study"
-        + (f" of {trials} trials." if trials else ".")
+        + (f" of {trials} trials" if trials else "")
+        + (
+            f", {comparison.replicates} times over (independent searches)."
+            if comparison.replicates and comparison.replicates > 1
+            else "."
+        )
     )
     out += ["", "## Results by depth", ""]
     out += _depth_table(comparison, entries)
 
-    verdict = reading.verdict(comparison)
+    verdict = _named(comparison.verdict)
     if verdict is not None:
         pair_lines = _pair_table(comparison, verdict)
         if pair_lines:
             out += ["", "## Pairwise comparisons (tuned)", ""] + pair_lines
-        if verdict.get("rule"):
-            out += ["", f"**Decision rule.** {verdict['rule']}"]
+        if verdict.rule:
+            out += ["", f"**Decision rule.** {verdict.rule}"]
 
-    if any(reading.fixed(e) for e in entries):
+    if any(e.fixed_scores for e in entries):
         out += ["", "## Tuned versus one fixed setting", "", _fixed_sentence(comparison, entries)]
         out += _gain_lines(comparison, entries)
-        fixed_verdict = reading.verdict(comparison, "fixed_verdict")
+        fixed_verdict = _named(comparison.fixed_verdict)
         if fixed_verdict is not None:
             pair_lines = _pair_table(comparison, fixed_verdict)
             if pair_lines:
@@ -657,7 +720,8 @@ def _markdown(comparison: dict, entries: list[dict], plots: list[str]) -> str:
     out += _baseline_section(comparison, entries)
     out += _warning_section(comparison)
     out += ["", "## How the depths were evaluated", ""] + _evaluation_lines(comparison, entries)
-    out += _coverage_lines(comparison, entries)
+    out += _replicate_lines(comparison, entries)
+    out += _coverage_lines(comparison)
 
     if plots:
         out += ["", "## Plots"]
@@ -684,7 +748,7 @@ def _markdown(comparison: dict, entries: list[dict], plots: list[str]) -> str:
 # ----------------------------------------------------------------------------- entry point
 
 
-def write_report(comparison: dict, out_dir: Path) -> list[Path]:
+def write_report(comparison: Comparison, out_dir: Path) -> list[Path]:
     """Writes out_dir/report.md and the plots that have data; returns the written paths, report.md first.
 
     Previous report files are overwritten, and a plot left over from an earlier report whose data is
@@ -694,5 +758,6 @@ def write_report(comparison: dict, out_dir: Path) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     written = draw_plots(comparison, out_dir)
     report = out_dir / "report.md"
-    report.write_text(_markdown(comparison, reading.entries(comparison), [p.name for p in written]), encoding="utf-8")
+    entries = sorted(comparison.depths, key=lambda e: e.depth)
+    report.write_text(_markdown(comparison, entries, [p.name for p in written]), encoding="utf-8")
     return [report, *written]

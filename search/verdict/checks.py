@@ -33,23 +33,23 @@ def add_baselines(comparison: Comparison, data, *, found: list[dict] | None = No
 def headline(comparison: Comparison) -> str | None:
     """The sentence that goes before the verdict when every depth loses to the naive baseline, or when the fixed
     setting does at every depth while tuned depths beat it; else None."""
-    best = baselines.best_baseline(comparison.baselines or [])
+    best = comparison.best_baseline
     if best is None:
         return None
     if not comparison.loses_to_naive:
-        tuning = comparison.tuning or {}
-        if not (comparison.fixed_loses_to_naive and tuning.get("tuned_beats_naive")):
+        tuned_beats_naive = comparison.tuning is not None and comparison.tuning.tuned_beats_naive
+        if not (comparison.fixed_loses_to_naive and tuned_beats_naive):
             return None
-        fixed = {e.depth: e.fixed["test_losses"] for e in comparison.depths if e.fixed and e.fixed.get("test_losses")}
+        fixed = {e.depth: e.fixed.test_losses for e in comparison.depths if e.fixed and e.fixed.test_losses}
         fixed = {d: [math.inf if v is None else v for v in losses] for d, losses in fixed.items()}
-        b = comparison.baseline or {}
-        setting = f"{b.get('units')} units per layer, lr {b.get('lr'):g}" if b.get("lr") is not None else "as given"
-        return versus_fixed.naive_sentence(fixed, best["kind"].replace("_", " "), best["loss"], setting)
+        b = comparison.baseline
+        setting = f"{b.units} units per layer, lr {b.lr:g}" if b is not None and b.lr is not None else "as given"
+        return versus_fixed.naive_sentence(fixed, best.name, best.loss, setting)
     losses = [e.test_loss_mean for e in comparison.depths if e.test_loss_mean is not None]
     spread = f"{min(losses):.4g}" if len(losses) == 1 else f"{min(losses):.4g} to {max(losses):.4g}"
     return (
-        f"Every depth does worse than the naive {best['kind'].replace('_', ' ')} forecast on the test split "
-        f"(test loss {spread} against {best['loss']:.4g}): none of them has learnt what the naive forecast knows, "
+        f"Every depth does worse than the naive {best.name} forecast on the test split "
+        f"(test loss {spread} against {best.loss:.4g}): none of them has learnt what the naive forecast knows, "
         "so which depth wins matters less than why all lose."
     )
 
@@ -67,7 +67,7 @@ def add_warnings(spec: SearchSpec, comparison: Comparison, data, *, eval_val_los
         data=data if comparison.evaluation else None,
         test_samples=len(data.test) if comparison.evaluation else None,
         expected_best={e.depth: e.expected_best for e in entries if e.expected_best},
-        verdict=comparison.verdict,
+        verdict=comparison.verdict.to_dict() if comparison.verdict is not None else None,
         seeds=_fewest_seeds(comparison),
     )
     comparison.warnings = warnings

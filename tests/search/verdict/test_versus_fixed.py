@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from scipy import stats as st
 
-from stacktune.search.analysis.stats import compare
-from stacktune.search.analysis.versus_fixed import DEFAULT_MARGIN, compare_settings, naive_sentence
+from stacktune.search.verdict.stats import compare
+from stacktune.search.verdict.versus_fixed import DEFAULT_MARGIN, compare_settings, naive_sentence
 
 NOISE = [0.0, 0.004, -0.003, 0.002, -0.001, 0.003, -0.004, -0.001]  # 8 seeds of seed-to-seed noise
 

@@ -1,0 +1,1 @@
+"""The example search specs and training configs, shipped as package data: `stacktune init` writes one out."""
