@@ -124,7 +124,7 @@ def _search(spec, data, workdir: Path) -> dict[str, float]:
         total = time.perf_counter() - start
     entry = comparison.entry(spec.depths[0])
     return {
-        "completed": entry.trials.get("completed", 0),
+        "completed": entry.trials.completed or 0,
         "train_seconds": entry.train_seconds,
         "fit_seconds": spans[0]["seconds"],
         "total_seconds": total,

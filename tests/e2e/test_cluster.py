@@ -7,7 +7,6 @@ what docker-compose.yml starts, one process each.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import subprocess
@@ -56,10 +55,10 @@ class Cluster:
         return run_cli(*args, "--address", self.ray.dashboard, cwd=tmp_path, env=self.client_env, timeout=timeout)
 
 
-@contextlib.contextmanager
-def _running_cluster(folder):
+@pytest.fixture
+def cluster(tmp_path):
     with postgres_database() as mlflow_db, postgres_database() as optuna_db:
-        cluster = Cluster(MlflowServer(folder, backend=mlflow_db), optuna_db, str(folder / "shared"))
+        cluster = Cluster(MlflowServer(tmp_path, backend=mlflow_db), optuna_db, str(tmp_path / "shared"))
         try:
             cluster.mlflow.start()
             cluster.start_ray()
@@ -68,21 +67,6 @@ def _running_cluster(folder):
             for ray in cluster.rays:
                 ray.stop()
             cluster.mlflow.stop()
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    """One cluster for the tests that leave it running, each with searches of its own names (starting a cluster
-    takes about a minute)."""
-    with _running_cluster(tmp_path_factory.mktemp("cluster")) as cluster:
-        yield cluster
-
-
-@pytest.fixture
-def own_cluster(tmp_path):
-    """A cluster of the test's own, for a test that kills its head."""
-    with _running_cluster(tmp_path) as cluster:
-        yield cluster
 
 
 def _spec(tmp_path, **changes) -> str:
@@ -198,10 +182,7 @@ def test_cluster_commands_name_a_missing_job_and_a_wrong_address_in_one_line(tmp
     ]
     # A search that could never be scheduled (no node has a GPU) fails at once, not after waiting forever.
     gpu = cluster.cli(
-        "submit",
-        _spec(tmp_path, name="gpu", resources={"cpus_per_trial": 1, "gpus_per_trial": 0.25}),
-        "--wait",
-        tmp_path=tmp_path,
+        "submit", _spec(tmp_path, resources={"cpus_per_trial": 1, "gpus_per_trial": 0.25}), "--wait", tmp_path=tmp_path
     )
     assert gpu.returncode == 2, gpu.stderr[-3000:]
     assert "resources.gpus_per_trial: no node of the Ray cluster can hold a trial" in gpu.stdout
@@ -223,8 +204,7 @@ def _wait_for_a_finished_trial(cluster: Cluster, name: str, job_id: str, tmp_pat
         time.sleep(1)
 
 
-def test_a_submitted_search_whose_head_is_lost_resumes_on_a_new_head_from_its_studies_and_runs(tmp_path, own_cluster):
-    cluster = own_cluster
+def test_a_submitted_search_whose_head_is_lost_resumes_on_a_new_head_from_its_studies_and_runs(tmp_path, cluster):
     name, trials = "headloss", 4
     spec = _spec(tmp_path, name=name, trials_per_depth=trials, train={"epochs": 30, "batch_size": 32})
     submitted = cluster.cli("submit", spec, tmp_path=tmp_path)
