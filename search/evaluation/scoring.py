@@ -148,12 +148,22 @@ def _conclude(
     verdict = stats.compare(tuned, confidence=conf, seed=spec.seed, looks=looks, replicates=groups)
     comparison.verdict = verdict.to_dict()
     by_search = replicate_stats.clustered(groups)
-    comparison.agreement = _agreement(tuned, groups, verdict) if by_search else None
+    comparison.agreement = None
     if by_search:
-        # Tuned against fixed compares a search's outcome with the fixed setting's: each search is one value.
-        tuned = {
-            d: list(replicate_stats.replicate_means(np.array(v, dtype=float), groups[d])) for d, v in tuned.items()
+        # Each search's mean, once: the agreement counts compare them, and tuned against fixed compares a search's
+        # outcome with the fixed setting's, each search one value.
+        means = {
+            d: dict(
+                zip(
+                    sorted(set(groups[d])),
+                    replicate_stats.replicate_means(np.array(v, dtype=float), groups[d]),
+                    strict=True,
+                )
+            )
+            for d, v in tuned.items()
         }
+        comparison.agreement = _agreement(means, verdict)
+        tuned = {d: list(by_number.values()) for d, by_number in means.items()}
     tuned_text = verdict.summary + (f"; {verdict.trend.summary}" if verdict.trend is not None else "")
     sentence = f"Tuned separately, {tuned_text}."
     comparison.conclusion_changed = comparison.conclusion_reasons = comparison.fixed_loses_to_naive = None
@@ -186,19 +196,10 @@ def _conclude(
     comparison.conclusion = sentence
 
 
-def _agreement(tuned: dict, groups: dict, verdict: stats.Verdict) -> list[dict[str, Any]]:
+def _agreement(means: dict[int, dict[int, float]], verdict: stats.Verdict) -> list[dict[str, Any]]:
     """For each pair of depths: the order the verdict's call (or, without one, the overall means) gives, and in how
-    many replicate searches, compared number with number, the two depths' mean test losses are in that order."""
-    means = {
-        d: dict(
-            zip(
-                sorted(set(groups[d])),
-                replicate_stats.replicate_means(np.array(v, dtype=float), groups[d]),
-                strict=True,
-            )
-        )
-        for d, v in tuned.items()
-    }
+    many replicate searches, compared number with number, the two depths' mean test losses (`means`: depth ->
+    replicate number -> mean) are in that order."""
     found = []
     for pair in verdict.pairs:
         a, b = pair.a, pair.b
