@@ -74,6 +74,18 @@ def disk_error(exc: BaseException | None) -> OSError | None:
     return None
 
 
+def interruption(exc: BaseException | None) -> BaseException | None:
+    """The SearchInterrupted (or KeyboardInterrupt) behind `exc`, if a stop signal is what ended a command: a signal
+    that lands inside a library call (an MLflow query, say) may come out wrapped in that library's own error."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, (SearchInterrupted, KeyboardInterrupt)):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
 def first_line(exc: BaseException | str) -> str:
     """The first non-empty line of an error's text, or the exception's type name when it has none."""
     text = str(exc).strip()

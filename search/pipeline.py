@@ -19,10 +19,10 @@ from .errors import (
     DiskUnusable,
     EvaluationIncomplete,
     ResultsNotPublished,
-    SearchInterrupted,
     UnreachableError,
     disk_error,
     first_line,
+    interruption,
 )
 from .evaluation import evaluate_search, kept_evaluation, log_evaluation
 from .folders import MARKER, check_output_folder, marked_search
@@ -230,7 +230,7 @@ END_WAIT = 10.0
 
 
 def _end_status(exc: BaseException) -> str:
-    return "KILLED" if isinstance(exc, (KeyboardInterrupt, SearchInterrupted)) else "FAILED"
+    return "KILLED" if interruption(exc) is not None else "FAILED"
 
 
 def _evaluate_and_publish(

@@ -16,7 +16,7 @@ from typing import Iterator
 
 from ray.tune import Callback
 
-from ..errors import SearchInterrupted
+from ..errors import SearchInterrupted, interruption
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
@@ -49,6 +49,13 @@ def owned_signals() -> Iterator[None]:
     previous = {sig: signal.signal(sig, _stop) for sig in STOP_SIGNALS}
     try:
         yield
+    except Exception as exc:
+        # A signal that landed inside a library call may come out wrapped in that library's error (MLflow's
+        # sessions re-raise anything as an MlflowException): it is still the stop the user asked for.
+        stop = interruption(exc)
+        if stop is not None:
+            raise stop from exc
+        raise
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
