@@ -210,5 +210,6 @@ def prepare_series(
         input_size=len(series.features),
         output_size=horizon * len(series.targets),
         meta=meta,
+        rows=(x.astype(np.float32), y.astype(np.float32)),
         **splits,
     )

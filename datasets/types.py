@@ -53,3 +53,6 @@ class Prepared:
     test: Split
     # scaler statistics, column names, split sizes; for series also the transform and season (see prepare_series)
     meta: dict = field(default_factory=dict)
+    # A forecast's whole (transformed, scaled) series as rows: inputs (rows, features) and targets (rows, targets),
+    # from which the evaluation's rolling origins are cut (see datasets.origins); None for sequence sets.
+    rows: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)

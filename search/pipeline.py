@@ -31,7 +31,7 @@ from .progress import DepthTally, Progress
 from .publishing.exports import publish, write_comparison
 from .publishing.summary import summarise
 from .spec.convert import match_widths
-from .spec.loading import load_data, load_spec, parse
+from .spec.loading import check_origins, load_data, load_spec, parse
 from .spec.schema import SearchSpec
 from .tracking import store, tags
 from .tracking.buffer import BufferedWriter
@@ -108,6 +108,7 @@ def _spec_and_data(spec: SearchSpec | dict | str | Path, data):
         spec = load_spec(spec)
     if data is None:
         data = load_data(spec.dataset, base_dir=None)
+    check_origins(spec, data)
     return match_widths(spec, input_size=data.input_size, output_size=data.output_size, task=data.task), data
 
 

@@ -150,13 +150,18 @@ def _report_final(result, cfg, *, node_id: str) -> None:
 
 
 def run_eval(config: dict[str, Any], *, data, threads: int, gpus: float = 0.0) -> None:
-    """Retrains one configuration with one seed and reports its validation and test scores."""
+    """Retrains one configuration with one seed on one data origin and reports its validation and test scores.
+
+    `data` is the prepared set, or the evaluation's origins (datasets.origins) in order: a job with an `origin`
+    (numbered from 1) trains and scores on that one."""
     import torch
     from ray import tune
 
     from stacktune.models import evaluate, fit
 
     job = config["job"]
+    if isinstance(data, (list, tuple)):
+        data = data[int(job.get("origin") or 1) - 1]
     cfg = TrainConfig.model_validate(job["config"])
     cfg.train.seed = job["seed"]
     device = pick_device(gpus, cuda_available=torch.cuda.is_available())

@@ -46,6 +46,44 @@ def _scores(runs: list[tuple[dict, dict]], confidence: float) -> dict[str, Any]:
     return scores
 
 
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def pool_origins(results: list[tuple[dict, dict]], weights: list[int]) -> list[tuple[dict, dict]]:
+    """Each (configuration, seed)'s runs on the data origins made into one run: its test loss the mean over every
+    origin's test windows (each origin weighted by its windows, as one backtest over all of them), its validation
+    loss the mean of the origins'. A run that failed at any origin, or did not run there, failed as a whole.
+
+    Every candidate is scored on the same origins, so a test period harder than the others raises every depth's
+    loss alike and drops out of their comparison: the verdict is blocked by origin. `weights` holds each origin's
+    test windows, in origin order; results without origins are returned as they are."""
+    if len(weights) < 2 or not any("origin" in job for job, _ in results):
+        return results
+    groups: dict[tuple, dict[int, tuple[dict, dict]]] = {}
+    for job, metrics in results:
+        key = (job["depth"], job["kind"], job["rank"], job["seed"], job.get("replicate") or 1)
+        groups.setdefault(key, {})[int(job.get("origin") or 1)] = (job, metrics)
+    pooled = []
+    total = sum(weights)
+    for by_origin in groups.values():
+        first = by_origin[min(by_origin)][0]
+        job = {k: v for k, v in first.items() if k != "origin"}
+        runs = [by_origin.get(number, (None, {}))[1] for number in range(1, len(weights) + 1)]
+        metrics: dict[str, Any] = {"origin_test_losses": [run_loss(m) for m in runs]}
+        if all(_finite(m.get("test_loss")) for m in runs):
+            metrics["test_loss"] = sum(w * m["test_loss"] for w, m in zip(weights, runs, strict=True)) / total
+        if all(_finite(m.get("test_accuracy")) for m in runs):
+            metrics["test_accuracy"] = sum(w * m["test_accuracy"] for w, m in zip(weights, runs, strict=True)) / total
+        for name in ("val_loss", "val_accuracy"):
+            if all(_finite(m.get(name)) for m in runs):
+                metrics[name] = sum(m[name] for m in runs) / len(runs)
+        if (params := next((m["params"] for m in runs if "params" in m), None)) is not None:
+            metrics["params"] = params
+        pooled.append((job, metrics))
+    return pooled
+
+
 def aggregate(
     spec: SearchSpec,
     comparison: Comparison,
@@ -53,12 +91,16 @@ def aggregate(
     *,
     looks: int = 1,
     naive: dict | None = None,
+    weights: list[int] | None = None,
 ) -> dict[int, float]:
     """Adds test-loss means, intervals, the verdicts and the conclusion to `comparison`.
 
-    Runs are matched by seed; a failed run counts as the worst loss in the verdict and is never dropped. Returns
-    each depth's mean validation loss over its evaluated runs (for the distribution-shift check).
+    Runs are matched by seed; a failed run counts as the worst loss in the verdict and is never dropped. With
+    several data origins (`weights`: each one's test windows), each configuration and seed's runs on them are pooled
+    first (`pool_origins`). Returns each depth's mean validation loss over its evaluated runs (for the
+    distribution-shift check).
     """
+    results = pool_origins(results, weights or [])
     conf = spec.evaluation.confidence
     tuned: dict[int, list[float]] = {}
     groups: dict[int, list[int]] = {}
@@ -212,6 +254,79 @@ def _agreement(means: dict[int, dict[int, float]], verdict: stats.Verdict) -> li
         other = b if leader == a else a
         agree = sum(means[leader][r] < means[other][r] for r in shared) if leader is not None else 0
         found.append({"a": a, "b": b, "better": pair.better, "leader": leader, "agree": int(agree), "of": len(shared)})
+    return found
+
+
+def _chosen_rank(entry, replicate: int) -> int:
+    """The rank of the candidate that represents a depth's replicate search (its best on validation)."""
+    for found in entry.replicates or []:
+        if found.replicate == replicate and found.evaluated_rank is not None:
+            return int(found.evaluated_rank)
+    return int(entry.evaluated_rank or 0)
+
+
+def _mean(losses: list[float]) -> float | None:
+    return sum(losses) / len(losses) if losses and all(map(math.isfinite, losses)) else None
+
+
+def origin_figures(
+    comparison: Comparison, results: list[tuple[dict, dict]], origins: list[dict], naive: list[dict | None]
+) -> tuple[list[dict[str, Any]], dict[int, dict[int, float]]]:
+    """Each data origin's own figures: what it is (`origins`, the sets' `meta["origin"]` with their sizes), the best
+    naive baseline there (`naive`), and each depth's mean test loss there, tuned (the runs the verdict uses) and
+    with the fixed setting, None where a run failed. Also returns each origin's mean validation loss per depth."""
+    table, val_by_origin = [], {}
+    for number, (origin, best) in enumerate(zip(origins, naive, strict=True), start=1):
+        at = [(job, m) for job, m in results if int(job.get("origin") or 1) == number]
+        depths, val = [], {}
+        for entry in comparison.depths:
+            tuned = [
+                (job, m)
+                for job, m in at
+                if job["depth"] == entry.depth
+                and job["kind"] == "tuned"
+                and job["rank"] == _chosen_rank(entry, job.get("replicate") or 1)
+            ]
+            fixed = [run_loss(m) for job, m in at if job["depth"] == entry.depth and job["kind"] == "fixed"]
+            if not tuned and not fixed:
+                continue
+            depths.append(
+                {"depth": entry.depth, "tuned": _mean([run_loss(m) for _, m in tuned]), "fixed": _mean(fixed)}
+            )
+            if tuned and math.isfinite(mean_val := _mean_val(tuned)):
+                val[entry.depth] = mean_val
+        scored = [d for d in depths if d["tuned"] is not None]
+        leader = min(scored, key=lambda d: d["tuned"])["depth"] if scored else None
+        table.append(
+            {
+                **origin,
+                "naive": None if best is None else {"kind": best["kind"], "loss": best["loss"]},
+                "depths": depths,
+                "leader": leader,
+            }
+        )
+        val_by_origin[number] = val
+    return table, val_by_origin
+
+
+def origin_agreement(table: list[dict[str, Any]], verdict) -> list[dict[str, Any]]:
+    """For each pair of depths: the order the verdict's call gives (without one, the lower mean over the origins),
+    and at how many data origins the two depths' mean test losses are in that order."""
+    means = {
+        number: {d["depth"]: d["tuned"] for d in origin["depths"] if d["tuned"] is not None}
+        for number, origin in enumerate(table, start=1)
+    }
+    found = []
+    for pair in (verdict.pairs or []) if verdict is not None else []:
+        a, b, better = pair.a, pair.b, pair.better
+        shared = [m for m in means.values() if a in m and b in m]
+        leader = better
+        if leader is None and shared:
+            mean_a, mean_b = (float(np.mean([m[d] for m in shared])) for d in (a, b))
+            leader = a if mean_a < mean_b else (b if mean_b < mean_a else None)
+        other = b if leader == a else a
+        agree = sum(m[leader] < m[other] for m in shared) if leader is not None else 0
+        found.append({"a": a, "b": b, "better": better, "leader": leader, "agree": int(agree), "of": len(shared)})
     return found
 
 

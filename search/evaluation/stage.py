@@ -14,6 +14,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from stacktune.datasets.origins import evaluation_origins
+
 from ..engine.ray_setup import make_tuner
 from ..engine.rounds import JobRounds
 from ..engine.signals import fit
@@ -29,14 +31,15 @@ from ..tracking.run_tree import RunTree
 from ..tracking.tags import replicate_of
 from ..verdict import baselines, checks, stats
 from ..verdict.comparison import Comparison
-from .scoring import aggregate, decided, mark_incomplete, run_loss
+from .scoring import aggregate, decided, mark_incomplete, origin_agreement, origin_figures, run_loss
 
 
 def plan_jobs(spec: SearchSpec, candidates: dict, seeds: list[int]) -> list[dict[str, Any]]:
-    """One job per (depth, replicate search's tuned candidate or the fixed setting, seed).
+    """One job per (depth, replicate search's tuned candidate or the fixed setting, seed, data origin).
 
     `candidates` maps (depth, replicate) to that study's top configurations; a key that is a depth alone stands for
-    its first replicate. A tuned job of a search with several replicates per depth carries its `replicate`."""
+    its first replicate. A tuned job of a search with several replicates per depth carries its `replicate`; with
+    several data origins (`evaluation.origins`), every job carries its `origin`, numbered from 1."""
     jobs = []
     for depth in spec.depths:
         configs = []
@@ -45,12 +48,17 @@ def plan_jobs(spec: SearchSpec, candidates: dict, seeds: list[int]) -> list[dict
             configs += [("tuned", rank, cfg, replicate_of(spec, replicate)) for rank, cfg in enumerate(found)]
         if spec.baseline is not None:
             configs.append(("fixed", 0, baseline_config(spec, depth), None))
+        origins = spec.evaluation.origins
         for kind, rank, cfg, replicate in configs:
             for seed in seeds:
-                job = {"depth": depth, "kind": kind, "rank": rank, "seed": seed, "config": cfg.model_dump(mode="json")}
-                if replicate is not None:
-                    job["replicate"] = replicate
-                jobs.append(job)
+                for origin in range(1, origins + 1):
+                    job = {"depth": depth, "kind": kind, "rank": rank, "seed": seed}
+                    job["config"] = cfg.model_dump(mode="json")
+                    if replicate is not None:
+                        job["replicate"] = replicate
+                    if origins > 1:
+                        job["origin"] = origin
+                    jobs.append(job)
     return jobs
 
 
@@ -81,7 +89,8 @@ def seed_rounds(spec: SearchSpec) -> list[int]:
 def _job_name(trial) -> str:
     job = trial.config["job"]
     replicate = f"-rep{job['replicate']}" if job.get("replicate") else ""
-    return f"d{job['depth']}{replicate}-{job['kind']}{job['rank']}-s{job['seed']}-{trial.trial_id}"
+    origin = f"-o{job['origin']}" if job.get("origin") else ""
+    return f"d{job['depth']}{replicate}-{job['kind']}{job['rank']}-s{job['seed']}{origin}-{trial.trial_id}"
 
 
 def run_jobs(spec: SearchSpec, rounds: JobRounds, data, *, runs: EvalRuns, storage_path: str) -> None:
@@ -115,9 +124,11 @@ class _SeedRounds:
         progress: Progress,
         kept: dict[tuple, dict] | None = None,
         naive: dict | None = None,
+        weights: list[int] | None = None,
     ):
         self._spec, self._candidates, self._comparison = spec, candidates, comparison
         self._naive = naive  # the best naive baseline on the test split, which the conclusion weighs
+        self._weights = weights  # each data origin's test windows, where there are several
         self._runs, self._progress = runs, progress
         self._kept = dict(kept or {})  # job_key -> metrics: jobs an earlier, cut-off attempt finished
         self.counts = seed_rounds(spec)  # seeds per configuration after each planned round
@@ -136,7 +147,14 @@ class _SeedRounds:
         spec = self._spec
         while True:
             if self.done:
-                aggregate(spec, self._comparison, self._runs.results, looks=len(self.counts), naive=self._naive)
+                aggregate(
+                    spec,
+                    self._comparison,
+                    self._runs.results,
+                    looks=len(self.counts),
+                    naive=self._naive,
+                    weights=self._weights,
+                )
                 if self.done == self.counts[-1] or decided(self._comparison):
                     return []
             count = self.counts[self.number]
@@ -190,16 +208,21 @@ def evaluate_search(
         replicate_runs=tree.replicate_runs,
         progress=progress,
     )
-    scored = baselines.naive_baselines(data)
+    origins = evaluation_origins(data, spec.evaluation.origins, seed=spec.seed)
+    weights = [len(origin.test) for origin in origins]
+    by_origin = [baselines.naive_baselines(origin) for origin in origins]
+    scored = baselines.pooled(by_origin, weights)
     naive = baselines.best_baseline(scored)
-    rounds = _SeedRounds(spec, candidates, comparison, runs, progress, kept=kept, naive=naive)
+    rounds = _SeedRounds(spec, candidates, comparison, runs, progress, kept=kept, naive=naive, weights=weights)
     first = rounds.next_jobs()
     if first:
-        run_jobs(spec, JobRounds(first, rounds.next_jobs), data, runs=runs, storage_path=storage_path)
+        # Several origins travel together; a job names the one it trains on.
+        on = origins if len(origins) > 1 else data
+        run_jobs(spec, JobRounds(first, rounds.next_jobs), on, runs=runs, storage_path=storage_path)
     results = runs.results
     if not results:
         return
-    val_loss = aggregate(spec, comparison, results, looks=len(rounds.counts), naive=naive)
+    val_loss = aggregate(spec, comparison, results, looks=len(rounds.counts), naive=naive, weights=weights)
     comparison.evaluation = {
         "seeds": evaluation_seeds(spec, rounds.done),
         "refit": "train",
@@ -207,6 +230,7 @@ def evaluate_search(
         "confidence": spec.evaluation.confidence,
         "jobs": len(results),
         "replicates": spec.replicates,
+        "origins": len(origins),
         "finished": sum(1 for _, m in results if math.isfinite(run_loss(m))),
         "failed": sum(1 for _, m in results if not math.isfinite(run_loss(m))),
     }
@@ -215,11 +239,26 @@ def evaluate_search(
         evaluation.sequential, evaluation.rounds = True, rounds.counts[: rounds.number]
         evaluation.planned_rounds = rounds.counts
     checks.add_baselines(comparison, data, found=scored)
-    checks.add_warnings(spec, comparison, data, eval_val_loss=val_loss)
+    by_origin_val = None
+    if len(origins) > 1:
+        table, by_origin_val = origin_figures(
+            comparison,
+            results,
+            [{**origin.meta["origin"], "sizes": origin.meta["sizes"], **_segments(origin)} for origin in origins],
+            [baselines.best_baseline(found) for found in by_origin],
+        )
+        comparison.origins = table
+        comparison.origin_agreement = origin_agreement(table, comparison.verdict)
+    checks.add_warnings(spec, comparison, data, eval_val_loss=val_loss, origins=origins, origin_val=by_origin_val)
     comparison.headline = checks.headline(comparison)
     if (missing := rounds.planned - len(results)) > 0:
         mark_incomplete(comparison, missing=missing, planned=rounds.planned)
     log_evaluation(writer, tree, comparison)
+
+
+def _segments(origin) -> dict:
+    """A rolling origin's segment rows (a re-split has none)."""
+    return {"segments": origin.meta["segments"]} if origin.meta["origin"]["kind"] == "rolling" else {}
 
 
 def kept_evaluation(spec: SearchSpec, comparison: Comparison, saved: Comparison) -> bool:
@@ -236,6 +275,8 @@ def kept_evaluation(spec: SearchSpec, comparison: Comparison, saved: Comparison)
         return False
     settings = spec.evaluation
     if (done.top_k, done.confidence) != (settings.top_k, settings.confidence):
+        return False
+    if (done.origins or 1) != settings.origins:
         return False
     if settings.seeds == "auto":
         return done.planned_rounds == seed_rounds(spec)

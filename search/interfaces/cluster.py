@@ -21,7 +21,7 @@ import yaml
 from stacktune.datasets.errors import shown
 
 from ..errors import ConfigError, UnreachableError, first_line
-from ..spec.loading import load_data, load_spec, read_overridden
+from ..spec.loading import check_origins, load_data, load_spec, read_overridden
 from ..tracking import tags
 from ..tracking.models import check_model_name
 from .overrides import SpecOverrides
@@ -111,7 +111,7 @@ def package_job(
     register: str | None = None,
 ) -> list[str]:
     """Writes the job's folder (the spec, and the CSV it names) and returns the search command it runs."""
-    load_data(spec.dataset, base_dir=None)  # bad data fails here, before anything is uploaded
+    check_origins(spec, load_data(spec.dataset, base_dir=None))  # bad data fails here, before anything is uploaded
     raw = read_overridden(Path(spec_path), overrides.as_dict())
     if spec.dataset.csv:
         csv = Path(spec.dataset.csv)

@@ -285,3 +285,17 @@ def load_data(dataset: DatasetSpec, *, base_dir: Path | None):
         return load(dataset, base_dir=base_dir)
     except (ValueError, OSError) as exc:  # DataError is a ValueError
         raise ConfigError(first_line(exc)) from None
+
+
+def check_origins(spec, data) -> None:
+    """A ConfigError (one line) when the data cannot be cut into the evaluation's `origins`."""
+    from stacktune.datasets.origins import evaluation_origins
+
+    evaluation = spec.evaluation
+    if not evaluation.enabled or evaluation.origins == 1:
+        return
+    where = spec.dataset.name or spec.dataset.csv or "the dataset"
+    try:
+        evaluation_origins(data, evaluation.origins, seed=spec.seed, where=where)
+    except ValueError as exc:  # DataError is a ValueError
+        raise ConfigError(first_line(exc)) from None

@@ -30,6 +30,7 @@ MAX_REPLICATES = 20  # independent searches of one depth
 MAX_BATCH_SIZE = 65_536
 MAX_SEEDS = 1000  # seeds of the evaluation
 MAX_TOP_K = 100
+MAX_ORIGINS = 12  # data origins of the evaluation (datasets.origins.MAX_ORIGINS)
 MAX_FAILURES = 100  # restarts of a trial whose worker died
 MAX_CONCURRENT = 10_000  # trials at once
 MAX_BRACKETS = 10  # hyperband brackets
@@ -440,6 +441,14 @@ class EvaluationSection(BaseModel):
     max_seeds: int = Field(30, ge=2, le=MAX_SEEDS)
     top_k: int = Field(1, ge=1, le=MAX_TOP_K)
     confidence: float = Field(0.95, gt=0.5, lt=1.0)
+    # Data origins every candidate is retrained and scored on: rolling origins over the test segment for a series,
+    # re-drawn validation sets for independent sequences (datasets.origins); 1 is the search's own split alone.
+    origins: int = Field(
+        1,
+        ge=1,
+        le=MAX_ORIGINS,
+        description="train/validation/test splits each candidate is scored on (rolling origins for a series)",
+    )
 
     @property
     def enabled(self) -> bool:

@@ -68,7 +68,9 @@ class EvalRuns(Callback):
             done=len(self.results) - self._round_start,
             jobs=self._jobs,
             depth=job["depth"],
-            kind=job["kind"] + (f" (search {job['replicate']})" if job.get("replicate") else ""),
+            kind=job["kind"]
+            + (f" (search {job['replicate']})" if job.get("replicate") else "")
+            + (f" (origin {job['origin']})" if job.get("origin") else ""),
             seed=_seed_number(job),
             test_loss=metrics.get("test_loss"),
         )
@@ -82,6 +84,9 @@ class EvalRuns(Callback):
         replicate = job.get("replicate")  # a tuned job of a search with several replicate searches per depth
         parent = self._replicate_runs.get((job["depth"], replicate), self._depth_runs[job["depth"]])
         extra = {tags.REPLICATE: str(replicate)} if replicate is not None else {}
+        origin = job.get("origin")  # the data origin, where the evaluation has several
+        if origin is not None:
+            extra[tags.ORIGIN] = str(origin)
         number = _seed_number(job)
         ended = int(time.time() * 1000)
         # The run is written once the job is done; its start is when training began.
@@ -89,7 +94,8 @@ class EvalRuns(Callback):
         ref = self._writer.create_run(
             self._experiment_id,
             start_time=started,
-            run_name=f"d{job['depth']}{f'-rep{replicate}' if replicate else ''}-{kind}{rank}-{number}",
+            run_name=f"d{job['depth']}{f'-rep{replicate}' if replicate else ''}-{kind}{rank}-{number}"
+            + (f"-o{origin}" if origin is not None else ""),
             tags={
                 **extra,
                 tags.PARENT_RUN_ID: parent,
@@ -134,9 +140,17 @@ def _seed_number(job: dict) -> int:
     return job["seed"] % SEED_OFFSET + 1
 
 
-def job_key(job: dict) -> tuple[int, str, int, int, int]:
-    """What tells evaluation jobs apart: depth, kind, rank, seed and replicate search (1 where there is one)."""
-    return int(job["depth"]), str(job["kind"]), int(job["rank"]), int(job["seed"]), int(job.get("replicate") or 1)
+def job_key(job: dict) -> tuple[int, str, int, int, int, int]:
+    """What tells evaluation jobs apart: depth, kind, rank, seed, replicate search and data origin (each 1 where
+    there is one)."""
+    return (
+        int(job["depth"]),
+        str(job["kind"]),
+        int(job["rank"]),
+        int(job["seed"]),
+        int(job.get("replicate") or 1),
+        int(job.get("origin") or 1),
+    )
 
 
 def ended_eval_runs(
@@ -155,7 +169,14 @@ def ended_eval_runs(
         if t.get(tags.PARENT_RUN_ID) not in parents or run.info.status not in ("FINISHED", "FAILED"):
             continue
         rank = t.get(tags.EVAL_RANK) or _rank_from_name(run.info.run_name or "")
-        key = (int(t[tags.DEPTH]), t[tags.EVAL_KIND], int(rank), int(t[tags.SEED]), int(t.get(tags.REPLICATE) or 1))
+        key = (
+            int(t[tags.DEPTH]),
+            t[tags.EVAL_KIND],
+            int(rank),
+            int(t[tags.SEED]),
+            int(t.get(tags.REPLICATE) or 1),
+            int(t.get(tags.ORIGIN) or 1),
+        )
         logged = run.data.metrics
         metrics = {name: logged[metric] for metric, name in _KEPT_METRICS.items() if metric in logged}
         if run.info.status == "FAILED":

@@ -14,6 +14,7 @@ DEPTH = "stacktune.depth"
 STATE = "stacktune.state"  # completed | pruned | failed | diverged | interrupted
 
 REPLICATE = "stacktune.replicate"  # which of a depth's replicate searches (1, 2, ...), where there are several
+ORIGIN = "stacktune.origin"  # which data origin an evaluation run trained and scored on, where there are several
 
 ROLE_SEARCH, ROLE_DEPTH, ROLE_TRIAL, ROLE_EVAL, ROLE_TRAIN = "search", "depth", "trial", "eval", "train"
 ROLE_REPLICATE = "replicate"

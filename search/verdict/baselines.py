@@ -69,6 +69,29 @@ def naive_baselines(data: Prepared) -> list[dict[str, Any]]:
     return [b for b in found if b is not None]
 
 
+def pooled(per_origin: list[list[dict[str, Any]]], weights: list[int]) -> list[dict[str, Any]]:
+    """The naive baselines over several data origins (`per_origin`: `naive_baselines` of each, `weights`: each one's
+    test windows): each kind's loss is the mean over every origin's test windows, as the evaluation's runs are
+    pooled, with each origin's own loss in `origin_losses`. A kind that cannot be scored at every origin is left
+    out. One origin's list comes back as it is."""
+    if len(per_origin) == 1:
+        return per_origin[0]
+    total = sum(weights)
+    found = []
+    for first in per_origin[0]:
+        at = [next((b for b in scored if b["kind"] == first["kind"]), None) for scored in per_origin]
+        if any(b is None or not _finite(b.get("loss")) for b in at):
+            continue
+        entry = {**first, "loss": sum(w * b["loss"] for w, b in zip(weights, at, strict=True)) / total}
+        if all(_finite(b.get("accuracy")) for b in at):
+            entry["accuracy"] = sum(w * b["accuracy"] for w, b in zip(weights, at, strict=True)) / total
+        if "samples" in first:
+            entry["samples"] = sum(int(b.get("samples") or 0) for b in at)
+        entry["origin_losses"] = [float(b["loss"]) for b in at]
+        found.append(entry)
+    return found
+
+
 def target_input_indices(meta: dict[str, Any]) -> list[int | None]:
     """For each target, its index among the input channels, or None when it is not an input.
 

@@ -54,22 +54,50 @@ def headline(comparison: Comparison) -> str | None:
     )
 
 
-def add_warnings(spec: SearchSpec, comparison: Comparison, data, *, eval_val_loss: dict[int, float]) -> None:
-    """Collects every warning the search's figures support into `comparison.warnings`."""
+def add_warnings(
+    spec: SearchSpec,
+    comparison: Comparison,
+    data,
+    *,
+    eval_val_loss: dict[int, float],
+    origins: list | None = None,
+    origin_val: dict[int, dict[int, float]] | None = None,
+) -> None:
+    """Collects every warning the search's figures support into `comparison.warnings`.
+
+    With several data origins (`origins`, the prepared sets; `origin_val`, each one's mean validation loss per
+    depth), the distribution-shift checks run at each origin on its own figures, and the test windows are counted
+    over all of them."""
     entries = [e for e in comparison.depths if e.best_config is not None]
+    evaluated = bool(comparison.evaluation)
+    several = evaluated and origins is not None and len(origins) > 1 and comparison.origins is not None
     warnings = diagnostics.collect(
         val_curves={e.depth: e.val_curve for e in entries if e.val_curve},
         max_epochs=spec.train.epochs,
         best_params={e.depth: _best_params(e.best_config, e.depth) for e in entries},
         ranges_by_depth={e.depth: _ranges(spec, e.depth) for e in entries},
-        val_loss_by_depth=eval_val_loss or None,
-        test_loss_by_depth={e.depth: e.test_loss_mean for e in entries if e.test_loss_mean is not None} or None,
-        data=data if comparison.evaluation else None,
-        test_samples=len(data.test) if comparison.evaluation else None,
+        val_loss_by_depth=None if several else eval_val_loss or None,
+        test_loss_by_depth=None
+        if several
+        else {e.depth: e.test_loss_mean for e in entries if e.test_loss_mean is not None} or None,
+        data=data if evaluated and not several else None,
+        targets=[] if several else None,
+        test_samples=(sum(len(o.test) for o in origins) if several else len(data.test)) if evaluated else None,
+        origins=len(origins) if several else 1,
         expected_best={e.depth: e.expected_best for e in entries if e.expected_best},
         verdict=comparison.verdict.to_dict() if comparison.verdict is not None else None,
         seeds=_fewest_seeds(comparison),
     )
+    if several:
+        for origin, figures in zip(origins, comparison.origins, strict=True):
+            tests = {d.depth: d.tuned for d in figures.depths if d.tuned is not None}
+            found = diagnostics.distribution_shift(
+                val_loss_by_depth=(origin_val or {}).get(figures.number) or None,
+                test_loss_by_depth=tests or None,
+                targets=diagnostics.target_ranges(origin),
+            )
+            warnings += [diagnostics.at_origin(w, figures.number, len(origins)) for w in found]
+        warnings.sort(key=lambda w: diagnostics.CODES.index(w["code"]))
     comparison.warnings = warnings
 
 

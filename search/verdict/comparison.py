@@ -192,7 +192,7 @@ class Budget(_Part):
 class EvaluationInfo(_Part):
     """How the depths were retrained and scored on the test split."""
 
-    _OPTIONAL = frozenset({"sequential", "rounds", "planned_rounds", "missing", "planned", "replicates"})
+    _OPTIONAL = frozenset({"sequential", "rounds", "planned_rounds", "missing", "planned", "replicates", "origins"})
 
     seeds: list[int] | int | None = None  # the seeds (older files: how many)
     refit: str | None = None  # "train" (None in older files: the same)
@@ -200,6 +200,7 @@ class EvaluationInfo(_Part):
     confidence: float | None = None
     jobs: int | None = None
     replicates: int | None = None  # searches per depth whose bests were retrained (None in older files: 1)
+    origins: int | None = None  # data origins every candidate was scored on (None in older files: 1)
     finished: int | None = None
     failed: int | None = None  # retrainings that failed or diverged
     sequential: bool | None = None  # `seeds: auto`: seeds came in rounds
@@ -444,7 +445,8 @@ class ReplicateSearch(_Part):
 @dataclass
 class Agreement(_Part):
     """For a pair of depths: the order the verdict's call gives (or without a call, the means), and in how many
-    replicate searches, number against number, the pair is in that order."""
+    replicate searches, number against number, the pair is in that order (in `origin_agreement`: at how many data
+    origins)."""
 
     a: int
     b: int
@@ -452,6 +454,39 @@ class Agreement(_Part):
     leader: int | None = None  # the call, or the lower overall mean
     agree: int = 0
     of: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class OriginDepth(_Part):
+    """A depth's mean test loss at one data origin: tuned (the runs the verdict uses) and with the fixed setting."""
+
+    depth: int
+    tuned: float | None = None  # None where a run failed there
+    fixed: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Origin(_Part):
+    """One data origin of the evaluation: a rolling origin of a series (its test rows start at `cutoff`) or a re-split
+    of independent sequences (validation drawn with `seed`), its sizes, its best naive baseline and each depth's
+    mean test loss there."""
+
+    _OPTIONAL = frozenset({"cutoff", "test_rows", "seed", "segments"})
+    _LISTS = {"depths": OriginDepth}
+
+    number: int
+    of: int | None = None
+    kind: str = "rolling"  # rolling | resplit
+    cutoff: int | None = None  # the first test row (of the transformed series)
+    test_rows: list[int] | None = None  # [start, end)
+    seed: int | None = None  # a re-split's
+    segments: dict[str, list[int]] | None = None  # the rows of its train, val and test segments
+    sizes: dict[str, int] = field(default_factory=dict)  # windows (or sequences) of train, val and test
+    naive: dict[str, Any] | None = None  # the best naive baseline there: kind and loss
+    depths: list[OriginDepth] = field(default_factory=list)
+    leader: int | None = None  # the depth with the lowest tuned mean there
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -562,6 +597,8 @@ _COMPARISON_OPTIONAL = frozenset(
         "registered",
         "replicates",
         "agreement",
+        "origins",
+        "origin_agreement",
     }
 )
 
@@ -581,7 +618,14 @@ class Comparison(_Part):
         "tuning": Tuning,
         "registered": Registration,
     }
-    _LISTS = {"depths": DepthEntry, "baselines": NaiveBaseline, "warnings": SearchWarning, "agreement": Agreement}
+    _LISTS = {
+        "depths": DepthEntry,
+        "baselines": NaiveBaseline,
+        "warnings": SearchWarning,
+        "agreement": Agreement,
+        "origins": Origin,
+        "origin_agreement": Agreement,
+    }
 
     search: str
     experiment_id: str
@@ -609,6 +653,8 @@ class Comparison(_Part):
     registered: Registration | None = None  # the Model Registry version of the best model
     replicates: int | None = None  # independent searches per depth, where there are several
     agreement: list[Agreement] | None = None  # per pair of depths, how many replicate searches agree with the call
+    origins: list[Origin] | None = None  # with several data origins, each one's figures
+    origin_agreement: list[Agreement] | None = None  # per pair of depths, at how many origins it is in the call's order
     extra: dict[str, Any] = field(default_factory=dict)
 
     def _leaves_out(self, name: str, value: Any) -> bool:

@@ -287,16 +287,18 @@ def _test_mean_outside(targets: Sequence[Mapping[str, Any]], hint: str, transfor
 # ----------------------------------------------------------------------------- too_few_test_windows
 
 
-def too_few_test_windows(*, test_samples: int) -> Diagnostic | None:
-    """Warn when the test split has fewer than 50 samples (windows for a forecast, sequences otherwise)."""
+def too_few_test_windows(*, test_samples: int, origins: int = 1) -> Diagnostic | None:
+    """Warn when the test split has fewer than 50 samples (windows for a forecast, sequences otherwise); with several
+    data origins, `test_samples` counts them over every origin's test block."""
     if not _is_number(test_samples) or test_samples >= MIN_TEST_SAMPLES:
         return None
     n = int(test_samples)
+    where = "The test split holds" if origins <= 1 else f"The test blocks of the {origins} origins hold"
     return _warning(
         "too_few_test_windows",
-        f"The test split holds only {n} sample{'s' if n != 1 else ''}, fewer than {MIN_TEST_SAMPLES}, so its losses "
+        f"{where} only {n} sample{'s' if n != 1 else ''}, fewer than {MIN_TEST_SAMPLES}, so its losses "
         "are noisy: give it more data (dataset.test_fraction, or a longer series).",
-        {"test_samples": n, "minimum": MIN_TEST_SAMPLES},
+        {"test_samples": n, "minimum": MIN_TEST_SAMPLES, **({"origins": origins} if origins > 1 else {})},
         None,
     )
 
@@ -404,6 +406,7 @@ def collect(
     expected_best: Mapping[int, Sequence[float]] | None = None,
     verdict: Mapping[str, Any] | None = None,
     seeds: int | None = None,
+    origins: int = 1,
 ) -> list[Diagnostic]:
     """Every warning the given inputs allow, in the order of CODES and then by depth.
 
@@ -428,7 +431,7 @@ def collect(
     if test_samples is None and data is not None:
         test_samples = len(data.test)
     if test_samples is not None:
-        found.append(too_few_test_windows(test_samples=test_samples))
+        found.append(too_few_test_windows(test_samples=test_samples, origins=origins))
     for depth in sorted(expected_best or {}):
         found.append(budget_still_improving(depth=depth, expected_best=expected_best[depth]))
     if verdict:
@@ -437,6 +440,16 @@ def collect(
 
 
 # ----------------------------------------------------------------------------- helpers
+
+
+def at_origin(warning: Diagnostic, number: int, of: int) -> Diagnostic:
+    """A warning found on one data origin's figures, saying which: "At origin 2 of 4, ..." and `figures.origin`."""
+    sentence = warning["sentence"]
+    return {
+        **warning,
+        "sentence": f"At origin {number} of {of}, {sentence[:1].lower()}{sentence[1:]}",
+        "figures": {**warning["figures"], "origin": int(number)},
+    }
 
 
 def _warning(code: str, sentence: str, figures: dict[str, Any], depth: int | None) -> Diagnostic:

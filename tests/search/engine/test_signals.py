@@ -37,7 +37,7 @@ def test_interruption_is_found_through_causes_and_contexts():
         try:
             raise stop
         except SearchInterrupted:
-            raise KeyError("during handling")  # context, not cause
+            raise KeyError("during handling") from None  # its context is still the stop
     except KeyError as exc:
         wrapped = exc
     assert interruption(wrapped) is stop

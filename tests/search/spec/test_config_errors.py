@@ -97,7 +97,7 @@ def test_unknown_key_wins_over_the_missing_key_it_misspells():
         ("depths", [], "depths: expected a non-empty list of integers, got []"),
         ("name", 3, "name: expected a string, got 3"),
         ("name", None, "name: expected a string, got null"),
-        ("evaluation", "x", "evaluation: expected a mapping {seeds, max_seeds, top_k, confidence}, got 'x'"),
+        ("evaluation", "x", "evaluation: expected a mapping {seeds, max_seeds, top_k, confidence, origins}, got 'x'"),
         ("sampler.kind", "grid", "sampler.kind: expected 'tpe' or 'random', got 'grid'"),
         ("resources.max_concurrent", "two", "resources.max_concurrent: expected an integer or null, got 'two'"),
         ("baseline", 5, "baseline: expected a mapping {units, lr, dropout, batch_size} or null, got 5"),
