@@ -135,14 +135,20 @@ def _plot_test_loss(comparison: Comparison, entries: list[DepthEntry], path: Pat
 
     fig, ax = _new_figure()
     _shade_highlighted(ax, highlighted, xs, tuned_winner=winner is not None)
+    origins = comparison.origins or []
+    at = {kind: _origin_means(origins, kind) for kind in ("tuned", "fixed")}
     if tuned:
-        _test_loss_series(ax, tuned, shown, xs, rng, -offset, _TUNED_COLOUR, "o", f"tuned per depth: mean, {level} CI")
+        label = f"tuned per depth: mean, {level} CI"
+        _test_loss_series(ax, tuned, shown, xs, rng, -offset, _TUNED_COLOUR, "o", label, origins=at["tuned"])
     if fixed:
-        _test_loss_series(ax, fixed, shown, xs, rng, offset, _FIXED_COLOUR, "s", f"one fixed setting: mean, {level} CI")
+        label = f"one fixed setting: mean, {level} CI"
+        _test_loss_series(ax, fixed, shown, xs, rng, offset, _FIXED_COLOUR, "s", label, origins=at["fixed"])
     if any(values(scores.test_losses) for scores in [*tuned.values(), *fixed.values()]):
         ax.scatter([], [], s=12, color="#555555", alpha=0.4, lw=0, label="single seeds")
     if (comparison.replicates or 1) > 1:
         ax.scatter([], [], s=30, marker="D", facecolors="none", edgecolors="#555555", label="each search's mean")
+    if len(origins) > 1:
+        ax.scatter([], [], s=30, marker="x", color="#555555", label="each data origin's mean")
     _finish_test_loss_axes(ax, comparison, shown, highlighted, both)
     return _save(fig, path)
 
@@ -164,10 +170,32 @@ def _shade_highlighted(ax, highlighted: list[int], xs: dict[int, int], *, tuned_
             )
 
 
+def _origin_means(origins: list, kind: str) -> dict[int, list[float]]:
+    """Each depth's mean test loss at each data origin, tuned or with the fixed setting (the finite ones)."""
+    found: dict[int, list[float]] = {}
+    for origin in origins:
+        for d in origin.depths:
+            value = getattr(d, kind)
+            if finite(value):
+                found.setdefault(d.depth, []).append(float(value))
+    return found
+
+
 def _test_loss_series(
-    ax, items: dict, shown: list[int], xs: dict[int, int], rng, shift: float, colour: str, marker: str, label: str
+    ax,
+    items: dict,
+    shown: list[int],
+    xs: dict[int, int],
+    rng,
+    shift: float,
+    colour: str,
+    marker: str,
+    label: str,
+    *,
+    origins: dict[int, list[float]] | None = None,
 ) -> None:
-    """Draws one series of test losses: each seed as a jittered dot (from `rng`), the mean with its CI as a bar."""
+    """Draws one series of test losses: each seed as a jittered dot (from `rng`), the mean with its CI as a bar,
+    each replicate search's mean as an open diamond and each data origin's mean (`origins`) as a cross."""
     import numpy as np
 
     depths = [d for d in shown if d in items]
@@ -188,6 +216,9 @@ def _test_loss_series(
             ax.scatter(
                 [xi + 0.12] * len(searches), searches, s=30, marker="D", facecolors="none", edgecolors=colour, zorder=3
             )
+        at_origins = (origins or {}).get(d, [])
+        if len(at_origins) > 1:  # each data origin's mean, as a cross
+            ax.scatter([xi - 0.12] * len(at_origins), at_origins, s=30, marker="x", color=colour, lw=1.2, zorder=3)
     ax.errorbar(
         x,
         means,
@@ -381,7 +412,8 @@ CAPTIONS = {
         "How to read it: lower is better; each marker is a depth's mean test loss over the seeds with its {level} "
         "interval, faint dots are single seeds, blue is tuned per depth and grey is the one fixed setting; the "
         "shaded column marks the winner (or the depths tied for first), and the dashed red line the naive forecast "
-        "on the same test split.",
+        "on the same test split. With several replicate searches, open diamonds are each search's mean; with several "
+        "data origins, crosses are each origin's mean (a period harder than the others lifts every depth's cross).",
     ),
     "expected_best.png": (
         "Expected best validation loss versus trials",

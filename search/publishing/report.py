@@ -449,6 +449,12 @@ def _baseline_section(comparison: Comparison, entries: list[DepthEntry]) -> list
     for b in baselines:
         extra = f"; accuracy {_num(b.accuracy, 3)}" if finite(b.accuracy) else ""
         lines.append(f"| {b.name} | {_num(b.loss)} | {b.description}{extra} |")
+    if len(comparison.origins or []) > 1:
+        lines += [
+            "",
+            f"Each naive forecast was scored at the same {len(comparison.origins)} data origins as the depths; its "
+            "loss is over all of their test windows (each origin's best is in the data origins section).",
+        ]
     skills = [(e.depth, e.skill) for e in entries if finite(e.skill)]
     if skills:
         shown = join([f"{_num(v, 2)} for depth {d}" for d, v in skills])
@@ -580,6 +586,61 @@ def _replicate_lines(comparison: Comparison, entries: list[DepthEntry]) -> list[
     return lines
 
 
+def _origin_where(origin) -> str:
+    """Which data an origin scored on: its test rows (a rolling origin) or its validation draw (a re-split)."""
+    if origin.kind == "resplit":
+        return "the search's split" if origin.number == 1 else f"validation drawn with seed {_int(origin.seed)}"
+    rows = origin.test_rows or []
+    return f"rows {rows[0]}–{rows[1] - 1}" if len(rows) == 2 else "—"
+
+
+def _origin_lines(comparison: Comparison, entries: list[DepthEntry]) -> list[str]:
+    """Each data origin's own figures (its test windows, the naive baseline there, each depth's mean test loss) and,
+    per pair, at how many origins the pair is in the verdict's order; nothing for a single split."""
+    origins = comparison.origins or []
+    if len(origins) < 2:
+        return []
+    rolling = origins[0].kind == "rolling"
+    if rolling:
+        intro = (
+            f"Every configuration was retrained and scored at {len(origins)} rolling origins: the held-out tail of the "
+            "series is cut into consecutive test blocks, and at each block's start a model trains on everything "
+            "before its validation block, which ends where the test block begins. The first origin trains and "
+            "validates as the search did; no test block was seen by the search. Each run's test loss in the tables "
+            "above is its loss over every origin's test windows, so a test period harder than the others weighs on "
+            "every depth alike."
+        )
+    else:
+        intro = (
+            f"Every configuration was retrained and scored on {len(origins)} splits of the training and validation "
+            "sequences (validation drawn anew, stratified by class, each split scaled on its own training part); "
+            "the test split stays the same. Each run's test loss in the tables above is its mean over the splits."
+        )
+    shown = [e.depth for e in entries]
+    head = "| origin | test data | test windows | naive | " + " | ".join(f"depth {d}" for d in shown) + " | lowest |"
+    lines = ["", "## Data origins", "", intro, "", head, "|---:|---|---:|---:|" + "---:|" * len(shown) + "---:|"]
+    for origin in origins:
+        means = {d.depth: d.tuned for d in origin.depths}
+        naive = origin.naive or {}
+        naive_text = f"{_num(naive.get('loss'))} ({str(naive.get('kind', '')).replace('_', ' ')})" if naive else "—"
+        cells = " | ".join(_num(means.get(d)) for d in shown)
+        lines.append(
+            f"| {origin.number} | {_origin_where(origin)} | {_int(origin.sizes.get('test'))} | {naive_text} | "
+            f"{cells} | {_int(origin.leader) if origin.leader is not None else '—'} |"
+        )
+    agreement = comparison.origin_agreement or []
+    if agreement:
+        lines += ["", "At how many origins each pair is in the verdict's order:", ""]
+        for pair in agreement:
+            if pair.leader is None:
+                lines.append(f"- depths {pair.a} and {pair.b}: no order (equal means)")
+                continue
+            other = pair.b if pair.leader == pair.a else pair.a
+            said = "beats" if pair.better is not None else "is lower than (not called)"
+            lines.append(f"- depth {pair.leader} {said} depth {other} at {pair.agree} of {pair.of} origins")
+    return lines
+
+
 def _coverage_lines(comparison: Comparison) -> list[str]:
     """What the verdict accounts for and what it does not: the sources of variance it saw, each with its count."""
     evaluation = comparison.evaluation
@@ -601,14 +662,31 @@ def _coverage_lines(comparison: Comparison) -> list[str]:
             "- Not accounted for: the search's own randomness. Each depth had one search, so the verdict is about the "
             "configurations these searches found; another search seed may find others (`replicates: 3` runs three)."
         )
+    origins = comparison.origins or []
+    if len(origins) > 1 and origins[0].kind == "rolling":
+        windows = sum(int(o.sizes.get("test") or 0) for o in origins)
+        data_line = (
+            f"- Accounted for: the data split. Every run was repeated at {len(origins)} rolling origins and scored on "
+            f"{windows} test windows in all; the verdict weighs every origin alike for every depth. Not covered: "
+            "periods after the series ends, and a different length of the held-out tail."
+        )
+    elif len(origins) > 1:
+        data_line = (
+            f"- Accounted for in part: the data split. Every run was repeated on {len(origins)} draws of the "
+            "validation set; the test split is the same for all of them, so the verdict is about that test set."
+        )
+    else:
+        data_line = (
+            "- Not accounted for: the data split. Every run was scored on one held-out test period, so the verdict is "
+            "about that period (`evaluation: {origins: 4}` scores it at four)."
+        )
     return [
         "",
         "## What this verdict accounts for",
         "",
         f"- Accounted for: {seed_text} (initialisation and data order), retrained from scratch on the training split.",
         search_line,
-        "- Not accounted for: the data split. Every run was scored on one held-out test period, so the verdict is "
-        "about that period.",
+        data_line,
     ]
 
 
@@ -721,6 +799,7 @@ def _markdown(comparison: Comparison, entries: list[DepthEntry], plots: list[str
     out += _warning_section(comparison)
     out += ["", "## How the depths were evaluated", ""] + _evaluation_lines(comparison, entries)
     out += _replicate_lines(comparison, entries)
+    out += _origin_lines(comparison, entries)
     out += _coverage_lines(comparison)
 
     if plots:

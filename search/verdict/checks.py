@@ -48,10 +48,17 @@ def headline(comparison: Comparison) -> str | None:
     losses = [e.test_loss_mean for e in comparison.depths if e.test_loss_mean is not None]
     spread = f"{min(losses):.4g}" if len(losses) == 1 else f"{min(losses):.4g} to {max(losses):.4g}"
     return (
-        f"Every depth does worse than the naive {best.name} forecast on the test split "
+        f"Every depth does worse than the naive {best.name} forecast {_where_tested(comparison)} "
         f"(test loss {spread} against {best.loss:.4g}): none of them has learnt what the naive forecast knows, "
         "so which depth wins matters less than why all lose."
     )
+
+
+def _where_tested(comparison: Comparison) -> str:
+    origins = comparison.origins or []
+    if len(origins) > 1 and origins[0].kind == "rolling":
+        return f"over the test blocks of its {len(origins)} origins"
+    return "on the test split"
 
 
 def add_warnings(
