@@ -51,8 +51,9 @@ class Progress:
     def trial_restarted(self, name: str, reason: str) -> None:
         """Ray Tune restarts trial `name` after its worker or node died."""
 
-    def evaluation_started(self, *, jobs: int, seeds: int, round: int | None = None) -> None:
-        """The retrainings on the test split (of one round, with `seeds: auto`) are about to run."""
+    def evaluation_started(self, *, jobs: int, seeds: int, round: int | None = None, origins: int = 1) -> None:
+        """The retrainings on the test split (of one round, with `seeds: auto`) are about to run: `seeds` for each
+        configuration, each at `origins` data origins."""
 
     def retraining_finished(self, *, done: int, jobs: int, depth: int, kind: str, seed: int, test_loss) -> None:
         """The `done`-th of the round's `jobs` retrainings ended (`kind` tuned or fixed; `test_loss` None when it

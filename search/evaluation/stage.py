@@ -172,7 +172,10 @@ class _SeedRounds:
             if owed:
                 sequential = spec.evaluation.seeds == "auto"
                 self._progress.evaluation_started(
-                    jobs=len(owed), seeds=seeds, round=self.number if sequential else None
+                    jobs=len(owed),
+                    seeds=seeds,
+                    round=self.number if sequential else None,
+                    origins=spec.evaluation.origins,
                 )
                 self._runs.round_started(len(owed))
                 return owed

@@ -55,9 +55,10 @@ class StderrProgress(Progress):
     def _write(self, line: str) -> None:
         _say(line)
 
-    def evaluation_started(self, *, jobs: int, seeds: int, round: int | None = None) -> None:
+    def evaluation_started(self, *, jobs: int, seeds: int, round: int | None = None, origins: int = 1) -> None:
         which = "" if round is None else f", round {round}"
-        _say(f"evaluating on the test split{which}: {jobs} retrainings ({seeds} seeds each)")
+        at = f" at {origins} origins" if origins > 1 else ""
+        _say(f"evaluating on the test split{which}: {jobs} retrainings ({seeds} seeds each{at})")
 
     def retraining_finished(self, *, done: int, jobs: int, depth: int, kind: str, seed: int, test_loss) -> None:
         _say(f"  retraining {done}/{jobs}: depth {depth} {kind}, seed {seed}, test loss {_loss(test_loss)}")
@@ -121,9 +122,9 @@ class BarProgress(StderrProgress):
         if bests and self._bar is not None:
             self._bar.set_postfix_str("best val_loss " + ", ".join(f"d{d} {b:.4g}" for d, b in bests.items()))
 
-    def evaluation_started(self, *, jobs: int, seeds: int, round: int | None = None) -> None:
+    def evaluation_started(self, *, jobs: int, seeds: int, round: int | None = None, origins: int = 1) -> None:
         self.close()
-        super().evaluation_started(jobs=jobs, seeds=seeds, round=round)
+        super().evaluation_started(jobs=jobs, seeds=seeds, round=round, origins=origins)
         self._open(jobs, "retrainings" if round is None else f"round {round}", "run")
 
     def retraining_finished(self, *, done: int, jobs: int, depth: int, kind: str, seed: int, test_loss) -> None:

@@ -26,6 +26,7 @@ def test_lines_say_each_finished_trial_and_retraining(capsys):
     lines.evaluation_started(jobs=4, seeds=2)
     lines.retraining_finished(done=1, jobs=4, depth=2, kind="fixed", seed=1, test_loss=0.25)
     lines.retraining_finished(done=2, jobs=4, depth=1, kind="tuned", seed=2, test_loss=None)
+    lines.evaluation_started(jobs=24, seeds=2, round=2, origins=3)
     err = capsys.readouterr().err.splitlines()
     assert err == [
         "searching s: depths [1, 2], 2 trials each (4 to run)",
@@ -33,6 +34,7 @@ def test_lines_say_each_finished_trial_and_retraining(capsys):
         "evaluating on the test split: 4 retrainings (2 seeds each)",
         "  retraining 1/4: depth 2 fixed, seed 1, test loss 0.25000",
         "  retraining 2/4: depth 1 tuned, seed 2, test loss failed",
+        "evaluating on the test split, round 2: 24 retrainings (2 seeds each at 3 origins)",
     ]
 
 
