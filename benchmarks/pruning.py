@@ -96,13 +96,11 @@ def _seconds_to(done: list[tuple[float, float, dict]], target: float) -> float |
 
 def _seed_noise(spec, data, depth: int, params: dict) -> float:
     """Standard deviation of the best config's validation loss over NOISE_SEEDS training seeds."""
-    from optuna.trial import FixedTrial
-
     from stacktune.models import fit
-    from stacktune.search.engine.space import suggest
-    from stacktune.search.spec.convert import build, to_train_config
+    from stacktune.search.engine.space import TrialSpace
+    from stacktune.search.spec.convert import build
 
-    cfg = to_train_config(spec, suggest(FixedTrial(params), depth=depth, spec=spec), depth=depth)
+    cfg = TrialSpace.of(spec).config_of(params, depth)
     losses = []
     for seed in NOISE_SEEDS:
         cfg.train.seed = seed

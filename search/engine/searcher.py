@@ -14,7 +14,7 @@ from ray.tune.search import Searcher
 from ..contracts import METRIC, TrialResult
 from ..spec.schema import SearchSpec
 from ..tracking.tags import replicate_of
-from .space import suggest
+from .space import TrialSpace
 from .studies import by_cell, counted_trials, spent_seconds
 
 Cell = tuple[int, int]  # (depth, replicate)
@@ -32,6 +32,7 @@ class DepthSearcher(Searcher):
     def __init__(self, spec: SearchSpec, studies: dict):
         super().__init__(metric=METRIC, mode="min")
         self._spec = spec
+        self._space = TrialSpace.of(spec)
         self._studies = studies = by_cell(studies)
         self._cells = list(studies)
         self.pruned: set[str] = set()  # Ray trial ids the scheduler stopped early (see pruning.make_scheduler)
@@ -72,11 +73,11 @@ class DepthSearcher(Searcher):
         trial.set_user_attr("ray_trial_id", trial_id)
         self._asked[cell] += 1
         self._live[trial_id] = (cell, trial)
-        params = suggest(trial, depth=depth, spec=self._spec)
+        params = self._space.sample(trial, depth)
         # `replicate` is None in a search of one replicate per depth: no name or tag then carries it.
         return {
             "depth": depth,
-            "replicate": replicate_of(self._spec, replicate),
+            "replicate": replicate_of(self._spec.replicates, replicate),
             "number": trial.number,
             "params": params,
         }

@@ -8,14 +8,14 @@ import warnings
 from pathlib import Path
 
 import optuna
-from optuna.trial import FixedTrial, TrialState
+from optuna.trial import TrialState
 
 from ..errors import ConfigError, UnreachableError
-from ..spec.convert import sampler_seed, to_train_config
+from ..spec.convert import sampler_seed
 from ..spec.schema import SearchSpec, TrainConfig
 from ..tracking import store
 from .outage import waiting_rdb_storage
-from .space import suggest
+from .space import TrialSpace
 
 log = logging.getLogger("stacktune")
 
@@ -37,7 +37,7 @@ def by_cell(studies: dict) -> dict[tuple[int, int], optuna.Study]:
 
 def make_sampler(spec: SearchSpec, depth: int, replicate: int = 1) -> optuna.samplers.BaseSampler:
     """The sampler of one depth's study (or of one of its replicate searches), seeded so a search is repeatable."""
-    seed = sampler_seed(spec, depth, replicate)
+    seed = sampler_seed(spec.seed, depth, replicate)
     if spec.sampler.kind == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     with warnings.catch_warnings():
@@ -238,7 +238,7 @@ def importance(study) -> tuple[dict[str, float] | None, str | None]:
     return (values, "PED-ANOVA") if values else (None, None)
 
 
-def top_configs(spec: SearchSpec, study, depth: int, k: int) -> list[TrainConfig]:
+def top_configs(space: TrialSpace, study, depth: int, k: int) -> list[TrainConfig]:
     """The `k` best completed trials of a depth's study, as train configs."""
     done = sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), key=lambda t: t.value)[:k]
-    return [to_train_config(spec, suggest(FixedTrial(t.params), depth=depth, spec=spec), depth=depth) for t in done]
+    return [space.config_of(t.params, depth) for t in done]

@@ -19,6 +19,7 @@ from stacktune.datasets.origins import evaluation_origins
 from ..engine.ray_setup import make_tuner
 from ..engine.rounds import JobRounds
 from ..engine.signals import fit
+from ..engine.space import TrialSpace
 from ..engine.studies import by_cell, top_configs
 from ..engine.trainable import run_eval
 from ..progress import Progress
@@ -45,7 +46,8 @@ def plan_jobs(spec: SearchSpec, candidates: dict, seeds: list[int]) -> list[dict
         configs = []
         for replicate in range(1, spec.replicates + 1):
             found = candidates.get((depth, replicate), candidates.get(depth, []) if replicate == 1 else [])
-            configs += [("tuned", rank, cfg, replicate_of(spec, replicate)) for rank, cfg in enumerate(found)]
+            number = replicate_of(spec.replicates, replicate)
+            configs += [("tuned", rank, cfg, number) for rank, cfg in enumerate(found)]
         if spec.baseline is not None:
             configs.append(("fixed", 0, baseline_config(spec, depth), None))
         origins = spec.evaluation.origins
@@ -132,6 +134,7 @@ class _SeedRounds:
         self._runs, self._progress = runs, progress
         self._kept = dict(kept or {})  # job_key -> metrics: jobs an earlier, cut-off attempt finished
         self.counts = seed_rounds(spec)  # seeds per configuration after each planned round
+        self.seeds = evaluation_seeds(spec, self.counts[-1])  # every seed the rounds may hand out, in order
         self.done = 0  # seeds per configuration handed out so far
         self.planned = 0  # the jobs of every round begun so far, kept ones included
 
@@ -158,7 +161,7 @@ class _SeedRounds:
                 if self.done == self.counts[-1] or decided(self._comparison):
                     return []
             count = self.counts[self.number]
-            jobs = plan_jobs(spec, self._candidates, evaluation_seeds(spec, count - self.done, start=self.done))
+            jobs = plan_jobs(spec, self._candidates, self.seeds[self.done : count])
             if not jobs:
                 return []
             self.planned += len(jobs)
@@ -202,7 +205,8 @@ def evaluate_search(
     """
     writer.holding = HOLDING
     top_k = spec.evaluation.top_k
-    candidates = {(d, r): top_configs(spec, study, d, top_k) for (d, r), study in by_cell(studies).items()}
+    space = TrialSpace.of(spec)
+    candidates = {(d, r): top_configs(space, study, d, top_k) for (d, r), study in by_cell(studies).items()}
     runs = EvalRuns(
         writer=writer,
         experiment_id=tree.experiment_id,
@@ -227,7 +231,7 @@ def evaluate_search(
         return
     val_loss = aggregate(spec, comparison, results, looks=len(rounds.counts), naive=naive, weights=weights)
     comparison.evaluation = {
-        "seeds": evaluation_seeds(spec, rounds.done),
+        "seeds": rounds.seeds[: rounds.done],
         "refit": "train",
         "top_k": spec.evaluation.top_k,
         "confidence": spec.evaluation.confidence,

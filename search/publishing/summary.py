@@ -7,9 +7,8 @@ from pathlib import Path
 
 from optuna.trial import FixedTrial
 
-from ..engine.space import suggest
+from ..engine.space import TrialSpace
 from ..engine.studies import by_cell, counted_trials, importance, trial_counts
-from ..spec.convert import to_train_config
 from ..spec.schema import SearchSpec
 from ..tracking import store, tags
 from ..tracking.models import log_best_model
@@ -40,6 +39,7 @@ def _depth_summary(
     depth: int,
     studies: list,
     *,
+    space: TrialSpace,
     client,
     tree: RunTree,
     trials: TrialRuns,
@@ -83,7 +83,7 @@ def _depth_summary(
     if done:
         replicate = studies.index(best_study) + 1
         _record_best(
-            spec,
+            space,
             depth,
             best_study,
             entry,
@@ -92,19 +92,20 @@ def _depth_summary(
             trials=trials,
             data=data,
             storage_path=storage_path,
-            replicate=replicate_of(spec, replicate),
+            search=spec.name,
+            replicate=replicate_of(spec.replicates, replicate),
         )
         metrics["best_val_loss"] = entry.best_val_loss
     if spec.replicates > 1:
         entry.replicates = [
-            _replicate_best(spec, depth, r, study, client=client, tree=tree, trials=trials)
+            _replicate_best(space, depth, r, study, client=client, tree=tree, trials=trials)
             for r, study in enumerate(studies, start=1)
         ]
     store.log_batch(client, depth_run, metrics=store.epoch_metrics(0, metrics))
     return entry
 
 
-def _replicate_best(spec: SearchSpec, depth: int, replicate: int, study, *, client, tree: RunTree, trials: TrialRuns):
+def _replicate_best(space: TrialSpace, depth: int, replicate: int, study, *, client, tree: RunTree, trials: TrialRuns):
     """One replicate search's own best (none without a completed trial), also tagged on its replicate run."""
     counts = trial_counts(study)
     found: dict = {"replicate": replicate, "trials": counts, "best_val_loss": None}
@@ -112,12 +113,12 @@ def _replicate_best(spec: SearchSpec, depth: int, replicate: int, study, *, clie
     if not counts["completed"]:
         return found
     best = study.best_trial
-    params = suggest(FixedTrial(best.params), depth=depth, spec=spec)
+    params = space.sample(FixedTrial(best.params), depth)
     name = tags.trial_name(depth, best.number, replicate)
     found.update(
         best_val_loss=best.value,
         best_trial={"name": name, "number": best.number},
-        best_config=to_train_config(spec, params, depth=depth).model_dump(mode="json", exclude_none=True),
+        best_config=space.config(params, depth).model_dump(mode="json", exclude_none=True),
         params=int(best.user_attrs["params"]) if "params" in best.user_attrs else None,
     )
     if run:
@@ -137,7 +138,7 @@ def _replicate_best(spec: SearchSpec, depth: int, replicate: int, study, *, clie
 
 
 def _record_best(
-    spec: SearchSpec,
+    space: TrialSpace,
     depth: int,
     study,
     entry: DepthEntry,
@@ -147,14 +148,15 @@ def _record_best(
     trials: TrialRuns,
     data,
     storage_path: str,
+    search: str,
     replicate: int | None = None,
 ) -> None:
     """Fills in the depth's best trial, attaches its checkpoint to its MLflow run, logs its model as an MLflow Model
     linked to that run, and tags it there."""
     best = study.best_trial
     ray_id = best.user_attrs["ray_trial_id"]
-    params = suggest(FixedTrial(best.params), depth=depth, spec=spec)
-    cfg = to_train_config(spec, params, depth=depth)
+    params = space.sample(FixedTrial(best.params), depth)
+    cfg = space.config(params, depth)
     _, checkpoint = trials.finals.get(ray_id, ({}, None))
     run_id = trials.run_ids.get(ray_id) or _run_of(client, depth_run, ray_id)
     entry.best_val_loss = best.value
@@ -167,10 +169,10 @@ def _record_best(
     if checkpoint is not None and run_id:
         with checkpoint.as_directory() as folder:
             client.log_artifacts(run_id, folder)
-            entry.model = _log_model(Path(folder), data, client=client, run_id=run_id, entry=entry, search=spec.name)
+            entry.model = _log_model(Path(folder), data, client=client, run_id=run_id, entry=entry, search=search)
     elif run_id and (saved := _saved_checkpoint(storage_path, ray_id)) is not None:
         client.log_artifacts(run_id, str(saved))  # the best trial ran before a resume
-        entry.model = _log_model(saved, data, client=client, run_id=run_id, entry=entry, search=spec.name)
+        entry.model = _log_model(saved, data, client=client, run_id=run_id, entry=entry, search=search)
     if run_id:
         client.set_tag(run_id, tags.BEST, "true")
     store.log_batch(
@@ -214,11 +216,13 @@ def summarise(
     an MLflow Model; `data` is the prepared dataset the search ran on."""
     task = data.task
     studies = by_cell(studies)
+    space = TrialSpace.of(spec)  # turns each best trial's parameters back into its train config
     depths = [
         _depth_summary(
             spec,
             d,
             [studies[(d, r)] for r in range(1, spec.replicates + 1)],
+            space=space,
             client=client,
             tree=tree,
             trials=trials,

@@ -17,10 +17,10 @@ SEED_OFFSET = 1000
 REPLICATE_STRIDE = 40  # above MAX_DEPTH, and 40 * (MAX_REPLICATES - 1) + MAX_DEPTH stays below SEED_OFFSET
 
 
-def sampler_seed(spec: SearchSpec, depth: int, replicate: int = 1) -> int:
-    """The seed of the Optuna sampler of one depth's replicate search (1 is the first), so a search is repeatable
-    and its replicates are independent."""
-    return spec.seed * SEED_OFFSET + depth + REPLICATE_STRIDE * (replicate - 1)
+def sampler_seed(seed: int, depth: int, replicate: int = 1) -> int:
+    """The seed of the Optuna sampler of one depth's replicate search (1 is the first) in a search of seed `seed`,
+    so a search is repeatable and its replicates are independent."""
+    return seed * SEED_OFFSET + depth + REPLICATE_STRIDE * (replicate - 1)
 
 
 def evaluation_seeds(spec: SearchSpec, count: int | None = None, *, start: int = 0) -> list[int]:
@@ -33,20 +33,37 @@ def evaluation_seeds(spec: SearchSpec, count: int | None = None, *, start: int =
 
 def to_train_config(spec: SearchSpec, params: dict[str, Any], *, depth: int) -> TrainConfig:
     """The `stacktune train` config of one sampled point: what a trial trains and an export writes."""
+    return train_config(shared_settings(spec), params, depth=depth)
+
+
+def shared_settings(spec: SearchSpec) -> dict[str, Any]:
+    """What every trial's train config of a search shares: the dataset and the training settings not searched."""
+    train = spec.train
+    return {
+        "dataset": spec.dataset.model_dump(exclude_none=True),
+        "train": {
+            "epochs": train.epochs,
+            "optimizer": train.optimizer,
+            "grad_clip": train.grad_clip,
+            "precision": train.precision,
+            "patience": train.patience,
+            "seed": spec.seed,
+        },
+    }
+
+
+def train_config(shared: dict[str, Any], params: dict[str, Any], *, depth: int) -> TrainConfig:
+    """The train config of one sampled point, from the settings every trial of a search shares (`shared`, see
+    engine.space.TrialSpace) and the point's own parameters."""
     return TrainConfig.model_validate(
         {
-            "dataset": spec.dataset.model_dump(exclude_none=True),
+            "dataset": shared["dataset"],
             "model": {"units": [int(params[f"units_{i}"]) for i in range(depth)], "dropout": params["dropout"]},
             "train": {
+                **shared["train"],
                 "lr": params["lr"],
-                "epochs": spec.train.epochs,
                 "batch_size": int(params["batch_size"]),
                 "weight_decay": params["weight_decay"],
-                "optimizer": spec.train.optimizer,
-                "grad_clip": spec.train.grad_clip,
-                "precision": spec.train.precision,
-                "patience": spec.train.patience,
-                "seed": spec.seed,
             },
         }
     )

@@ -64,6 +64,7 @@ def trial_name(depth: int, number: int, replicate: int | None = None) -> str:
     return f"d{depth}-t{number:02d}" if replicate is None else f"d{depth}-r{replicate}-t{number:02d}"
 
 
-def replicate_of(spec, replicate: int) -> int | None:
-    """The replicate number names and tags carry: None when the search has only one replicate per depth."""
-    return replicate if spec.replicates > 1 else None
+def replicate_of(replicates: int, replicate: int) -> int | None:
+    """The replicate number names and tags carry: None when the search has only one replicate per depth (of
+    `replicates`)."""
+    return replicate if replicates > 1 else None

@@ -14,7 +14,7 @@ from ray.tune import Callback
 
 from ..contracts import TrialResult
 from ..progress import DepthTally, Progress
-from ..spec.convert import flat_params, to_train_config
+from ..spec.convert import flat_params, shared_settings, train_config
 from ..spec.schema import SearchSpec
 from . import store, tags
 from .buffer import BufferedWriter
@@ -50,6 +50,7 @@ class TrialRuns(Callback):
         self._final_wait = final_wait
         self._experiment_id = experiment_id
         self._spec = spec
+        self._shared = shared_settings(spec)  # what every trial's train config shares
         self._depth_runs = depth_runs
         self._replicate_runs = replicate_runs or {}
         self._progress = progress or Progress()
@@ -77,7 +78,7 @@ class TrialRuns(Callback):
             return ref
         depth, number = trial.config["depth"], trial.config["number"]
         replicate = trial.config.get("replicate")  # None: the search has one replicate per depth
-        cfg = to_train_config(self._spec, trial.config["params"], depth=depth)
+        cfg = train_config(self._shared, trial.config["params"], depth=depth)
         run_tags = {
             tags.PARENT_RUN_ID: self._replicate_runs.get((depth, replicate or 1), self._depth_runs[depth]),
             tags.ROLE: tags.ROLE_TRIAL,

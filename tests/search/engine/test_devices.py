@@ -5,7 +5,7 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from stacktune.search.engine.space import suggest
+from stacktune.search.engine.space import TrialSpace
 from stacktune.search.engine.trainable import pick_device
 from stacktune.search.spec.convert import match_widths
 from stacktune.search.spec.schema import SearchSpec
@@ -41,7 +41,7 @@ def test_on_a_gpu_a_units_range_without_a_step_samples_multiples_of_8():
     spec = _spec({"low": 20, "high": 200}, 0.5)
     assert (spec.space.units.low, spec.space.units.step) == (24, 8)
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
-    widths = [suggest(study.ask(), depth=2, spec=spec)[f"units_{i}"] for _ in range(40) for i in range(2)]
+    widths = [TrialSpace.of(spec).sample(study.ask(), 2)[f"units_{i}"] for _ in range(40) for i in range(2)]
     assert all(w % 8 == 0 and 24 <= w <= 200 for w in widths)
 
 
@@ -60,5 +60,5 @@ def test_bf16_precision_reaches_the_trial_config():
     from stacktune.search.spec.convert import to_train_config
 
     spec = _spec([32], 1.0, train={"precision": "bf16"})
-    params = suggest(optuna.create_study().ask(), depth=1, spec=spec)
+    params = TrialSpace.of(spec).sample(optuna.create_study().ask(), 1)
     assert to_train_config(spec, params, depth=1).train.precision == "bf16"

@@ -6,7 +6,7 @@ import optuna
 import pytest
 
 from stacktune.models import LSTMConfig, count_parameters
-from stacktune.search.engine.space import suggest
+from stacktune.search.engine.space import TrialSpace
 from stacktune.search.spec.convert import match_widths, to_train_config
 from stacktune.search.spec.schema import SearchSpec
 
@@ -32,7 +32,7 @@ def test_matched_size_gives_every_depth_about_the_same_number_of_weights():
         assert abs(size - 60_000) / 60_000 < 0.05, (depth, width, size)
     # The width is fixed per depth, so only lr (and the rest) is searched.
     trial = optuna.create_study().ask()
-    params = suggest(trial, depth=3, spec=spec)
+    params = TrialSpace.of(spec).sample(trial, 3)
     assert [params[f"units_{i}"] for i in range(3)] == [widths[3]] * 3
     assert "units_0" not in trial.params
     # It survives the trip to a Ray worker as JSON.
@@ -43,14 +43,14 @@ def test_integer_range_with_a_step():
     spec = _spec({"low": 16, "high": 64, "step": 16})
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
     for _ in range(10):
-        params = suggest(study.ask(), depth=2, spec=spec)
+        params = TrialSpace.of(spec).sample(study.ask(), 2)
         assert params["units_0"] in (16, 32, 48, 64) and params["units_1"] in (16, 32, 48, 64)
 
 
 def test_a_sampled_point_becomes_the_train_config_an_export_writes():
     spec = _spec([8, 16])
-    params = suggest(
-        optuna.trial.FixedTrial({"units_0": 16, "units_1": 8, "lr": 0.003, "dropout": 0.1}), depth=2, spec=spec
+    params = TrialSpace.of(spec).sample(
+        optuna.trial.FixedTrial({"units_0": 16, "units_1": 8, "lr": 0.003, "dropout": 0.1}), 2
     )
     cfg = to_train_config(spec, params, depth=2)
     assert (
@@ -67,14 +67,14 @@ def test_shared_units_give_every_depth_a_space_of_the_same_dimension(units):
         study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=depth))
         for _ in range(5):
             trial = study.ask()
-            params = suggest(trial, depth=depth, spec=spec)
+            params = TrialSpace.of(spec).sample(trial, depth)
             widths = [params[f"units_{i}"] for i in range(depth)]
             assert len(set(widths)) == 1  # one width for the whole stack
             study.tell(trial, 1.0)
         dimensions[depth] = len(study.trials[0].params)
         # The exported config and its retraining carry the same width on every layer.
         config = to_train_config(
-            spec, suggest(optuna.trial.FixedTrial(study.trials[0].params), depth=depth, spec=spec), depth=depth
+            spec, TrialSpace.of(spec).sample(optuna.trial.FixedTrial(study.trials[0].params), depth), depth=depth
         )
         assert len(set(config.model.units)) == 1 and len(config.model.units) == depth
     # units and lr at every depth (dropout is fixed in this space).
@@ -86,6 +86,6 @@ def test_per_layer_units_grow_the_space_with_depth():
     dims = {}
     for depth in spec.depths:
         trial = optuna.create_study().ask()
-        suggest(trial, depth=depth, spec=spec)
+        TrialSpace.of(spec).sample(trial, depth)
         dims[depth] = len(trial.params)
     assert dims[6] - dims[1] == 5  # a width per layer: five more dimensions at depth 6 than at depth 1

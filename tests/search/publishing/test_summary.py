@@ -9,7 +9,7 @@ from optuna.trial import TrialState
 from stacktune.models.lstm import LSTMConfig, StackedLSTM, load_model, save_model
 from stacktune.models.train import evaluate
 from stacktune.search.contracts import TrialResult
-from stacktune.search.engine.space import suggest
+from stacktune.search.engine.space import TrialSpace
 from stacktune.search.engine.studies import prepare_studies, study_name
 from stacktune.search.publishing.summary import summarise
 from stacktune.search.spec.loading import load_data
@@ -69,7 +69,7 @@ def _run_trials(spec: SearchSpec, studies: dict, route: dict[str, TrialRuns]) ->
             trial = study.ask()
             ray_id = _ray_id(depth, trial.number)
             trial.set_user_attr("ray_trial_id", ray_id)
-            params = suggest(trial, depth=depth, spec=spec)
+            params = TrialSpace.of(spec).sample(trial, depth)
             epochs = 3 if state == "ok" else 1
             losses = [value + 0.1 * (epochs - e) for e in range(1, epochs + 1)] if value is not None else [2.0]
             callback = route.get(ray_id)
@@ -265,7 +265,7 @@ def test_a_depth_without_a_completed_trial_has_no_best(tmp_path, monkeypatch):
     for depth in spec.depths:
         for number in range(2):
             trial = studies[(depth, 1)].ask()
-            suggest(trial, depth=depth, spec=spec)
+            TrialSpace.of(spec).sample(trial, depth)
             trial.set_user_attr("ray_trial_id", _ray_id(depth, number))
             if depth == 1:
                 studies[(depth, 1)].tell(trial, state=TrialState.FAIL)
