@@ -223,6 +223,9 @@ def _verdict_sentences(comparison: Comparison, verdict: Verdict, tested: list[De
     searches = comparison.replicates or 1
     if searches > 1 and n_seeds:
         seeds = f" over {searches} searches of {n_seeds // searches} seeds each"
+    origins = len(comparison.origins or [])
+    if origins > 1 and n_seeds:
+        seeds += f", each at {origins} {'rolling origins' if comparison.origins[0].kind == 'rolling' else 'splits'}"
     budget = _budget_phrase(comparison.trials_per_depth, searches)
     winner = verdict.winner
     summary = verdict.summary or ""
