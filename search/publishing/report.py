@@ -579,13 +579,21 @@ def _replicate_lines(comparison: Comparison, entries: list[DepthEntry]) -> list[
     agreement = comparison.agreement or []
     if agreement:
         lines += ["", "How many searches, compared number with number, put each pair in the verdict's order:", ""]
-        for pair in agreement:
-            if pair.leader is None:
-                lines.append(f"- depths {pair.a} and {pair.b}: no order (equal means)")
-                continue
-            other = pair.b if pair.leader == pair.a else pair.a
-            said = "beats" if pair.better is not None else "is lower than (not called)"
-            lines.append(f"- depth {pair.leader} {said} depth {other} in {pair.agree} of {pair.of} replicate searches")
+        lines += _agreement_lines(agreement, "in {agree} of {of} replicate searches")
+    return lines
+
+
+def _agreement_lines(agreement: list, counted: str) -> list[str]:
+    """One line per pair: the order the verdict gives it and how many searches (or origins) agree, `counted`
+    worded with {agree} and {of}."""
+    lines = []
+    for pair in agreement:
+        if pair.leader is None:
+            lines.append(f"- depths {pair.a} and {pair.b}: no order (equal means)")
+            continue
+        other = pair.b if pair.leader == pair.a else pair.a
+        said = "beats" if pair.better is not None else "is lower than (not called)"
+        lines.append(f"- depth {pair.leader} {said} depth {other} {counted.format(agree=pair.agree, of=pair.of)}")
     return lines
 
 
@@ -634,13 +642,7 @@ def _origin_lines(comparison: Comparison, entries: list[DepthEntry]) -> list[str
     agreement = comparison.origin_agreement or []
     if agreement:
         lines += ["", "At how many origins each pair is in the verdict's order:", ""]
-        for pair in agreement:
-            if pair.leader is None:
-                lines.append(f"- depths {pair.a} and {pair.b}: no order (equal means)")
-                continue
-            other = pair.b if pair.leader == pair.a else pair.a
-            said = "beats" if pair.better is not None else "is lower than (not called)"
-            lines.append(f"- depth {pair.leader} {said} depth {other} at {pair.agree} of {pair.of} origins")
+        lines += _agreement_lines(agreement, "at {agree} of {of} origins")
     return lines
 
 
