@@ -16,7 +16,17 @@ from . import common
 
 # Ray-using benchmarks first, grouped by the Ray they need, so each Ray starts once; then the verdict's simulations,
 # and the GPU figures (rows saying why not, at once, on a machine without one).
-BENCHMARKS = ("orchestration", "time_to_verdict", "pruning", "driver", "throughput", "startup", "verdict", "gpu")
+BENCHMARKS = (
+    "orchestration",
+    "evaluation",
+    "time_to_verdict",
+    "pruning",
+    "driver",
+    "throughput",
+    "startup",
+    "verdict",
+    "gpu",
+)
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
 
 

@@ -44,6 +44,7 @@ def _overrides(args: argparse.Namespace):
         epochs=args.epochs,
         seeds=args.seeds,
         replicates=args.replicates,
+        origins=args.origins,
     )
 
 
@@ -149,6 +150,11 @@ def _add_overrides(p: argparse.ArgumentParser) -> None:
         "--seeds",
         type=_seeds,
         help="override evaluation.seeds: a count (0: no evaluation on the test split) or auto (rounds until decided)",
+    )
+    p.add_argument(
+        "--origins",
+        type=int,
+        help="override evaluation.origins: data origins each best is retrained and scored at (K times the retrainings)",
     )
 
 

@@ -168,6 +168,20 @@ def check_resources(spec: SearchSpec) -> None:
     )
 
 
+def trial_slots(spec: SearchSpec) -> int:
+    """How many trials of the spec's size the Ray cluster holds at once now (at least 1)."""
+    import ray
+
+    total = ray.cluster_resources() if ray.is_initialized() else {"CPU": float(os.cpu_count() or 1)}
+    slots = []
+    for kind, amount in (("CPU", spec.resources.cpus_per_trial), ("GPU", spec.resources.gpus_per_trial)):
+        if amount:
+            slots.append(int(total.get(kind, 0.0) // amount))
+    if spec.resources.max_concurrent:
+        slots.append(spec.resources.max_concurrent)
+    return max(1, min(slots, default=1))
+
+
 def storage_path_for(spec: SearchSpec, out_dir: Path, shared: str | None) -> str:
     """Where Ray Tune keeps checkpoints: under `shared` (a path every node sees, or s3://...), else out_dir/ray."""
     if not shared:

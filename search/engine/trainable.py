@@ -150,7 +150,8 @@ def _report_final(result, cfg, *, node_id: str) -> None:
 
 
 def run_eval(config: dict[str, Any], *, data, threads: int, gpus: float = 0.0) -> None:
-    """Retrains one configuration with one seed on one data origin and reports its validation and test scores.
+    """Retrains one configuration with each of the job's seeds on one data origin, in this one process, and reports
+    each seed's validation and test scores as soon as it is trained (one result per seed, with its `seed`).
 
     `data` is the prepared set, or the evaluation's origins (datasets.origins) in order: a job with an `origin`
     (numbered from 1) trains and scores on that one."""
@@ -162,22 +163,24 @@ def run_eval(config: dict[str, Any], *, data, threads: int, gpus: float = 0.0) -
     job = config["job"]
     if isinstance(data, (list, tuple)):
         data = data[int(job.get("origin") or 1) - 1]
-    cfg = TrainConfig.model_validate(job["config"])
-    cfg.train.seed = job["seed"]
     device = pick_device(gpus, cuda_available=torch.cuda.is_available())
-    model_cfg, settings = build(cfg, data, threads=threads, device=device)
-    result = fit(model_cfg, data, settings)
-    metrics = {
-        "val_loss": result.best_val_loss,
-        "params": result.params,
-        "epochs": len(result.epochs),
-        "train_seconds": sum(e.seconds for e in result.epochs),
-        "state": result.state,
-    }
-    if result.state != "diverged":
-        test = evaluate(result.model, data.test, task=data.task, device=device)
-        metrics["test_loss"] = test["loss"]
-        if "accuracy" in test:
-            metrics["test_accuracy"] = test["accuracy"]
-            metrics["val_accuracy"] = evaluate(result.model, data.val, task=data.task, device=device)["accuracy"]
-    tune.report(metrics)
+    for seed in job.get("seeds") or [job["seed"]]:
+        cfg = TrainConfig.model_validate(job["config"])
+        cfg.train.seed = seed
+        model_cfg, settings = build(cfg, data, threads=threads, device=device)
+        result = fit(model_cfg, data, settings)
+        metrics = {
+            "seed": seed,
+            "val_loss": result.best_val_loss,
+            "params": result.params,
+            "epochs": len(result.epochs),
+            "train_seconds": sum(e.seconds for e in result.epochs),
+            "state": result.state,
+        }
+        if result.state != "diverged":
+            test = evaluate(result.model, data.test, task=data.task, device=device)
+            metrics["test_loss"] = test["loss"]
+            if "accuracy" in test:
+                metrics["test_accuracy"] = test["accuracy"]
+                metrics["val_accuracy"] = evaluate(result.model, data.val, task=data.task, device=device)["accuracy"]
+        tune.report(metrics)

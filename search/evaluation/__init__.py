@@ -7,10 +7,11 @@ is plain functions of their results.
 """
 
 from .scoring import aggregate, mark_incomplete
-from .stage import evaluate_search, kept_evaluation, log_evaluation, plan_jobs, run_jobs, seed_rounds
+from .stage import bundle_jobs, evaluate_search, kept_evaluation, log_evaluation, plan_jobs, run_jobs, seed_rounds
 
 __all__ = [
     "aggregate",
+    "bundle_jobs",
     "evaluate_search",
     "kept_evaluation",
     "log_evaluation",

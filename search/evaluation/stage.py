@@ -3,10 +3,11 @@
 Each depth's best configuration (top-k) and the one fixed setting people usually use are
 retrained with the same seeds on the training split, the best epoch chosen on validation,
 and scored on the test split that the search never saw. The jobs run on Ray Tune like trials
-(every round of seeds in one Ray Tune run) and are logged to MLflow under their depth run
-(`stacktune.role=eval`), through the search's `BufferedWriter`: while the tracking server does
-not answer, the retrainings go on and their runs wait for it. `scoring.py` turns their results
-into the comparison's figures and verdicts.
+(every round of seeds in one Ray Tune run; a configuration's seeds train one after another in
+one trial) and each retraining is logged to MLflow under its depth run (`stacktune.role=eval`),
+through the search's `BufferedWriter`: while the tracking server does not answer, the
+retrainings go on and their runs wait for it. `scoring.py` turns their results into the
+comparison's figures and verdicts.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 
 from stacktune.datasets.origins import evaluation_origins
 
-from ..engine.ray_setup import make_tuner
+from ..engine.ray_setup import make_tuner, trial_slots
 from ..engine.rounds import JobRounds
 from ..engine.signals import fit
 from ..engine.space import TrialSpace
@@ -27,7 +28,7 @@ from ..spec.convert import baseline_config, evaluation_seeds
 from ..spec.schema import SearchSpec
 from ..tracking import store, tags
 from ..tracking.buffer import BufferedWriter
-from ..tracking.eval_runs import HOLDING, EvalRuns, job_key
+from ..tracking.eval_runs import HOLDING, EvalRuns, job_key, seed_number
 from ..tracking.run_tree import RunTree
 from ..tracking.tags import replicate_of
 from ..verdict import baselines, checks, stats
@@ -64,6 +65,33 @@ def plan_jobs(spec: SearchSpec, candidates: dict, seeds: list[int]) -> list[dict
     return jobs
 
 
+def bundle_jobs(jobs: list[dict[str, Any]], slots: int) -> list[dict[str, Any]]:
+    """`jobs` that differ only in their seed gathered into jobs of several `seeds`, each trained in one process one
+    seed after another: one Ray Tune trial, not one per seed.
+
+    A configuration's seeds are split into as many parts as it takes for every one of the cluster's `slots` to have
+    a job: on a cluster wider than the configurations, the seeds still train side by side. The longest jobs come
+    first (by their weights times their seeds), so that a short one, not a long one, is what runs last."""
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for job in jobs:
+        depth, kind, rank, _, replicate, origin = job_key(job)
+        groups.setdefault((depth, kind, rank, replicate, origin), []).append(job)
+    parts = math.ceil(max(1, slots) / max(1, len(groups)))
+    bundles = []
+    for same in groups.values():
+        size = math.ceil(len(same) / min(parts, len(same)))
+        for start in range(0, len(same), size):
+            part = same[start : start + size]
+            common = {key: value for key, value in part[0].items() if key != "seed"}
+            bundles.append({**common, "seeds": [job["seed"] for job in part]})
+    return sorted(bundles, key=lambda bundle: -len(bundle["seeds"]) * _weights(bundle["config"]["model"]["units"]))
+
+
+def _weights(units: list[int]) -> int:
+    """About how many weights an LSTM stack of these widths has: what a step of its training costs."""
+    return sum(4 * width * (width + below + 1) for width, below in zip(units, [1, *units][:-1], strict=True))
+
+
 def seed_rounds(spec: SearchSpec) -> list[int]:
     """The seed counts after each round of evaluation: one round of `evaluation.seeds`, or with `seeds: auto`
     rounds that grow to `max_seeds`.
@@ -92,7 +120,9 @@ def _job_name(trial) -> str:
     job = trial.config["job"]
     replicate = f"-rep{job['replicate']}" if job.get("replicate") else ""
     origin = f"-o{job['origin']}" if job.get("origin") else ""
-    return f"d{job['depth']}{replicate}-{job['kind']}{job['rank']}-s{job['seed']}{origin}-{trial.trial_id}"
+    seeds = [seed_number(seed) for seed in job.get("seeds") or [job["seed"]]]
+    numbers = f"{seeds[0]}" if len(seeds) == 1 else f"{seeds[0]}to{seeds[-1]}"
+    return f"d{job['depth']}{replicate}-{job['kind']}{job['rank']}-s{numbers}{origin}-{trial.trial_id}"
 
 
 def run_jobs(spec: SearchSpec, rounds: JobRounds, data, *, runs: EvalRuns, storage_path: str) -> None:
@@ -127,11 +157,13 @@ class _SeedRounds:
         kept: dict[tuple, dict] | None = None,
         naive: dict | None = None,
         weights: list[int] | None = None,
+        slots: int = 1,
     ):
         self._spec, self._candidates, self._comparison = spec, candidates, comparison
         self._naive = naive  # the best naive baseline on the test split, which the conclusion weighs
         self._weights = weights  # each data origin's test windows, where there are several
         self._runs, self._progress = runs, progress
+        self._slots = slots  # trials the cluster runs at once: a round's seeds are bundled to keep them busy
         self._kept = dict(kept or {})  # job_key -> metrics: jobs an earlier, cut-off attempt finished
         self.counts = seed_rounds(spec)  # seeds per configuration after each planned round
         self.seeds = evaluation_seeds(spec, self.counts[-1])  # every seed the rounds may hand out, in order
@@ -144,9 +176,10 @@ class _SeedRounds:
         return self.counts.index(self.done) + 1 if self.done else 0
 
     def next_jobs(self) -> list[dict]:
-        """The next round's jobs still to run, or none: the verdict on what ran is decided, or no round is left.
+        """The next round's jobs still to run, bundled by configuration (see bundle_jobs), or none: the verdict on what
+        ran is decided, or no round is left.
 
-        A job an earlier attempt of the search finished is not run again: its result is taken as it was."""
+        A retraining an earlier attempt of the search finished is not run again: its result is taken as it was."""
         spec = self._spec
         while True:
             if self.done:
@@ -181,7 +214,7 @@ class _SeedRounds:
                     origins=spec.evaluation.origins,
                 )
                 self._runs.round_started(len(owed))
-                return owed
+                return bundle_jobs(owed, self._slots)
 
 
 def evaluate_search(
@@ -220,7 +253,9 @@ def evaluate_search(
     by_origin = [baselines.naive_baselines(origin) for origin in origins]
     scored = baselines.pooled(by_origin, weights)
     naive = baselines.best_baseline(scored)
-    rounds = _SeedRounds(spec, candidates, comparison, runs, progress, kept=kept, naive=naive, weights=weights)
+    rounds = _SeedRounds(
+        spec, candidates, comparison, runs, progress, kept=kept, naive=naive, weights=weights, slots=trial_slots(spec)
+    )
     first = rounds.next_jobs()
     if first:
         # Several origins travel together; a job names the one it trains on.

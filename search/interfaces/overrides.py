@@ -16,6 +16,7 @@ class SpecOverrides:
     epochs: int | None = None
     seeds: int | None = None
     replicates: int | None = None
+    origins: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """`section.key` -> value, as `spec.loading.read_overridden` applies them."""
@@ -26,4 +27,5 @@ class SpecOverrides:
             "train.epochs": self.epochs,
             "evaluation.seeds": self.seeds,
             "replicates": self.replicates,
+            "evaluation.origins": self.origins,
         }

@@ -1,7 +1,9 @@
 """One MLflow run per evaluation retraining, under its depth run (`stacktune.role=eval`).
 
 An evaluation job is the dict Ray Tune passes as the trial's config["job"]: depth, kind ("tuned" or
-"fixed"), rank (among a depth's top-k), seed and the train config.
+"fixed"), rank (among a depth's top-k), its `seeds` (trained one after another in the trial, each reporting its
+own result with its `seed`) and the train config. Each seed's retraining is logged as a run of its own the moment
+it reports; a seed that never reported (its trial failed) is logged as a failed run.
 
 Runs are written through a `BufferedWriter`, as trials are: while the tracking server does not answer,
 the retrainings go on and their runs are kept, in order, and written once it answers again.
@@ -52,7 +54,8 @@ class EvalRuns(Callback):
         self._replicate_runs = replicate_runs or {}  # a replicate search's retrainings go under its run
         self._progress = progress or Progress()
         self._jobs = self._round_start = 0
-        self.results: list[tuple[dict, dict]] = []  # (job, its last metrics) for every job, failed ones too
+        self.results: list[tuple[dict, dict]] = []  # (one seed's job, its metrics) for every retraining, failed too
+        self._logged: dict[str, set[int]] = {}  # trial id -> its seeds already logged (a retried trial reports again)
 
     def round_started(self, jobs: int) -> None:
         """A round of `jobs` retrainings begins: progress counts them from one again."""
@@ -71,12 +74,11 @@ class EvalRuns(Callback):
             kind=job["kind"]
             + (f" (search {job['replicate']})" if job.get("replicate") else "")
             + (f" (origin {job['origin']})" if job.get("origin") else ""),
-            seed=_seed_number(job),
+            seed=seed_number(job["seed"]),
             test_loss=metrics.get("test_loss"),
         )
 
-    def _log(self, trial, metrics: dict, status: str) -> None:
-        job = trial.config["job"]
+    def _log(self, job: dict, metrics: dict, status: str) -> None:
         cfg = TrainConfig.model_validate(job["config"])
         cfg.train.seed = job["seed"]
         rank = f"-r{job['rank']}" if job["rank"] else ""
@@ -87,7 +89,7 @@ class EvalRuns(Callback):
         origin = job.get("origin")  # the data origin, where the evaluation has several
         if origin is not None:
             extra[tags.ORIGIN] = str(origin)
-        number = _seed_number(job)
+        number = seed_number(job["seed"])
         ended = int(time.time() * 1000)
         # The run is written once the job is done; its start is when training began.
         started = ended - int(1000 * float(metrics.get("train_seconds", 0.0) or 0.0))
@@ -123,21 +125,46 @@ class EvalRuns(Callback):
         # Kept writes go out once the store answers again, even while no job finishes.
         self._writer.flush()
 
+    def _ended(self, trial, seed: int, metrics: dict, status: str) -> None:
+        """One seed of `trial`'s job has ended: its run is written and its result kept, once per trial and seed."""
+        logged = self._logged.setdefault(trial.trial_id, set())
+        if seed in logged:
+            return
+        logged.add(seed)
+        job = {key: value for key, value in trial.config["job"].items() if key != "seeds"} | {"seed": seed}
+        self._log(job, metrics, status)
+        self._done(job, metrics)
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        if "seed" in result:
+            # A diverged retraining (no test loss) is kept: the verdict counts it as the worst outcome.
+            self._ended(trial, int(result["seed"]), result, "FINISHED" if "test_loss" in result else "FAILED")
+
+    def _unreported(self, trial, metrics: dict) -> None:
+        """Every seed of `trial`'s job that has not reported is logged as failed (with what `metrics` holds)."""
+        for seed in _seeds(trial.config["job"]):
+            self._ended(trial, seed, metrics, "FAILED")
+
     def on_trial_complete(self, iteration, trials, trial, **info):
         metrics = trial.last_result or {}
-        self._log(trial, metrics, "FINISHED" if "test_loss" in metrics else "FAILED")
-        # A diverged run (no test loss) is kept: the verdict counts it as the worst outcome.
-        self._done(trial.config["job"], metrics)
+        if "seed" in metrics or "seeds" in trial.config["job"]:
+            self._unreported(trial, {})  # none, unless the trainable returned early
+        else:  # a job of one seed, as an earlier version handed out
+            self._ended(trial, trial.config["job"]["seed"], metrics, "FINISHED" if "test_loss" in metrics else "FAILED")
 
     def on_trial_error(self, iteration, trials, trial, **info):
         metrics = trial.last_result or {}
-        self._log(trial, metrics, "FAILED")
-        self._done(trial.config["job"], {k: v for k, v in metrics.items() if k != "test_loss"})
+        kept = {} if "seed" in metrics else {k: v for k, v in metrics.items() if k != "test_loss"}
+        self._unreported(trial, kept)
 
 
-def _seed_number(job: dict) -> int:
-    """A job's seed as the runs and progress count them: 1, 2, ... within its evaluation."""
-    return job["seed"] % SEED_OFFSET + 1
+def _seeds(job: dict) -> list[int]:
+    return list(job.get("seeds") or [job["seed"]])
+
+
+def seed_number(seed: int) -> int:
+    """A seed as the runs and progress count them: 1, 2, ... within its evaluation."""
+    return seed % SEED_OFFSET + 1
 
 
 def job_key(job: dict) -> tuple[int, str, int, int, int, int]:

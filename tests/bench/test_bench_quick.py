@@ -12,7 +12,17 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-BENCHMARKS = ("orchestration", "time_to_verdict", "throughput", "pruning", "driver", "startup", "verdict", "gpu")
+BENCHMARKS = (
+    "orchestration",
+    "evaluation",
+    "time_to_verdict",
+    "throughput",
+    "pruning",
+    "driver",
+    "startup",
+    "verdict",
+    "gpu",
+)
 HEADER = "| benchmark | figure | stacktune | plain/baseline | ratio | goal | met? |"
 
 

@@ -159,10 +159,14 @@ def test_invalid_search_spec_exits_2_and_starts_nothing(cli, tmp_path, change, n
     assert not (tmp_path / "o").exists() and not (tmp_path / "m.db").exists()
 
 
-def test_bad_override_flag_exits_2(cli, tmp_path):
-    proc = cli("search", str(EXAMPLES / "demo.yaml"), "--trials-per-depth", "0", "--out", str(tmp_path / "o"))
+@pytest.mark.parametrize(
+    "flag, value, field", [("--trials-per-depth", "0", "trials_per_depth"), ("--origins", "13", "origins")]
+)
+def test_bad_override_flag_exits_2(cli, tmp_path, flag, value, field):
+    proc = cli("search", str(EXAMPLES / "demo.yaml"), flag, value, "--out", str(tmp_path / "o"))
     assert proc.returncode == 2
-    _one_error_line(proc, "trials_per_depth")
+    _one_error_line(proc, field)
+    assert not (tmp_path / "o").exists()
 
 
 @pytest.mark.parametrize(

@@ -41,6 +41,8 @@ def search(tmp_path_factory):
         str(SEEDS),
         "--replicates",
         "1",  # one search per depth: the tree this file reads is search -> depth -> trial
+        "--origins",
+        "1",  # one retraining per seed: each eval run's loss is the seed's loss
         "--out",
         str(work / "out"),
         "--tracking-uri",

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from stacktune.search.evaluation import aggregate, mark_incomplete, plan_jobs, seed_rounds
+from stacktune.search.evaluation import aggregate, bundle_jobs, mark_incomplete, plan_jobs, seed_rounds
 from stacktune.search.spec.convert import baseline_config, evaluation_seeds, to_train_config
 from stacktune.search.spec.schema import SearchSpec
 from stacktune.search.verdict.comparison import Comparison, DepthEntry, Verdict
@@ -105,6 +105,36 @@ def test_plan_jobs_uses_the_specs_seeds():
 def test_plan_jobs_with_evaluation_off_plans_nothing():
     spec = _spec(evaluation={"seeds": 0})
     assert plan_jobs(spec, _candidates(spec), []) == []
+
+
+@pytest.mark.parametrize("slots", [1, 2, 5, 40])
+def test_bundles_hold_each_retraining_once_and_keep_every_slot_busy(slots):
+    spec = _spec(evaluation={"seeds": 8, "origins": 2})
+    jobs = plan_jobs(spec, _candidates(spec), evaluation_seeds(spec))
+    bundles = bundle_jobs(jobs, slots)
+    unbundled = [
+        {**{k: v for k, v in bundle.items() if k != "seeds"}, "seed": seed}
+        for bundle in bundles
+        for seed in bundle["seeds"]
+    ]
+    key = lambda job: sorted((k, str(v)) for k, v in job.items())  # noqa: E731
+    assert sorted(map(key, unbundled)) == sorted(map(key, jobs))  # every retraining once, nothing else
+    configs = len({tuple(key({k: v for k, v in j.items() if k != "seed"})) for j in jobs})
+    assert configs == 5 * 2  # 5 configurations at 2 origins
+    sizes = [len(b["seeds"]) for b in bundles]
+    if slots <= configs:  # one job per configuration, all its seeds in it
+        assert len(bundles) == configs and set(sizes) == {8}
+    else:  # a wider cluster: each configuration's seeds split evenly, a job for every slot
+        assert len(bundles) >= slots and max(sizes) - min(sizes) <= 1
+
+
+def test_a_round_of_kept_retrainings_bundles_only_the_seeds_still_owed():
+    spec = _spec(evaluation={"seeds": 4})
+    jobs = plan_jobs(spec, _candidates(spec), evaluation_seeds(spec))
+    owed = [j for j in jobs if not (j["depth"] == 1 and j["kind"] == "fixed" and j["seed"] != jobs[0]["seed"])]
+    bundles = bundle_jobs(owed, 1)
+    fixed = [b for b in bundles if b["depth"] == 1 and b["kind"] == "fixed"]
+    assert [b["seeds"] for b in fixed] == [[jobs[0]["seed"]]]
 
 
 # ----------------------------------------------------------------------------- aggregate
