@@ -253,7 +253,7 @@ def _evaluate_and_publish(
     retrainings go on, their runs are held, and publishing waits for it (bounded; the results are on disk first).
     A resume of a search that MLflow stopped while publishing publishes what it kept, without retraining.
     """
-    writer = BufferedWriter(client, max_retry_after=10.0)
+    writer = BufferedWriter(client, max_retry_after=10.0, background=True)
     try:
         kept = _kept_comparison(spec, comparison, out_dir, client=client, tree=tree) if resume else None
         if kept is not None:

@@ -14,6 +14,12 @@ becomes known when the creation is written. The run carries the key as a tag, so
 whose answer was lost (the server applied it, then stopped) is found again, not repeated. A run
 that exists already (the search run, a depth run) is written to after `adopt`.
 
+With `background=True`, the writes are made by a thread of the writer's own: a caller (Ray Tune's
+event loop, which runs the callbacks) only hands its write over and goes on, even while the store
+is slow, and the thread writes what gathered since its last write as one batch per run. `close`
+stops the thread once it has written what it holds; after that the writer writes in the caller's
+thread again, as without it.
+
 `close` makes a last attempt over a bounded wait and prints what could not be written;
 a write the store refuses outright (a 4xx: invalid value, missing run) is reported the same
 way. Nothing is dropped silently.
@@ -21,8 +27,10 @@ way. Nothing is dropped silently.
 
 from __future__ import annotations
 
+import collections
 import logging
 import math
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -106,13 +114,15 @@ class BufferedWriter:
         sleep: Callable[[float], None] = time.sleep,
         interval: float = 0.0,
         holding: str = "trial logs are kept and written when it answers again",
+        background: bool = False,
     ):
         """`interval`: metric values are gathered for this many seconds and then written together (0: at once).
 
         A run's creation, its params and tags and its end go out at once, with whatever is gathered
         before them: a driver killed meanwhile loses at most the last second of metric values.
         `holding` ends the line printed when the store stops answering: what happens to the writes meanwhile
-        (an attribute, so a later stage of the search can say it in its own words).
+        (an attribute, so a later stage of the search can say it in its own words). `background`: the writes are
+        made by a thread of the writer's own, started with the first write and stopped by `close`.
         """
         self.holding = holding
         self._client = client
@@ -132,6 +142,12 @@ class BufferedWriter:
         self._next_try = 0.0
         self._down_since: float | None = None
         self.refused: list[str] = []  # writes the store refused, as reported on stderr
+        self._background = background
+        self._thread: threading.Thread | None = None
+        self._inbox: collections.deque[_Op] = collections.deque()  # handed over, not yet taken by the thread
+        self._wake = threading.Event()
+        self._at_once = self._stopping = False
+        self._thread_error: BaseException | None = None
 
     # ---- what callers queue -------------------------------------------------------------
 
@@ -150,8 +166,7 @@ class BufferedWriter:
             "tags": {**tags, RUN_KEY: ref},
             "start_time": int(time.time() * 1000) if start_time is None else start_time,
         }
-        self._queue.append(_Op("create", ref, args=args))
-        self.flush(at_once=True)
+        self._put([_Op("create", ref, args=args)], at_once=True)
         return ref
 
     def log_batch(self, ref: str, *, metrics: Iterable = (), params: Iterable = (), tags: Iterable = ()) -> None:
@@ -159,15 +174,14 @@ class BufferedWriter:
         metrics, params, tags = list(metrics), list(params), list(tags)
         if not (metrics or params or tags):
             return
-        self._queue.extend(_Op("batch", ref, metrics=part) for part in _chunks(metrics, MAX_METRICS))
-        self._queue.extend(_Op("batch", ref, params=part) for part in _chunks(params, MAX_PARAMS))
-        self._queue.extend(_Op("batch", ref, tags=part) for part in _chunks(tags, MAX_TAGS))
-        self.flush(at_once=bool(params or tags))
+        ops = [_Op("batch", ref, metrics=part) for part in _chunks(metrics, MAX_METRICS)]
+        ops += [_Op("batch", ref, params=part) for part in _chunks(params, MAX_PARAMS)]
+        ops += [_Op("batch", ref, tags=part) for part in _chunks(tags, MAX_TAGS)]
+        self._put(ops, at_once=bool(params or tags))
 
     def set_terminated(self, ref: str, status: str = "FINISHED") -> None:
         """Queues the end of run `ref`, stamped now (not when it is finally written)."""
-        self._queue.append(_Op("terminate", ref, args={"status": status, "end_time": int(time.time() * 1000)}))
-        self.flush(at_once=True)
+        self._put([_Op("terminate", ref, args={"status": status, "end_time": int(time.time() * 1000)})], at_once=True)
 
     def adopt(self, run_id: str, *, run_name: str | None = None) -> str:
         """The key to use for a run that exists in MLflow already (created elsewhere): its id."""
@@ -182,8 +196,7 @@ class BufferedWriter:
             client.log_artifact(run_id, str(path), artifact_path=artifact_path)
 
         where = f"{artifact_path}/{Path(path).name}" if artifact_path else Path(path).name
-        self._queue.append(_Op("call", ref, args={"what": f"artifact {where}", "fn": upload}))
-        self.flush(at_once=True)
+        self._put([_Op("call", ref, args={"what": f"artifact {where}", "fn": upload})], at_once=True)
 
     def append_to_tag(self, ref: str, key: str, text: str) -> None:
         """Queues `text` added to the end of tag `key` of run `ref`, as the tag is when the write is made."""
@@ -193,8 +206,7 @@ class BufferedWriter:
             if not value.endswith(text):  # else made already, and only its answer was lost
                 client.set_tag(run_id, key, value + text)
 
-        self._queue.append(_Op("call", ref, args={"what": f"tag {key}", "fn": append}))
-        self.flush(at_once=True)
+        self._put([_Op("call", ref, args={"what": f"tag {key}", "fn": append})], at_once=True)
 
     # ---- state ----------------------------------------------------------------------------
 
@@ -205,7 +217,7 @@ class BufferedWriter:
     @property
     def pending(self) -> int:
         """Writes still queued."""
-        return len(self._queue)
+        return len(self._queue) + len(self._inbox)
 
     @property
     def answering(self) -> bool:
@@ -217,14 +229,79 @@ class BufferedWriter:
         """The tracking URI written to, as messages may show it (no password)."""
         return self._uri()
 
+    # ---- the writing thread ------------------------------------------------------------------
+
+    # How often the thread looks again without being woken: to retry after a back-off, or to write what gathered
+    # over the interval.
+    TICK = 0.2
+
+    def _put(self, ops: list[_Op], *, at_once: bool) -> None:
+        """Queues `ops`: hands them to the writing thread, or writes them here, as `flush` would."""
+        if self._thread_error is not None:
+            raise self._thread_error
+        if self._background:
+            self._inbox.extend(ops)
+            if at_once:
+                self._at_once = True
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._work, name="mlflow-writer", daemon=True)
+                self._thread.start()
+            self._wake.set()
+            return
+        self._queue.extend(ops)
+        self.flush(at_once=at_once)
+
+    def _work(self) -> None:
+        """The writing thread: writes what it is handed, as `flush` does, until `close` stops it."""
+        while True:
+            self._wake.wait(self.TICK)
+            self._wake.clear()
+            at_once, self._at_once = self._at_once, False
+            while self._inbox:
+                op = self._inbox.popleft()
+                # What the caller would have written at once (a run's creation, params, tags, its end) still is.
+                at_once = at_once or op.kind != "batch" or bool(op.params or op.tags)
+                self._queue.append(op)
+            try:
+                self._flush_now(at_once=at_once)
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller at its next write or at close
+                self._thread_error = exc
+                return
+            if self._stopping:
+                return
+
+    def _stop_thread(self) -> None:
+        """Stops the writing thread once it has made its current attempt; from here on writes are made here. Raises
+        what the thread failed with."""
+        thread, self._background = self._thread, False
+        if thread is not None:
+            self._stopping = True
+            self._wake.set()
+            thread.join()
+            self._thread = None
+        while self._inbox:
+            self._queue.append(self._inbox.popleft())
+        if self._thread_error is not None:
+            error, self._thread_error = self._thread_error, None
+            raise error
+
     # ---- writing --------------------------------------------------------------------------
 
     def flush(self, *, force: bool = False, at_once: bool = False) -> bool:
         """Writes what is queued; True when nothing is left.
 
         Without `force`, waits out the back-off of an unanswering store; without `at_once` or `force`,
-        also the gathering interval.
+        also the gathering interval. With a writing thread, it only wakes the thread (`force` stops it first).
         """
+        if self._thread is not None:
+            if not force:
+                self._at_once = self._at_once or at_once
+                self._wake.set()
+                return not self.pending
+            self._stop_thread()
+        return self._flush_now(force=force, at_once=at_once)
+
+    def _flush_now(self, *, force: bool = False, at_once: bool = False) -> bool:
         if not self._queue:
             return True
         now = self._clock()
@@ -258,6 +335,7 @@ class BufferedWriter:
     def close(self, wait: float = 60.0, *, quiet: bool = False) -> bool:
         """Writes everything, retrying for up to `wait` seconds; prints what is left (unless `quiet`: the caller
         says it). True if all went."""
+        self._stop_thread()
         deadline = self._clock() + wait
         while not self.flush(force=True):
             left = deadline - self._clock()

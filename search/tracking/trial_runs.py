@@ -45,8 +45,10 @@ class TrialRuns(Callback):
         self._pruned = pruned if pruned is not None else set()
         # Every result of every trial passes through the driver, and a trial waits while the driver
         # handles its last result: one write per epoch would stall the trials. Writes gathered over
-        # a second go out as one batch per run.
-        self._writer = writer if writer is not None else BufferedWriter(client, interval=WRITE_INTERVAL)
+        # a second go out as one batch per run, from a thread of the writer's own, off Ray Tune's loop.
+        if writer is None:
+            writer = BufferedWriter(client, interval=WRITE_INTERVAL, background=True)
+        self._writer = writer
         self._final_wait = final_wait
         self._experiment_id = experiment_id
         self._spec = spec

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import threading
 import time
 
 import pytest
@@ -269,3 +270,70 @@ def test_writes_within_the_interval_go_out_together_as_one_batch_per_run(store):
     history = client.get_metric_history(writer.run_id(run), "val_loss")
     assert [m.step for m in history] == list(range(1, 12))
     assert client.get_run(writer.run_id(run)).info.status == "FINISHED"
+
+
+def test_with_a_writing_thread_the_caller_never_waits_for_a_slow_store_and_nothing_is_lost(store):
+    client, experiment = store
+    callers: set[str] = set()
+
+    class Slow:
+        """The real client, each write a quarter of a second late, noting the thread that makes it."""
+
+        def __getattr__(self, name):
+            return getattr(client, name)
+
+        def _late(self, name, *args, **kwargs):
+            callers.add(threading.current_thread().name)
+            time.sleep(0.25)
+            return getattr(client, name)(*args, **kwargs)
+
+        def create_run(self, *args, **kwargs):
+            return self._late("create_run", *args, **kwargs)
+
+        def log_batch(self, *args, **kwargs):
+            return self._late("log_batch", *args, **kwargs)
+
+        def set_terminated(self, *args, **kwargs):
+            return self._late("set_terminated", *args, **kwargs)
+
+    writer = BufferedWriter(Slow(), interval=1.0, background=True)
+    started = time.monotonic()
+    refs = []
+    for number in range(5):
+        ref = writer.create_run(experiment, run_name=f"d1-t{number:02d}", tags={"stacktune.role": "trial"})
+        writer.log_batch(ref, params=[Param("units", "16")])
+        for step in range(1, 21):
+            writer.log_batch(ref, metrics=_epoch(step, 1.0 / step))
+        writer.set_terminated(ref, "FINISHED")
+        refs.append(ref)
+    handed_over = time.monotonic() - started
+    # 5 runs of 3 or more writes at 0.25 s each would take seconds; handing them over takes next to nothing.
+    assert handed_over < 0.5, handed_over
+    assert writer.close(wait=60)
+    assert callers == {"mlflow-writer"}  # every write made by the writer's thread, none by the caller
+    for ref in refs:
+        run = client.get_run(writer.run_id(ref))
+        assert run.info.status == "FINISHED" and run.data.params == {"units": "16"}
+        assert [m.step for m in client.get_metric_history(run.info.run_id, "val_loss")] == list(range(1, 21))
+    # Closed, the writer writes in the caller's thread again.
+    late = writer.create_run(experiment, run_name="after", tags={})
+    assert writer.run_id(late) and callers == {"mlflow-writer", threading.current_thread().name}
+
+
+def test_a_failure_inside_the_writing_thread_reaches_the_caller(store):
+    client, experiment = store
+
+    class Broken:
+        """The real client, whose reads fail as a bug would (not as a store that does not answer)."""
+
+        def __getattr__(self, name):
+            return getattr(client, name)
+
+        def get_run(self, run_id):
+            raise RuntimeError("a bug in a queued call")
+
+    writer = BufferedWriter(Broken(), background=True)
+    ref = writer.create_run(experiment, run_name="d1-t00", tags={})
+    writer.append_to_tag(ref, "mlflow.note.content", "more")  # reads the tag first: the read fails
+    with pytest.raises(RuntimeError, match="a bug in a queued call"):
+        writer.close(wait=5)

@@ -13,6 +13,7 @@ from stacktune.search.contracts import TrialResult
 from stacktune.search.progress import DepthTally, Progress
 from stacktune.search.spec.schema import SearchSpec
 from stacktune.search.tracking import store, tags
+from stacktune.search.tracking.buffer import BufferedWriter
 from stacktune.search.tracking.run_tree import open_run_tree
 from stacktune.search.tracking.trial_runs import TrialRuns
 
@@ -142,8 +143,8 @@ def test_a_completed_and_a_failed_trial_each_get_one_run_under_their_depth(setup
     bad.error = "Traceback (most recent call last):\n  File 'x.py', line 1\nRuntimeError: worker blew up\n"
     callback.on_trial_error(iteration=7, trials=[], trial=bad)
 
+    callback.on_experiment_end(trials=[])  # its writing thread has written everything
     run_ids = callback.run_ids
-    callback.on_experiment_end(trials=[])
 
     runs = _trial_runs(client, tree)
     assert set(runs) == {tags.trial_name(1, 0), tags.trial_name(2, 7)} == {"d1-t00", "d2-t07"}
@@ -199,7 +200,8 @@ def test_a_completed_and_a_failed_trial_each_get_one_run_under_their_depth(setup
 def test_a_restarted_trial_keeps_its_run_and_counts_its_restarts(setup, tmp_path):
     spec, client, tree = setup
     progress = RecordingProgress()
-    callback = _callback(spec, client, tree, progress=progress)
+    # Written in this thread, so that the store can be read between the events.
+    callback = _callback(spec, client, tree, progress=progress, writer=BufferedWriter(client))
 
     trial = _trial("c0003", depth=2, number=1)
     callback.on_trial_start(iteration=0, trials=[], trial=trial)
