@@ -42,12 +42,13 @@ class BatchedLayer(nn.Module):
         bias = (self.bias_ih + self.bias_hh).unsqueeze(1)
         flat = x.reshape(*x.shape[:-3], time * batch, x.shape[-1])
         gates_in = torch.baddbmm(bias, flat.expand(members, -1, -1), self.weight_ih.transpose(1, 2))
-        gates_in = gates_in.view(members, time, batch, 4 * hidden)
+        # unbind, not indexing: indexing's backward would add a zero-filled copy of all steps at every step
+        steps = gates_in.view(members, time, batch, 4 * hidden).unbind(1)
         w_hh = self.weight_hh.transpose(1, 2)
         h = c = None
         outputs = []
-        for t in range(time):
-            gates = gates_in[:, t] if h is None else torch.baddbmm(gates_in[:, t], h, w_hh)
+        for step in steps:
+            gates = step if h is None else torch.baddbmm(step, h, w_hh)
             gates = gates.float()  # under bf16 autocast the cell state still accumulates in fp32
             i, f, g, o = gates.chunk(4, dim=-1)
             i, f, o, g = i.sigmoid(), f.sigmoid(), o.sigmoid(), g.tanh()
