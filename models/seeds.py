@@ -29,12 +29,24 @@ from .train import (
     fit,
 )
 
+# The rule below comes from benchmarks/seeds.py on a 2-core Intel Xeon (see benchmarks/README.md): fp32, one
+# thread, window 16, batch 64. There, nn.LSTM's fused CPU kernel (oneDNN) beats the batched step's separate
+# matrix products and elementwise passes once the layers are wide: batched was faster for 8 seeds where the
+# widths sum to at most 32 (1.3-2.1x), slower above (0.4-0.95x); for 4 seeds only up to a sum of about 16-32
+# (1.1-1.4x), and for 2 seeds nowhere (0.55-0.85x). Other devices were not measured, so they train separately.
+MIN_SEEDS = 4
+UNITS_PER_SEED = 4  # the widths may sum to this many units per seed, counting at most 8 seeds
+
 
 def batched_pays(config: LSTMConfig, settings: TrainSettings, seeds: int, device: str | torch.device) -> bool:
-    """Whether training `seeds` seeds as one BatchedLSTM is expected to beat one fit per seed on `device`."""
-    if seeds < 2:
+    """Whether training `seeds` seeds as one BatchedLSTM is expected to beat one fit per seed on `device`.
+
+    True only where it was measured faster: fp32 on a CPU, at least 4 seeds, and the layers' widths summing to
+    at most 4 units per seed (up to 8 seeds: 16 units for 4 seeds, 32 for 8 or more).
+    """
+    if torch.device(device).type != "cpu" or settings.precision != "fp32" or seeds < MIN_SEEDS:
         return False
-    return True
+    return sum(config.units) <= UNITS_PER_SEED * min(seeds, 8)
 
 
 def fit_seeds(

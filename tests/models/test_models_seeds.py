@@ -181,8 +181,22 @@ def test_the_default_follows_batched_pays(monkeypatch):
     assert chosen == ["batched", "separate", "separate"]
 
 
-def test_batched_pays_never_for_one_seed():
-    assert not batched_pays(LSTMConfig(1, [8], 1), SETTINGS, 1, "cpu")
+@pytest.mark.parametrize(
+    "units, seeds, device, expected",
+    [
+        ([8], 8, "cpu", True),
+        ([8, 8, 8, 8], 8, "cpu", True),
+        ([16, 16, 16], 8, "cpu", False),
+        ([64], 8, "cpu", False),
+        ([8], 4, "cpu", True),
+        ([16, 16], 4, "cpu", False),
+        ([8], 2, "cpu", False),
+        ([8], 1, "cpu", False),
+        ([8], 8, "cuda", False),
+    ],
+)
+def test_batched_pays_where_it_was_measured_faster(units, seeds, device, expected):
+    assert batched_pays(LSTMConfig(1, units, 1), SETTINGS, seeds, device) is expected
 
 
 @pytest.mark.parametrize("seeds, message", [([], "none"), ([0, 1.5], "1.5"), ([True], "True")])
