@@ -29,11 +29,12 @@ from .train import (
     fit,
 )
 
-# The rule below comes from benchmarks/seeds.py on a 2-core Intel Xeon (see benchmarks/README.md): fp32, one
-# thread, window 16, batch 64. There, nn.LSTM's fused CPU kernel (oneDNN) beats the batched step's separate
-# matrix products and elementwise passes once the layers are wide: batched was faster for 8 seeds where the
-# widths sum to at most 32 (1.3-2.1x), slower above (0.4-0.95x); for 4 seeds only up to a sum of about 16-32
-# (1.1-1.4x), and for 2 seeds nowhere (0.55-0.85x). Other devices were not measured, so they train separately.
+# The rule below comes from benchmarks/seeds.py on a 2-core Intel Xeon (table in benchmarks/README.md): fp32, one
+# thread, window 16, batch 64. There nn.LSTM runs each layer as one fused oneDNN kernel, which beats the batched
+# step's matrix product and separate elementwise passes once the layers are wide: with 8 seeds batched was faster
+# where the widths sum to at most 32 (1.15-2.2x) and slower above (0.5-0.9x); with 4 seeds at a sum of 8 (1.4x;
+# 1.1x at 32, 0.8-0.9x at 32 over 2 or 4 layers); with 2 seeds nowhere (0.55-0.85x). Other devices and bf16 were
+# not measured, so they train one fit per seed.
 MIN_SEEDS = 4
 UNITS_PER_SEED = 4  # the widths may sum to this many units per seed, counting at most 8 seeds
 
