@@ -63,7 +63,8 @@ def fit_seeds(
     batched=False calls fit once per seed; batched=True trains all seeds together as one BatchedLSTM, each seed
     with its own initial weights, batch order, optimizer state, gradient clipping, best epoch, patience and
     divergence; None picks whichever `batched_pays` expects to be faster. Batched results match separate ones up
-    to float rounding, except with dropout: its masks come from one random stream for all members.
+    to float rounding, except with dropout: its masks come from one random stream for all members. A batched
+    run's time is shared: each seed's `seconds` (and each epoch's) is its share, so that they add up to the run's.
     """
     seeds = list(seeds)
     if not seeds:
@@ -109,14 +110,16 @@ def _member_losses(out: Tensor, y: Tensor, task: Task) -> Tensor:
 def _evaluate_batched(model: BatchedLSTM, data: _Tensors, task: Task, precision: str) -> tuple[Tensor, Tensor | None]:
     """Per-member sample-weighted mean loss over data, in eval mode, and accuracy for classification (CPU float64)."""
     n, members = data.x.shape[0], model.members
+    # as many sequences per call as fit's evaluation holds in memory, spread over the members
+    step = max(1, EVAL_BATCH // members)
     loss_sum = torch.zeros(members, dtype=torch.float64, device=data.x.device)
     correct = torch.zeros(members, dtype=torch.int64, device=data.x.device)
     model.eval()
     with torch.inference_mode(), _autocast(data.x.device, precision):
-        for i in range(0, n, EVAL_BATCH):
-            lengths = None if data.lengths is None else data.lengths[i : i + EVAL_BATCH]
-            out = model(data.x[i : i + EVAL_BATCH], lengths).float()
-            y = data.y[i : i + EVAL_BATCH]
+        for i in range(0, n, step):
+            lengths = None if data.lengths is None else data.lengths[i : i + step]
+            out = model(data.x[i : i + step], lengths).float()
+            y = data.y[i : i + step]
             loss_sum += _member_losses(out, y, task).double() * y.shape[0]
             if task == "classification":
                 correct += (out.argmax(dim=2) == y).sum(1)

@@ -83,6 +83,14 @@ def test_batched_seeds_track_one_fit_per_seed(config, data):
     assert all(r.seconds > 0 for r in batched)
 
 
+def test_validation_in_several_calls_weighs_every_sample_alike(monkeypatch):
+    # 8 sequences per call over 3 members: 2 each, so the 20 validation sequences take 10 calls
+    monkeypatch.setattr(seeds_module, "EVAL_BATCH", 8)
+    config, data = CASES[4]
+    separate = [fit(config, data, replace(SETTINGS, seed=s)) for s in SEEDS]
+    assert_tracks(fit_seeds(config, data, SETTINGS, SEEDS, batched=True), separate)
+
+
 def test_unbatched_is_one_fit_per_seed_exactly():
     config = LSTMConfig(1, [8], 1)
     results = fit_seeds(config, SERIES, SETTINGS, SEEDS, batched=False)
