@@ -23,6 +23,7 @@ BENCHMARKS = (
     "pruning",
     "driver",
     "throughput",
+    "seeds",
     "startup",
     "verdict",
     "gpu",

@@ -17,6 +17,7 @@ BENCHMARKS = (
     "evaluation",
     "time_to_verdict",
     "throughput",
+    "seeds",
     "pruning",
     "driver",
     "startup",
