@@ -43,9 +43,12 @@ def batched_pays(config: LSTMConfig, settings: TrainSettings, seeds: int, device
     """Whether training `seeds` seeds as one BatchedLSTM is expected to beat one fit per seed on `device`.
 
     True only where it was measured faster: fp32 on a CPU, at least 4 seeds, and the layers' widths summing to
-    at most 4 units per seed (up to 8 seeds: 16 units for 4 seeds, 32 for 8 or more).
+    at most 4 units per seed (up to 8 seeds: 16 units for 4 seeds, 32 for 8 or more). Never with dropout: its masks
+    would come from one random stream, so a seed's result would differ from its own `fit`'s.
     """
     if torch.device(device).type != "cpu" or settings.precision != "fp32" or seeds < MIN_SEEDS:
+        return False
+    if config.dropout > 0:
         return False
     return sum(config.units) <= UNITS_PER_SEED * min(seeds, 8)
 

@@ -3,6 +3,7 @@ retraining. Kept free of MLflow, Optuna and SciPy imports, which every new worke
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import tempfile
 from collections.abc import Callable
@@ -151,26 +152,28 @@ def _report_final(result, cfg, *, node_id: str) -> None:
 
 def run_eval(config: dict[str, Any], *, data, threads: int, gpus: float = 0.0) -> None:
     """Retrains one configuration with each of the job's seeds on one data origin, in this one process, and reports
-    each seed's validation and test scores as soon as it is trained (one result per seed, with its `seed`).
+    each seed's validation and test scores (one result per seed, with its `seed`).
 
-    `data` is the prepared set, or the evaluation's origins (datasets.origins) in order: a job with an `origin`
-    (numbered from 1) trains and scores on that one."""
+    Where `models.batched_pays` expects it to be faster, the seeds train together as one batched model and report
+    when all are trained; otherwise one after another, each reporting as soon as it is trained. `data` is the
+    prepared set, or the evaluation's origins (datasets.origins) in order: a job with an `origin` (numbered from 1)
+    trains and scores on that one."""
     import torch
     from ray import tune
 
-    from stacktune.models import evaluate, fit
+    from stacktune.models import batched_pays, evaluate, fit, fit_seeds
 
     job = config["job"]
     if isinstance(data, (list, tuple)):
         data = data[int(job.get("origin") or 1) - 1]
     device = pick_device(gpus, cuda_available=torch.cuda.is_available())
-    for seed in job.get("seeds") or [job["seed"]]:
-        cfg = TrainConfig.model_validate(job["config"])
-        cfg.train.seed = seed
-        model_cfg, settings = build(cfg, data, threads=threads, device=device)
-        result = fit(model_cfg, data, settings)
+    seeds = list(job.get("seeds") or [job["seed"]])
+    model_cfg, settings = build(TrainConfig.model_validate(job["config"]), data, threads=threads, device=device)
+
+    def report(seed: int, result, together: int = 1) -> None:
         metrics = {
             "seed": seed,
+            "together": together,
             "val_loss": result.best_val_loss,
             "params": result.params,
             "epochs": len(result.epochs),
@@ -184,3 +187,10 @@ def run_eval(config: dict[str, Any], *, data, threads: int, gpus: float = 0.0) -
                 metrics["test_accuracy"] = test["accuracy"]
                 metrics["val_accuracy"] = evaluate(result.model, data.val, task=data.task, device=device)["accuracy"]
         tune.report(metrics)
+
+    if batched_pays(model_cfg, settings, len(seeds), device):
+        for seed, result in zip(seeds, fit_seeds(model_cfg, data, settings, seeds, batched=True), strict=True):
+            report(seed, result, together=len(seeds))
+        return
+    for seed in seeds:
+        report(seed, fit(model_cfg, data, dataclasses.replace(settings, seed=seed)))

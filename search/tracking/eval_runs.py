@@ -89,6 +89,8 @@ class EvalRuns(Callback):
         origin = job.get("origin")  # the data origin, where the evaluation has several
         if origin is not None:
             extra[tags.ORIGIN] = str(origin)
+        if int(metrics.get("together") or 1) > 1:  # trained as one of a batched model's seeds
+            extra[tags.SEEDS_TOGETHER] = str(int(metrics["together"]))
         number = seed_number(job["seed"])
         ended = int(time.time() * 1000)
         # The run is written once the job is done; its start is when training began.

@@ -36,6 +36,8 @@ BEST_RUN_ID = "stacktune.best_run_id"
 EVAL_KIND = "stacktune.eval_kind"  # tuned | fixed
 SEED = "stacktune.seed"
 EVAL_RANK = "stacktune.eval_rank"  # the candidate's rank among its depth's top-k (0: the best)
+# How many seeds trained together as one batched model, this one among them (absent: it trained on its own)
+SEEDS_TOGETHER = "stacktune.seeds_together"
 
 # The search run.
 BEST_DEPTH = "stacktune.best_depth"  # lowest validation loss

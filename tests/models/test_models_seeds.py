@@ -207,6 +207,11 @@ def test_batched_pays_where_it_was_measured_faster(units, seeds, device, expecte
     assert batched_pays(LSTMConfig(1, units, 1), SETTINGS, seeds, device) is expected
 
 
+def test_batched_is_never_chosen_with_dropout_whose_masks_would_differ_from_each_seeds_own_fit():
+    assert batched_pays(LSTMConfig(1, [8, 8], 1), SETTINGS, 8, "cpu")
+    assert not batched_pays(LSTMConfig(1, [8, 8], 1, dropout=0.1), SETTINGS, 8, "cpu")
+
+
 @pytest.mark.parametrize("seeds, message", [([], "none"), ([0, 1.5], "1.5"), ([True], "True")])
 def test_bad_seeds_are_refused_and_named(seeds, message):
     with pytest.raises(ValueError, match=message):
