@@ -15,16 +15,16 @@ from stacktune.datasets.types import Prepared, Task
 
 from .batched import BatchedLSTM
 from .lstm import LSTMConfig, StackedLSTM
-from .precision import check_precision
 from .train import (
     EVAL_BATCH,
-    OPTIMIZERS,
     EpochResult,
     FitResult,
     TrainSettings,
     _autocast,
     _divergence,
+    _optimizer,
     _out_of_patience,
+    _prepare,
     _Tensors,
     fit,
 )
@@ -188,15 +188,7 @@ def _drop_members(model: BatchedLSTM, optimizer: torch.optim.Optimizer, keep: li
 
 def _fit_batched(config: LSTMConfig, data: Prepared, settings: TrainSettings, seeds: list[int]) -> list[FitResult]:
     start = time.perf_counter()
-    if data.task != config.task:
-        raise ValueError(f"config.task is {config.task!r} but the data is {data.task!r}")
-    for name in ("input_size", "output_size"):
-        if getattr(data, name) != getattr(config, name):
-            raise ValueError(f"config.{name} is {getattr(config, name)} but the data has {getattr(data, name)}")
-    if settings.threads is not None:
-        torch.set_num_threads(settings.threads)
-    device = torch.device(settings.device)
-    check_precision(settings.precision, device)
+    device = _prepare(config, data, settings)
     models = []
     for s in seeds:
         torch.manual_seed(s)  # each member starts exactly as fit's model of that seed
@@ -204,12 +196,7 @@ def _fit_batched(config: LSTMConfig, data: Prepared, settings: TrainSettings, se
     params = models[0].num_parameters()
     model = BatchedLSTM(models).to(device)
     del models
-    optimizer = OPTIMIZERS[settings.optimizer](
-        model.parameters(),
-        lr=settings.lr,
-        weight_decay=settings.weight_decay,
-        fused=device.type in ("cpu", "cuda"),
-    )
+    optimizer = _optimizer(model, settings, device)
     train = _Tensors.of(data.train, config.task, device)
     val = _Tensors.of(data.val, config.task, device)
     members = [_Member(s) for s in seeds]
