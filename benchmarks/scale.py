@@ -2,9 +2,11 @@
 
 stacktune's whole driver runs (run_search: per-depth Optuna studies in the journal storage, the
 DepthSearcher, the TrialRuns MLflow callback, Ray Tune) on a local Ray that claims 100 logical
-CPUs, 1 per trial, so 100 trials run at once; run_trial is swapped for a trial that sleeps 1 s
+CPUs, 1 per trial, so 100 trials can run at once; run_trial is swapped for a trial that sleeps 1 s
 per epoch for 10 epochs and reports each epoch and a final summary as run_trial does (1,000
-trials; quick: 100 trials of 10 x 0.2 s epochs on 20 logical CPUs).
+trials; quick: 100 trials of 10 x 0.2 s epochs on 20 logical CPUs). The search runs twice, each on
+a fresh Ray: as stacktune runs it (Ray Tune keeps one trial pending for a searcher of its own), then
+with one pending trial allowed per slot (TUNE_MAX_PENDING_TRIALS_PG).
 
 busy = sum over trials of their own run time / (slots x seconds of Tuner.fit()). A trial's own run
 time is the seconds inside its epochs (the sleeps, timed by the trial, as run_trial's train_seconds
@@ -17,14 +19,13 @@ callback, and the drain at the end. The steady-state figure is the same ratio ov
 the run, from the moment every slot has had a trial start (the ramp-up is over) until the last
 trial starts (the drain begins), counting only the epoch seconds inside that window.
 
-What this machine cannot show: its 2 real cores are shared by the 100 workers, Ray's own
-processes and the driver, so starting the workers (each a Python process importing Ray) takes
-far longer here than on 100 real cores, and the whole-run figure is mostly that. The sleeping
-trial does not import torch, so a worker costs about a third of a real one's memory (100 torch
-workers would not fit this machine's 24 GB), it writes no checkpoints, and it does not train.
-The driver's CPU per trial (time.process_time of this process over run_search, all its threads)
-is the figure least affected by the machine. Memory used (MemTotal - MemAvailable) is sampled
-every second during the run.
+What this machine cannot show: its 2 real cores are shared by the workers, Ray's own processes
+and the driver, so starting 100 workers (each a Python process importing Ray) takes minutes here,
+and the idle workers' polling takes CPU the driver would have to itself on a cluster. The sleeping
+trial does not import torch, so a worker costs less memory than a real one (about 130 MB here),
+it writes no checkpoints, and it does not train. The driver's CPU per trial (time.process_time of
+this process over run_search, all its threads) is the figure least affected by the machine.
+Memory used (MemTotal - MemAvailable) is sampled every second during each search.
 """
 
 from __future__ import annotations
