@@ -22,6 +22,7 @@ BENCHMARKS = (
     "time_to_verdict",
     "pruning",
     "driver",
+    "scale",
     "throughput",
     "seeds",
     "startup",

@@ -20,6 +20,7 @@ BENCHMARKS = (
     "seeds",
     "pruning",
     "driver",
+    "scale",
     "startup",
     "verdict",
     "gpu",
