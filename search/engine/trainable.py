@@ -167,7 +167,7 @@ def run_eval(config: dict[str, Any], *, data, threads: int, gpus: float = 0.0) -
     if isinstance(data, (list, tuple)):
         data = data[int(job.get("origin") or 1) - 1]
     device = pick_device(gpus, cuda_available=torch.cuda.is_available())
-    seeds = list(job.get("seeds") or [job["seed"]])
+    seeds = list(job["seeds"])
     model_cfg, settings = build(TrainConfig.model_validate(job["config"]), data, threads=threads, device=device)
 
     def report(seed: int, result, together: int = 1) -> None:

@@ -142,26 +142,17 @@ class EvalRuns(Callback):
             # A diverged retraining (no test loss) is kept: the verdict counts it as the worst outcome.
             self._ended(trial, int(result["seed"]), result, "FINISHED" if "test_loss" in result else "FAILED")
 
-    def _unreported(self, trial, metrics: dict) -> None:
-        """Every seed of `trial`'s job that has not reported is logged as failed (with what `metrics` holds)."""
-        for seed in _seeds(trial.config["job"]):
-            self._ended(trial, seed, metrics, "FAILED")
+    def _unreported(self, trial) -> None:
+        """Every seed of `trial`'s job that has not reported is logged as failed: none, unless it failed or returned
+        early."""
+        for seed in trial.config["job"]["seeds"]:
+            self._ended(trial, seed, {}, "FAILED")
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        metrics = trial.last_result or {}
-        if "seed" in metrics or "seeds" in trial.config["job"]:
-            self._unreported(trial, {})  # none, unless the trainable returned early
-        else:  # a job of one seed, as an earlier version handed out
-            self._ended(trial, trial.config["job"]["seed"], metrics, "FINISHED" if "test_loss" in metrics else "FAILED")
+        self._unreported(trial)
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        metrics = trial.last_result or {}
-        kept = {} if "seed" in metrics else {k: v for k, v in metrics.items() if k != "test_loss"}
-        self._unreported(trial, kept)
-
-
-def _seeds(job: dict) -> list[int]:
-    return list(job.get("seeds") or [job["seed"]])
+        self._unreported(trial)
 
 
 def seed_number(seed: int) -> int:
