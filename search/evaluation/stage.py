@@ -88,8 +88,10 @@ def bundle_jobs(jobs: list[dict[str, Any]], slots: int) -> list[dict[str, Any]]:
 
 
 def _weights(units: list[int]) -> int:
-    """About how many weights an LSTM stack of these widths has: what a step of its training costs."""
-    return sum(4 * width * (width + below + 1) for width, below in zip(units, [1, *units][:-1], strict=True))
+    """About how many weights an LSTM stack of these widths has (one input, one output): what a step costs."""
+    from stacktune.models.lstm import LSTMConfig, count_parameters
+
+    return count_parameters(LSTMConfig(input_size=1, units=list(units), output_size=1))
 
 
 def seed_rounds(spec: SearchSpec) -> list[int]:
@@ -120,7 +122,7 @@ def _job_name(trial) -> str:
     job = trial.config["job"]
     replicate = f"-rep{job['replicate']}" if job.get("replicate") else ""
     origin = f"-o{job['origin']}" if job.get("origin") else ""
-    seeds = [seed_number(seed) for seed in job.get("seeds") or [job["seed"]]]
+    seeds = [seed_number(seed) for seed in job["seeds"]]
     numbers = f"{seeds[0]}" if len(seeds) == 1 else f"{seeds[0]}to{seeds[-1]}"
     return f"d{job['depth']}{replicate}-{job['kind']}{job['rank']}-s{numbers}{origin}-{trial.trial_id}"
 
