@@ -96,6 +96,12 @@ def is_transient(exc: BaseException) -> bool:
     return False
 
 
+def _urgent(ops: list[_Op]) -> bool:
+    """Whether `ops` go out at once rather than after the gathering interval: a run's creation, params, tags, a call
+    or its end do; metric values alone wait."""
+    return any(op.kind != "batch" or op.params or op.tags for op in ops)
+
+
 def _chunks(items: list, size: int) -> list[list]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
@@ -146,7 +152,7 @@ class BufferedWriter:
         self._thread: threading.Thread | None = None
         self._inbox: collections.deque[_Op] = collections.deque()  # handed over, not yet taken by the thread
         self._wake = threading.Event()
-        self._at_once = self._stopping = False
+        self._stopping = False
         self._thread_error: BaseException | None = None
 
     # ---- what callers queue -------------------------------------------------------------
@@ -166,7 +172,7 @@ class BufferedWriter:
             "tags": {**tags, RUN_KEY: ref},
             "start_time": int(time.time() * 1000) if start_time is None else start_time,
         }
-        self._put([_Op("create", ref, args=args)], at_once=True)
+        self._put([_Op("create", ref, args=args)])
         return ref
 
     def log_batch(self, ref: str, *, metrics: Iterable = (), params: Iterable = (), tags: Iterable = ()) -> None:
@@ -177,11 +183,11 @@ class BufferedWriter:
         ops = [_Op("batch", ref, metrics=part) for part in _chunks(metrics, MAX_METRICS)]
         ops += [_Op("batch", ref, params=part) for part in _chunks(params, MAX_PARAMS)]
         ops += [_Op("batch", ref, tags=part) for part in _chunks(tags, MAX_TAGS)]
-        self._put(ops, at_once=bool(params or tags))
+        self._put(ops)
 
     def set_terminated(self, ref: str, status: str = "FINISHED") -> None:
         """Queues the end of run `ref`, stamped now (not when it is finally written)."""
-        self._put([_Op("terminate", ref, args={"status": status, "end_time": int(time.time() * 1000)})], at_once=True)
+        self._put([_Op("terminate", ref, args={"status": status, "end_time": int(time.time() * 1000)})])
 
     def adopt(self, run_id: str, *, run_name: str | None = None) -> str:
         """The key to use for a run that exists in MLflow already (created elsewhere): its id."""
@@ -196,7 +202,7 @@ class BufferedWriter:
             client.log_artifact(run_id, str(path), artifact_path=artifact_path)
 
         where = f"{artifact_path}/{Path(path).name}" if artifact_path else Path(path).name
-        self._put([_Op("call", ref, args={"what": f"artifact {where}", "fn": upload})], at_once=True)
+        self._put([_Op("call", ref, args={"what": f"artifact {where}", "fn": upload})])
 
     def append_to_tag(self, ref: str, key: str, text: str) -> None:
         """Queues `text` added to the end of tag `key` of run `ref`, as the tag is when the write is made."""
@@ -206,7 +212,7 @@ class BufferedWriter:
             if not value.endswith(text):  # else made already, and only its answer was lost
                 client.set_tag(run_id, key, value + text)
 
-        self._put([_Op("call", ref, args={"what": f"tag {key}", "fn": append})], at_once=True)
+        self._put([_Op("call", ref, args={"what": f"tag {key}", "fn": append})])
 
     # ---- state ----------------------------------------------------------------------------
 
@@ -235,35 +241,31 @@ class BufferedWriter:
     # over the interval.
     TICK = 0.2
 
-    def _put(self, ops: list[_Op], *, at_once: bool) -> None:
+    def _put(self, ops: list[_Op]) -> None:
         """Queues `ops`: hands them to the writing thread, or writes them here, as `flush` would."""
         if self._thread_error is not None:
             raise self._thread_error
-        if self._background:
-            self._inbox.extend(ops)
-            if at_once:
-                self._at_once = True
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._work, name="mlflow-writer", daemon=True)
-                self._thread.start()
-            self._wake.set()
+        if not self._background:
+            self._queue.extend(ops)
+            self.flush(at_once=_urgent(ops))
             return
-        self._queue.extend(ops)
-        self.flush(at_once=at_once)
+        self._inbox.extend(ops)
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._work, name="mlflow-writer", daemon=True)
+            self._thread.start()
+        self._wake.set()
 
     def _work(self) -> None:
         """The writing thread: writes what it is handed, as `flush` does, until `close` stops it."""
         while True:
             self._wake.wait(self.TICK)
             self._wake.clear()
-            at_once, self._at_once = self._at_once, False
+            taken = []
             while self._inbox:
-                op = self._inbox.popleft()
-                # What the caller would have written at once (a run's creation, params, tags, its end) still is.
-                at_once = at_once or op.kind != "batch" or bool(op.params or op.tags)
-                self._queue.append(op)
+                taken.append(self._inbox.popleft())
+            self._queue.extend(taken)
             try:
-                self._flush_now(at_once=at_once)
+                self._flush_now(at_once=_urgent(taken))
             except BaseException as exc:  # noqa: BLE001 - handed to the caller at its next write or at close
                 self._thread_error = exc
                 return
@@ -295,7 +297,6 @@ class BufferedWriter:
         """
         if self._thread is not None:
             if not force:
-                self._at_once = self._at_once or at_once
                 self._wake.set()
                 return not self.pending
             self._stop_thread()
