@@ -91,18 +91,12 @@ def run(quick: bool, workdir: Path) -> dict[str, Any]:
     spec = _spec("bench-eval", quick)
     common.start_ray(RAY_CPUS)
     runs: dict[str, list[dict]] = {"bundled": [], "single": []}
-    timed = common.interleaved(
-        {
-            name: (
-                lambda name=name: (
-                    runs[name].append(_evaluation_seconds(spec, workdir, bundled=name == "bundled"))
-                    or runs[name][-1]["seconds"]
-                )
-            )
-            for name in runs
-        },
-        1 if quick else 3,
-    )
+
+    def measure(name: str) -> float:
+        runs[name].append(_evaluation_seconds(spec, workdir, bundled=name == "bundled"))
+        return runs[name][-1]["seconds"]
+
+    timed = common.interleaved({name: (lambda name=name: measure(name)) for name in runs}, 1 if quick else 3)
     figures: dict[str, Any] = {name: common.summary(values) for name, values in timed.items()}
     figures["retrainings"] = runs["bundled"][-1]["retrainings"]
     bundled, single = figures["bundled"]["median"], figures["single"]["median"]
