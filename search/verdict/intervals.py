@@ -9,8 +9,9 @@ neither 1e300 nor 1e-300 overflows or collapses.
 from __future__ import annotations
 
 import math
+import operator
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 from scipy import special as _special
@@ -148,3 +149,30 @@ def difference_ci(a: Sequence[float], b: Sequence[float], *, confidence: float =
     """
     _check_confidence(confidence)
     return _welch(_sample(a, "a"), _sample(b, "b"), confidence)
+
+
+def _json_float(value: float | None) -> float | None:
+    return None if value is None or not math.isfinite(value) else float(value)
+
+
+def _check_looks(looks: int) -> int:
+    if isinstance(looks, bool) or int(looks) != looks or looks < 1:
+        raise ValueError(f"looks must be a positive integer, got {looks}")
+    return int(looks)
+
+
+def _samples(losses_by_depth: Mapping[int, Sequence[float]]) -> dict[int, np.ndarray]:
+    """Each depth's losses as an array, NaN and infinite (failed) runs set to +inf; raises ValueError on bad input."""
+    if not losses_by_depth:
+        raise ValueError("no depths to compare")
+    samples: dict[int, np.ndarray] = {}
+    for depth, values in losses_by_depth.items():
+        try:
+            d = operator.index(depth)
+        except TypeError:
+            raise ValueError(f"depths must be integers, got {depth!r}") from None
+        if d in samples:
+            raise ValueError(f"depth {d} appears twice")
+        x = _losses(values, f"losses of depth {d}")
+        samples[d] = np.where(np.isfinite(x), x, math.inf)
+    return samples

@@ -14,8 +14,8 @@ machine learning benchmarks"), who call a difference meaningful when it is signi
   out of the set that may be best is shown worse than some other depth, and the chance of leaving out a best depth,
   or any depth when all are equal, stays below ``1 - confidence``. It needs less evidence per comparison than testing
   all k(k-1)/2 pairs, which the report keeps as a description (Holm-adjusted).
-- The trend is the least-squares change in mean test loss per added layer, with a Welch-Satterthwaite t interval that
-  allows every depth its own spread.
+- The trend (`trend.py`) is the least-squares change in mean test loss per added layer, with a Welch-Satterthwaite t
+  interval that allows every depth its own spread; the verdict carries it.
 - Per-depth intervals for positive losses are Cox's interval for a log-normal mean, which keeps its coverage for
   skewed losses where the t interval and the bootstrap do not at a few seeds; other losses get t intervals.
   Differences of means get Welch's interval.
@@ -27,19 +27,17 @@ finite loss and never dropped, so a depth cannot look better by failing; means a
 from __future__ import annotations
 
 import math
-import operator
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 import numpy as np
-from scipy import special as _special
 
 from .intervals import (
     Interval,
     _check_confidence,
-    _losses,
-    _scale,
-    _unscale,
+    _check_looks,
+    _json_float,
+    _samples,
     _welch,
     difference_ci,
     mean_ci,
@@ -47,6 +45,7 @@ from .intervals import (
 )
 from .pairwise import MIN_RUNS, MIN_RUNS_UNBALANCED, _brunner_munzel, _enough_runs, _smallest_p, _Test
 from .replicates import MIN_REPLICATES, clustered, replicate_means, replicate_test
+from .trend import Trend, trend
 from .wording import depths_phrase
 
 __all__ = [
@@ -114,36 +113,6 @@ class Pair:
 
 
 @dataclass(frozen=True)
-class Trend:
-    """The change in mean test loss per added layer (least squares over the depths' means) with its interval.
-
-    ``p_value`` tests a slope of 0 (two-sided, Welch-Satterthwaite t); ``direction`` is "down" (deeper is better) or
-    "up" (deeper is worse) when the slope is significant at the verdict's level, else None. ``summary`` says it in
-    words without a capital or a full stop.
-    """
-
-    slope: float
-    ci: Interval
-    p_value: float
-    direction: str | None
-    depths: list[int]
-    failed_left_out: int = 0
-    summary: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON types."""
-        return {
-            "slope": _json_float(self.slope),
-            "ci": self.ci.as_list() if all(map(math.isfinite, self.ci.as_list())) else None,
-            "p_value": float(self.p_value),
-            "direction": self.direction,
-            "depths": [int(d) for d in self.depths],
-            "failed_left_out": int(self.failed_left_out),
-            "summary": self.summary,
-        }
-
-
-@dataclass(frozen=True)
 class Verdict:
     """The outcome of comparing the depths.
 
@@ -178,16 +147,6 @@ class Verdict:
             "needed_seeds": None if self.needed_seeds is None else int(self.needed_seeds),
             "summary": self.summary,
         }
-
-
-def _json_float(value: float | None) -> float | None:
-    return None if value is None or not math.isfinite(value) else float(value)
-
-
-def _check_looks(looks: int) -> int:
-    if isinstance(looks, bool) or int(looks) != looks or looks < 1:
-        raise ValueError(f"looks must be a positive integer, got {looks}")
-    return int(looks)
 
 
 def _holm(p: np.ndarray) -> np.ndarray:
@@ -252,68 +211,6 @@ def _best_set(depths: list[int], q: dict[int, float], alpha: float) -> list[int]
     if len(depths) == 1:
         return list(depths)
     return [d for d in depths if not _excluded(d, q, alpha)]
-
-
-# ----------------------------------------------------------------------------- the trend
-
-
-def trend(losses_by_depth: Mapping[int, Sequence[float]], *, confidence: float = 0.95, looks: int = 1) -> Trend | None:
-    """The change in mean test loss per added layer, its interval and the test of no change; None when fewer than
-    three depths have at least two finite losses each.
-
-    The slope is the least-squares line through the depths' mean losses (each depth weighted alike); its variance
-    adds each depth's own variance of the mean, with Welch-Satterthwaite degrees of freedom, so depths that vary
-    more between seeds are allowed for. Failed runs are left out (and counted).
-    """
-    alpha = _check_confidence(confidence) / _check_looks(looks)
-    samples = _samples(losses_by_depth)
-    finite = {d: x[np.isfinite(x)] for d, x in samples.items()}
-    failed = sum(int(np.count_nonzero(~np.isfinite(x))) for x in samples.values())
-    used = sorted(d for d, x in finite.items() if x.size >= 2)
-    if len(used) < 3:
-        return None
-    s = _scale(*(finite[d] for d in used))
-    depth_arr = np.array(used, dtype=float)
-    weights = (depth_arr - depth_arr.mean()) / float(((depth_arr - depth_arr.mean()) ** 2).sum())
-    means = np.array([finite[d].mean() / s for d in used])
-    var_means = np.array([(finite[d] / s).var(ddof=1) / finite[d].size for d in used])
-    slope = float(weights @ means)
-    parts = weights**2 * var_means
-    se2 = float(parts.sum())
-    if se2 == 0.0:
-        p_value = 0.0 if slope != 0.0 else 1.0
-        ci = Interval(_unscale(slope, s), _unscale(slope, s), "welch")
-    else:
-        dof = se2**2 / float(sum(p**2 / (finite[d].size - 1) for p, d in zip(parts, used, strict=True)))
-        se = math.sqrt(se2)
-        p_value = float(2.0 * _special.stdtr(dof, -abs(slope) / se))
-        half = float(_special.stdtrit(dof, 1.0 - (1.0 - confidence) / 2.0)) * se
-        ci = Interval(_unscale(slope - half, s), _unscale(slope + half, s), "welch")
-    direction = None
-    if p_value < alpha and slope != 0.0:
-        direction = "down" if slope < 0 else "up"
-    value = _unscale(slope, s)
-    return Trend(
-        slope=value,
-        ci=ci,
-        p_value=p_value,
-        direction=direction,
-        depths=used,
-        failed_left_out=failed,
-        summary=_trend_summary(value, ci, direction, used, confidence),
-    )
-
-
-def _trend_summary(slope: float, ci: Interval, direction: str | None, depths: list[int], confidence: float) -> str:
-    level = f"{confidence * 100:g}%"
-    span = f"[{ci.low:.3g}, {ci.high:.3g}]"
-    change = f"{slope:+.3g} per added layer ({level} CI {span})"
-    between = f"from depth {depths[0]} to {depths[-1]}"
-    if direction == "down":
-        return f"adding layers lowers the test loss {between}: {change}"
-    if direction == "up":
-        return f"adding layers raises the test loss {between}: {change}"
-    return f"no trend with depth is shown {between}: {change}"
 
 
 # ----------------------------------------------------------------------------- verdict
@@ -470,23 +367,6 @@ def _can_shrink(
         d: min(strongest(samples[d].size, samples[o].size) for o in depths if o != d) for d in depths
     }  # the strongest evidence the counts allow against each depth
     return len(depths) > 1 and any(_excluded(d, floor, level) for d in best)
-
-
-def _samples(losses_by_depth: Mapping[int, Sequence[float]]) -> dict[int, np.ndarray]:
-    """Each depth's losses as an array, NaN and infinite (failed) runs set to +inf; raises ValueError on bad input."""
-    if not losses_by_depth:
-        raise ValueError("no depths to compare")
-    samples: dict[int, np.ndarray] = {}
-    for depth, values in losses_by_depth.items():
-        try:
-            d = operator.index(depth)
-        except TypeError:
-            raise ValueError(f"depths must be integers, got {depth!r}") from None
-        if d in samples:
-            raise ValueError(f"depth {d} appears twice")
-        x = _losses(values, f"losses of depth {d}")
-        samples[d] = np.where(np.isfinite(x), x, math.inf)
-    return samples
 
 
 def _pairs(
