@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from ..errors import first_line
+from .answers import is_transient, root_reason, short_reason
 from .store import asking_once, redact
 from .tags import RUN_KEY
 
@@ -63,37 +63,6 @@ class _Op:
 
 class Unanswered(Exception):
     """The store did not answer; the write is kept for later."""
-
-
-def is_transient(exc: BaseException) -> bool:
-    """True when `exc` says the store did not answer (worth retrying), False when it refused the write."""
-    from mlflow.exceptions import MlflowException
-
-    if isinstance(exc, MlflowException):
-        # The REST client raises INTERNAL_ERROR (500) when no answer came at all: refused
-        # connection, timeout, retries exhausted. A server's own 4xx answer is a refusal.
-        status = exc.get_http_status_code()
-        return status >= 500 or status in (408, 429)
-    if isinstance(exc, (ConnectionError, TimeoutError, OSError)):
-        return True
-    try:
-        import requests
-
-        if isinstance(exc, requests.HTTPError) and exc.response is not None:
-            status = exc.response.status_code  # an artifact upload's answer
-            return status >= 500 or status in (408, 429)
-        if isinstance(exc, requests.RequestException):
-            return True
-    except ImportError:  # pragma: no cover - MLflow depends on requests
-        pass
-    try:
-        from sqlalchemy.exc import OperationalError
-
-        if isinstance(exc, OperationalError):  # a locked or unreachable database
-            return True
-    except ImportError:  # pragma: no cover
-        pass
-    return False
 
 
 def _urgent(ops: list[_Op]) -> bool:
@@ -473,7 +442,7 @@ class BufferedWriter:
             return fn(*args, **kwargs)
         except Exception as exc:
             if is_transient(exc):
-                raise Unanswered(_root_reason(exc)) from exc
+                raise Unanswered(root_reason(exc)) from exc
             from mlflow.exceptions import MlflowException
 
             if not isinstance(exc, MlflowException):
@@ -487,7 +456,8 @@ class BufferedWriter:
 
     def _refuse(self, op: _Op, exc: BaseException | None) -> None:
         what = {"create": "the creation of", "terminate": "the end of"}.get(op.kind, "a write to")
-        line = f"MLflow refused {what} run {self._names.get(op.ref, op.ref)}: {_short(exc) if exc else 'unknown error'}"
+        reason = short_reason(exc) if exc else "unknown error"
+        line = f"MLflow refused {what} run {self._names.get(op.ref, op.ref)}: {reason}"
         if op.kind == "create":
             line += " (its metrics cannot be written)"
         self.refused.append(line)
@@ -499,21 +469,3 @@ class BufferedWriter:
 
 class _Refused(Exception):
     """A batch the store refused (a 4xx answer)."""
-
-
-def _short(exc: BaseException) -> str:
-    return first_line(exc)[:200]
-
-
-def _root_reason(exc: BaseException) -> str:
-    """Why no answer came, from the innermost error behind `exc` ("[Errno 111] Connection refused", "timed out"),
-    not the client's retry report around it."""
-    inner, seen = exc, {id(exc)}
-    while True:
-        held = [a for a in inner.args if isinstance(a, BaseException)]  # urllib3 wraps the socket's error in args
-        cause = inner.__cause__ or inner.__context__ or (held[-1] if held else None)
-        if cause is None or id(cause) in seen:
-            break
-        seen.add(id(cause))
-        inner = cause
-    return _short(inner if str(inner).strip() else exc)
