@@ -42,6 +42,26 @@ def _names(text: str) -> list[str]:
     return names
 
 
+def _load(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a load per core above 0, got {text!r}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, 0 or more, got {text!r}")
+    return value
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks", description="Measure stacktune against plain baselines."
@@ -59,6 +79,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=Path,
         default=DEFAULT_OUT,
         help="folder for latest.json and latest.md (default: benchmarks/results)",
+    )
+    parser.add_argument(
+        "--max-load",
+        type=_load,
+        default=0.5,
+        metavar="PER_CORE",
+        help="start only once the 1-minute load average is at most this per core (default: 0.5)",
+    )
+    parser.add_argument(
+        "--wait",
+        type=_seconds,
+        default=600.0,
+        metavar="SECONDS",
+        help="how long to wait for the load to fall before refusing to start (default: 600)",
+    )
+    parser.add_argument(
+        "--ignore-load",
+        action="store_true",
+        help="measure even on a busy machine (the load is still recorded beside the figures)",
     )
     parser.add_argument(
         "--workdir", type=Path, help="scratch folder for searches and stores (default: a temporary folder, removed)"
@@ -101,8 +140,16 @@ def write(report: dict, out: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.ignore_load:
+        gate = {"ignored": True, "load_per_core_at_start": common.load_per_core()}
+    else:
+        try:
+            gate = common.wait_for_idle(args.max_load, args.wait)
+        except common.BusyMachine as busy:
+            print(f"python -m benchmarks: {busy}", file=sys.stderr)
+            return 3
     started = time.perf_counter()
-    machine = common.machine_info(quick=args.quick)
+    machine = {**common.machine_info(quick=args.quick), "load_gate": gate}
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="stacktune-bench-"))
     results: dict[str, dict] = {}
     selected = [n for n in BENCHMARKS if n in args.only]
@@ -117,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
                 result = {"figures": {}, "rows": [], "error": traceback.format_exc()}
                 print(result["error"], file=sys.stderr)
             result["seconds"] = time.perf_counter() - t0
+            result["load_per_core_after"] = common.load_per_core()
             results[name] = result
             common.log(f"{name}: done in {result['seconds']:.0f} s")
             following = importlib.import_module(f".{selected[i + 1]}", __package__) if i + 1 < len(selected) else None

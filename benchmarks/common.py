@@ -73,6 +73,49 @@ def machine_info(*, quick: bool) -> dict[str, Any]:
     }
 
 
+class BusyMachine(Exception):
+    """The machine stayed busier than the gate allows for the whole wait."""
+
+
+def load_per_core() -> float | None:
+    """The 1-minute load average divided by the cores this process may use (None where the OS has none)."""
+    if not hasattr(os, "getloadavg"):  # pragma: no cover - not Unix
+        return None
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        cores = os.cpu_count() or 1
+    return os.getloadavg()[0] / cores
+
+
+def wait_for_idle(
+    max_per_core: float, wait_s: float, *, poll_s: float = 10.0, sleep: Callable[[float], None] = time.sleep
+) -> dict[str, Any]:
+    """Waits until the 1-minute load average is at most `max_per_core` per core, for at most `wait_s` seconds, and
+    returns what it saw; raises BusyMachine if the load stayed above the gate. A figure taken beside other work
+    measures that work too, so a full run does not start on a busy machine."""
+    started = time.monotonic()
+    first = load = load_per_core()
+    while load is not None and load > max_per_core:
+        waited = time.monotonic() - started
+        if waited >= wait_s:
+            raise BusyMachine(
+                f"the load average is {load:.2f} per core after waiting {waited:.0f} s, above the gate of "
+                f"{max_per_core} per core: stop the other work, or pass --ignore-load to measure anyway "
+                "(the load is recorded)"
+            )
+        if waited == 0 or int(waited) % 60 < poll_s:
+            log(f"waiting for the machine to be idle: load {load:.2f} per core, gate {max_per_core}")
+        sleep(min(poll_s, max(wait_s - waited, 0.0)))
+        load = load_per_core()
+    return {
+        "gate_per_core": max_per_core,
+        "load_per_core_first_seen": first,
+        "load_per_core_at_start": load,
+        "waited_s": round(time.monotonic() - started, 1),
+    }
+
+
 def _memory_gb() -> float | None:
     with contextlib.suppress(OSError, ValueError, IndexError):
         for line in Path("/proc/meminfo").read_text().splitlines():
