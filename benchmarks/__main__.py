@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import math
 import shutil
 import sys
 import tempfile
 import time
 import traceback
 from pathlib import Path
+from typing import Callable
 
 from . import common
 
@@ -42,24 +44,19 @@ def _names(text: str) -> list[str]:
     return names
 
 
-def _load(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a load per core above 0, got {text!r}")
-    return value
+def _number(what: str, *, zero: bool) -> Callable[[str], float]:
+    """An argparse type for a number above 0 (or, with `zero`, 0 or more), named `what` in its error."""
 
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not (value >= 0 if zero else value > 0):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return value
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, 0 or more, got {text!r}")
-    return value
+    return parse
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -82,14 +79,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--max-load",
-        type=_load,
+        type=_number("a load per core above 0", zero=False),
         default=0.5,
         metavar="PER_CORE",
         help="start only once the 1-minute load average is at most this per core (default: 0.5)",
     )
     parser.add_argument(
         "--wait",
-        type=_seconds,
+        type=_number("a number of seconds, 0 or more", zero=True),
         default=600.0,
         metavar="SECONDS",
         help="how long to wait for the load to fall before refusing to start (default: 600)",
