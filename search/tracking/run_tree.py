@@ -6,6 +6,7 @@ Opened fresh, or found again on resume; closed as FINISHED, KILLED or FAILED as 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from dataclasses import dataclass, field
@@ -73,23 +74,16 @@ def _open_runs(
             max_results=1,
         )
         if previous and previous[0].info.status != "FINISHED":
-            search_id = previous[0].info.run_id
-            client.update_run(search_id, status="RUNNING")
-            children = client.search_runs([experiment_id], filter_string=f"tags.`{tags.PARENT_RUN_ID}` = '{search_id}'")
-            depth_runs = {
-                int(r.data.tags[tags.DEPTH]): r.info.run_id
-                for r in children
-                if r.data.tags.get(tags.ROLE) == tags.ROLE_DEPTH
-            }
-            depth_runs.update(
-                _new_depth_runs(client, experiment_id, spec, search_id, [d for d in spec.depths if d not in depth_runs])
-            )
-            replicate_runs = _found_replicate_runs(client, experiment_id, depth_runs)
-            for run_id in [*depth_runs.values(), *replicate_runs.values()]:
-                client.update_run(run_id, status="RUNNING")
-            _close_cut_off_trials(client, experiment_id, [*depth_runs.values(), *replicate_runs.values()], finished)
-            replicate_runs.update(_new_replicate_runs(client, experiment_id, spec, depth_runs, replicate_runs))
-            return search_id, depth_runs, replicate_runs
+            reopened: list[tuple[str, str]] = []
+            try:
+                return _reopen_runs(client, experiment_id, spec, previous[0].info.run_id, finished, reopened)
+            except BaseException:
+                # Stopped (a signal, an unanswered store) before the resume ran a trial: the runs go back to how the
+                # earlier attempt left them, not RUNNING with nothing running them.
+                for run_id, status in reversed(reopened):
+                    with contextlib.suppress(Exception):
+                        client.update_run(run_id, status=status)
+                raise
     search_id = client.create_run(
         experiment_id,
         run_name=f"search-{time.strftime('%m%d-%H%M%S')}",
@@ -98,6 +92,33 @@ def _open_runs(
     store.log_batch(client, search_id, params=store.as_params(_search_params(spec)))
     depth_runs = _new_depth_runs(client, experiment_id, spec, search_id, spec.depths)
     return search_id, depth_runs, _new_replicate_runs(client, experiment_id, spec, depth_runs, {})
+
+
+def _reopen_runs(
+    client, experiment_id: str, spec: SearchSpec, search_id: str, finished: dict[str, str], reopened: list
+) -> tuple[str, dict[int, str], dict[tuple[int, int], str]]:
+    """The unfinished search's runs marked RUNNING again (each noted in `reopened` with the status it had), its
+    cut-off trial runs settled, and the replicate runs a raised `replicates` adds."""
+    _reopen(client, search_id, reopened)
+    children = client.search_runs([experiment_id], filter_string=f"tags.`{tags.PARENT_RUN_ID}` = '{search_id}'")
+    depth_runs = {
+        int(r.data.tags[tags.DEPTH]): r.info.run_id for r in children if r.data.tags.get(tags.ROLE) == tags.ROLE_DEPTH
+    }
+    depth_runs.update(
+        _new_depth_runs(client, experiment_id, spec, search_id, [d for d in spec.depths if d not in depth_runs])
+    )
+    replicate_runs = _found_replicate_runs(client, experiment_id, depth_runs)
+    for run_id in [*depth_runs.values(), *replicate_runs.values()]:
+        _reopen(client, run_id, reopened)
+    _close_cut_off_trials(client, experiment_id, [*depth_runs.values(), *replicate_runs.values()], finished)
+    replicate_runs.update(_new_replicate_runs(client, experiment_id, spec, depth_runs, replicate_runs))
+    return search_id, depth_runs, replicate_runs
+
+
+def _reopen(client, run_id: str, reopened: list) -> None:
+    """Marks an earlier attempt's run RUNNING again, noting in `reopened` the status it had."""
+    reopened.append((run_id, client.get_run(run_id).info.status))
+    client.update_run(run_id, status="RUNNING")
 
 
 def _found_replicate_runs(client, experiment_id: str, depth_runs: dict[int, str]) -> dict[tuple[int, int], str]:

@@ -299,3 +299,38 @@ def test_open_runs_are_closed_when_the_search_is_interrupted(setup):
     runs = _trial_runs(client, tree)
     assert runs["d1-t04"].info.status == "FINISHED"
     assert runs["d2-t04"].info.status == "KILLED"
+
+
+class _StopsAtReopen:
+    """The real client, but a stop signal lands while the resume marks its `stop_at`-th run RUNNING again."""
+
+    def __init__(self, client, stop_at: int):
+        self._client, self._left = client, stop_at
+
+    def update_run(self, run_id, status=None, name=None):
+        if status == "RUNNING":
+            self._left -= 1
+            if self._left == 0:
+                raise KeyboardInterrupt
+        return self._client.update_run(run_id, status=status, name=name)
+
+    def __getattr__(self, name):
+        return getattr(self._client, name)
+
+
+@pytest.mark.parametrize("stop_at", [1, 2, 3])
+def test_a_resume_stopped_while_it_reopens_the_runs_leaves_them_as_they_were(client, stop_at):
+    from stacktune.search.tracking.run_tree import close_run_tree
+
+    spec = SearchSpec.model_validate(
+        {"name": f"reopen-{stop_at}", "dataset": {"name": "sine"}, "depths": [1, 2], "trials_per_depth": 3}
+    )
+    tree = open_run_tree(client, spec, resume=False)
+    close_run_tree(client, tree, "KILLED")  # the earlier attempt, stopped by Ctrl-C
+    with pytest.raises(KeyboardInterrupt):
+        open_run_tree(_StopsAtReopen(client, stop_at), spec, resume=True)
+    assert [client.get_run(run_id).info.status for run_id in tree.run_ids] == ["KILLED"] * 3
+    # and a resume that is not stopped takes up the same runs
+    resumed = open_run_tree(client, spec, resume=True)
+    assert resumed.search_id == tree.search_id and resumed.depth_runs == tree.depth_runs
+    assert [client.get_run(run_id).info.status for run_id in tree.run_ids] == ["RUNNING"] * 3
