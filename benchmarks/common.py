@@ -48,6 +48,14 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity where the OS has one, else the machine's)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
 def machine_info(*, quick: bool) -> dict[str, Any]:
     """Where and with what the figures were measured."""
     versions = {}
@@ -56,15 +64,11 @@ def machine_info(*, quick: bool) -> dict[str, Any]:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             versions[name] = None
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        cores = os.cpu_count()
     return {
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "quick": quick,
         "cpu": cpu_model(),
-        "cores": cores,
+        "cores": usable_cores(),
         "memory_gb": _memory_gb(),
         "platform": platform.platform(),
         "python": platform.python_version(),
@@ -81,11 +85,7 @@ def load_per_core() -> float | None:
     """The 1-minute load average divided by the cores this process may use (None where the OS has none)."""
     if not hasattr(os, "getloadavg"):  # pragma: no cover - not Unix
         return None
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        cores = os.cpu_count() or 1
-    return os.getloadavg()[0] / cores
+    return os.getloadavg()[0] / usable_cores()
 
 
 def wait_for_idle(

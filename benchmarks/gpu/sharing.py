@@ -16,7 +16,6 @@ from __future__ import annotations
 import itertools
 import logging
 import math
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,13 +50,6 @@ SIZES = {
     ("cpu", False): Size(8, 2, 0.01, 1, 1, 16),
     ("cpu", True): Size(8, 2, 0.01, 1, 1, 16),
 }
-
-
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
 
 
 def _spec(name: str, size: Size, length: int, trials: int, resources: dict[str, float]):
@@ -146,7 +138,7 @@ def measure(quick: bool, device: str, workdir: Path) -> dict[str, Any]:
     from mlflow.tracking import MlflowClient
 
     size = SIZES[(device, quick)]
-    cores = _cores()
+    cores = common.usable_cores()
     gpus = torch.cuda.device_count() if device == "cuda" else 1
     trials = size.trials_per_gpu * gpus
     workdir.mkdir(parents=True, exist_ok=True)
