@@ -71,11 +71,10 @@ def pytest_runtest_protocol(item, nextitem):
 
 
 def _cli_env(env: dict | None) -> dict:
-    """This process's environment plus `env`, unbuffered, without a Ray address or tracking URI of the caller's."""
-    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-    full_env.pop("RAY_ADDRESS", None)
-    full_env.pop("MLFLOW_TRACKING_URI", None)
-    return full_env
+    """This process's environment without a Ray address or tracking URI of the caller's, unbuffered, plus `env`
+    (which may name a Ray: `shared_ray`)."""
+    full_env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "MLFLOW_TRACKING_URI")}
+    return {**full_env, "PYTHONUNBUFFERED": "1", **(env or {})}
 
 
 def run_cli(*args: str, cwd: Path, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
@@ -439,8 +438,11 @@ class LocalRayCluster:
                 cmd, stdout=log, stderr=subprocess.STDOUT, env=self.env, start_new_session=True
             )
 
-    def start(self, workers: int, timeout: float = 240, *, dashboard: bool = False, head_cpus: int = 0) -> None:
-        """Starts the head (with the dashboard and its Jobs API on 127.0.0.1 if asked) and `workers` nodes."""
+    def start(
+        self, workers: int, timeout: float = 240, *, dashboard: bool = False, head_cpus: int = 0, head_args=()
+    ) -> None:
+        """Starts the head (with the dashboard and its Jobs API on 127.0.0.1 if asked, and `ray start` options
+        `head_args`) and `workers` nodes."""
         port = self.dashboard.rsplit(":", 1)[1]
         self._start_node(
             "head",
@@ -450,6 +452,8 @@ class LocalRayCluster:
             f"--include-dashboard={str(dashboard).lower()}",
             "--dashboard-host=127.0.0.1",
             f"--dashboard-port={port}",
+            f"--ray-client-server-port={free_port()}",  # not Ray's fixed 10001, which another test's head may hold
+            *head_args,
         )
         self._wait_started("head", timeout)
         for i in range(workers):
@@ -493,3 +497,24 @@ class LocalRayCluster:
             kill_group(self.nodes[name])
         _kill_processes_under(self.root)
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def shared_ray():
+    """One Ray head with this machine's CPUs for the searches of this test process that ask for it, as a cluster
+    of one node: the environment (`env=`) that points `stacktune search` at it. Starting and stopping a local Ray
+    costs each search seconds of CPU in its helper processes; the searches that check Ray itself (its start, stop,
+    signals, failures) keep starting their own. The workers it starts have its environment, not the search's."""
+    ray = LocalRayCluster()
+    try:
+        # no log monitor: its searches send no worker logs to their drivers, and it would poll all session
+        ray.start(workers=0, head_cpus=os.cpu_count() or 1, head_args=["--include-log-monitor=false"])
+        yield {
+            "RAY_ADDRESS": ray.address,
+            "RAY_AUTH_MODE": "token",
+            "RAY_AUTH_TOKEN": ray.env["RAY_AUTH_TOKEN"],
+            # as the head was told: 127.0.0.1 in the address stays 127.0.0.1, not this machine's outward address
+            "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+        }
+    finally:
+        ray.stop()

@@ -37,6 +37,9 @@ class Cluster:
             "MLFLOW_TRACKING_URI": mlflow.uri,
             "STACKTUNE_OPTUNA_STORAGE": optuna_url,
             "STACKTUNE_STORAGE_PATH": shared,
+            # Two trials staged at once, so both nodes' slots fill together: with Ray Tune's usual one, a loaded
+            # machine can finish each short trial before the next is placed, and every trial lands on one node.
+            "TUNE_MAX_PENDING_TRIALS_PG": "2",
         }
         self.rays: list[LocalRayCluster] = []
 

@@ -118,12 +118,14 @@ def _check_without_stacktune(venv: Path, model_uri: str, x: np.ndarray, expected
 
 @pytest.mark.slow
 @pytest.mark.timeout(1200)
-def test_search_logs_each_depths_best_as_a_model_registers_the_best_and_a_fresh_process_loads_it(cli, tmp_path):
+def test_search_logs_each_depths_best_as_a_model_registers_the_best_and_a_fresh_process_loads_it(
+    cli, tmp_path, shared_ray
+):
     bare = tmp_path / "bare" / "venv"
     bare.parent.mkdir()
     building = _start_bare_venv(bare)  # while the search runs
     args = ("--depths", "1,2", "--trials-per-depth", "2", "--epochs", "2", "--seeds", "2")
-    done = cli("-q", "search", str(EXAMPLES / "demo.yaml"), *args, "--register", "sunspots-lstm")
+    done = cli("-q", "search", str(EXAMPLES / "demo.yaml"), *args, "--register", "sunspots-lstm", env=shared_ray)
     assert done.returncode == 0, done.stderr[-4000:]
     # -q: no progress and no messages of stacktune's own (nor MLflow's INFO lines), only the answer on stdout.
     for chatter in ("searching", "depth 1:", "evaluating", "retraining", "registered the best model", "INFO"):

@@ -24,7 +24,7 @@ START_TIMEOUT_S = 60
 
 
 @pytest.fixture(scope="module")
-def work(tmp_path_factory):
+def work(tmp_path_factory, shared_ray):
     """A small real search through the CLI (depths 1 and 2, 2 trials of 2 epochs) with the default output folder,
     so that its journal lies where the README says: stacktune-runs/NAME/optuna.journal."""
     folder = tmp_path_factory.mktemp("dashboard")
@@ -35,6 +35,7 @@ def work(tmp_path_factory):
         trials=TRIALS,
         cwd=folder,
         args=("--tracking-uri", f"sqlite:///{folder}/mlflow.db"),
+        env=shared_ray,
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert (folder / "stacktune-runs" / NAME / "optuna.journal").is_file()

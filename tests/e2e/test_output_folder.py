@@ -12,9 +12,9 @@ from mlflow.tracking import MlflowClient
 pytestmark = pytest.mark.slow
 
 
-def _search(tmp_path, spec: str, *extra: str):
+def _search(tmp_path, spec: str, *extra: str, ray: dict | None = None):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    return run_cli("search", spec, "--out", "out", "--tracking-uri", uri, "--json", *extra, cwd=tmp_path)
+    return run_cli("search", spec, "--out", "out", "--tracking-uri", uri, "--json", *extra, cwd=tmp_path, env=ray)
 
 
 def _tiny(tmp_path, **changes) -> str:
@@ -44,9 +44,9 @@ def _one_error(proc, code: int = 2) -> str:
     return lines[0]
 
 
-def test_an_earlier_search_survives_new_ones_that_fail_to_start_and_is_replaced_by_one_that_runs(tmp_path):
+def test_an_earlier_search_survives_new_ones_that_fail_to_start_and_is_replaced_by_one_that_runs(tmp_path, shared_ray):
     spec = _tiny(tmp_path, name="held")
-    first = _search(tmp_path, spec)
+    first = _search(tmp_path, spec, ray=shared_ray)
     assert first.returncode == 0, first.stderr[-2000:]
     folder = tmp_path / "out" / "held"
     before = _snapshot(folder)
@@ -56,7 +56,7 @@ def test_an_earlier_search_survives_new_ones_that_fail_to_start_and_is_replaced_
     runs_before = {r.info.run_id: r.info.status for r in client.search_runs([experiment.experiment_id])}
 
     # A failed start leaves the earlier search byte for byte, and its runs as they were.
-    proc = _search(tmp_path, spec, "--storage-path", "/dev/null/x")
+    proc = _search(tmp_path, spec, "--storage-path", "/dev/null/x", ray=shared_ray)
     assert "--storage-path" in _one_error(proc) and "/dev/null" in proc.stderr
     assert _snapshot(folder) == before
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [".held.lock", "held"]
@@ -64,14 +64,14 @@ def test_an_earlier_search_survives_new_ones_that_fail_to_start_and_is_replaced_
     assert runs_after == runs_before
 
     # No node of the local Ray can hold a trial of 64 CPUs: refused before anything is deleted.
-    proc = _search(tmp_path, _tiny(tmp_path, name="held", resources={"cpus_per_trial": 64}))
+    proc = _search(tmp_path, _tiny(tmp_path, name="held", resources={"cpus_per_trial": 64}), ray=shared_ray)
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "cpus_per_trial" in proc.stderr.strip().splitlines()[-1]
     assert _snapshot(folder) == before
     assert not list((tmp_path / "out").glob(".held.replaced-*"))
 
     # A new search of the name that runs replaces the earlier one and leaves nothing aside.
-    second = _search(tmp_path, _tiny(tmp_path, name="held"))
+    second = _search(tmp_path, _tiny(tmp_path, name="held"), ray=shared_ray)
     assert second.returncode == 0, second.stderr[-2000:]
     assert (
         json.loads((folder / "comparison.json").read_text())["mlflow_run_id"]

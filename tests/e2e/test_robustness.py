@@ -141,7 +141,7 @@ def test_a_search_whose_driver_is_killed_resumes_to_exactly_its_budget(tmp_path)
     assert overall["model"] == best["best_config"]["model"]
 
 
-def test_a_diverging_configuration_fails_alone_and_the_search_completes(tmp_path):
+def test_a_diverging_configuration_fails_alone_and_the_search_completes(tmp_path, shared_ray):
     spec = write_spec(
         tmp_path,
         name="nan",
@@ -152,7 +152,7 @@ def test_a_diverging_configuration_fails_alone_and_the_search_completes(tmp_path
         sampler={"kind": "random"},
     )
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    proc = run_cli("search", spec, "--out", "out", "--tracking-uri", uri, "--json", cwd=tmp_path)
+    proc = run_cli("search", spec, "--out", "out", "--tracking-uri", uri, "--json", cwd=tmp_path, env=shared_ray)
     assert proc.returncode == 0, proc.stderr[-3000:]
     trial_runs = [r for r in _runs(uri, "nan") if r.data.tags.get("stacktune.role") == "trial"]
     states = Counter(r.data.tags["stacktune.state"] for r in trial_runs)
@@ -169,7 +169,7 @@ def test_a_diverging_configuration_fails_alone_and_the_search_completes(tmp_path
 
 
 @pytest.mark.parametrize("kind", ["asha", "hyperband", "median"])
-def test_early_stopping_within_depth_prunes_trials_and_keeps_the_budget(tmp_path, kind):
+def test_early_stopping_within_depth_prunes_trials_and_keeps_the_budget(tmp_path, kind, shared_ray):
     spec = write_spec(
         tmp_path,
         name="prune",
@@ -181,7 +181,7 @@ def test_early_stopping_within_depth_prunes_trials_and_keeps_the_budget(tmp_path
         sampler={"kind": "random", "n_startup_trials": 2},  # the median pruner's start-up trials
     )
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    proc = run_cli("search", spec, "--out", "out", "--tracking-uri", uri, "--json", cwd=tmp_path)
+    proc = run_cli("search", spec, "--out", "out", "--tracking-uri", uri, "--json", cwd=tmp_path, env=shared_ray)
     assert proc.returncode == 0, proc.stderr[-3000:]
     comparison = json.loads(proc.stdout)
     assert [sum(d["trials"].values()) for d in comparison["depths"]] == [6, 6]

@@ -39,7 +39,7 @@ CHROMIUM_FLAGS = [
 
 
 @pytest.fixture(scope="module")
-def search(tmp_path_factory):
+def search(tmp_path_factory, shared_ray):
     """A small real search through the CLI (depths 1 and 2, two searches of each, 2 trials of 2 epochs), into a
     sqlite store of its own."""
     work = tmp_path_factory.mktemp("ui")
@@ -52,7 +52,7 @@ def search(tmp_path_factory):
         trials=TRIALS,
         cwd=work,
         args=("--out", str(work / "out"), "--tracking-uri", uri, "--replicates", str(REPLICATES), "--json"),
-        env=QUIET_ENV,
+        env={**QUIET_ENV, **shared_ray},
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
     return {"work": work, "uri": uri, "comparison": json.loads(proc.stdout)}
