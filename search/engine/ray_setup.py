@@ -126,14 +126,15 @@ def start_ray(address: str | None) -> None:
 @contextlib.contextmanager
 def ray_for_search(address: str | None):
     """Ray while a search runs: a Ray the caller had already initialised is used and left running; otherwise one is
-    started (or the cluster at `address` joined) here and shut down (or left) on the way out, so that a search leaves
-    no Ray of its own behind in the caller's process."""
+    started (or the cluster at `address`, else at $RAY_ADDRESS, joined) here and shut down (or left) on the way out,
+    so that a search leaves no Ray of its own behind in the caller's process."""
     import ray
 
     owned = not ray.is_initialized()
     saved = {name: os.environ.get(name) for name in _AUTH_VARIABLES}
     try:
-        start_ray(address)
+        # ray.init() reads $RAY_ADDRESS too, and refuses to start a local Ray beside it
+        start_ray(address or (ray_address_from_env() if owned else None))
         yield
     finally:
         if owned and ray.is_initialized():

@@ -58,7 +58,7 @@ def _returns(stays: list[str]) -> int:
     return count
 
 
-def test_the_spec_passes_through_each_stage_once_without_going_back_and_forth(tmp_path):
+def test_the_spec_passes_through_each_stage_once_without_going_back_and_forth(tmp_path, shared_ray):
     spec = {
         "name": "path",
         "dataset": {"name": "sine", "length": 400, "window": 10},
@@ -72,7 +72,7 @@ def test_the_spec_passes_through_each_stage_once_without_going_back_and_forth(tm
     done = subprocess.run(
         [sys.executable, "-c", SCRIPT, json.dumps(spec)],
         cwd=tmp_path,
-        env=_cli_env(None),
+        env=_cli_env(shared_ray),  # a running Ray: its start-up, profiled, would cost tens of seconds
         capture_output=True,
         text=True,
         timeout=600,
