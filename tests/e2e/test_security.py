@@ -68,7 +68,7 @@ def _texts_under(folder: Path):
 
 
 def test_credentials_from_the_environment_appear_in_no_param_tag_artifact_export_or_output(
-    tmp_path, auth_server, monkeypatch
+    tmp_path, auth_server, monkeypatch, shared_ray
 ):
     server, password = auth_server
     db_password = secrets.token_hex(12)
@@ -81,7 +81,9 @@ def test_credentials_from_the_environment_appear_in_no_param_tag_artifact_export
             "STACKTUNE_OPTUNA_STORAGE": storage,
         }
         spec = _spec(tmp_path)
-        searched = run_cli("search", str(spec), "--out", "out", "--tracking-uri", server.uri, cwd=tmp_path, env=env)
+        searched = run_cli(
+            "search", str(spec), "--out", "out", "--tracking-uri", server.uri, cwd=tmp_path, env={**env, **shared_ray}
+        )
         assert searched.returncode == 0, searched.stderr[-3000:]
         exported = run_cli("export", NAME, "--out", "exported", "--tracking-uri", server.uri, cwd=tmp_path, env=env)
         assert exported.returncode == 0, exported.stderr[-3000:]
@@ -174,13 +176,13 @@ def test_a_spec_cannot_make_yaml_run_code(tmp_path):
     assert not marker.exists()
 
 
-def test_a_password_in_a_database_tracking_uri_is_in_no_output_file_or_saved_state(tmp_path):
+def test_a_password_in_a_database_tracking_uri_is_in_no_output_file_or_saved_state(tmp_path, shared_ray):
     db_password = secrets.token_hex(12)
     with postgres_database() as url:
         # PostgreSQL here trusts local users: the password is accepted, and followed to where it ends up.
         uri = url.replace("postgresql://postgres@", f"postgresql+psycopg://postgres:{db_password}@")
         spec = _spec(tmp_path)
-        searched = run_cli("search", str(spec), "--out", "out", "--tracking-uri", uri, cwd=tmp_path)
+        searched = run_cli("search", str(spec), "--out", "out", "--tracking-uri", uri, cwd=tmp_path, env=shared_ray)
         assert searched.returncode == 0, searched.stderr[-3000:]
         shown = uri.replace(db_password, "***")
         assert f"--tracking-uri {shown}" in searched.stdout  # the hint to browse the trials, without the password
