@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import time
 from collections import Counter
@@ -135,7 +134,9 @@ def mlflow_server(tmp_path):
         server.stop()
 
 
-def test_trials_train_on_while_mlflow_is_down_and_their_logs_arrive_once_it_is_back(tmp_path, mlflow_server):
+def test_trials_train_on_while_mlflow_is_down_and_their_logs_arrive_once_it_is_back(
+    tmp_path, mlflow_server, shared_ray
+):
     depths, trials, epochs = [1, 2], 3, 60
     name = "outage"
     spec = write_spec(
@@ -149,9 +150,7 @@ def test_trials_train_on_while_mlflow_is_down_and_their_logs_arrive_once_it_is_b
     )
     uri = mlflow_server.uri
     journal = tmp_path / "out" / name / "optuna.journal"
-    # The search starts a local Ray; this keeps its node on 127.0.0.1 (see _RAY_CLI).
-    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
-    driver = _start_search(tmp_path, spec, uri, env=env)
+    driver = _start_search(tmp_path, spec, uri, env=shared_ray)
     try:
         _wait_for(
             driver,
@@ -244,12 +243,14 @@ def _stderr(tmp_path) -> str:
     return (tmp_path / "stderr").read_text()
 
 
-def test_evaluation_retrains_on_while_mlflow_is_down_and_its_runs_arrive_once_it_is_back(tmp_path, mlflow_server):
+def test_evaluation_retrains_on_while_mlflow_is_down_and_its_runs_arrive_once_it_is_back(
+    tmp_path, mlflow_server, shared_ray
+):
     name = "eval-outage"
     spec = _outage_spec(tmp_path, name, evaluation={"seeds": 2})
     # The server stops as the first evaluation run is created, before that request reaches it.
     driver, relay = _search_through_outage(
-        tmp_path, spec, mlflow_server, b"stacktune.eval_kind", "evaluation runs are kept"
+        tmp_path, spec, mlflow_server, shared_ray, b"stacktune.eval_kind", "evaluation runs are kept"
     )
     stderr = _stderr(tmp_path)
     assert driver.returncode == 0, stderr[-4000:]
@@ -260,7 +261,7 @@ def test_evaluation_retrains_on_while_mlflow_is_down_and_its_runs_arrive_once_it
     assert [r for r in evals if r.info.end_time >= relay.stopped_at * 1000]
 
 
-def test_publishing_waits_for_mlflow_and_attaches_the_report_once_it_is_back(tmp_path, mlflow_server):
+def test_publishing_waits_for_mlflow_and_attaches_the_report_once_it_is_back(tmp_path, mlflow_server, shared_ray):
     name = "publish-outage"
     spec = _outage_spec(tmp_path, name, evaluation={"seeds": 2}, baseline=None)
     out = tmp_path / "out" / name
@@ -271,7 +272,13 @@ def test_publishing_waits_for_mlflow_and_attaches_the_report_once_it_is_back(tmp
         assert driver.poll() is None, "the search did not wait for MLflow"
 
     driver, _ = _search_through_outage(
-        tmp_path, spec, mlflow_server, b"comparison.json", "the results wait for it", while_down=written_locally_first
+        tmp_path,
+        spec,
+        mlflow_server,
+        shared_ray,
+        b"comparison.json",
+        "the results wait for it",
+        while_down=written_locally_first,
     )
     stderr = _stderr(tmp_path)
     assert driver.returncode == 0, stderr[-4000:]
@@ -280,12 +287,11 @@ def test_publishing_waits_for_mlflow_and_attaches_the_report_once_it_is_back(tmp
     _check_published(mlflow_server.uri, name, out, depths=[1, 2], kinds=["tuned"])
 
 
-def _search_through_outage(tmp_path, spec, mlflow_server, stop_at: bytes, notice: str, while_down=None):
+def _search_through_outage(tmp_path, spec, mlflow_server, ray, stop_at: bytes, notice: str, while_down=None):
     """Runs the search through a relay that stops the server at the request holding `stop_at`; once the search has
     said `notice`, checks `while_down(driver)`, restarts the server and waits for the search to end."""
     relay = StopAtRequest(mlflow_server, stop_at)
-    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
-    driver = _start_search(tmp_path, spec, relay.uri, env=env)
+    driver = _start_search(tmp_path, spec, relay.uri, env=ray)
     try:
         _wait_for(driver, tmp_path, f"a request with {stop_at!r}", relay.stopped.is_set)
         _wait_for(driver, tmp_path, "the search noticed", lambda: notice in _stderr(tmp_path))
