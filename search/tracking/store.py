@@ -225,12 +225,31 @@ def client(uri: str):
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     from mlflow.tracking import MlflowClient
 
-    lock = _creation_lock(Path(uri.removeprefix("sqlite:///")).expanduser()) if uri.startswith("sqlite:///") else None
+    path = Path(uri.removeprefix("sqlite:///")).expanduser() if uri.startswith("sqlite:///") else None
     try:
-        with lock or contextlib.nullcontext(), _store_creation_quiet():
+        with _creation_lock(path) if path else contextlib.nullcontext(), _store_creation_quiet():
+            if path and path.parent.is_dir() and not path.exists():
+                _create_sqlite_store(path)
             return MlflowClient(tracking_uri=uri)
     except Exception as exc:  # noqa: BLE001 - a store MLflow cannot open (locked, corrupt, newer schema): one line
         raise UnreachableError(f"cannot open the MLflow store {redact(uri)} ({first_line(exc)[:300]})") from None
+
+
+def _create_sqlite_store(path: Path) -> None:
+    """Makes a new SQLite store under a temporary name beside `path` and puts it in place whole: MLflow creates its
+    tables in dozens of migrations, and one cut short (Ctrl-C, a kill, a full disk) would leave a store that MLflow
+    then refuses to open ("out-of-date database schema"). The caller holds the creation lock."""
+    from mlflow.tracking import MlflowClient
+
+    new = path.with_name(f".{path.name}.new-{os.getpid()}")
+    new.unlink(missing_ok=True)  # a leftover of a killed process that had this pid
+    try:
+        MlflowClient(tracking_uri=f"sqlite:///{new}").search_experiments(max_results=1)
+        os.link(new, path)  # in one step, and never over a store that is already there
+    except FileExistsError:
+        pass
+    finally:
+        new.unlink(missing_ok=True)
 
 
 # What logs while MLflow opens a database store: its own "Creating initial MLflow database tables" and "Updating
