@@ -4,7 +4,7 @@ stacktune's whole driver runs (run_search: per-depth Optuna studies in the journ
 DepthSearcher, the TrialRuns MLflow callback, Ray Tune) on a local Ray that claims 100 logical
 CPUs, 1 per trial, so 100 trials can run at once; run_trial is swapped for a trial that sleeps 1 s
 per epoch for 10 epochs and reports each epoch and a final summary as run_trial does (1,000
-trials; quick: 20 trials of 10 x 0.1 s epochs on 10 logical CPUs). The search runs twice (quick: once), each on
+trials; quick: 12 trials of 10 x 0.1 s epochs on 4 logical CPUs). The search runs twice (quick: once), each on
 a fresh Ray: as stacktune runs it (Ray Tune keeps one trial pending for a searcher of its own), then
 with one pending trial allowed per slot (TUNE_MAX_PENDING_TRIALS_PG).
 
@@ -40,7 +40,7 @@ from typing import Any, Callable
 from . import common
 
 CLUSTER_CPUS = 100
-QUICK_CPUS = 10
+QUICK_CPUS = 4
 RAY_CPUS = CLUSTER_CPUS
 DEPTHS = [1, 2, 3, 4]
 EPOCHS = 10
@@ -237,7 +237,7 @@ def measure(trials: int, slots: int, seconds: float, workdir: Path, *, pending: 
 def run(quick: bool, workdir: Path) -> dict[str, Any]:
     """The busy shares, the driver's CPU per trial and the memory of whole-driver searches at cluster scale: as
     stacktune runs today, then with Ray Tune allowed one pending trial per slot."""
-    trials, slots, seconds = (20, QUICK_CPUS, 0.1) if quick else (1000, CLUSTER_CPUS, 1.0)
+    trials, slots, seconds = (12, QUICK_CPUS, 0.1) if quick else (1000, CLUSTER_CPUS, 1.0)
     workdir.mkdir(parents=True, exist_ok=True)
     runs = {}
     # the wider setting first: a failure there shows in minutes, not after the long default run (the quick run, a
