@@ -89,9 +89,29 @@ def _open_runs(
         run_name=f"search-{time.strftime('%m%d-%H%M%S')}",
         tags={tags.ROLE: tags.ROLE_SEARCH, tags.SEARCH: spec.name, tags.NOTE: _describe(spec)},
     ).info.run_id
-    store.log_batch(client, search_id, params=store.as_params(_search_params(spec)))
-    depth_runs = _new_depth_runs(client, experiment_id, spec, search_id, spec.depths)
-    return search_id, depth_runs, _new_replicate_runs(client, experiment_id, spec, depth_runs, {})
+    try:
+        store.log_batch(client, search_id, params=store.as_params(_search_params(spec)))
+        depth_runs = _new_depth_runs(client, experiment_id, spec, search_id, spec.depths)
+        return search_id, depth_runs, _new_replicate_runs(client, experiment_id, spec, depth_runs, {})
+    except BaseException:
+        # Stopped while the runs were being made: those made so far end KILLED, not RUNNING with nothing running
+        # them, and a resume takes them up as it does an attempt stopped later.
+        with contextlib.suppress(Exception):
+            _end_made(client, experiment_id, search_id)
+        raise
+
+
+def _end_made(client, experiment_id: str, search_id: str) -> None:
+    """Ends the search run and the runs below it that are still RUNNING as KILLED."""
+    made, below = [search_id], [search_id]
+    while below:
+        parent = below.pop()
+        children = client.search_runs([experiment_id], filter_string=f"tags.`{tags.PARENT_RUN_ID}` = '{parent}'")
+        made += [r.info.run_id for r in children]
+        below += [r.info.run_id for r in children]
+    for run_id in made:
+        if client.get_run(run_id).info.status == "RUNNING":
+            client.set_terminated(run_id, status="KILLED")
 
 
 def _reopen_runs(

@@ -334,3 +334,43 @@ def test_a_resume_stopped_while_it_reopens_the_runs_leaves_them_as_they_were(cli
     resumed = open_run_tree(client, spec, resume=True)
     assert resumed.search_id == tree.search_id and resumed.depth_runs == tree.depth_runs
     assert [client.get_run(run_id).info.status for run_id in tree.run_ids] == ["RUNNING"] * 3
+
+
+class _StopsAtCreate:
+    """The real client, but a stop signal lands as a new search asks for its `stop_at`-th run."""
+
+    def __init__(self, client, stop_at: int):
+        self._client, self._left = client, stop_at
+
+    def create_run(self, *args, **kwargs):
+        self._left -= 1
+        if self._left == 0:
+            raise KeyboardInterrupt
+        return self._client.create_run(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._client, name)
+
+
+@pytest.mark.parametrize("stop_at", [2, 3, 4, 6])
+def test_a_new_search_stopped_while_it_makes_its_runs_leaves_none_running(client, stop_at):
+    spec = SearchSpec.model_validate(
+        {
+            "name": f"made-{stop_at}",
+            "dataset": {"name": "sine"},
+            "depths": [1, 2],
+            "trials_per_depth": 3,
+            "replicates": 2,  # a replicate run below each depth run: runs two levels down
+        }
+    )
+    with pytest.raises(KeyboardInterrupt):
+        open_run_tree(_StopsAtCreate(client, stop_at), spec, resume=False)
+    experiment = client.get_experiment_by_name(spec.name)
+    made = client.search_runs([experiment.experiment_id])
+    assert len(made) == stop_at - 1
+    assert {r.info.status for r in made} == {"KILLED"}
+    # and a resume takes up the search run that was made
+    (search,) = [r for r in made if r.data.tags.get("stacktune.role") == "search"]
+    resumed = open_run_tree(client, spec, resume=True)
+    assert resumed.search_id == search.info.run_id
+    assert client.get_run(search.info.run_id).info.status == "RUNNING"
