@@ -102,16 +102,14 @@ def _open_runs(
 
 
 def _end_made(client, experiment_id: str, search_id: str) -> None:
-    """Ends the search run and the runs below it that are still RUNNING as KILLED."""
-    made, below = [search_id], [search_id]
+    """Ends the search run (made RUNNING) and the runs below it that are still RUNNING as KILLED."""
+    running, below = [search_id], [search_id]
     while below:
-        parent = below.pop()
-        children = client.search_runs([experiment_id], filter_string=f"tags.`{tags.PARENT_RUN_ID}` = '{parent}'")
-        made += [r.info.run_id for r in children]
+        children = client.search_runs([experiment_id], filter_string=f"tags.`{tags.PARENT_RUN_ID}` = '{below.pop()}'")
         below += [r.info.run_id for r in children]
-    for run_id in made:
-        if client.get_run(run_id).info.status == "RUNNING":
-            client.set_terminated(run_id, status="KILLED")
+        running += [r.info.run_id for r in children if r.info.status == "RUNNING"]
+    for run_id in running:
+        client.set_terminated(run_id, status="KILLED")
 
 
 def _reopen_runs(
