@@ -44,8 +44,33 @@ def _finished(tmp_path, name: str, depth: int) -> int:
     )
 
 
-def test_a_search_whose_driver_is_killed_resumes_to_exactly_its_budget(tmp_path):
-    # Two replicate searches per depth: every one of the four studies must end with exactly its budget.
+def _stop_after_a_trial(driver: subprocess.Popen, tmp_path, depths, before: int, sig: signal.Signals) -> str:
+    """Sends `sig` to the search once a trial of this attempt has finished; its stderr (empty after SIGKILL)."""
+    journal = tmp_path / "out" / "resume" / "optuna.journal"
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            if journal.exists() and finished_trials(_journal(tmp_path, "resume"), "resume", depths) > before:
+                break
+            assert driver.poll() is None, "the search ended before it could be stopped"
+            time.sleep(0.5)
+        else:
+            pytest.fail("no trial finished in time")
+        driver.send_signal(sig)
+        if sig == signal.SIGKILL:
+            driver.wait(timeout=30)
+            kill_group(driver)  # the killed driver's local Ray goes with it, and no longer holds its pipes
+        _, stderr = driver.communicate(timeout=120)
+    finally:
+        if driver.poll() is None:
+            kill_group(driver)
+    return stderr or ""
+
+
+def test_a_search_stopped_by_ctrl_c_sigterm_and_sigkill_resumes_each_time_to_exactly_its_budget(tmp_path, mlflow_store):
+    # One search's life: Ctrl-C while it runs, SIGTERM while its resume runs, SIGKILL while the next resume runs,
+    # each once a trial of its own attempt finished; then a last resume. Two replicate searches per depth: every one
+    # of the four studies must end with exactly its budget.
     depths, trials, replicates = [1, 2], 4, 2
     spec = write_spec(
         tmp_path,
@@ -55,30 +80,28 @@ def test_a_search_whose_driver_is_killed_resumes_to_exactly_its_budget(tmp_path)
         replicates=replicates,
         train={"epochs": 6, "batch_size": 32},
     )
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    uri = mlflow_store(tmp_path)
     args = [sys.executable, "-m", "stacktune.search.cli", "search", spec, "--out", "out", "--tracking-uri", uri]
     env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "MLFLOW_TRACKING_URI")}
-    driver = subprocess.Popen(
-        args, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-    )
-    try:
-        deadline = time.monotonic() + 240
-        journal = tmp_path / "out" / "resume" / "optuna.journal"
-        while time.monotonic() < deadline:
-            if journal.exists() and finished_trials(_journal(tmp_path, "resume"), "resume", depths) >= 3:
-                break
-            assert driver.poll() is None, "the search ended before it could be killed"
-            time.sleep(0.5)
-        else:
-            pytest.fail("no trial finished in time")
-        driver.send_signal(signal.SIGKILL)
-        driver.wait(timeout=30)
-    finally:
-        # The killed driver's local Ray goes with it; make sure nothing of it outlives the test.
-        try:
-            os.killpg(driver.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    journal = tmp_path / "out" / "resume" / "optuna.journal"
+    for number, (sig, code) in enumerate([(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGKILL, -9)]):
+        before = finished_trials(_journal(tmp_path, "resume"), "resume", depths) if journal.exists() else 0
+        driver = subprocess.Popen(
+            args + (["--resume"] if number else []),
+            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        )  # fmt: skip
+        stderr = _stop_after_a_trial(driver, tmp_path, depths, before, sig)
+        assert driver.returncode == code, stderr[-3000:]
+        if sig == signal.SIGKILL:
+            break
+        # A stop it sees ends cleanly: one line saying how to resume, no traceback, no run left RUNNING.
+        last = [line for line in stderr.splitlines() if line.strip()][-1]
+        assert last.startswith("error: ") and "--resume" in last and "Traceback" not in stderr
+        assert last.startswith("error: terminated (SIGTERM)") == (sig == signal.SIGTERM)
+        runs = _runs(uri, "resume")
+        assert not [r for r in runs if r.info.status == "RUNNING"]
+        (search_run,) = [r for r in runs if r.data.tags.get("stacktune.role") == "search"]
+        assert search_run.info.status == "KILLED"
     time.sleep(2)
     kept = {d: _finished(tmp_path, "resume", d) for d in depths}
     proc = run_cli("search", spec, "--out", "out", "--tracking-uri", uri, "--resume", cwd=tmp_path)
@@ -141,7 +164,7 @@ def test_a_search_whose_driver_is_killed_resumes_to_exactly_its_budget(tmp_path)
     assert overall["model"] == best["best_config"]["model"]
 
 
-def test_a_diverging_configuration_fails_alone_and_the_search_completes(tmp_path, shared_ray):
+def test_a_diverging_configuration_fails_alone_and_the_search_completes(tmp_path, shared_ray, mlflow_store):
     spec = write_spec(
         tmp_path,
         name="nan",
@@ -151,7 +174,7 @@ def test_a_diverging_configuration_fails_alone_and_the_search_completes(tmp_path
         space={"units": [8], "lr": [1.0e-3, 1.0e30]},
         sampler={"kind": "random"},
     )
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    uri = mlflow_store(tmp_path)
     proc = run_cli("search", spec, "--out", "out", "--tracking-uri", uri, "--json", cwd=tmp_path, env=shared_ray)
     assert proc.returncode == 0, proc.stderr[-3000:]
     trial_runs = [r for r in _runs(uri, "nan") if r.data.tags.get("stacktune.role") == "trial"]
@@ -169,7 +192,7 @@ def test_a_diverging_configuration_fails_alone_and_the_search_completes(tmp_path
 
 
 @pytest.mark.parametrize("kind", ["asha", "hyperband", "median"])
-def test_early_stopping_within_depth_prunes_trials_and_keeps_the_budget(tmp_path, kind, shared_ray):
+def test_early_stopping_within_depth_prunes_trials_and_keeps_the_budget(tmp_path, kind, shared_ray, mlflow_store):
     spec = write_spec(
         tmp_path,
         name="prune",
@@ -180,7 +203,7 @@ def test_early_stopping_within_depth_prunes_trials_and_keeps_the_budget(tmp_path
         resources={"max_concurrent": 1},
         sampler={"kind": "random", "n_startup_trials": 2},  # the median pruner's start-up trials
     )
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    uri = mlflow_store(tmp_path)
     proc = run_cli("search", spec, "--out", "out", "--tracking-uri", uri, "--json", cwd=tmp_path, env=shared_ray)
     assert proc.returncode == 0, proc.stderr[-3000:]
     comparison = json.loads(proc.stdout)
@@ -202,50 +225,6 @@ def test_early_stopping_within_depth_prunes_trials_and_keeps_the_budget(tmp_path
     assert sum(d["epochs"] for d in comparison["depths"]) < 2 * 6 * 6
 
 
-def test_ctrl_c_then_sigterm_stop_cleanly_each_time_say_how_to_resume_and_the_resume_keeps_the_budget(tmp_path):
-    depths, trials = [1, 2], 4
-    spec = write_spec(
-        tmp_path, name="sigint", depths=depths, trials_per_depth=trials, train={"epochs": 6, "batch_size": 32}
-    )
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
-    args = [sys.executable, "-m", "stacktune.search.cli", "search", spec, "--out", "out", "--tracking-uri", uri]
-    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "MLFLOW_TRACKING_URI")}
-    journal = tmp_path / "out" / "sigint" / "optuna.journal"
-    # Ctrl-C while the first search runs, then SIGTERM while its resume runs: each after a trial of its own finished.
-    for number, (sig, code) in enumerate([(signal.SIGINT, 130), (signal.SIGTERM, 143)]):
-        before = finished_trials(_journal(tmp_path, "sigint"), "sigint", depths) if journal.exists() else 0
-        driver = subprocess.Popen(
-            args + (["--resume"] if number else []),
-            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-        )  # fmt: skip
-        try:
-            deadline = time.monotonic() + 240
-            while time.monotonic() < deadline:
-                if journal.exists() and finished_trials(_journal(tmp_path, "sigint"), "sigint", depths) > before:
-                    break
-                assert driver.poll() is None, "the search ended before it could be interrupted"
-                time.sleep(0.5)
-            else:
-                pytest.fail("no trial finished in time")
-            driver.send_signal(sig)
-            _, stderr = driver.communicate(timeout=120)
-        finally:
-            if driver.poll() is None:
-                os.killpg(driver.pid, signal.SIGKILL)
-        assert driver.returncode == code, stderr[-3000:]
-        last = [line for line in stderr.splitlines() if line.strip()][-1]
-        assert last.startswith("error: ") and "--resume" in last and "Traceback" not in stderr
-        assert last.startswith("error: terminated (SIGTERM)") == (sig == signal.SIGTERM)
-        runs = _runs(uri, "sigint")
-        assert not [r for r in runs if r.info.status == "RUNNING"]
-        (search_run,) = [r for r in runs if r.data.tags.get("stacktune.role") == "search"]
-        assert search_run.info.status == "KILLED"
-
-    proc = run_cli("search", spec, "--out", "out", "--tracking-uri", uri, "--resume", "--json", cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert [sum(d["trials"].values()) for d in json.loads(proc.stdout)["depths"]] == [trials] * len(depths)
-
-
 def _wait_for_retraining(driver: subprocess.Popen, stderr_path, timeout: float = 300) -> None:
     """Waits until the search's stderr shows a finished retraining (`  retraining 1/16: ...`)."""
     deadline = time.monotonic() + timeout
@@ -258,7 +237,7 @@ def _wait_for_retraining(driver: subprocess.Popen, stderr_path, timeout: float =
     pytest.fail(f"no retraining finished in time:\n{stderr_path.read_text(errors='replace')[-3000:]}")
 
 
-def test_a_signal_during_the_evaluation_publishes_nothing_and_resume_finishes_it(tmp_path):
+def test_a_signal_during_the_evaluation_publishes_nothing_and_resume_finishes_it(tmp_path, mlflow_store):
     # 2 depths x (tuned + fixed) x 4 seeds = 16 retrainings; each attempt is stopped after its first one.
     depths, seeds, name = [1, 2], 4, "evalsig"
     planned = len(depths) * 2 * seeds
@@ -270,7 +249,7 @@ def test_a_signal_during_the_evaluation_publishes_nothing_and_resume_finishes_it
         train={"epochs": 2, "batch_size": 32},
         evaluation={"seeds": seeds},
     )
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    uri = mlflow_store(tmp_path)
     folder = tmp_path / "out" / name
     args = ("search", spec, "--out", "out", "--tracking-uri", uri)
     search_ids = set()
