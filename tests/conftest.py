@@ -518,3 +518,23 @@ def shared_ray():
         }
     finally:
         ray.stop()
+
+
+@pytest.fixture(scope="session")
+def mlflow_store(tmp_path_factory):
+    """`mlflow_store(folder)`: the URI of a new, empty SQLite MLflow store `folder/mlflow.db`, a copy of one that MLflow
+    made once for this test process. MLflow makes a new store in about 70 schema migrations, seconds of CPU each
+    time; the tests that check how stacktune creates a store (refusals that leave a folder empty, a store cut off
+    mid-creation, several processes creating one at once) start from nothing instead."""
+    from mlflow.tracking import MlflowClient
+
+    template = tmp_path_factory.mktemp("mlflow-store") / "mlflow.db"
+    with contextlib.chdir(template.parent):  # the Default experiment's artifact root: beside the template, not here
+        MlflowClient(tracking_uri=f"sqlite:///{template}").search_experiments(max_results=1)
+
+    def new(folder: Path, name: str = "mlflow.db") -> str:
+        target = Path(folder) / name
+        shutil.copyfile(template, target)
+        return f"sqlite:///{target}"
+
+    return new

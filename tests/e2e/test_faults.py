@@ -57,7 +57,7 @@ def _wait_for(proc: subprocess.Popen, tmp_path, what: str, check, timeout: float
     pytest.fail(f"timed out waiting until {what}:\n{(tmp_path / 'stderr').read_text()[-3000:]}")
 
 
-def test_a_trial_whose_node_dies_restarts_elsewhere_in_the_same_mlflow_run(tmp_path, cluster):
+def test_a_trial_whose_node_dies_restarts_elsewhere_in_the_same_mlflow_run(tmp_path, cluster, mlflow_store):
     # Enough epochs (a few seconds a trial) that a trial can be caught halfway.
     depths, trials, epochs = [1, 2], 3, 60
     name = "nodes"
@@ -70,7 +70,7 @@ def test_a_trial_whose_node_dies_restarts_elsewhere_in_the_same_mlflow_run(tmp_p
         train={"epochs": epochs, "batch_size": 32, "patience": None},
         resources={"cpus_per_trial": 1, "max_concurrent": 2},
     )
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    uri = mlflow_store(tmp_path)
     journal = tmp_path / "out" / name / "optuna.journal"
     workers = {cluster.node_ids[n]: n for n in ("w0", "w1")}
     driver = _start_search(tmp_path, spec, uri, env=cluster.env, extra=("--address", cluster.address))

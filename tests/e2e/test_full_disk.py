@@ -24,9 +24,9 @@ def small_disk(tmp_path):
         subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
-def test_a_full_disk_stops_the_search_in_one_line_and_a_resume_finishes_it(tmp_path, small_disk):
+def test_a_full_disk_stops_the_search_in_one_line_and_a_resume_finishes_it(tmp_path, small_disk, mlflow_store):
     spec = write_spec(tmp_path, name="full", depths=[1], trials_per_depth=8, train={"epochs": 2, "batch_size": 32})
-    uri = f"sqlite:///{tmp_path}/mlflow.db"  # the MLflow store is on another disk; the output folder fills up
+    uri = mlflow_store(tmp_path)  # the MLflow store is on another disk; the output folder fills up
     args = ("search", spec, "--out", str(small_disk), "--tracking-uri", uri)
     full = run_cli(*args, cwd=tmp_path)
     assert full.returncode == 4, full.stderr[-3000:]

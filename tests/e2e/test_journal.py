@@ -7,9 +7,9 @@ import json
 from conftest import run_cli, write_spec
 
 
-def test_resume_repairs_a_torn_journal_end_and_refuses_a_damaged_one(tmp_path, shared_ray):
+def test_resume_repairs_a_torn_journal_end_and_refuses_a_damaged_one(tmp_path, shared_ray, mlflow_store):
     spec = write_spec(tmp_path, name="torn", depths=[1], trials_per_depth=2, train={"epochs": 2, "batch_size": 32})
-    args = ("search", spec, "--out", "out", "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db", "--json")
+    args = ("search", spec, "--out", "out", "--tracking-uri", mlflow_store(tmp_path), "--json")
     first = run_cli(*args, cwd=tmp_path, env=shared_ray)
     assert first.returncode == 0, first.stderr[-3000:]
     journal = tmp_path / "out" / "torn" / "optuna.journal"

@@ -25,7 +25,9 @@ def _demand(path, rows: int = 420) -> None:
     path.write_text("\n".join(["demand"] + [f"{v:.3f}" for v in demand]) + "\n")
 
 
-def test_replicates_and_rolling_origins_finish_and_record_their_counts_and_agreement(tmp_path, shared_ray):
+def test_replicates_and_rolling_origins_finish_and_record_their_counts_and_agreement(
+    tmp_path, shared_ray, mlflow_store
+):
     _demand(tmp_path / "demand.csv")
     spec = {
         "name": "demand",
@@ -39,7 +41,7 @@ def test_replicates_and_rolling_origins_finish_and_record_their_counts_and_agree
         "seed": 0,
     }
     (tmp_path / "demand.yaml").write_text(yaml.safe_dump(spec))
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    uri = mlflow_store(tmp_path)
     proc = run_cli(
         "search", "demand.yaml", "--out", "out", "--tracking-uri", uri, "--json", cwd=tmp_path, env=shared_ray
     )

@@ -22,10 +22,10 @@ SEEDS = 2
 
 
 @pytest.fixture(scope="module")
-def search(tmp_path_factory):
+def search(tmp_path_factory, mlflow_store):
     """One small search through the CLI, shared by the tests that read it back."""
     work = tmp_path_factory.mktemp("search")
-    uri = f"sqlite:///{work}/mlflow.db"
+    uri = mlflow_store(work)
     proc = run_cli(
         "search",
         str(EXAMPLES / "sunspots-depths.yaml"),
@@ -175,7 +175,9 @@ def test_export_then_train_reproduces_the_best_val_loss(search, tmp_path):
     assert math.isclose(result["val_loss"], reported, rel_tol=0.01)
 
 
-def test_a_search_keeps_its_studies_in_postgresql_when_the_spec_names_it(tmp_path, postgres_url):
+def test_a_search_keeps_its_studies_in_postgresql_when_the_spec_names_it(
+    tmp_path, postgres_url, shared_ray, mlflow_store
+):
     spec = yaml.safe_load((EXAMPLES / "demo.yaml").read_text())
     spec.update(name="pg", depths=[1, 2], trials_per_depth=2, storage=postgres_url)
     spec["train"]["epochs"] = 1
@@ -188,9 +190,10 @@ def test_a_search_keeps_its_studies_in_postgresql_when_the_spec_names_it(tmp_pat
         "--out",
         "out",
         "--tracking-uri",
-        f"sqlite:///{tmp_path}/m.db",
+        mlflow_store(tmp_path),
         "--json",
         cwd=tmp_path,
+        env=shared_ray,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert not (tmp_path / "out" / "pg" / "optuna.journal").exists()

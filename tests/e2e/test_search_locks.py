@@ -43,7 +43,7 @@ def _refused(proc: subprocess.CompletedProcess, pid: int) -> None:
     assert "'locked' is already running" in lines[-1] and f"pid {pid} on " in lines[-1], lines[-1]
 
 
-def test_a_live_search_keeps_its_name_and_a_resume_cannot_shrink_its_budget(tmp_path):
+def test_a_live_search_keeps_its_name_and_a_resume_cannot_shrink_its_budget(tmp_path, mlflow_store):
     name, depths = "locked", [1, 2]
     # Many long trials: the search is still running while the other commands start and are refused.
     spec = write_spec(
@@ -53,7 +53,7 @@ def test_a_live_search_keeps_its_name_and_a_resume_cannot_shrink_its_budget(tmp_
         trials_per_depth=40,
         train={"epochs": 60, "batch_size": 32, "patience": None},
     )
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    uri = mlflow_store(tmp_path)
     journal = tmp_path / "out" / name / "optuna.journal"
     search = ("search", spec, "--out", "out", "--tracking-uri", uri)
     first = start_cli(*search, cwd=tmp_path)

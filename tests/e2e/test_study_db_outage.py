@@ -74,7 +74,7 @@ def _finished(url: str, name: str) -> int:
     return sum(t.state.is_finished() for t in study.get_trials(deepcopy=False))
 
 
-def test_a_study_database_outage_is_waited_out_and_the_budget_is_kept(tmp_path, own_postgres):
+def test_a_study_database_outage_is_waited_out_and_the_budget_is_kept(tmp_path, own_postgres, mlflow_store):
     name, trials = "outage", 6
     spec = write_spec(
         tmp_path,
@@ -84,7 +84,7 @@ def test_a_study_database_outage_is_waited_out_and_the_budget_is_kept(tmp_path, 
         storage=own_postgres.url,
         train={"epochs": 20, "batch_size": 32, "patience": None},
     )
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    uri = mlflow_store(tmp_path)
     driver = start_cli("search", spec, "--out", "out", "--json", "--tracking-uri", uri, cwd=tmp_path)
     try:
         deadline = time.monotonic() + 300

@@ -39,11 +39,11 @@ CHROMIUM_FLAGS = [
 
 
 @pytest.fixture(scope="module")
-def search(tmp_path_factory, shared_ray):
+def search(tmp_path_factory, shared_ray, mlflow_store):
     """A small real search through the CLI (depths 1 and 2, two searches of each, 2 trials of 2 epochs), into a
     sqlite store of its own."""
     work = tmp_path_factory.mktemp("ui")
-    uri = f"sqlite:///{work}/mlflow.db"
+    uri = mlflow_store(work)
     # No re-evaluation over seeds: the runs page needs the tuning tree only, and this stays fast.
     proc = small_search(
         EXAMPLES / "sunspots-depths.yaml",

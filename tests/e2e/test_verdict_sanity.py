@@ -23,7 +23,7 @@ def _prices(path, rows: int = 1200) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-def _search(tmp_path, name: str, dataset: dict, ray: dict) -> tuple[dict, MlflowClient]:
+def _search(tmp_path, name: str, dataset: dict, ray: dict, uri: str) -> tuple[dict, MlflowClient]:
     spec = {
         "name": name,
         "dataset": {"csv": "prices.csv", "target": "close", "window": 10, **dataset},
@@ -35,15 +35,14 @@ def _search(tmp_path, name: str, dataset: dict, ray: dict) -> tuple[dict, Mlflow
         "seed": 0,
     }
     (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(spec))
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
     proc = run_cli("search", f"{name}.yaml", "--out", "out", "--tracking-uri", uri, "--json", cwd=tmp_path, env=ray)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout), MlflowClient(tracking_uri=uri)
 
 
-def test_a_price_series_is_flagged_as_shifted_and_pointed_to_transform(tmp_path, shared_ray):
+def test_a_price_series_is_flagged_as_shifted_and_pointed_to_transform(tmp_path, shared_ray, mlflow_store):
     _prices(tmp_path / "prices.csv")
-    comparison, client = _search(tmp_path, "prices", {}, shared_ray)
+    comparison, client = _search(tmp_path, "prices", {}, shared_ray, mlflow_store(tmp_path))
 
     codes = {w["code"] for w in comparison["warnings"]}
     assert "distribution_shift" in codes
@@ -72,14 +71,14 @@ def test_a_price_series_is_flagged_as_shifted_and_pointed_to_transform(tmp_path,
     assert search_run.data.metrics["naive_persistence_test_loss"] == pytest.approx(comparison["baselines"][0]["loss"])
 
 
-def test_differencing_the_prices_removes_the_range_shift(tmp_path, shared_ray):
+def test_differencing_the_prices_removes_the_range_shift(tmp_path, shared_ray, mlflow_store):
     _prices(tmp_path / "prices.csv")
-    comparison, _ = _search(tmp_path, "returns", {"transform": "log_diff"}, shared_ray)
+    comparison, _ = _search(tmp_path, "returns", {"transform": "log_diff"}, shared_ray, mlflow_store(tmp_path))
     shifts = [w for w in comparison["warnings"] if w["code"] == "distribution_shift"]
     assert not any("range" in w["sentence"] for w in shifts), shifts
 
 
-def test_seeds_auto_evaluates_in_rounds_and_stops_when_decided_or_at_the_cap(tmp_path, shared_ray):
+def test_seeds_auto_evaluates_in_rounds_and_stops_when_decided_or_at_the_cap(tmp_path, shared_ray, mlflow_store):
     from conftest import write_spec
 
     spec = write_spec(
@@ -90,7 +89,7 @@ def test_seeds_auto_evaluates_in_rounds_and_stops_when_decided_or_at_the_cap(tmp
         train={"epochs": 2, "batch_size": 32},
         evaluation={"seeds": "auto", "max_seeds": 9},
     )
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    uri = mlflow_store(tmp_path)
     proc = run_cli("search", spec, "--out", "out", "--tracking-uri", uri, cwd=tmp_path, env=shared_ray)
     assert proc.returncode == 0, proc.stderr[-3000:]
     comparison = json.loads((tmp_path / "out" / "rounds" / "comparison.json").read_text())
@@ -119,7 +118,7 @@ def test_seeds_auto_evaluates_in_rounds_and_stops_when_decided_or_at_the_cap(tmp
     assert f"  retraining 1/{first}: depth " in proc.stderr and f"  retraining {first}/{first}: depth " in proc.stderr
 
 
-def test_a_seconds_budget_gives_each_depth_the_same_training_time(tmp_path, shared_ray):
+def test_a_seconds_budget_gives_each_depth_the_same_training_time(tmp_path, shared_ray, mlflow_store):
     from conftest import write_spec
 
     spec = write_spec(
@@ -130,7 +129,7 @@ def test_a_seconds_budget_gives_each_depth_the_same_training_time(tmp_path, shar
         budget={"kind": "seconds", "per_depth": 3},
         train={"epochs": 30, "batch_size": 32, "patience": None},  # trials long enough to need a few of them
     )
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    uri = mlflow_store(tmp_path)
     proc = run_cli("search", spec, "--out", "out", "--tracking-uri", uri, "--json", cwd=tmp_path, env=shared_ray)
     assert proc.returncode == 0, proc.stderr[-3000:]
     comparison = json.loads(proc.stdout)

@@ -29,7 +29,7 @@ def _own_fit_losses(config: dict, seeds: list[int], data) -> list[float]:
     return losses
 
 
-def test_seeds_trained_together_score_as_each_seeds_own_fit_and_are_logged_one_run_each(tmp_path):
+def test_seeds_trained_together_score_as_each_seeds_own_fit_and_are_logged_one_run_each(tmp_path, mlflow_store):
     raw = {
         "name": "together",
         "dataset": {"name": "sine", "length": 600, "window": 12},
@@ -42,7 +42,7 @@ def test_seeds_trained_together_score_as_each_seeds_own_fit_and_are_logged_one_r
         "baseline": {"units": 32, "lr": 1e-2},  # wider than batching pays for: its seeds train one by one
         "resources": {"cpus_per_trial": 1},
     }
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    uri = mlflow_store(tmp_path)
     comparison = run_search(raw, out=tmp_path / "runs", tracking_uri=uri)
     data = load_data(SearchSpec.model_validate(raw).dataset, base_dir=None)
     (entry,) = comparison.depths

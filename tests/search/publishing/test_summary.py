@@ -97,11 +97,11 @@ def _run_trials(spec: SearchSpec, studies: dict, route: dict[str, TrialRuns]) ->
 
 
 @pytest.fixture
-def search(tmp_path, monkeypatch):
+def search(tmp_path, monkeypatch, mlflow_store):
     """A search's studies, run tree and callback after every trial ended; the best of depth 2 ran before a resume."""
     monkeypatch.chdir(tmp_path)  # the store's default artifact root lands in the test's folder
     spec = _spec("summary-test")
-    client = store.client(f"sqlite:///{tmp_path}/mlflow.db")
+    client = store.client(mlflow_store(tmp_path))
     tree = open_run_tree(client, spec, resume=False)
     studies = prepare_studies(spec, optuna.storages.InMemoryStorage(), resume=False)
 
@@ -256,10 +256,10 @@ def test_the_best_trials_are_found_in_mlflow_and_tagged(search):
     assert search_run.data.metrics["best_val_loss_d2"] == pytest.approx(two.best_val_loss)
 
 
-def test_a_depth_without_a_completed_trial_has_no_best(tmp_path, monkeypatch):
+def test_a_depth_without_a_completed_trial_has_no_best(tmp_path, monkeypatch, mlflow_store):
     monkeypatch.chdir(tmp_path)
     spec = _spec("summary-none-done")
-    client = store.client(f"sqlite:///{tmp_path}/mlflow.db")
+    client = store.client(mlflow_store(tmp_path))
     tree = open_run_tree(client, spec, resume=False)
     studies = prepare_studies(spec, optuna.storages.InMemoryStorage(), resume=False)
     for depth in spec.depths:

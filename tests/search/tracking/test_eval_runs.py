@@ -22,9 +22,11 @@ class FinishedJob:
     last_result: dict = field(default_factory=dict)
 
 
-def test_finished_retrainings_are_found_again_by_depth_kind_rank_seed_replicate_and_origin(tmp_path, monkeypatch):
+def test_finished_retrainings_are_found_again_by_depth_kind_rank_seed_replicate_and_origin(
+    tmp_path, monkeypatch, mlflow_store
+):
     monkeypatch.chdir(tmp_path)  # the store's default artifact root lands in the test's folder
-    client = store.client(f"sqlite:///{tmp_path}/mlflow.db")
+    client = store.client(mlflow_store(tmp_path))
     spec = SearchSpec.model_validate(
         {"name": "keys", "dataset": {"name": "sine"}, "depths": [1, 2], "trials_per_depth": 1, "replicates": 2}
     )
@@ -67,9 +69,9 @@ def test_finished_retrainings_are_found_again_by_depth_kind_rank_seed_replicate_
     assert "d2-rep2-best-1-o3" in names and "d1-fixed-2-o1" in names
 
 
-def test_a_job_that_fails_part_way_keeps_its_reported_seeds_and_fails_the_rest(tmp_path, monkeypatch):
+def test_a_job_that_fails_part_way_keeps_its_reported_seeds_and_fails_the_rest(tmp_path, monkeypatch, mlflow_store):
     monkeypatch.chdir(tmp_path)
-    client = store.client(f"sqlite:///{tmp_path}/mlflow.db")
+    client = store.client(mlflow_store(tmp_path))
     spec = SearchSpec.model_validate(
         {"name": "part", "dataset": {"name": "sine"}, "depths": [1], "trials_per_depth": 1}
     )

@@ -22,9 +22,9 @@ from stacktune.search.tracking.models import check_model_name, log_best_model, r
 
 
 @pytest.fixture
-def client(tmp_path, monkeypatch):
+def client(tmp_path, monkeypatch, mlflow_store):
     monkeypatch.chdir(tmp_path)  # the store's default artifact root lands in the test's folder
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    uri = mlflow_store(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # where mlflow.pyfunc.load_model looks models up
     return store.client(uri)
 

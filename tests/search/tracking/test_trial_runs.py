@@ -61,12 +61,12 @@ def _trial(trial_id: str, depth: int, number: int) -> FakeTrial:
 
 
 @pytest.fixture(scope="module")
-def client(tmp_path_factory):
+def client(tmp_path_factory, mlflow_store):
     """One MLflow store for the module (creating its tables takes seconds); each test has its own experiment."""
     folder = tmp_path_factory.mktemp("mlflow")
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(folder)  # the store's default artifact root lands in the test's folder
-        yield store.client(f"sqlite:///{folder}/mlflow.db")
+        yield store.client(mlflow_store(folder))
 
 
 @pytest.fixture
