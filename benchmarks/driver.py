@@ -235,7 +235,7 @@ def run(quick: bool, workdir: Path) -> dict[str, Any]:
     # 5,000 whole-driver trials take over 10 minutes on 2 shared cores; the searcher alone still goes to 5,000.
     sizes = [40] if quick else [100, 1000]
     plain_sizes = [] if quick else [100]  # the plain wiring logs every metric in its own MLflow call: slow
-    repeats = 2  # at sizes with a plain run, alternated with it
+    repeats = 3  # at sizes with a plain run, alternated with it: its ratios are medians of 3
     step_sizes = [100, 300] if quick else [100, 1000, 5000]
     workdir.mkdir(parents=True, exist_ok=True)
     figures: dict[str, Any] = {
