@@ -13,315 +13,21 @@ so importing this module is cheap.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from ..verdict.comparison import (
     Comparison,
-    DatasetInfo,
     DepthEntry,
-    FixedSetting,
     Pair,
     TrialCounts,
     Verdict,
-    config_lr,
-    config_units,
     finite,
-    interval,
 )
 from ..verdict.wording import depths_phrase, join
+from .answer import answer, fixed_sentence, gain_lines
+from .formats import baseline_text, dataset_text, integer, lr_text, mean_ci, named, num, prob_ci, pvalue, units_text
 from .plots import CAPTIONS, PLOT_FILES, draw_plots, importance_meaning, importance_methods, level_text, param_label
 
 __all__ = ["write_report", "PLOT_FILES"]
-
-
-# ----------------------------------------------------------------------------- small helpers
-
-
-def _num(value: Any, digits: int = 4) -> str:
-    """A number with `digits` significant digits; '–' for missing or non-finite values."""
-    if not finite(value):
-        return "–"
-    if value == 0:
-        return "0"
-    return f"{value:.{digits}g}"
-
-
-def _int(value: Any) -> str:
-    return f"{int(value):,}" if finite(value) else "–"
-
-
-def _mean_ci(mean: Any, ci: Any) -> str:
-    """'0.2100 [0.1900, 0.2300]' style: the mean, then its interval when there is one."""
-    if not finite(mean):
-        return "–"
-    bounds = interval(ci)
-    if bounds is None:
-        return _num(mean)
-    return f"{_num(mean)} [{_num(bounds[0])}, {_num(bounds[1])}]"
-
-
-def _units(cfg: dict | None) -> str:
-    units = config_units(cfg)
-    if units is None:
-        return "–"
-    return "[" + ", ".join(str(u) for u in units) + "]"
-
-
-def _lr(cfg: dict | None) -> str:
-    return _num(config_lr(cfg))
-
-
-def _pvalue(value: Any) -> str:
-    if not finite(value):
-        return "–"
-    return "< 0.001" if value < 0.001 else f"{value:.3f}"
-
-
-def _p_clause(value: Any) -> str:
-    """'adjusted p < 0.001' or 'adjusted p = 0.012', for running text."""
-    shown = _pvalue(value)
-    return f"adjusted p {shown}" if shown.startswith("<") else f"adjusted p = {shown}"
-
-
-def _prob(value: Any) -> str:
-    return f"{value:.2f}" if finite(value) else "–"
-
-
-def _prob_ci(value: Any, ci: Any) -> str:
-    bounds = interval(ci)
-    if bounds is None:
-        return _prob(value)
-    return f"{_prob(value)} [{_prob(bounds[0])}, {_prob(bounds[1])}]"
-
-
-def _prose_ci(mean: Any, ci: Any, level: str) -> str:
-    """'0.2108 (95% CI 0.203–0.2184)' for running text."""
-    bounds = interval(ci)
-    if bounds is None:
-        return _num(mean)
-    return f"{_num(mean)} ({level} CI {_num(bounds[0])}–{_num(bounds[1])})"
-
-
-def _dataset_text(dataset: DatasetInfo | None) -> str:
-    if dataset is None:
-        return "the dataset"
-    name = dataset.name or (Path(str(dataset.csv)).name if dataset.csv else None) or "the dataset"
-    sizes = {"window": dataset.window, "horizon": dataset.horizon, "season": dataset.season}
-    extras = [f"{k} {v}" for k, v in sizes.items() if v is not None]
-    if dataset.transform not in (None, "none"):
-        extras.append(f"transform {dataset.transform}: losses are on the series' changes")
-    return f"`{name}`" + (f" ({', '.join(extras)})" if extras else "")
-
-
-def _baseline_text(baseline: FixedSetting | None) -> str:
-    if baseline is None:
-        return "one fixed setting"
-    parts = []
-    if baseline.units is not None:
-        parts.append(f"{baseline.units} units per layer")
-    if baseline.lr is not None:
-        parts.append(f"lr {_num(baseline.lr)}")
-    if baseline.dropout is not None:
-        parts.append(f"dropout {_num(baseline.dropout)}")
-    if baseline.batch_size is not None:
-        parts.append(f"batch size {baseline.batch_size}")
-    return ", ".join(parts) if parts else "one fixed setting"
-
-
-def _named(verdict: Verdict | None) -> Verdict | None:
-    """The verdict when it names the winner or the depths tied for first, else None."""
-    return verdict if verdict is not None and verdict.names_best else None
-
-
-def _budget_phrase(trials: Any, searches: int = 1) -> str:
-    if not trials:
-        return "the same budget"
-    if searches > 1:
-        return f"the same budget ({trials} trials per search, {searches} searches per depth)"
-    return f"the same budget ({trials} trials per depth)"
-
-
-# ----------------------------------------------------------------------------- the written answer
-
-
-def _answer(comparison: Comparison, entries: list[DepthEntry]) -> list[str]:
-    """A few sentences: who wins (or the tie, or that the seeds cannot tell), how sure, what the naive forecast and
-    the fixed setting would have said."""
-    verdict = _named(comparison.verdict)
-    tested = [e for e in entries if e.has_test]
-    if verdict is not None and tested:
-        sentences = [f"**{comparison.headline}**"] if comparison.headline else []
-        sentences += _verdict_sentences(comparison, verdict, tested)
-        sentences += _trend_sentences(verdict)
-        sentences += _naive_sentences(comparison, tested)
-        conclusion = comparison.conclusion
-        tuning = comparison.tuning
-        fixed_verdict = _named(comparison.fixed_verdict)
-        if tuning is not None and tuning.sentence and fixed_verdict is not None and fixed_verdict.summary:
-            # The tuned verdict is said above: only the fixed setting's side of the conclusion follows.
-            sentences.append(
-                f"With one fixed setting ({_baseline_text(comparison.baseline)}), {fixed_verdict.summary}: "
-                f"{tuning.sentence}"
-            )
-        elif isinstance(conclusion, str) and conclusion.strip():
-            sentences.append(conclusion.strip())
-        elif fixed_verdict is not None:
-            sentences.append(_fixed_sentence(comparison, entries))
-        return sentences
-    budget = _budget_phrase(comparison.trials_per_depth)
-    sentences = []
-    ranked = [e for e in entries if finite(e.best_val_loss)]
-    if not ranked:
-        return ["No depth completed a trial, so there is nothing to compare yet; see the trial counts below."]
-    ranked.sort(key=lambda e: e.best_val_loss)
-    best = ranked[0]
-    text = f"By validation loss alone, depth {best.depth}'s best trial scored lowest ({_num(best.best_val_loss)}"
-    if len(ranked) > 1:
-        text += f" against {_num(ranked[1].best_val_loss)} for depth {ranked[1].depth}, the runner-up"
-    sentences.append(text + f"), each depth searched with {budget}.")
-    sentences.append(
-        "There is no verdict with uncertainty: evaluation on the held-out test split was off, and the best of "
-        "many trials on the validation split is an optimistic, single-seed number; turn evaluation on to "
-        "retrain each depth over several seeds and get one."
-    )
-    return sentences
-
-
-def _trend_sentences(verdict: Verdict) -> list[str]:
-    """Whether adding a layer helps, as the slope of the mean test loss per added layer (three depths or more)."""
-    trend = verdict.trend
-    if trend is None or not trend.summary:
-        return []
-    summary = trend.summary
-    failed = trend.failed_left_out
-    note = f" ({int(failed)} failed run(s) left out of the slope)" if finite(failed) and failed else ""
-    return [f"Does adding a layer help? {summary[0].upper()}{summary[1:]}{note}."]
-
-
-def _naive_sentences(comparison: Comparison, tested: list[DepthEntry]) -> list[str]:
-    """When only some depths do worse than the naive forecast, which ones (the headline covers all of them)."""
-    if comparison.loses_to_naive:
-        return []
-    best = comparison.best_baseline
-    losing = [e for e in tested if finite(e.skill) and e.skill <= 0]
-    if best is None or not losing:
-        return []
-    skills = join([f"{_num(e.skill, 2)} at depth {e.depth}" for e in losing])
-    verb = "does" if len(losing) == 1 else "do"
-    return [
-        f"{depths_phrase(e.depth for e in losing).capitalize()} {verb} no better than the naive "
-        f"{best.name} forecast (test loss {_num(best.loss)}; skill {skills})."
-    ]
-
-
-def _verdict_sentences(comparison: Comparison, verdict: Verdict, tested: list[DepthEntry]) -> list[str]:
-    """What the verdict says, in words, for every outcome: a winner, a tie, a partial order, too few seeds."""
-    level = level_text(comparison)
-    by_depth = {e.depth: e for e in tested}
-    n_seeds = max(len(e.test_losses or []) for e in tested)
-    seeds = f" over {n_seeds} seeds" if n_seeds else ""
-    searches = comparison.replicates or 1
-    if searches > 1 and n_seeds:
-        seeds = f" over {searches} searches of {n_seeds // searches} seeds each"
-    origins = len(comparison.origins or [])
-    if origins > 1 and n_seeds:
-        seeds += f", each at {origins} {'rolling origins' if comparison.origins[0].kind == 'rolling' else 'splits'}"
-    budget = _budget_phrase(comparison.trials_per_depth, searches)
-    winner = verdict.winner
-    summary = verdict.summary or ""
-    if winner is not None and len(tested) == 1:
-        e = by_depth[winner] if winner in by_depth else tested[0]
-        return [
-            f"Only depth {winner} could be evaluated on the held-out test split "
-            f"(mean test loss {_prose_ci(e.test_loss_mean, e.test_loss_ci95, level)}{seeds}), "
-            "so there is nothing to compare it with."
-        ]
-    pairs = verdict.pairs or []
-    if winner is not None:
-        e = by_depth[winner] if winner in by_depth else None
-        mean, ci = (e.test_loss_mean, e.test_loss_ci95) if e is not None else (None, None)
-        text = [
-            f"**Depth {winner} wins**: tuned with {budget}, its best configuration has the lowest "
-            f"mean test loss, {_prose_ci(mean, ci, level)}{seeds}, "
-            "and the decision rule below shows it better than every other depth."
-        ]
-        duels = [p for p in pairs if winner in (p.a, p.b) and finite(p.p_adjusted)]
-        if duels:
-            closest = max(duels, key=lambda p: p.p_adjusted)
-            rival = closest.rival(winner)
-            text.append(
-                f"The closest call is depth {rival}: P(depth {winner} beats depth {rival}) = "
-                f"{_prob(closest.p_beats(winner))}, {_p_clause(closest.p_adjusted)}."
-            )
-        return text
-    means = join([f"{_num(by_depth[d].test_loss_mean)} for depth {d}" for d in sorted(by_depth)])
-    if verdict.undecided:
-        needed = verdict.needed_seeds
-        more = f"evaluation.seeds: {needed}" if needed else "more evaluation.seeds"
-        return [
-            f"**Undecided: {summary}.** With so few runs per depth no difference could ever reach the rule's level, "
-            f"whatever the losses (mean test loss {means}); run the evaluation again with {more}, or `seeds: auto`."
-        ]
-    tied = [d for d in verdict.tied or [] if d in by_depth]
-    if summary:
-        text = [f"**No single winner: {summary}** (mean test loss {means})."]
-    else:
-        text = [f"**No single winner** (mean test loss {means})."]
-    if len(tied) >= 2:
-        text.append(
-            f"The best depth is among {depths_phrase(tied)}: the decision rule below does not show any of them worse "
-            f"than another with these seeds ({level} confidence that the set holds the best depth)."
-        )
-    return text
-
-
-def _ranking(entries: list[DepthEntry], mean_of) -> list[tuple[int, float]]:
-    scored = [(e.depth, mean_of(e)) for e in entries]
-    return sorted(((d, m) for d, m in scored if finite(m)), key=lambda x: x[1])
-
-
-def _fixed_sentence(comparison: Comparison, entries: list[DepthEntry]) -> str:
-    """The one-fixed-setting ranking, and whether it would have changed the conclusion."""
-    ranking = _ranking(entries, lambda e: e.fixed_scores.test_loss_mean if e.fixed_scores else None)
-    order = ", then ".join(f"depth {d} ({_num(m)})" for d, m in ranking)
-    text = (
-        f"With one fixed setting for every depth ({_baseline_text(comparison.baseline)}), "
-        f"the ranking by mean test loss would have been {order}"
-    )
-    fixed_verdict = _named(comparison.fixed_verdict)
-    if fixed_verdict is not None and fixed_verdict.summary:
-        text += f", and by the same rule {fixed_verdict.summary}"
-    elif fixed_verdict is not None:
-        if fixed_verdict.winner is not None:
-            text += f", and that comparison names depth {fixed_verdict.winner} the winner"
-        else:
-            text += f", and that comparison calls a tie between {depths_phrase(fixed_verdict.tied or [])}"
-    changed = comparison.conclusion_changed
-    reasons = [r for r in comparison.conclusion_reasons or [] if isinstance(r, str)]
-    because = f" ({'; '.join(reasons)})" if reasons else ""
-    if changed is True:
-        text += f": the conclusion changed{because}, so the usual fixed-setting comparison would have misled here."
-    elif changed is False:
-        text += f": the conclusion is the same{because}."
-    elif reasons:
-        text += f": whether the conclusion changed cannot be told yet{because}."
-    else:
-        text += "."
-    return text
-
-
-def _gain_lines(comparison: Comparison, entries: list[DepthEntry]) -> list[str]:
-    """How much tuning lowered each depth's test loss against the fixed setting, with its interval."""
-    gains = [e for e in entries if finite(e.tuning_gain)]
-    if not gains:
-        return []
-    level = level_text(comparison)
-    shown = join([f"{_mean_ci(e.tuning_gain, e.tuning_gain_ci)} at depth {e.depth}" for e in gains])
-    return [
-        "",
-        f"Tuning gain (the fixed setting's mean test loss minus the tuned one's, {level} Welch interval; above 0, "
-        f"tuning helped): {shown}.",
-    ]
 
 
 # ----------------------------------------------------------------------------- markdown sections
@@ -333,7 +39,7 @@ def _trials(entry: DepthEntry) -> TrialCounts:
 
 def _depth_table(comparison: Comparison, entries: list[DepthEntry]) -> list[str]:
     level = level_text(comparison)
-    verdict = _named(comparison.verdict)
+    verdict = named(comparison.verdict)
     winner = verdict.winner if verdict is not None else None
     has_test = any(e.has_test for e in entries)
     has_fixed = any(e.fixed_scores for e in entries)
@@ -354,18 +60,18 @@ def _depth_table(comparison: Comparison, entries: list[DepthEntry]) -> list[str]
         cfg = e.tested_config
         trials = _trials(e)
         depth = f"**{e.depth}** (winner)" if e.depth == winner else str(e.depth)
-        row = [depth, _units(cfg), _lr(cfg), _int(e.params), _num(e.best_val_loss)]
+        row = [depth, units_text(cfg), lr_text(cfg), integer(e.params), num(e.best_val_loss)]
         if has_test:
             failed = e.failed_runs
             note = f" ({failed} failed)" if finite(failed) and failed else ""
-            row.append(_mean_ci(e.test_loss_mean, e.test_loss_ci95) + note)
+            row.append(mean_ci(e.test_loss_mean, e.test_loss_ci95) + note)
         if has_skill:
-            row.append(_num(e.skill, 2))
+            row.append(num(e.skill, 2))
         if has_acc:
-            row.append(_num(e.test_accuracy_mean))
+            row.append(num(e.test_accuracy_mean))
         if has_fixed:
             f = e.fixed_scores
-            row.append(_mean_ci(f.test_loss_mean, f.test_loss_ci95) if f else "–")
+            row.append(mean_ci(f.test_loss_mean, f.test_loss_ci95) if f else "–")
         counts = (trials.completed, trials.pruned, trials.failed)
         row.append(" / ".join("–" if n is None else str(n) for n in counts))
         lines.append("| " + " | ".join(row) + " |")
@@ -401,8 +107,8 @@ def _pair_table(comparison: Comparison, verdict: Verdict) -> list[str]:
     ]
     for p in pairs:
         lines.append(
-            f"| {p.a} vs {p.b} | {_mean_ci(p.difference, p.difference_ci)} | "
-            f"{_prob_ci(p.p_a_better, p.p_a_better_ci)} | {_pvalue(p.p_adjusted)} | {_call(p)} |"
+            f"| {p.a} vs {p.b} | {mean_ci(p.difference, p.difference_ci)} | "
+            f"{prob_ci(p.p_a_better, p.p_a_better_ci)} | {pvalue(p.p_adjusted)} | {_call(p)} |"
         )
     unit = "search of A, search of B) pairs in which A's mean" if comparison.replicates else "run of A, run of B) pairs"
     unit += " test loss is lower" if comparison.replicates else " in which A's test loss is lower"
@@ -422,12 +128,12 @@ def _budget_section(comparison: Comparison, entries: list[DepthEntry]) -> list[s
     used = [e for e in entries if finite(e.train_seconds)]
     if not used:
         return []
-    spent = join([f"depth {e.depth}: {_trials(e).total} trials, {_num(e.train_seconds, 3)} s" for e in used])
+    spent = join([f"depth {e.depth}: {_trials(e).total} trials, {num(e.train_seconds, 3)} s" for e in used])
     lines = ["", "## Budget", ""]
     if budget is not None and budget.kind == "seconds":
-        over = join([f"{_num(e.overshoot_seconds, 2)} s at depth {e.depth}" for e in used if e.overshoot_seconds])
+        over = join([f"{num(e.overshoot_seconds, 2)} s at depth {e.depth}" for e in used if e.overshoot_seconds])
         lines.append(
-            f"Every depth got {_num(budget.per_depth)} s of training ({spent}). A depth's last trial may run "
+            f"Every depth got {num(budget.per_depth)} s of training ({spent}). A depth's last trial may run "
             "past its time" + (f": here by {over}." if over else "; none did here.")
         )
     else:
@@ -450,8 +156,8 @@ def _baseline_section(comparison: Comparison, entries: list[DepthEntry]) -> list
     lines = ["", "## Against a naive forecast", ""]
     lines += ["| naive baseline | test loss | what it predicts |", "|---|---:|---|"]
     for b in baselines:
-        extra = f"; accuracy {_num(b.accuracy, 3)}" if finite(b.accuracy) else ""
-        lines.append(f"| {b.name} | {_num(b.loss)} | {b.description}{extra} |")
+        extra = f"; accuracy {num(b.accuracy, 3)}" if finite(b.accuracy) else ""
+        lines.append(f"| {b.name} | {num(b.loss)} | {b.description}{extra} |")
     if len(comparison.origins or []) > 1:
         lines += [
             "",
@@ -460,7 +166,7 @@ def _baseline_section(comparison: Comparison, entries: list[DepthEntry]) -> list
         ]
     skills = [(e.depth, e.skill) for e in entries if finite(e.skill)]
     if skills:
-        shown = join([f"{_num(v, 2)} for depth {d}" for d, v in skills])
+        shown = join([f"{num(v, 2)} for depth {d}" for d, v in skills])
         lines += [
             "",
             f"Skill is 1 − (a depth's mean test loss / the {best.name}'s): above 0 beats it, "
@@ -517,7 +223,7 @@ def _evaluation_lines(comparison: Comparison, entries: list[DepthEntry]) -> list
         lines.append("- Top-k = 1: each depth is represented by its single best configuration from the search.")
     if comparison.baseline is not None:
         lines.append(
-            f"- Fixed setting: every depth was also trained with {_baseline_text(comparison.baseline)}, on the "
+            f"- Fixed setting: every depth was also trained with {baseline_text(comparison.baseline)}, on the "
             "same seeds and splits, as in the usual untuned comparison."
         )
     if evaluation.sequential:
@@ -573,8 +279,8 @@ def _replicate_lines(comparison: Comparison, entries: list[DepthEntry]) -> list[
         for found in entry.replicates or []:
             cfg = found.evaluated_config or found.best_config
             lines.append(
-                f"| {entry.depth} | {found.replicate} | {_num(found.best_val_loss)} | {_units(cfg)} | {_lr(cfg)} | "
-                f"{_num(found.test_loss_mean)} |"
+                f"| {entry.depth} | {found.replicate} | {num(found.best_val_loss)} | {units_text(cfg)} | "
+                f"{lr_text(cfg)} | {num(found.test_loss_mean)} |"
             )
     agreement = comparison.agreement or []
     if agreement:
@@ -600,7 +306,7 @@ def _agreement_lines(agreement: list, counted: str) -> list[str]:
 def _origin_where(origin) -> str:
     """Which data an origin scored on: its test rows (a rolling origin) or its validation draw (a re-split)."""
     if origin.kind == "resplit":
-        return "the search's split" if origin.number == 1 else f"validation drawn with seed {_int(origin.seed)}"
+        return "the search's split" if origin.number == 1 else f"validation drawn with seed {integer(origin.seed)}"
     rows = origin.test_rows or []
     return f"rows {rows[0]}–{rows[1] - 1}" if len(rows) == 2 else "—"
 
@@ -633,11 +339,11 @@ def _origin_lines(comparison: Comparison, entries: list[DepthEntry]) -> list[str
     for origin in origins:
         means = {d.depth: d.tuned for d in origin.depths}
         naive = origin.naive or {}
-        naive_text = f"{_num(naive.get('loss'))} ({str(naive.get('kind', '')).replace('_', ' ')})" if naive else "—"
-        cells = " | ".join(_num(means.get(d)) for d in shown)
+        naive_text = f"{num(naive.get('loss'))} ({str(naive.get('kind', '')).replace('_', ' ')})" if naive else "—"
+        cells = " | ".join(num(means.get(d)) for d in shown)
         lines.append(
-            f"| {origin.number} | {_origin_where(origin)} | {_int(origin.sizes.get('test'))} | {naive_text} | "
-            f"{cells} | {_int(origin.leader) if origin.leader is not None else '—'} |"
+            f"| {origin.number} | {_origin_where(origin)} | {integer(origin.sizes.get('test'))} | {naive_text} | "
+            f"{cells} | {integer(origin.leader) if origin.leader is not None else '—'} |"
         )
     agreement = comparison.origin_agreement or []
     if agreement:
@@ -704,7 +410,7 @@ def _importance_lines(entries: list[DepthEntry]) -> list[str]:
             continue
         top = sorted(((k, v) for k, v in importance.items() if finite(v)), key=lambda kv: -kv[1])[:2]
         if top:
-            parts = [f"{param_label(k)} (`{k}`, {_num(v, 2)})" for k, v in top]
+            parts = [f"{param_label(k)} (`{k}`, {num(v, 2)})" for k, v in top]
             # Depths measured differently (a comparison.json put together by hand) say which method is theirs.
             method = f" (by {e.importance_method or 'an unrecorded method'})" if len(methods) > 1 else ""
             lines.append(f"- Depth {e.depth}: {join(parts)}{method}.")
@@ -756,7 +462,7 @@ def _model_lines(comparison: Comparison, entries: list[DepthEntry]) -> list[str]
     ]
     for e, model in models:
         mark = " (overall best)" if e.depth == comparison.best_depth else ""
-        lines.append(f"| {e.depth}{mark} | `{model.uri}` | {_num(model.test_loss)} |")
+        lines.append(f"| {e.depth}{mark} | `{model.uri}` | {num(model.test_loss)} |")
     return lines
 
 
@@ -764,12 +470,12 @@ def _markdown(comparison: Comparison, entries: list[DepthEntry], plots: list[str
     name = comparison.search or "search"
     level = level_text(comparison)
     out = [f"# Does stacking more LSTM layers help? Search `{name}`", ""]
-    out += [" ".join(_answer(comparison, entries)), ""]
+    out += [" ".join(answer(comparison, entries)), ""]
     task = "classification" if comparison.task == "classification" else "regression"
     trials = comparison.trials_per_depth
     depths = [str(e.depth) for e in entries]
     out.append(
-        f"Data: {_dataset_text(comparison.dataset)}, task {task} "
+        f"Data: {dataset_text(comparison.dataset)}, task {task} "
         f"(losses are {'cross-entropy' if task == 'classification' else 'mean squared error on standardised targets'}, "
         f"lower is better). Depths compared: {', '.join(depths) or 'none'}; each got its own Optuna study"
         + (f" of {trials} trials" if trials else "")
@@ -782,7 +488,7 @@ def _markdown(comparison: Comparison, entries: list[DepthEntry], plots: list[str
     out += ["", "## Results by depth", ""]
     out += _depth_table(comparison, entries)
 
-    verdict = _named(comparison.verdict)
+    verdict = named(comparison.verdict)
     if verdict is not None:
         pair_lines = _pair_table(comparison, verdict)
         if pair_lines:
@@ -791,9 +497,9 @@ def _markdown(comparison: Comparison, entries: list[DepthEntry], plots: list[str
             out += ["", f"**Decision rule.** {verdict.rule}"]
 
     if any(e.fixed_scores for e in entries):
-        out += ["", "## Tuned versus one fixed setting", "", _fixed_sentence(comparison, entries)]
-        out += _gain_lines(comparison, entries)
-        fixed_verdict = _named(comparison.fixed_verdict)
+        out += ["", "## Tuned versus one fixed setting", "", fixed_sentence(comparison, entries)]
+        out += gain_lines(comparison, entries)
+        fixed_verdict = named(comparison.fixed_verdict)
         if fixed_verdict is not None:
             pair_lines = _pair_table(comparison, fixed_verdict)
             if pair_lines:
