@@ -180,6 +180,8 @@ class TrialRuns(Callback):
         """Ends every trial run still open (an interrupted search leaves none RUNNING) and writes what is kept."""
         for trial_id, ref in self._refs.items():
             if trial_id not in self._ended:
+                if status == "KILLED":  # tagged as a resume tags the trials a killed driver left open
+                    self._writer.log_batch(ref, tags=store.as_tags({tags.STATE: "interrupted"}))
                 self._writer.set_terminated(ref, status=status)
                 self._ended.add(trial_id)
         self._writer.close(wait=wait)

@@ -299,6 +299,9 @@ def test_open_runs_are_closed_when_the_search_is_interrupted(setup):
     runs = _trial_runs(client, tree)
     assert runs["d1-t04"].info.status == "FINISHED"
     assert runs["d2-t04"].info.status == "KILLED"
+    # tagged as a resume tags the trials that a killed driver left open
+    assert runs["d2-t04"].data.tags["stacktune.state"] == "interrupted"
+    assert runs["d1-t04"].data.tags["stacktune.state"] == "completed"
 
 
 class _StopsAtReopen:
