@@ -33,12 +33,13 @@ def _journal(tmp_path, name: str):
 
 
 def _finished(tmp_path, name: str, depth: int) -> int:
-    """How many trials of one depth had finished, over its replicate searches' studies, read through Optuna."""
+    """How many trials of one depth had finished, over its replicate searches' studies, read through Optuna (a trial
+    that a stop cut off is finished too, marked interrupted, and runs again: it is not counted)."""
     storage = _journal(tmp_path, name)
     prefix = f"{name}.depth-{depth}"
     studies = [n for n in optuna.get_all_study_names(storage) if n == prefix or n.startswith(f"{prefix}.replicate-")]
     return sum(
-        t.state.is_finished()
+        t.state.is_finished() and not t.user_attrs.get("interrupted")
         for n in studies
         for t in optuna.load_study(study_name=n, storage=storage).get_trials(deepcopy=False)
     )
