@@ -21,6 +21,7 @@ from alembic.script import ScriptDirectory
 from stacktune.search.tracking import store
 
 uri, at = sys.argv[1], sys.argv[2]
+signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C as in a terminal, even if started with it ignored
 head = ScriptDirectory(str(Path(mlflow.__file__).parent / "store" / "db_migrations")).get_current_head()
 steps = []
 
