@@ -228,47 +228,25 @@ def stop_ray() -> None:
 
 
 @contextlib.contextmanager
-def mlflow_server(folder: Path, timeout: float = 120.0) -> Iterator[str]:
-    """A real `mlflow server` on 127.0.0.1 (one worker, its SQLite store and artifacts in `folder`) for the block:
-    yields its URI; stopped on the way out, also on failure."""
-    import signal
+def mlflow_server(folder: Path) -> Iterator[str]:
+    """A real `mlflow server` on 127.0.0.1 (stacktune's own, as `stacktune ui` starts it: one worker), its SQLite store
+    and served artifacts in `folder`, for the block: yields its URI; stopped on the way out, also on failure."""
     import socket
-    import subprocess
-    import urllib.request
+
+    from stacktune.search.interfaces.ui import UIServer
 
     folder.mkdir(parents=True, exist_ok=True)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    uri = f"http://127.0.0.1:{port}"
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
-    cmd = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
-    cmd += ["--backend-store-uri", f"sqlite:///{folder}/server.db", "--artifacts-destination", str(folder / "art")]
-    with open(folder / "server.log", "ab") as out:
-        proc = subprocess.Popen(cmd, cwd=folder, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    server = UIServer(f"sqlite:///{folder}/server.db", port)
     try:
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # straight to 127.0.0.1
-        deadline = time.monotonic() + timeout
-        while True:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"mlflow server did not start: {(folder / 'server.log').read_text()[-2000:]}")
-            try:
-                with opener.open(f"{uri}/health", timeout=2) as answer:
-                    if answer.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.5)
-        yield uri
+        with contextlib.chdir(folder):  # the server keeps the artifacts it serves under its working folder
+            server.launch()
+        server.wait_until_healthy()
+        yield f"http://127.0.0.1:{port}"
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        server.stop()
 
 
 @contextlib.contextmanager
