@@ -229,16 +229,19 @@ class BufferedWriter:
         while True:
             self._wake.wait(self.TICK)
             self._wake.clear()
+            # Read before taking the inbox: once stopping, this pass writes all it holds without waiting out the
+            # gathering interval, so `close` finds nothing left for the caller's thread (unless the store is down).
+            stopping = self._stopping
             taken = []
             while self._inbox:
                 taken.append(self._inbox.popleft())
             self._queue.extend(taken)
             try:
-                self._flush_now(at_once=_urgent(taken))
+                self._flush_now(at_once=stopping or _urgent(taken))
             except BaseException as exc:  # noqa: BLE001 - handed to the caller at its next write or at close
                 self._thread_error = exc
                 return
-            if self._stopping:
+            if stopping:
                 return
 
     def _stop_thread(self) -> None:
