@@ -6,7 +6,7 @@ from __future__ import annotations
 from ..verdict.comparison import Comparison, DepthEntry, Verdict, finite
 from ..verdict.wording import depths_phrase, join
 from .formats import baseline_text, budget_phrase, mean_ci, named, num, p_clause, prob, prose_ci
-from .plots import level_text
+from .words import level_text
 
 
 def answer(comparison: Comparison, entries: list[DepthEntry]) -> list[str]:

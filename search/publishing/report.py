@@ -25,7 +25,8 @@ from ..verdict.comparison import (
 from ..verdict.wording import depths_phrase, join
 from .answer import answer, fixed_sentence, gain_lines
 from .formats import baseline_text, dataset_text, integer, lr_text, mean_ci, named, num, prob_ci, pvalue, units_text
-from .plots import CAPTIONS, PLOT_FILES, draw_plots, importance_meaning, importance_methods, level_text, param_label
+from .plots import PLOT_FILES, draw_plots
+from .words import CAPTIONS, importance_meaning, importance_methods, level_text, param_label
 
 __all__ = ["write_report", "PLOT_FILES"]
 
