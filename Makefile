@@ -32,7 +32,8 @@ demo: $(STAMP)
 # The suite runs in PYTEST_WORKERS processes (pytest-xdist; 0 runs it in this one): one more than the machine has
 # cores, at most 4, since every search in it starts a Ray with all the cores. One more, because its end-to-end tests
 # spend much of their time waiting (Ray and servers starting, outages waited out, signals): on 2 cores, 3 workers ran
-# the whole suite in 19 min 50 s against 25 min 22 s with 2. Each worker is handed whole test modules, so that a
+# the whole suite in 19 min 50 s against 25 min 22 s with 2 (4 took 22 min 24 s, the quick benchmarks
+# then ran past their 15-minute limit). Each worker is handed whole test modules, so that a
 # module's shared fixture (one search read back by many tests, one server) is built once; the modules with slow tests
 # go first (tests/conftest.py).
 PYTEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); n=$$((n + 1)); [ $$n -gt 4 ] && n=4; echo $$n)
