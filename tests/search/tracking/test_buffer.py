@@ -301,10 +301,10 @@ def test_with_a_writing_thread_the_caller_never_waits_for_a_slow_store_and_nothi
     refs = []
     for number in range(5):
         ref = writer.create_run(experiment, run_name=f"d1-t{number:02d}", tags={"stacktune.role": "trial"})
-        if number == 0:
+        while number == 0 and not callers:
             # The thread is inside its first write when the rest arrive and when `close` comes: it must still write
             # all it is handed, not leave it to the caller.
-            time.sleep(0.05)
+            time.sleep(0.005)
         writer.log_batch(ref, params=[Param("units", "16")])
         for step in range(1, 21):
             writer.log_batch(ref, metrics=_epoch(step, 1.0 / step))
@@ -312,7 +312,7 @@ def test_with_a_writing_thread_the_caller_never_waits_for_a_slow_store_and_nothi
         refs.append(ref)
     handed_over = time.monotonic() - started
     # 5 runs of 3 or more writes at 0.25 s each would take seconds; handing them over takes next to nothing.
-    assert handed_over < 0.55, handed_over
+    assert handed_over < 0.5, handed_over
     assert writer.close(wait=60)
     assert callers == {"mlflow-writer"}  # every write made by the writer's thread, none by the caller
     for ref in refs:
