@@ -1,170 +1,58 @@
 """Typed configuration files: the `stacktune train` config and the search spec.
 
 Both are validated at the edge with pydantic; `spec.loading` reads them from YAML and turns every
-problem into a `ConfigError` whose one line names the file, the field and the bad value.
+problem into a `ConfigError` whose one line names the file, the field and the bad value. The limits on every size,
+and how a value that breaks one is worded, are in `spec.bounds`.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from stacktune.datasets import DatasetSpec
 from stacktune.datasets.errors import shown
 
-_Strict = ConfigDict(extra="forbid")
-
-# Upper bounds on every size a spec or config sets, so that a typo cannot ask for hours of work or more memory
-# than a machine has; the dataset's own (window, length, ...) are in stacktune.datasets.spec.
-MAX_UNITS = 4096  # units of one layer
-MAX_DEPTH = 32  # layers of a stack
-MAX_CHOICES = 256  # values in a list of choices
-MAX_PARAMS = 1_000_000_000  # weights of a stack for `units: {params: N}`
-MAX_EPOCHS = 100_000
-MAX_TRIALS = 100_000  # trials of one depth
-MAX_REPLICATES = 20  # independent searches of one depth
-MAX_BATCH_SIZE = 65_536
-MAX_SEEDS = 1000  # seeds of the evaluation
-MAX_TOP_K = 100
-MAX_ORIGINS = 12  # data origins of the evaluation (datasets.origins.MAX_ORIGINS)
-MAX_FAILURES = 100  # restarts of a trial whose worker died
-MAX_CONCURRENT = 10_000  # trials at once
-MAX_BRACKETS = 10  # hyperband brackets
-MAX_CPUS_PER_TRIAL = 1024.0
-MAX_GPUS_PER_TRIAL = 64.0
-MAX_BUDGET_SECONDS = 10_000_000.0  # training seconds of one depth
-MAX_URL = 4096  # characters of a storage URL
-# A training run's seed seeds NumPy, which takes seeds below 2**32; a spec's seed is multiplied by the searches'
-# SEED_OFFSET (1000) and a depth or an evaluation seed added, which must stay below that too.
-MAX_TRAIN_SEED = 2**32 - 1
-MAX_SPEC_SEED = 4_000_000
-
-
-def _finite(value: float | None) -> float | None:
-    """Rejects NaN and infinity, which pydantic's bounds let through where a field has none."""
-    if value is not None and not math.isfinite(value):
-        raise ValueError(f"expected a finite number, got {value}")
-    return value
-
-
-# Constrained integers: pydantic checks the bounds and writes them into the JSON Schema; `_worded` says what a
-# broken one means in the field's own words.
-Width = Annotated[int, Field(ge=1, le=MAX_UNITS)]  # units of one layer
-Depth = Annotated[int, Field(ge=1, le=MAX_DEPTH)]
-BatchSize = Annotated[int, Field(ge=1, le=MAX_BATCH_SIZE)]
-# Lists of choices of them, as a union's list form (a field of its own sets its length in its Field).
-WidthChoices = Annotated[list[Width], Field(min_length=1, max_length=MAX_CHOICES)]
-BatchSizeChoices = Annotated[list[BatchSize], Field(min_length=1, max_length=MAX_CHOICES)]
-
-_BROKEN_BOUNDS = frozenset(
-    {"greater_than", "greater_than_equal", "less_than", "less_than_equal", "finite_number", "too_short", "too_long"}
+from .bounds import (
+    MAX_BATCH_SIZE,
+    MAX_BRACKETS,
+    MAX_BUDGET_SECONDS,
+    MAX_CHOICES,
+    MAX_CONCURRENT,
+    MAX_CPUS_PER_TRIAL,
+    MAX_DEPTH,
+    MAX_EPOCHS,
+    MAX_FAILURES,
+    MAX_GPUS_PER_TRIAL,
+    MAX_ORIGINS,
+    MAX_PARAMS,
+    MAX_REPLICATES,
+    MAX_SEEDS,
+    MAX_SPEC_SEED,
+    MAX_TOP_K,
+    MAX_TRAIN_SEED,
+    MAX_TRIALS,
+    MAX_UNITS,
+    MAX_URL,
+    BatchSize,
+    BatchSizeChoices,
+    Depth,
+    Width,
+    WidthChoices,
+    bare_number,
+    batch_sizes,
+    depths_in_range,
+    finite_number,
+    layer_widths,
+    or_pair,
+    width_choices,
+    worded,
 )
 
-
-def _worded(word: Callable[[Any, list[dict]], str | None]) -> Callable[[Any, Any], Any]:
-    """A wrap validator that words what a field's constraints refuse: when every problem pydantic found is a broken
-    bound (a number out of range, a list too short or too long), the one ValueError `word(value, errors)`; else, or
-    when `word` gives None, pydantic's own errors. A union member that the value is not even of the type of (its
-    model_type, list_type, ... error at the member's root) is left out: the value was meant for another member."""
-
-    def reword(value: Any, handler: Any) -> Any:
-        try:
-            return handler(value)
-        except ValidationError as exc:
-            errors = [
-                e
-                for e in exc.errors()
-                if not (len(e["loc"]) == 1 and isinstance(e["loc"][0], str) and e["type"] not in _BROKEN_BOUNDS)
-            ]
-            message = word(value, errors) if errors and all(e["type"] in _BROKEN_BOUNDS for e in errors) else None
-            if message is None:
-                raise
-            raise ValueError(message) from None
-
-    return reword
-
-
-def _first_int(errors: list[dict], *kinds: str) -> int | None:
-    """The value of the first of `errors` of one of `kinds`, as the integer pydantic read it as."""
-    return next((int(e["input"]) for e in errors if e["type"] in kinds), None)
-
-
-def _layer_widths(value: Any, errors: list[dict]) -> str | None:
-    """The widths of a stack, first to last: the first that is out of range."""
-    first = next((e for e in errors if e["type"] in ("greater_than_equal", "less_than_equal")), None)
-    if first is None:
-        return None
-    if first["type"] == "greater_than_equal":
-        return f"every layer needs at least 1 unit, got {int(first['input'])}"
-    return f"a layer has at most {MAX_UNITS} units, got {int(first['input'])}"
-
-
-def _width_choices(*, lengths: bool) -> Callable[[Any, list[dict]], str | None]:
-    """Widths to choose from: a choice below 1 shows them all, else the widest is named; with `lengths`, also too few
-    or too many of them."""
-
-    def word(value: Any, errors: list[dict]) -> str | None:
-        if not isinstance(value, list):
-            return None
-        kinds = {e["type"] for e in errors}
-        if lengths and "too_short" in kinds:
-            return f"give at least one units choice, got {shown(value)}"
-        if lengths and "too_long" in kinds:
-            return f"give at most {MAX_CHOICES} units choices, got {len(value)}"
-        if "greater_than_equal" in kinds:
-            return f"units choices must be positive integers, got {shown(value)}"
-        if "less_than_equal" in kinds:
-            widest = max(int(e["input"]) for e in errors if e["type"] == "less_than_equal")
-            return f"a layer has at most {MAX_UNITS} units, got {widest}"
-        return None
-
-    return word
-
-
-def _batch_sizes(value: Any, errors: list[dict]) -> str | None:
-    """A batch size or a list of choices of one: too few or too many, else the first out of range."""
-    kinds = {e["type"] for e in errors}
-    if isinstance(value, list) and "too_short" in kinds:
-        return f"give at least one batch_size choice, got {shown(value)}"
-    if isinstance(value, list) and "too_long" in kinds:
-        return f"give at most {MAX_CHOICES} batch_size choices, got {len(value)}"
-    size = _first_int(errors, "greater_than_equal", "less_than_equal")
-    return None if size is None else f"a batch holds 1 to {MAX_BATCH_SIZE} samples, got {size}"
-
-
-def _depths_in_range(value: Any, errors: list[dict]) -> str | None:
-    depth = _first_int(errors, "greater_than_equal", "less_than_equal")
-    return None if depth is None else f"a depth must lie in 1..{MAX_DEPTH}, got {shown(depth)}"
-
-
-def _number(wording: str) -> Callable[[Any, list[dict]], str | None]:
-    """A bare number out of its range (a range [low, high] is checked by the field's own validator)."""
-
-    def word(value: Any, errors: list[dict]) -> str | None:
-        return None if isinstance(value, (dict, list, BaseModel)) else f"{wording}, got {float(value)}"
-
-    return word
-
-
-def _or_pair(*, log: bool) -> Callable[[dict], None]:
-    """A `json_schema_extra` hook that adds the `[low, high]` shorthand, which `_as_float_range` reads before
-    validation (so pydantic cannot see it): each end bounded as the field's bare number is, and above 0 for a log
-    range (FloatRange's own rule)."""
-
-    def extra(schema: dict) -> None:
-        number = next(form for form in schema["anyOf"] if form.get("type") == "number")
-        ends = {key: value for key, value in number.items() if key != "type"}
-        if log:
-            ends.pop("minimum", None)
-            ends["exclusiveMinimum"] = max(ends.get("exclusiveMinimum", 0), 0)
-        pair = {"type": "array", "items": {"type": "number", **ends}, "minItems": 2, "maxItems": 2}
-        schema["anyOf"].append({**pair, "description": "a range [low, high]"})
-
-    return extra
+_Strict = ConfigDict(extra="forbid")
 
 
 def _usable_csv_path(dataset: DatasetSpec) -> DatasetSpec:
@@ -183,9 +71,9 @@ class ModelSection(BaseModel):
     residual: bool = False
     forget_bias: float = 1.0
 
-    _worded_units = field_validator("units", mode="wrap")(_worded(_layer_widths))
+    _worded_units = field_validator("units", mode="wrap")(worded(layer_widths))
 
-    _finite_bias = field_validator("forget_bias")(_finite)
+    _finite_bias = field_validator("forget_bias")(finite_number)
 
 
 class TrainSection(BaseModel):
@@ -209,7 +97,7 @@ class TrainSection(BaseModel):
     )
     seed: int = Field(0, ge=0, le=MAX_TRAIN_SEED)
 
-    _finite_values = field_validator("weight_decay", "grad_clip")(_finite)
+    _finite_values = field_validator("weight_decay", "grad_clip")(finite_number)
 
 
 class TrainConfig(BaseModel):
@@ -273,7 +161,7 @@ class UnitChoices(BaseModel):
     choices: list[Width] = Field(min_length=1, max_length=MAX_CHOICES)
     shared: bool = Field(False, description="one width for every layer of a stack")
 
-    _worded_choices = field_validator("choices", mode="wrap")(_worded(_width_choices(lengths=False)))
+    _worded_choices = field_validator("choices", mode="wrap")(worded(width_choices(lengths=False)))
 
 
 class MatchedUnits(BaseModel):
@@ -306,17 +194,17 @@ class SpaceSection(BaseModel):
     lr: FloatRange | Annotated[float, Field(gt=0, allow_inf_nan=False)] = Field(
         default_factory=lambda: FloatRange(low=1e-4, high=1e-2, log=True),
         description="the learning rate: a log-uniform range [low, high], {low, high, log} or a fixed number",
-        json_schema_extra=_or_pair(log=True),
+        json_schema_extra=or_pair(log=True),
     )
     dropout: FloatRange | Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False)] = Field(
         0.0,
         description="dropout between layers: a uniform range [low, high], {low, high} or a fixed number",
-        json_schema_extra=_or_pair(log=False),
+        json_schema_extra=or_pair(log=False),
     )
     weight_decay: FloatRange | Annotated[float, Field(ge=0, allow_inf_nan=False)] = Field(
         0.0,
         description="weight decay: a log-uniform range [low, high], {low, high, log} or a fixed number",
-        json_schema_extra=_or_pair(log=True),
+        json_schema_extra=or_pair(log=True),
     )
     batch_size: BatchSizeChoices | BatchSize | None = Field(
         None, description="batch sizes to choose from, or one (null: train.batch_size)"
@@ -332,12 +220,14 @@ class SpaceSection(BaseModel):
     def _linear_range(cls, value: Any) -> Any:
         return _as_float_range(value, log=False)
 
-    _worded_units = field_validator("units", mode="wrap")(_worded(_width_choices(lengths=True)))
-    _worded_batch_size = field_validator("batch_size", mode="wrap")(_worded(_batch_sizes))
-    _worded_lr = field_validator("lr", mode="wrap")(_worded(_number("the learning rate must be a finite number > 0")))
-    _worded_dropout = field_validator("dropout", mode="wrap")(_worded(_number("dropout must lie in [0, 1)")))
+    _worded_units = field_validator("units", mode="wrap")(worded(width_choices(lengths=True)))
+    _worded_batch_size = field_validator("batch_size", mode="wrap")(worded(batch_sizes))
+    _worded_lr = field_validator("lr", mode="wrap")(
+        worded(bare_number("the learning rate must be a finite number > 0"))
+    )
+    _worded_dropout = field_validator("dropout", mode="wrap")(worded(bare_number("dropout must lie in [0, 1)")))
     _worded_weight_decay = field_validator("weight_decay", mode="wrap")(
-        _worded(_number("weight decay must be a finite number >= 0"))
+        worded(bare_number("weight decay must be a finite number >= 0"))
     )
 
     # A range's ends are bounded here: FloatRange is shared by all three fields, so it cannot carry their bounds.
@@ -385,7 +275,7 @@ class SearchTrainSection(BaseModel):
         description="stop a trial after this many epochs without a lower validation loss (null: train every epoch)",
     )
 
-    _finite_clip = field_validator("grad_clip")(_finite)
+    _finite_clip = field_validator("grad_clip")(finite_number)
 
 
 class SamplerSection(BaseModel):
@@ -407,7 +297,7 @@ class ResourcesSection(BaseModel):
         1, ge=0, le=MAX_FAILURES, description="times a trial whose worker or node died is restarted"
     )
 
-    _finite_resources = field_validator("cpus_per_trial", "gpus_per_trial")(_finite)
+    _finite_resources = field_validator("cpus_per_trial", "gpus_per_trial")(finite_number)
 
 
 class PruningSection(BaseModel):
@@ -554,7 +444,7 @@ class SearchSpec(BaseModel):
             )
         return storage
 
-    _worded_depths = field_validator("depths", mode="wrap")(_worded(_depths_in_range))
+    _worded_depths = field_validator("depths", mode="wrap")(worded(depths_in_range))
 
     @field_validator("depths")
     @classmethod
